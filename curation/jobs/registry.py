@@ -1,0 +1,106 @@
+"""Job kinds and the context a job function runs with."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, update
+
+from curation.registry import Registry
+from curation.store.db import session_scope
+from curation.store.models import Job, utcnow
+
+#: Modules that register job kinds; the worker imports them all before running a job.
+JOB_MODULES: list[str] = [
+    "curation.importer",
+    "curation.exporter",
+]
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when a user asked to cancel it."""
+
+
+class JobContext:
+    """Handed to a job function: where to report progress and check for cancellation.
+
+    Progress writes are throttled (at most every `min_interval` seconds) so a job
+    reporting every row does not hammer the store."""
+
+    def __init__(self, engine: Engine, job_id: int, params: dict[str, Any], min_interval: float = 0.5):
+        self.engine = engine
+        self.job_id = job_id
+        self.params = params
+        self.min_interval = min_interval
+        self._last_write = 0.0
+        self._cancel_requested = False
+
+    def progress(
+        self,
+        done: int,
+        total: int | None = None,
+        message: str | None = None,
+        counters: dict[str, Any] | None = None,
+        force: bool = False,
+    ) -> None:
+        """Record progress; raises JobCancelled if a cancel was requested."""
+        now = time.monotonic()
+        if not force and now - self._last_write < self.min_interval:
+            return
+        self._last_write = now
+        values: dict[str, Any] = {"progress_done": done, "heartbeat_at": utcnow()}
+        if total is not None:
+            values["progress_total"] = total
+        if message is not None:
+            values["message"] = message
+        if counters is not None:
+            values["counters"] = counters
+        with session_scope(self.engine) as session:
+            session.execute(update(Job).where(Job.id == self.job_id).values(**values))
+            self._cancel_requested = bool(
+                session.get(Job, self.job_id, populate_existing=True).cancel_requested
+            )
+        if self._cancel_requested:
+            raise JobCancelled()
+
+    def check_cancelled(self) -> None:
+        """Poll the store for a cancel request (cheap enough for every chunk of work)."""
+        with session_scope(self.engine, write=False) as session:
+            job = session.get(Job, self.job_id)
+            if job is not None and job.cancel_requested:
+                raise JobCancelled()
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    run: Callable[[JobContext, dict[str, Any]], dict[str, Any] | None]
+    #: Called after a job failed, was cancelled or its worker died, to undo partial work.
+    cleanup: Callable[[Engine, dict[str, Any]], None] | None = None
+    describe: Callable[[dict[str, Any]], str] | None = None
+
+
+JOB_KINDS: Registry[JobKind] = Registry("job kind")
+
+
+def job_kind(
+    name: str,
+    cleanup: Callable[[Engine, dict[str, Any]], None] | None = None,
+    describe: Callable[[dict[str, Any]], str] | None = None,
+) -> Callable[[Callable], Callable]:
+    """Register a function `run(ctx, params) -> result dict` as a job kind."""
+
+    def decorate(func: Callable) -> Callable:
+        JOB_KINDS.register(name)(JobKind(name=name, run=func, cleanup=cleanup, describe=describe))
+        return func
+
+    return decorate
+
+
+def load_job_modules() -> None:
+    for module in JOB_MODULES:
+        importlib.import_module(module)

@@ -1,0 +1,332 @@
+"""Start, run, watch, cancel and resume jobs.
+
+A job row is created by `submit_job`; `start_job` also spawns a worker process
+(`python -m curation worker ID`) in its own session, so it survives a browser
+refresh or the Streamlit script being rerun. The worker heartbeats; the reaper
+marks a running job whose process is gone as failed and runs the kind's cleanup,
+so nothing is left half-done and silent.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from curation.config import PROJECT_ROOT
+from curation.jobs.registry import JOB_KINDS, JobCancelled, JobContext, load_job_modules
+from curation.store.db import session_scope
+from curation.store.models import Job, utcnow
+
+ACTIVE_STATES = ("queued", "running")
+HEARTBEAT_SECONDS = 2.0
+#: A job on another host is declared dead after this long without a heartbeat.
+STALE_AFTER = timedelta(seconds=60)
+#: A queued job that no worker picked up within this time is declared failed.
+UNCLAIMED_AFTER = timedelta(seconds=120)
+LOG_DIR = PROJECT_ROOT / "data" / "logs"
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A detached, read-only copy of a job row for display."""
+
+    id: int
+    kind: str
+    title: str
+    state: str
+    progress_done: int
+    progress_total: int | None
+    message: str
+    counters: dict[str, Any]
+    result: dict[str, Any]
+    error: str | None
+    params: dict[str, Any]
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    resumed_from: int | None
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.progress_total:
+            return None
+        return min(1.0, self.progress_done / self.progress_total)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+def _view(job: Job) -> JobView:
+    return JobView(
+        id=job.id,
+        kind=job.kind,
+        title=job.title,
+        state=job.state,
+        progress_done=job.progress_done,
+        progress_total=job.progress_total,
+        message=job.message,
+        counters=dict(job.counters or {}),
+        result=dict(job.result or {}),
+        error=job.error,
+        params=dict(job.params or {}),
+        cancel_requested=job.cancel_requested,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        resumed_from=job.resumed_from,
+    )
+
+
+def _process_start_token(pid: int) -> str | None:
+    """The kernel's start time of `pid`: tells a live worker from a recycled pid.
+    None when the process does not exist or is a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def submit_job(
+    engine: Engine,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    title: str = "",
+    created_by: str = "",
+    resumed_from: int | None = None,
+) -> int:
+    """Create a queued job row (no process yet)."""
+    load_job_modules()
+    job_kind = JOB_KINDS.get(kind)
+    if not title and job_kind.describe is not None:
+        title = job_kind.describe(params)
+    with session_scope(engine) as session:
+        job = Job(
+            kind=kind,
+            params=params,
+            title=title or kind,
+            created_by=created_by,
+            resumed_from=resumed_from,
+            state="queued",
+        )
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def start_job(
+    engine: Engine,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    title: str = "",
+    created_by: str = "",
+    resumed_from: int | None = None,
+) -> int:
+    """Create a job and spawn its worker process. Returns the job id at once."""
+    job_id = submit_job(
+        engine, kind, params, title=title, created_by=created_by, resumed_from=resumed_from
+    )
+    spawn_worker(engine, job_id)
+    return job_id
+
+
+def spawn_worker(engine: Engine, job_id: int) -> subprocess.Popen:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log = open(LOG_DIR / f"job-{job_id}.log", "ab")  # noqa: SIM115 - handed to the child
+    url = engine.url.render_as_string(hide_password=False)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "curation", "--db", url, "worker", str(job_id)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(PROJECT_ROOT),
+            env=env,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def _heartbeat(engine: Engine, job_id: int, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        try:
+            with session_scope(engine) as session:
+                session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+        except Exception:  # noqa: BLE001 - a missed heartbeat is not fatal; the next one retries
+            continue
+
+
+def _claim(engine: Engine, job_id: int) -> dict[str, Any] | None:
+    """Mark the job running by this process; None if it is not queued any more."""
+    pid = os.getpid()
+    with session_scope(engine) as session:
+        claimed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "queued")
+            .values(
+                state="running",
+                pid=pid,
+                pid_start=_process_start_token(pid),
+                host=socket.gethostname(),
+                started_at=utcnow(),
+                heartbeat_at=utcnow(),
+            )
+        ).rowcount
+        if not claimed:
+            return None
+        return dict(session.get(Job, job_id).params)
+
+
+def _finish(engine: Engine, job_id: int, **values: Any) -> None:
+    with session_scope(engine) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(finished_at=utcnow(), **values))
+
+
+def run_job(engine: Engine, job_id: int, *, echo: bool = False) -> JobView:
+    """Run a queued job in this process (the worker's body; also used by the CLI)."""
+    load_job_modules()
+    params = _claim(engine, job_id)
+    if params is None:
+        return get_job(engine, job_id)
+    with session_scope(engine, write=False) as session:
+        kind = JOB_KINDS.get(session.get(Job, job_id).kind)
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(engine, job_id, stop), daemon=True)
+    beat.start()
+    ctx = JobContext(engine, job_id, params, min_interval=0.0 if echo else 0.5)
+    try:
+        result = kind.run(ctx, params) or {}
+    except JobCancelled:
+        _cleanup(engine, kind.name, params)
+        _finish(engine, job_id, state="cancelled", message="cancelled by user")
+    except BaseException as exc:  # noqa: BLE001 - every failure must be recorded
+        _cleanup(engine, kind.name, params)
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        _finish(engine, job_id, state="failed", error=detail, message="failed")
+        if echo:
+            traceback.print_exc()
+        if not isinstance(exc, Exception):
+            raise
+    else:
+        _finish(engine, job_id, state="succeeded", result=result)
+    finally:
+        stop.set()
+    return get_job(engine, job_id)
+
+
+def _cleanup(engine: Engine, kind_name: str, params: dict[str, Any]) -> None:
+    kind = JOB_KINDS.get(kind_name)
+    if kind.cleanup is not None:
+        kind.cleanup(engine, params)
+
+
+def reap_dead_jobs(engine: Engine) -> list[int]:
+    """Mark jobs whose worker is gone as failed (with the reason) and undo their partial work."""
+    load_job_modules()
+    host = socket.gethostname()
+    now = utcnow()
+    dead: list[tuple[int, str, dict[str, Any], str]] = []
+    with session_scope(engine, write=False) as session:
+        jobs = session.scalars(select(Job).where(Job.state.in_(ACTIVE_STATES))).all()
+        for job in jobs:
+            reason = None
+            if job.state == "queued":
+                if _aware(job.created_at) < now - UNCLAIMED_AFTER:
+                    reason = "no worker picked the job up"
+            elif job.host == host and job.pid is not None:
+                if _process_start_token(job.pid) != job.pid_start:
+                    reason = f"worker process {job.pid} exited without finishing (killed or crashed)"
+            elif job.heartbeat_at is None or _aware(job.heartbeat_at) < now - STALE_AFTER:
+                reason = f"no heartbeat from worker on {job.host} since {job.heartbeat_at}"
+            if reason:
+                dead.append((job.id, job.kind, dict(job.params), reason))
+    reaped = []
+    for job_id, kind, params, reason in dead:
+        with session_scope(engine) as session:
+            changed = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES))
+                .values(state="failed", error=reason, message="failed", finished_at=utcnow())
+            ).rowcount
+        if changed:
+            _cleanup(engine, kind, params)
+            reaped.append(job_id)
+    return reaped
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+def get_job(engine: Engine, job_id: int) -> JobView:
+    with session_scope(engine, write=False) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise KeyError(f"no job {job_id}")
+        return _view(job)
+
+
+def list_jobs(engine: Engine, limit: int = 50, kind: str | None = None) -> list[JobView]:
+    reap_dead_jobs(engine)
+    with session_scope(engine, write=False) as session:
+        query = select(Job).order_by(Job.id.desc()).limit(limit)
+        if kind:
+            query = query.where(Job.kind == kind)
+        return [_view(job) for job in session.scalars(query)]
+
+
+def cancel_job(engine: Engine, job_id: int) -> None:
+    """Ask a job to stop; a queued job is cancelled at once."""
+    with session_scope(engine) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "queued")
+            .values(state="cancelled", message="cancelled before start", finished_at=utcnow())
+        )
+
+
+def resume_job(engine: Engine, job_id: int, *, created_by: str = "") -> int:
+    """Start a new job with the same kind and parameters as a failed or cancelled one.
+    Job kinds are written so that a rerun only does what is missing."""
+    old = get_job(engine, job_id)
+    if old.active:
+        raise ValueError(f"job {job_id} is still {old.state}")
+    return start_job(
+        engine, old.kind, old.params, title=old.title, created_by=created_by, resumed_from=job_id
+    )
+
+
+def wait_for_job(engine: Engine, job_id: int, timeout: float = 600.0, poll: float = 0.2) -> JobView:
+    """Block until the job is no longer active (for the CLI and tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reap_dead_jobs(engine)
+        job = get_job(engine, job_id)
+        if not job.active:
+            return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {job.state} after {timeout:.0f}s")
+        time.sleep(poll)

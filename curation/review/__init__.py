@@ -1,0 +1,1 @@
+"""Human review: append-only decisions, undo, queues and statistics."""
