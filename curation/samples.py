@@ -197,6 +197,11 @@ def query_samples(
     return rows, total
 
 
+def count_samples(engine: Engine, filters: SampleFilter) -> int:
+    with session_scope(engine, write=False) as session:
+        return session.scalar(_apply_filter(select(func.count(Sample.id)), filters)) or 0
+
+
 def get_sample(engine: Engine, sample_id: int) -> SampleDetail:
     """A sample with its verdicts, review history (oldest first) and diversity marks."""
     with session_scope(engine, write=False) as session:

@@ -1,0 +1,134 @@
+"""Shared page helpers: cached engine, sidebar, job progress, safe rendering.
+
+Pages stay thin: widgets and plots here and in each page, every decision and
+query in `curation`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import streamlit as st
+
+from curation.config import database_url, redact_url
+from curation.jobs import JobView, cancel_job, get_job, resume_job
+from curation.safety import neutralise_markdown
+
+STATE_ICONS = {
+    "queued": ":material/schedule:",
+    "running": ":material/autorenew:",
+    "succeeded": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/cancel:",
+}
+
+
+@st.cache_resource(show_spinner="Opening the workspace…")
+def _engine_for(url: str):  # noqa: ANN202 - returns a SQLAlchemy Engine
+    from curation.store import open_store
+
+    return open_store(url)
+
+
+def engine():  # noqa: ANN201 - returns a SQLAlchemy Engine
+    """The workspace engine (one per process, thread-safe, migrated)."""
+    return _engine_for(database_url())
+
+
+def reviewer() -> str:
+    """The reviewer name from the sidebar (or the signed-in user)."""
+    return (st.session_state.get("reviewer_name") or "").strip()
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        st.caption("Workspace")
+        st.code(redact_url(database_url()), language=None, wrap_lines=True)
+        user = getattr(st, "user", None)
+        signed_in = bool(user is not None and getattr(user, "is_logged_in", False))
+        if signed_in and not st.session_state.get("reviewer_name"):
+            st.session_state["reviewer_name"] = user.get("email") or user.get("name") or ""
+        st.text_input(
+            "Reviewer name",
+            key="reviewer_name",
+            placeholder="e.g. ada",
+            help="Recorded with every decision you make. Required to accept or reject.",
+        )
+
+
+def require_reviewer() -> str | None:
+    name = reviewer()
+    if not name:
+        st.info("Enter your reviewer name in the sidebar to record decisions.", icon=":material/badge:")
+        return None
+    return name
+
+
+def show_untrusted(text: str, *, markdown: bool = False, language: str | None = None, height: int | None = None) -> None:
+    """Show model-written or user-supplied text. Never raw HTML; images are never fetched."""
+    if not text:
+        st.caption("(empty)")
+        return
+    if markdown:
+        st.markdown(neutralise_markdown(text))
+    else:
+        st.code(text, language=language, wrap_lines=True, height=height)
+
+
+def show_json(value: Any) -> None:
+    st.code(json.dumps(value, indent=2, ensure_ascii=False, default=str), language="json", wrap_lines=True)
+
+
+def _job_summary(job: JobView) -> str:
+    if job.progress_total:
+        return f"{job.progress_done:,} / {job.progress_total:,}"
+    return f"{job.progress_done:,}" if job.progress_done else ""
+
+
+def job_status(job_id: int, *, key: str) -> None:
+    """Live status of one job: a fragment that refreshes itself while the job runs."""
+
+    @st.fragment(run_every=1.0)
+    def _panel() -> None:
+        from curation.jobs import reap_dead_jobs
+
+        eng = engine()
+        reap_dead_jobs(eng)
+        try:
+            job = get_job(eng, job_id)
+        except KeyError:
+            st.warning(f"Job {job_id} no longer exists.")
+            return
+        previous = st.session_state.get(f"{key}_state")
+        st.session_state[f"{key}_state"] = job.state
+        if previous in ("queued", "running") and not job.active:
+            st.rerun()
+        label = f"{job.title} — {job.state}"
+        if job.state in ("queued", "running"):
+            with st.status(label, state="running", expanded=True):
+                st.progress(job.fraction or 0.0, text=f"{job.message or 'working…'}  {_job_summary(job)}")
+                if job.counters:
+                    st.caption(" · ".join(f"{k}: {v}" for k, v in job.counters.items() if not isinstance(v, dict)))
+                if st.button("Cancel", key=f"{key}_cancel", icon=":material/stop:", disabled=job.cancel_requested):
+                    cancel_job(eng, job_id)
+                    st.rerun(scope="fragment")
+        elif job.state == "succeeded":
+            with st.status(label, state="complete", expanded=False):
+                show_json(job.result)
+        else:
+            with st.status(label, state="error", expanded=True):
+                if job.error:
+                    st.error(job.error, icon=":material/error:")
+                else:
+                    st.write(job.message)
+                if st.button("Resume", key=f"{key}_resume", icon=":material/replay:"):
+                    new_id = resume_job(eng, job_id, created_by=reviewer())
+                    st.session_state[key] = new_id
+                    st.rerun()
+
+    _panel()
+
+
+def page_header(title: str, subtitle: str) -> None:
+    st.title(title)
+    st.caption(subtitle)

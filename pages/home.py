@@ -1,0 +1,80 @@
+"""Overview: what is in the workspace and where to go next."""
+
+import pandas as pd
+import streamlit as st
+
+from curation.jobs import list_jobs
+from curation.samples import list_batches
+from pages.common import engine, page_header
+
+page_header(
+    "Assay",
+    "Curate synthetic training data: generate with a teacher, verify every sample, "
+    "watch diversity against real data, spot-check by hand, export a mixed dataset.",
+)
+
+eng = engine()
+batches = list_batches(eng)
+synthetic = [b for b in batches if b.origin == "synthetic"]
+real = [b for b in batches if b.origin == "real"]
+
+cols = st.columns(4)
+cols[0].metric("Synthetic samples", f"{sum(b.samples for b in synthetic):,}", f"{len(synthetic)} batches", delta_color="off")
+cols[1].metric("Accepted", f"{sum(b.accepted for b in synthetic):,}")
+cols[2].metric("Rejected", f"{sum(b.rejected for b in synthetic):,}")
+cols[3].metric("Real reference rows", f"{sum(b.samples for b in real):,}", f"{len(real)} sets", delta_color="off")
+
+st.subheader("Batches")
+if not batches:
+    st.info("The workspace is empty. Import a file to start, or run `python -m curation demo`.", icon=":material/info:")
+    st.page_link("pages/import_data.py", label="Import data", icon=":material/upload_file:")
+else:
+    frame = pd.DataFrame(
+        [
+            {
+                "batch": b.name,
+                "kind": {"synthetic": "synthetic", "real": "real (reference)", "eval": "evaluation set"}[b.origin],
+                "family": b.family or "mixed",
+                "source": b.source,
+                "samples": b.samples,
+                "verified pass": b.passed,
+                "verified fail": b.failed,
+                "accepted": b.accepted,
+                "rejected": b.rejected,
+                "undecided": b.undecided,
+                "reviewed": (b.samples - b.undecided) / b.samples if b.samples else 0.0,
+                "created": b.created_at,
+            }
+            for b in batches
+        ]
+    )
+    st.dataframe(
+        frame,
+        hide_index=True,
+        column_config={
+            "reviewed": st.column_config.ProgressColumn("reviewed", format="percent", min_value=0, max_value=1),
+            "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+        },
+    )
+
+st.subheader("How Assay keeps synthetic data honest")
+steps = st.columns(3)
+steps[0].markdown(
+    "**1 · Good teacher, checked output**  \nEvery sample is checked by a verifier "
+    "(math answers, code in a sandbox, instruction constraints) before a human sees it."
+)
+steps[1].markdown(
+    "**2 · Diversity against real data**  \nDuplicates, copies of the reference set and "
+    "narrowing distributions are flagged, never silently dropped."
+)
+steps[2].markdown(
+    "**3 · Real data stays in the mix**  \nExports accumulate the real reference set with "
+    "accepted synthetic samples, with provenance on every row."
+)
+
+active = [job for job in list_jobs(eng, limit=20) if job.active]
+if active:
+    st.subheader("Running jobs")
+    for job in active:
+        st.progress(job.fraction or 0.0, text=f"{job.title}: {job.message}")
+    st.page_link("pages/jobs.py", label="All jobs", icon=":material/pending_actions:")

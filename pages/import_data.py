@@ -1,0 +1,66 @@
+"""Import a batch, a reference set or an evaluation set from JSONL, CSV or Parquet."""
+
+import uuid
+from pathlib import Path
+
+import streamlit as st
+
+from curation.config import DATA_DIR
+from curation.jobs import start_job
+from pages.common import engine, job_status, page_header, reviewer
+
+UPLOAD_DIR = DATA_DIR / "uploads"
+KINDS = {
+    "Synthetic batch (candidates to curate)": "synthetic",
+    "Reference set (real human data)": "real",
+    "Evaluation set (for decontamination)": "eval",
+}
+
+page_header(
+    "Import",
+    "One record per line: family, prompt, response, optional reference and metadata. "
+    "Imports are all or nothing: a bad line stops the import and changes nothing.",
+)
+
+with st.expander("File format", icon=":material/description:"):
+    st.markdown(
+        """
+`{"id": "q1", "family": "math", "prompt": "...", "response": "...", "reference": {"answer": "42"}, "metadata": {}}`
+
+- **family** — `math`, `code`, `instruction` or `open`
+- **reference** by family — math `{"answer": str}`; code `{"tests": str, "entry_point": str}`
+  (HumanEval `check(candidate)`) or `{"tests": str}` of plain `assert` lines;
+  instruction `{"instruction_id_list": [...], "kwargs": [...]}` (IFEval's format)
+- CSV and Parquet use the same columns, nested fields as JSON strings.
+"""
+    )
+
+with st.form("import_form", clear_on_submit=False):
+    upload = st.file_uploader("File", type=["jsonl", "ndjson", "json", "csv", "parquet"])
+    kind_label = st.radio("Kind of data", list(KINDS), horizontal=True)
+    default_name = Path(upload.name).stem if upload else ""
+    batch_name = st.text_input("Batch name", placeholder=default_name or "e.g. math-gen-2026-11")
+    submitted = st.form_submit_button("Import", type="primary", icon=":material/upload:")
+
+if submitted:
+    if upload is None:
+        st.error("Choose a file to import.")
+    else:
+        name = (batch_name or Path(upload.name).stem).strip()
+        UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+        safe_name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(upload.name).name)
+        target = UPLOAD_DIR / f"{uuid.uuid4().hex[:12]}-{safe_name}"
+        target.write_bytes(upload.getbuffer())
+        job_id = start_job(
+            engine(),
+            "import",
+            {"path": str(target), "batch": name, "origin": KINDS[kind_label]},
+            created_by=reviewer(),
+        )
+        st.session_state["import_job"] = job_id
+
+if "import_job" in st.session_state:
+    st.subheader("Progress")
+    job_status(st.session_state["import_job"], key="import_job")
+    if st.session_state.get("import_job_state") == "succeeded":
+        st.page_link("pages/samples.py", label="Browse the samples", icon=":material/table_rows:")
