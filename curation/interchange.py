@@ -157,8 +157,10 @@ def record_from_dict(
         _check_string(record_id, "id", line, unit)
         if len(record_id) > 200:
             raise _Bad(line, "id", "longer than 200 characters", unit)
-    reference = obj.get("reference") or {}
-    metadata = obj.get("metadata") or {}
+    reference = obj.get("reference")
+    metadata = obj.get("metadata")
+    reference = {} if reference is None else reference
+    metadata = {} if metadata is None else metadata
     for key, value in (("reference", reference), ("metadata", metadata)):
         if not isinstance(value, dict):
             raise _Bad(line, key, f"expected an object, got {_type_name(value)}", unit)

@@ -49,7 +49,8 @@ class JobContext:
     ) -> None:
         """Record progress; raises JobCancelled if a cancel was requested."""
         now = time.monotonic()
-        if not force and now - self._last_write < self.min_interval:
+        final = total is not None and done >= total
+        if not (force or final) and now - self._last_write < self.min_interval:
             return
         self._last_write = now
         values: dict[str, Any] = {"progress_done": done, "heartbeat_at": utcnow()}

@@ -44,7 +44,9 @@ def record_decision(
     if not reviewer:
         raise ValueError("a reviewer name is required to record a decision")
     with session_scope(engine) as session:
-        if session.get(Sample, sample_id) is None:
+        # Lock the sample row so concurrent events on it commit in id order (PostgreSQL;
+        # SQLite's BEGIN IMMEDIATE already serialises writers).
+        if session.get(Sample, sample_id, with_for_update=True) is None:
             raise KeyError(f"no sample {sample_id}")
         event = Decision(
             sample_id=sample_id,
@@ -82,6 +84,7 @@ def undo_last(engine: Engine, reviewer: str, sample_id: int | None = None) -> in
         target = session.scalar(query.where(Decision.id.not_in(undone_ids)).order_by(Decision.id.desc()).limit(1))
         if target is None:
             return None
+        session.get(Sample, target.sample_id, with_for_update=True)
         before = session.scalar(
             select(Decision.action)
             .where(Decision.sample_id == target.sample_id, Decision.id < target.id)

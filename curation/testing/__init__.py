@@ -1,0 +1,1 @@
+"""Test helpers that are real components (servers, fixtures data), not mocks."""

@@ -1,0 +1,54 @@
+"""The CLI runs the same library functions, in a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from curation.config import PROJECT_ROOT
+from tests.conftest import write_jsonl
+
+
+def cli(*args: str, db: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "curation", "--db", db, *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
+
+
+def test_help_lists_the_commands(store_url):
+    result = cli("--help", db=store_url)
+    assert result.returncode == 0
+    for command in ("import", "export", "jobs"):
+        assert command in result.stdout
+
+
+def test_import_then_export_round_trip(store_url, records_file, tmp_path):
+    assert cli("import", str(records_file(6)), "--batch", "b", db=store_url).returncode == 0
+    from curation.review.decisions import record_decision
+    from curation.samples import SampleFilter, query_samples
+    from curation.store import open_store
+
+    engine = open_store(store_url)
+    rows, _ = query_samples(engine, SampleFilter())
+    for row in rows[:2]:
+        record_decision(engine, row.id, "ada", "accept")
+    out = tmp_path / "accepted.jsonl"
+    result = cli("export", "--out", str(out), db=store_url)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["provenance"]["sample_id"] for line in lines] == [rows[0].id, rows[1].id]
+    assert (tmp_path / "accepted.manifest.json").exists()
+
+
+def test_bad_import_exits_nonzero_naming_line_and_field(store_url, tmp_path):
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"family": "math", "prompt": "p", "response": "r"}, {"family": "math"}])
+    result = cli("import", str(path), "--batch", "b", db=store_url)
+    assert result.returncode == 1
+    assert "line 2, field 'prompt': missing" in result.stderr
+    jobs = cli("jobs", db=store_url)
+    assert jobs.returncode == 0
