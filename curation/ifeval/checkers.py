@@ -63,6 +63,12 @@ INSTRUCTION_IDS: tuple[str, ...] = (
 Outcome = tuple[bool, str]
 
 
+def _show(value: Any) -> str:
+    """``repr`` of a bad argument, shortened for a verdict's reason."""
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
 class InstructionError(ValueError):
     """An instruction that cannot be checked: unknown id or malformed arguments."""
 
@@ -118,13 +124,13 @@ class Checker:
     def _int(self, name: str, minimum: int = 0) -> int:
         value = self._get(name)
         if isinstance(value, bool):
-            raise self._error(name, f"must be an integer, got {value!r}")
+            raise self._error(name, f"must be an integer, got {_show(value)}")
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        elif isinstance(value, str) and value.strip().isdigit():
+        elif isinstance(value, str) and value.strip().isdecimal():
             value = int(value.strip())
         if not isinstance(value, int):
-            raise self._error(name, f"must be an integer, got {value!r}")
+            raise self._error(name, f"must be an integer, got {_show(value)}")
         if value < minimum:
             raise self._error(name, f"must be at least {minimum}, got {value}")
         return value
@@ -132,21 +138,21 @@ class Checker:
     def _relation(self, name: str) -> str:
         value = self._get(name)
         if value not in RELATIONS:
-            raise self._error(name, f"must be 'less than' or 'at least', got {value!r}")
+            raise self._error(name, f"must be 'less than' or 'at least', got {_show(value)}")
         return value
 
-    def _text(self, name: str, strip: bool = True) -> str:
+    def _text(self, name: str) -> str:
         value = self._get(name)
         if not isinstance(value, str) or not value.strip():
-            raise self._error(name, f"must be a non-empty string, got {value!r}")
-        return value.strip() if strip else value
+            raise self._error(name, f"must be a non-empty string, got {_show(value)}")
+        return value.strip()
 
     def _text_list(self, name: str) -> tuple[str, ...]:
         value = self._get(name)
         if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
-            raise self._error(name, f"must be a non-empty list of strings, got {value!r}")
+            raise self._error(name, f"must be a non-empty list of strings, got {_show(value)}")
         if not all(isinstance(v, str) and v.strip() for v in value):
-            raise self._error(name, f"must contain only non-empty strings, got {value!r}")
+            raise self._error(name, f"must contain only non-empty strings, got {_show(value)}")
         return tuple(v.strip() for v in value)
 
 
@@ -181,10 +187,11 @@ def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     "Whole word" means not preceded or followed by a word character, so it also
     works for phrases that start or end with punctuation ("C++", "U.S."). Runs
     of whitespace inside the phrase match any whitespace (a line break inside
-    "Mona Lisa" still counts).
+    "Mona Lisa" still counts). Word characters include Indic vowel signs, so
+    "क" is not found inside "की".
     """
     body = r"\s+".join(re.escape(part) for part in phrase.split())
-    return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
+    return re.compile(f"(?<![{text.WORD_CHARS}]){body}(?![{text.WORD_CHARS}])", re.IGNORECASE)
 
 
 # -- keywords ---------------------------------------------------------------------------
@@ -479,12 +486,25 @@ class NthParagraphFirstWord(Checker):
 
 # -- detectable content -----------------------------------------------------------------
 
-_PLACEHOLDER_RE = re.compile(r"\[.*?\]")
+
+def count_placeholders(response: str) -> int:
+    r"""How many times the reference's ``re.findall(r"\[.*?\]")`` matches, in
+    linear time (the regex is quadratic on a long line of "[")."""
+    count = 0
+    for line in response.split("\n"):
+        pos = 0
+        while (start := line.find("[", pos)) >= 0 and (end := line.find("]", start + 1)) >= 0:
+            count += 1
+            pos = end + 1
+    return count
 
 
 @_register
 class NumberPlaceholders(Checker):
-    """At least N square-bracket placeholders like ``[address]`` (as the reference)."""
+    """At least N square-bracket placeholders like ``[address]`` (as the reference).
+
+    Empty brackets and markdown link texts count too, as in the reference.
+    """
 
     instruction_id = "detectable_content:number_placeholders"
     arg_names = ("num_placeholders",)
@@ -493,7 +513,7 @@ class NumberPlaceholders(Checker):
         self.num_placeholders = self._int("num_placeholders")
 
     def check(self, response: str) -> Outcome:
-        count = len(_PLACEHOLDER_RE.findall(response))
+        count = count_placeholders(response)
         return count >= self.num_placeholders, _count_note(
             "placeholder(s)", count, "at least", self.num_placeholders
         )
@@ -530,8 +550,11 @@ class Postscript(Checker):
 
 # -- detectable format ------------------------------------------------------------------
 
-_STAR_BULLET_RE = re.compile(r"^\s*\*[^\*].*$", re.MULTILINE)
-_DASH_BULLET_RE = re.compile(r"^\s*-.*$", re.MULTILINE)
+# The reference's patterns are ``^\s*\*[^\*].*$`` and ``^\s*-.*$``; its ``\s*`` can run
+# across blank lines, which counts the same bullets but is quadratic on a long run of
+# newlines, so ours stop at the line end.
+_STAR_BULLET_RE = re.compile(r"^[^\S\n]*\*[^\*].*$", re.MULTILINE)
+_DASH_BULLET_RE = re.compile(r"^[^\S\n]*-.*$", re.MULTILINE)
 _DASH_RULE_RE = re.compile(r"^\s*-{3,}\s*$")
 
 
@@ -638,12 +661,26 @@ class JsonFormat(Checker):
         )
         try:
             json.loads(value)
-        except ValueError as exc:
-            return False, f"not valid JSON: {exc}"
+        except (ValueError, RecursionError) as exc:
+            return False, f"not valid JSON: {type(exc).__name__}: {exc}"
         return True, "valid JSON"
 
 
-_TITLE_RE = re.compile(r"<<[^\n]+>>")
+def find_titles(response: str) -> list[str]:
+    r"""What the reference's ``re.findall(r"<<[^\n]+>>")`` finds, in linear time.
+
+    Per line, the greedy pattern matches at most once: from the first "<<" to
+    the last ">>" at least one character later. (The regex itself is quadratic
+    on a long line of "<".)
+    """
+    titles = []
+    for line in response.split("\n"):
+        start = line.find("<<")
+        if start >= 0:
+            end = line.rfind(">>")
+            if end >= start + 3:
+                titles.append(line[start : end + 2])
+    return titles
 
 
 @_register
@@ -653,7 +690,7 @@ class Title(Checker):
     instruction_id = "detectable_format:title"
 
     def check(self, response: str) -> Outcome:
-        for title in _TITLE_RE.findall(response):
+        for title in find_titles(response):
             if title.lstrip("<").rstrip(">").strip():
                 return True, f"title {title!r}"
         return False, "no <<title>> found"
@@ -753,7 +790,7 @@ class CapitalWordFrequency(Checker):
     A word is all-capital when ``str.isupper()`` holds, as in the reference, so
     "I", "A" and "COVID-19" count. DIFFERS: tokens come from our own tokenizer
     (hyphenated and dotted words like "STATE-OF-THE-ART" and "U.S." stay whole,
-    as with NLTK; contractions stay whole, unlike NLTK's "DON" + "'T").
+    as with NLTK; contractions stay whole, unlike NLTK's "DO" + "N'T").
     """
 
     instruction_id = "change_case:capital_word_frequency"

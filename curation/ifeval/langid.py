@@ -206,7 +206,7 @@ LANGUAGE_SCRIPTS: dict[str, str] = {
 SUPPORTED_LANGUAGES: frozenset[str] = frozenset(LANGUAGE_SCRIPTS)
 
 _NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
-_ASCII_LETTER_RE = re.compile(r"[A-Za-z]")
+_ASCII_NON_LETTERS = bytes(b for b in range(128) if not chr(b).isalpha())
 # Tokens for function-word lookup: runs of anything but whitespace, digits and punctuation
 # (so combining vowel signs stay inside Devanagari/Arabic words).
 _TOKEN_RE = re.compile(
@@ -247,7 +247,8 @@ def identify(text: str) -> LanguageGuess:
             script_counts["cjk" if script in ("han", "kana") else script] += n
             if script == "kana":
                 script_counts["kana"] += n
-    ascii_letters = len(_ASCII_LETTER_RE.findall(text))
+    # bytes.translate with a delete table counts ASCII letters without a Python-level loop.
+    ascii_letters = len(text.encode("ascii", "ignore").translate(None, _ASCII_NON_LETTERS))
     if ascii_letters:
         script_counts["latin"] += ascii_letters
     script_counts_no_kana = {k: v for k, v in script_counts.items() if k != "kana"}
@@ -268,11 +269,11 @@ def _best_in_script(text: str, script: str, non_ascii: Counter[str]) -> str | No
     weights = _WORD_WEIGHTS[script]
     scores: dict[str, float] = {}
     lowered = text.lower()
-    for token in _TOKEN_RE.findall(lowered):
-        hit = weights.get(token)
-        if hit:
-            for lang, w in hit.items():
-                scores[lang] = scores.get(lang, 0.0) + w
+    tokens = Counter(_TOKEN_RE.findall(lowered))
+    for token in tokens.keys() & weights.keys():
+        n = tokens[token]
+        for lang, w in weights[token].items():
+            scores[lang] = scores.get(lang, 0.0) + w * n
     for hint_script, pattern, languages in _FRAGMENT_HINTS:
         if hint_script == script:
             n = len(pattern.findall(lowered))
