@@ -1,0 +1,12 @@
+"""Generation: candidate batches from a teacher (an OpenAI-compatible endpoint or the
+offline simulated teacher), robust at scale, resumable, cached and accounted.
+
+Entry points (import from the submodules; this package stays light):
+
+- `curation.generation.params.GenerationParams`: the job parameters.
+- `curation.generation.job.run_generation(engine, params, api_key=None)`: run in-process.
+- job kind "generate" (`curation.generation.job`), started with `curation.jobs.start_job`.
+- `curation.generation.demo.create_demo_batches(engine)`: the simulated demo batches.
+- `curation.generation.templates`: prompt templates, `render_preview`.
+- `curation.generation.teacher_models(config, api_key=None)`: "test connection".
+"""

@@ -1,0 +1,351 @@
+"""The async engine: many teacher calls in flight, each retried until it succeeds or
+fails for good, results streamed to the writer, live accounting.
+
+A pool of worker coroutines (twice the concurrency, so calls sleeping in backoff
+do not starve the endpoint) takes calls from a queue. Every HTTP attempt holds a
+slot of the adaptive limiter. 429s lower the limit and pause for Retry-After;
+5xx, timeouts, dropped connections and malformed answers are retried with
+exponential backoff and jitter; every outcome but a 429 enters the error window,
+which stops the run with a reason when too many recent requests fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from curation.generation.build import build_slots, failed_slots
+from curation.generation.limiter import AdaptiveLimiter, ErrorWindow, backoff_delay
+from curation.generation.persist import WriteBatch, Writer, percentile
+from curation.generation.plan import PlanItem
+from curation.teachers.base import ChatRequest, Completion, Teacher, TeacherError
+
+RESERVOIR = 20_000
+
+
+class GenerationStopped(Exception):
+    """The run stopped itself (error-rate breaker, store failure); the message says why."""
+
+
+@dataclass
+class Call:
+    item: PlanItem
+    candidates: list[int]
+    key: str | None = None
+    cached: dict[str, Any] | None = None
+
+
+@dataclass
+class RunStats:
+    """Counters of the current run (the base_* fields carry earlier runs of the batch)."""
+
+    total_slots: int = 0
+    base_ok: int = 0
+    base_prompt_tokens: int = 0
+    base_completion_tokens: int = 0
+    base_cost: float = 0.0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    retrying_now: int = 0
+    slots_ok: int = 0
+    slots_failed: int = 0
+    slots_cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
+    errors: Counter = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    latency_count: int = 0
+    started: float = field(default_factory=time.monotonic)
+    history: deque = field(default_factory=lambda: deque(maxlen=30))
+
+    def add_latency(self, value: float, rng: random.Random) -> None:
+        self.latency_count += 1
+        if len(self.latencies) < RESERVOIR:
+            self.latencies.append(value)
+        else:
+            index = rng.randrange(self.latency_count)
+            if index < RESERVOIR:
+                self.latencies[index] = value
+
+
+def cache_key(teacher: Teacher, request: ChatRequest) -> str:
+    """Endpoint, model, messages and sampling parameters (never the API key)."""
+    payload = {
+        "endpoint": teacher.endpoint(),
+        "model": teacher.config.model,
+        "messages": request.messages,
+        "n": request.n,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_tokens": request.max_tokens,
+        "max_tokens_param": teacher.config.max_tokens_param,
+        "seed": request.seed,
+        "candidates": request.candidates,
+        "teacher": teacher.cache_identity(request),
+    }
+    encoded = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def make_request(teacher: Teacher, item: PlanItem, candidates: list[int]) -> ChatRequest:
+    config = teacher.config
+    seed = config.seed
+    if seed is not None and len(candidates) == 1 and candidates[0]:
+        seed = seed + candidates[0]
+    return ChatRequest(
+        messages=item.messages,
+        n=len(candidates),
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_tokens=config.max_tokens,
+        seed=seed,
+        candidates=list(candidates),
+        context=item.context(),
+    )
+
+
+class GenerationEngine:
+    def __init__(
+        self,
+        teacher: Teacher,
+        writer: Writer,
+        stats: RunStats,
+        *,
+        prices: dict[str, float] | None = None,
+        error_window: ErrorWindow | None = None,
+        teacher_info: dict[str, Any] | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        tick_seconds: float = 1.0,
+        extra_meta: Callable[[PlanItem], dict[str, Any]] | None = None,
+    ) -> None:
+        self.teacher = teacher
+        self.config = teacher.config
+        self.writer = writer
+        self.stats = stats
+        self.prices = prices or {}
+        self.window = error_window or ErrorWindow()
+        self.teacher_info = teacher_info or {}
+        self.progress = progress
+        self.tick_seconds = tick_seconds
+        self.extra_meta = extra_meta
+        self.limiter = AdaptiveLimiter(self.config.concurrency)
+        self.stop_reason: str | None = None
+        self.cancelled = False
+        self._stop = asyncio.Event()
+        self._rng = random.Random(0)
+        self._queue: deque[Call] = deque()
+        self._max_rate_limited = max(20, self.config.max_retries * 10)
+
+    # -- accounting --
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (
+            prompt_tokens * float(self.prices.get("prompt_per_million", 0.0))
+            + completion_tokens * float(self.prices.get("completion_per_million", 0.0))
+        ) / 1_000_000
+
+    def counters(self) -> dict[str, Any]:
+        stats = self.stats
+        latencies = sorted(stats.latencies)
+        done = stats.base_ok + stats.slots_ok
+        finished = done + stats.slots_failed
+        now = time.monotonic()
+        stats.history.append((now, finished))
+        eta = None
+        if len(stats.history) >= 2:
+            (t0, d0), (t1, d1) = stats.history[0], stats.history[-1]
+            if d1 > d0 and t1 > t0:
+                eta = round((stats.total_slots - finished) / ((d1 - d0) / (t1 - t0)), 1)
+        return {
+            "teacher": self.teacher_info.get("teacher"),
+            "slots": stats.total_slots,
+            "done": done,
+            "failed": stats.slots_failed,
+            "pending": max(0, stats.total_slots - finished),
+            "retrying": stats.retrying_now,
+            "retries": stats.retries,
+            "rate_limited": stats.rate_limited,
+            "cached": stats.slots_cached,
+            "requests": stats.requests,
+            "in_flight": self.limiter.in_flight,
+            "concurrency": self.limiter.current,
+            "prompt_tokens": stats.base_prompt_tokens + stats.prompt_tokens + stats.cached_prompt_tokens,
+            "completion_tokens": stats.base_completion_tokens + stats.completion_tokens + stats.cached_completion_tokens,
+            "cost": round(stats.base_cost + self.cost(stats.prompt_tokens, stats.completion_tokens), 6),
+            "latency_ms": {q: percentile(latencies, p) for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))},
+            "failures": dict(stats.errors),
+            "truncated": self.writer.truncated,
+            "parse_errors": self.writer.parse_errors,
+            "elapsed_seconds": round(now - stats.started, 1),
+            "eta_seconds": eta,
+        }
+
+    # -- running --
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop.set()
+
+    async def run(self, calls: list[Call]) -> None:
+        """Process `calls` until done or stopped (then `stop_reason` / `cancelled` say why)."""
+        if not calls:
+            return
+        self._queue.extend(calls)
+        workers = [
+            asyncio.create_task(self._worker())
+            for _ in range(min(len(calls), max(self.config.concurrency * 2, self.config.concurrency + 4)))
+        ]
+        ticker = asyncio.create_task(self._ticker())
+        stopper = asyncio.create_task(self._stop.wait())
+        try:
+            pending = set(workers)
+            while pending and not self._stop.is_set():
+                done, pending = await asyncio.wait(pending | {stopper}, return_when=asyncio.FIRST_COMPLETED)
+                pending.discard(stopper)
+                for task in done:
+                    if task is not stopper and task.exception() is not None:
+                        raise task.exception()
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            ticker.cancel()
+            stopper.cancel()
+            await asyncio.gather(ticker, stopper, return_exceptions=True)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            if self.writer.error is not None:
+                self.stop(f"stopped: writing to the store failed: {type(self.writer.error).__name__}: {self.writer.error}")
+                return
+            if self.progress is not None:
+                try:
+                    await asyncio.to_thread(self.progress, self.counters())
+                except Exception as exc:  # noqa: BLE001 - JobCancelled and friends stop the run
+                    if type(exc).__name__ == "JobCancelled":
+                        self.cancelled = True
+                        self.stop("cancelled by user")
+                        return
+                    raise
+
+    async def _worker(self) -> None:
+        while self._queue and not self._stop.is_set():
+            call = self._queue.popleft()
+            await self._process(call)
+
+    def _emit_success(self, call: Call, completion: Completion, *, cached: bool, attempts: int,
+                      latency_ms: float | None, last_error: str | None) -> None:
+        count = len(call.candidates)
+        self.stats.slots_ok += count
+        if cached:
+            self.stats.slots_cached += count
+            self.stats.cached_prompt_tokens += completion.prompt_tokens
+            self.stats.cached_completion_tokens += completion.completion_tokens
+        else:
+            self.stats.prompt_tokens += completion.prompt_tokens
+            self.stats.completion_tokens += completion.completion_tokens
+        build = partial(
+            build_slots,
+            call.item,
+            call.candidates,
+            completion,
+            teacher_info=self.teacher_info,
+            cached=cached,
+            attempts=attempts,
+            latency_ms=latency_ms,
+            last_error_kind=last_error,
+            extra_meta=self.extra_meta(call.item) if self.extra_meta else None,
+        )
+        cache_entry = None if cached or call.key is None else (call.key, completion.to_payload())
+        self.writer.put(WriteBatch(slots=[], cache=cache_entry, build=build))
+
+    async def _process(self, call: Call) -> None:
+        if call.cached is not None:
+            completion = Completion.from_payload(call.cached)
+            if len(completion.choices) >= len(call.candidates):
+                self._emit_success(call, completion, cached=True, attempts=0, latency_ms=None, last_error=None)
+                return
+        request = make_request(self.teacher, call.item, call.candidates)
+        attempts = 0
+        failures = 0
+        rate_limited = 0
+        last_error: str | None = None
+        safety = self.config.timeout * 2 + 10
+        while not self._stop.is_set():
+            epoch = await self.limiter.acquire()
+            started = time.perf_counter()
+            error: TeacherError | None = None
+            try:
+                async with asyncio.timeout(safety):
+                    completion = await self.teacher.complete(request)
+            except TeacherError as exc:
+                error = exc
+            except TimeoutError:
+                error = TeacherError("timeout", f"no response within {safety:g}s", retryable=True)
+            except asyncio.CancelledError:
+                self.limiter.release()
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bug or an unmapped library error: this call fails
+                error = TeacherError("unexpected", self.teacher.scrub(f"{type(exc).__name__}: {exc}")[:500])
+            self.limiter.release()
+            self.stats.requests += 1
+            if error is None:
+                if len(completion.choices) < len(call.candidates):
+                    error = TeacherError("malformed", "fewer choices than requested", retryable=True)
+                else:
+                    latency_ms = (time.perf_counter() - started) * 1000
+                    self.limiter.on_success()
+                    self.stats.add_latency(latency_ms, self._rng)
+                    self.window.record(None)
+                    self._emit_success(call, completion, cached=False, attempts=attempts + 1,
+                                       latency_ms=round(latency_ms, 2), last_error=last_error)
+                    return
+            attempts += 1
+            last_error = error.kind
+            self.stats.errors[error.kind] += 1
+            if error.kind == "rate_limit":
+                self.stats.rate_limited += 1
+                rate_limited += 1
+                self.limiter.on_rate_limit(epoch, error.retry_after)
+                if rate_limited <= self._max_rate_limited:
+                    delay = error.retry_after if error.retry_after is not None else backoff_delay(rate_limited, rng=self._rng)
+                    await self._sleep(delay * self._rng.uniform(1.0, 1.2))
+                    continue
+            else:
+                failures += 1
+                if self.window.record(error.kind, str(error)):
+                    self.stop(
+                        self.window.reason(
+                            env=self.config.api_key_env, model=self.config.model,
+                            base_url=self.teacher.endpoint(), timeout=self.config.timeout,
+                        )
+                    )
+                if error.retryable and failures <= self.config.max_retries and not self._stop.is_set():
+                    await self._sleep(backoff_delay(failures, rng=self._rng))
+                    continue
+            if self._stop.is_set() and error.retryable:
+                return
+            self.stats.slots_failed += len(call.candidates)
+            self.writer.put(WriteBatch(slots=failed_slots(call.item, call.candidates, error, attempts)))
+            return
+
+    async def _sleep(self, seconds: float) -> None:
+        self.stats.retries += 1
+        self.stats.retrying_now += 1
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.stats.retrying_now -= 1

@@ -1,0 +1,146 @@
+"""The parameters of a generation run (the "generate" job's params), validated.
+
+    {
+      "batch": "math round 1",
+      "family": "math" | "code" | "instruction" | "open",
+      "mode": "solve" | "write",
+      "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 50}}
+              | {"kind": "humaneval", "limit": 40}
+              | {"kind": "file", "path": "problems.jsonl"}
+              | {"kind": "ifeval", "count": 60} | {"kind": "open_prompts", "count": 40}
+              | {"kind": "topics", "count": 60},                    # write mode
+      "teacher": TeacherConfig.to_dict() (no secrets; api_key_env names the variable),
+      "template": {"system": str | None, "user": str} | None,   # None: the default
+      "levers": {"topics": [...], "personas": [...], "difficulty": str | [...],
+                 "few_shot": {"from": "reference" | "accepted", "k": 2, "pool": 20,
+                              "batch_ids": [...]?} | None},
+      "n": 1,                 # candidates per problem
+      "seed": 0,
+      "cache": true,
+      "prices": {"prompt_per_million": 0.0, "completion_per_million": 0.0},
+      "error_rate_threshold": 0.5, "error_window": 50,
+      "consistency": false    # majority answer and agreement over the n candidates (math)
+    }
+
+Parameters that define what is generated (everything except concurrency,
+timeouts, retries, cache, prices and the breaker) are fingerprinted; a rerun
+with the same name continues the batch only if the fingerprint matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from curation.generation.templates import PromptTemplate, TemplateError, check_template, default_template
+from curation.records import FAMILIES
+from curation.teachers.base import TeacherConfig
+
+MODES = ("solve", "write")
+#: Teacher settings that change how, not what, is generated.
+_RUNTIME_TEACHER_FIELDS = ("concurrency", "timeout", "max_retries", "api_key_env", "latency")
+
+
+@dataclass
+class GenerationParams:
+    batch: str
+    family: str
+    mode: str = "solve"
+    source: dict[str, Any] = field(default_factory=dict)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    template: PromptTemplate | None = None
+    levers: dict[str, Any] = field(default_factory=dict)
+    n: int = 1
+    seed: int = 0
+    cache: bool = True
+    prices: dict[str, float] = field(default_factory=dict)
+    error_rate_threshold: float = 0.5
+    error_window: int = 50
+    consistency: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch, str) or not self.batch.strip():
+            raise ValueError("a batch name is required")
+        if len(self.batch) > 200:
+            raise ValueError("batch names are at most 200 characters")
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {', '.join(FAMILIES)} (got {self.family!r})")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be 'solve' or 'write' (got {self.mode!r})")
+        if not isinstance(self.source, dict) or "kind" not in self.source:
+            raise ValueError("source must be an object with a 'kind'")
+        if not 1 <= int(self.n) <= 64:
+            raise ValueError("n (candidates per problem) must be between 1 and 64")
+        if not 0.0 < self.error_rate_threshold <= 1.0:
+            raise ValueError("error_rate_threshold must be in (0, 1]")
+        if self.error_window < 1:
+            raise ValueError("error_window must be at least 1")
+        for key, value in self.prices.items():
+            if key not in ("prompt_per_million", "completion_per_million"):
+                raise ValueError(f"unknown price {key!r} (use prompt_per_million, completion_per_million)")
+            if float(value) < 0:
+                raise ValueError("prices cannot be negative")
+        unknown_levers = set(self.levers) - {"topics", "personas", "difficulty", "few_shot"}
+        if unknown_levers:
+            raise ValueError(f"unknown levers: {', '.join(sorted(unknown_levers))}")
+        few_shot = self.levers.get("few_shot")
+        if few_shot:
+            if few_shot.get("from") not in ("reference", "accepted"):
+                raise ValueError("levers.few_shot.from must be 'reference' or 'accepted'")
+            if not 1 <= int(few_shot.get("k", 2)) <= 16:
+                raise ValueError("levers.few_shot.k must be between 1 and 16")
+        self.n = int(self.n)
+        try:
+            check_template(self.effective_template(), self.mode)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+
+    def effective_template(self) -> PromptTemplate:
+        return self.template or default_template(self.family, self.mode)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationParams:
+        data = dict(data)
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown generation parameters: {', '.join(sorted(unknown))}")
+        teacher = data.get("teacher")
+        if isinstance(teacher, dict):
+            data["teacher"] = TeacherConfig.from_dict(teacher)
+        elif teacher is None:
+            data.pop("teacher", None)
+        template = data.get("template")
+        if isinstance(template, dict):
+            try:
+                data["template"] = PromptTemplate.from_dict(template)
+            except TemplateError as exc:
+                raise ValueError(str(exc)) from None
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["teacher"] = self.teacher.to_dict()
+        out["template"] = self.template.to_dict() if self.template else None
+        return out
+
+    def fingerprint(self) -> str:
+        """A hash of what defines the batch's content (see module docstring)."""
+        teacher = {k: v for k, v in self.teacher.to_dict().items() if k not in _RUNTIME_TEACHER_FIELDS}
+        defining = {
+            "family": self.family,
+            "mode": self.mode,
+            "source": self.source,
+            "teacher": teacher,
+            "template": self.effective_template().to_dict(),
+            "levers": self.levers,
+            "n": self.n,
+            "seed": self.seed,
+            "consistency": self.consistency,
+        }
+        return hashlib.sha256(json.dumps(defining, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def slots_per_item(self) -> int:
+        return self.n

@@ -1,0 +1,221 @@
+"""Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, llama.cpp, TGI, ...).
+
+Uses `openai.AsyncOpenAI` with its own retries off (`max_retries=0`): the
+generation engine does the retrying, with backoff, the adaptive limiter and the
+error-rate breaker. Requests go through `client.post` with a plain body and the
+response is read as JSON by hand, which skips the SDK's per-call type transforms
+and pydantic parsing (most of its CPU cost) and lets a malformed body be a
+retryable error rather than a crash.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from curation.teachers.base import (
+    TEACHERS,
+    ChatRequest,
+    Choice,
+    Completion,
+    Teacher,
+    TeacherConfig,
+    TeacherError,
+    resolve_api_key,
+)
+
+#: Sent when no key is configured: local servers (vLLM, llama.cpp) accept anything.
+NO_KEY = "no-key"
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+@TEACHERS.register("openai")
+class OpenAITeacher(Teacher):
+    name = "openai"
+    label = "OpenAI-compatible endpoint"
+
+    def __init__(self, config: TeacherConfig, api_key: str | None = None) -> None:
+        key = resolve_api_key(config, api_key)
+        super().__init__(config, api_key=key)
+        if not config.base_url:
+            raise ValueError("the OpenAI-compatible teacher needs a base URL (e.g. https://api.openai.com/v1)")
+        if urlparse(config.base_url).scheme not in ("http", "https"):
+            raise ValueError(f"base URL must start with http:// or https:// (got {config.base_url[:80]!r})")
+        self._key_missing = key is None
+        self._client = self._make_client(key or NO_KEY)
+
+    def _make_client(self, key: str) -> Any:
+        import httpx2
+        import openai
+
+        if any(os.environ.get(name) for name in PROXY_VARIABLES):
+            limits = httpx2.Limits(
+                max_connections=self.config.concurrency + 8, max_keepalive_connections=self.config.concurrency + 8
+            )
+            http_client = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.config.timeout)
+        else:
+            from curation.teachers.transport import LeanAsyncTransport
+
+            http_client = httpx2.AsyncClient(transport=LeanAsyncTransport(), timeout=self.config.timeout)
+        return openai.AsyncOpenAI(
+            base_url=self.config.base_url,
+            api_key=key,
+            max_retries=0,
+            timeout=self.config.timeout,
+            http_client=http_client,
+        )
+
+    def source_label(self) -> str:
+        host = urlparse(self.config.base_url).netloc or self.config.base_url
+        return f"openai:{self.config.model}@{host}"
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def list_models(self) -> list[str]:
+        try:
+            page = await self._client.models.list()
+            return sorted(model.id for model in page.data)
+        except Exception as exc:  # noqa: BLE001 - mapped to a TeacherError with a scrubbed message
+            raise self._map_error(exc) from None
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.config.model, "messages": request.messages}
+        if request.n != 1:
+            body["n"] = request.n
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.max_tokens is not None:
+            body[self.config.max_tokens_param] = request.max_tokens
+        if request.seed is not None:
+            body["seed"] = request.seed
+        return body
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        import httpx2
+
+        try:
+            response = await self._client.post(
+                "/chat/completions", cast_to=httpx2.Response, body=self._body(request)
+            )
+            content = response.content
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a classified TeacherError
+            raise self._map_error(exc) from None
+        return self._parse(content, request.n)
+
+    def _parse(self, content: bytes, expected: int) -> Completion:
+        try:
+            data = json.loads(content)
+            raw_choices = data["choices"]
+            if not isinstance(raw_choices, list) or not raw_choices:
+                raise ValueError("no choices")
+            choices: list[Choice] = []
+            for raw in sorted(raw_choices, key=lambda c: c.get("index", 0)):
+                message = raw.get("message") or {}
+                text = message.get("content")
+                meta: dict[str, Any] = {}
+                if text is None:
+                    text = message.get("refusal") or ""
+                    if message.get("refusal"):
+                        meta["refusal"] = True
+                reasoning = message.get("reasoning_content") or message.get("reasoning")
+                if isinstance(reasoning, str) and reasoning:
+                    meta["reasoning"] = reasoning
+                if not isinstance(text, str):
+                    raise ValueError("content is not text")
+                choices.append(Choice(text=text, finish_reason=raw.get("finish_reason"), meta=meta))
+            usage = data.get("usage") or {}
+            prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            completion_tokens = int(usage.get("completion_tokens") or 0)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            preview = content[:120].decode("utf-8", "replace")
+            raise TeacherError(
+                "malformed", self.scrub(f"unreadable response ({exc}): {preview!r}"), retryable=True
+            ) from None
+        if len(choices) < expected:
+            raise TeacherError(
+                "malformed", f"asked for {expected} choices, got {len(choices)}", retryable=True
+            )
+        return Completion(
+            choices=choices[:expected],
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            model=str(data.get("model") or self.config.model),
+        )
+
+    def _map_error(self, exc: BaseException) -> TeacherError:
+        import openai
+
+        if isinstance(exc, TeacherError):
+            return exc
+        if isinstance(exc, openai.APITimeoutError):
+            return TeacherError("timeout", f"no response within {self.config.timeout:g}s", retryable=True)
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc.__context__
+            detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+            return TeacherError("connection", self.scrub(f"connection failed ({detail})"[:500]), retryable=True)
+        if isinstance(exc, openai.APIStatusError):
+            return self._status_error(exc)
+        return TeacherError("unexpected", self.scrub(f"{type(exc).__name__}: {exc}"[:500]))
+
+    def _status_error(self, exc: Any) -> TeacherError:
+        status = int(exc.status_code)
+        body = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("error", body) if isinstance(body, dict) else {}
+        if not isinstance(error, dict):
+            error = {"message": str(error)}
+        code = str(error.get("code") or "")
+        message = self.scrub(str(error.get("message") or exc.message or "")[:500])
+        headers = getattr(exc.response, "headers", None)
+        if status == 429:
+            if code == "insufficient_quota" or "quota" in message.lower():
+                return TeacherError("quota", f"out of quota: {message}", status=status)
+            return TeacherError(
+                "rate_limit", message or "rate limited", status=status, retryable=True,
+                retry_after=parse_retry_after(headers),
+            )
+        if status in (401, 403):
+            hint = (
+                f"no API key was given (${self.config.api_key_env} is not set)"
+                if self._key_missing
+                else f"the endpoint rejected the API key from ${self.config.api_key_env or 'the run'}"
+            )
+            return TeacherError("auth", f"{hint}: {message}", status=status)
+        if status == 404:
+            return TeacherError(
+                "not_found", f"model {self.config.model!r} or route not found at the endpoint: {message}",
+                status=status,
+            )
+        if status in (408, 409, 425) or status >= 500:
+            return TeacherError("server_error", message or f"HTTP {status}", status=status, retryable=True)
+        return TeacherError("bad_request", message or f"HTTP {status}", status=status)
