@@ -18,6 +18,7 @@ from curation.store.models import Job, utcnow
 JOB_MODULES: list[str] = [
     "curation.importer",
     "curation.exporter",
+    "curation.generation.job",
 ]
 
 
