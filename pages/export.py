@@ -28,8 +28,10 @@ with st.form("export_form"):
         placeholder="All batches",
     )
     fmt = st.selectbox("Format", WRITERS.names(), format_func=lambda name: WRITERS.get(name).description or name)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out_dir = st.text_input("Output folder", value=str(DEFAULT_EXPORT_DIR / f"export-{stamp}"))
+    if "export_out" not in st.session_state:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        st.session_state["export_out"] = str(DEFAULT_EXPORT_DIR / f"export-{stamp}")
+    out_dir = st.text_input("Output folder", key="export_out")
     go = st.form_submit_button("Export", type="primary", icon=":material/download:")
 
 selected_total = sum(accepted[name] for name in (chosen or accepted))
@@ -54,7 +56,8 @@ if "export_job" in st.session_state:
         out = Path(job.result["out_dir"])
         for name, digest in job.result["files"].items():
             path = out / name
-            st.success(f"Wrote {job.result['rows']:,} rows to `{path}` (sha256 `{digest[:16]}…`)")
+            rows = job.result["rows"]
+            st.success(f"Wrote {rows:,} row{'s' if rows != 1 else ''} to `{path}` (sha256 `{digest[:16]}…`)")
             if path.is_file():
                 st.download_button(
                     f"Download {name}", data=path.read_bytes(), file_name=name, icon=":material/download:"

@@ -47,9 +47,9 @@ if submitted:
         st.error("Choose a file to import.")
     else:
         name = (batch_name or Path(upload.name).stem).strip()
-        UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
         safe_name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(upload.name).name)
-        target = UPLOAD_DIR / f"{uuid.uuid4().hex[:12]}-{safe_name}"
+        target = UPLOAD_DIR / uuid.uuid4().hex[:12] / safe_name
+        target.parent.mkdir(parents=True)
         target.write_bytes(upload.getbuffer())
         job_id = start_job(
             engine(),

@@ -79,11 +79,18 @@ selection = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     key=f"samples_table_{page_number}",
-    column_config={"prompt": st.column_config.TextColumn(width="large"), "response": st.column_config.TextColumn(width="large")},
+    column_config={
+        "id": st.column_config.NumberColumn(width="small"),
+        "prompt": st.column_config.TextColumn(width="medium"),
+        "response": st.column_config.TextColumn(width="medium"),
+    },
 )
 selected_rows = selection.selection.rows if selection else []
 if selected_rows:
     st.session_state["open_sample"] = int(frame.iloc[selected_rows[0]]["id"])
+
+if "flash" in st.session_state:
+    st.toast(st.session_state.pop("flash"), icon=":material/check:")
 
 sample_id = st.session_state.get("open_sample")
 if sample_id is None:
@@ -150,11 +157,11 @@ def sample_panel(sample_id: int) -> None:
             action = "skip"
         if buttons[3].button("Undo", icon=":material/undo:", disabled=not name, key="undo", shortcut="u"):
             undone = undo_last(eng, name, sample.id)
-            st.toast("Undid your last decision on this sample." if undone else "Nothing to undo here.")
+            st.session_state["flash"] = "Undid your last decision on this sample." if undone else "Nothing to undo here."
             st.rerun()
         if action:
             record_decision(eng, sample.id, name, action, reason_tags=tags, note=note)
-            st.toast(f"Sample {sample.id}: {action}")
+            st.session_state["flash"] = f"Sample {sample.id}: {action}"
             st.rerun()
 
     if sample.history:

@@ -222,7 +222,7 @@ def run_job(engine: Engine, job_id: int, *, echo: bool = False) -> JobView:
         _finish(engine, job_id, state="cancelled", message="cancelled by user")
     except BaseException as exc:  # noqa: BLE001 - every failure must be recorded
         _cleanup(engine, kind.name, params)
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        detail = _describe_failure(exc)
         _finish(engine, job_id, state="failed", error=detail, message="failed")
         if echo:
             traceback.print_exc()
@@ -233,6 +233,13 @@ def run_job(engine: Engine, job_id: int, *, echo: bool = False) -> JobView:
     finally:
         stop.set()
     return get_job(engine, job_id)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    """User errors (bad input) read as plain sentences; anything else keeps its type."""
+    if isinstance(exc, ValueError | KeyError | FileNotFoundError) and exc.args:
+        return str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
 def _cleanup(engine: Engine, kind_name: str, params: dict[str, Any]) -> None:

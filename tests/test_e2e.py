@@ -1,0 +1,219 @@
+"""End to end in a real browser: Playwright drives Debian's Chromium against
+`streamlit run app.py` on a free port. Import → browse → decide → export.
+
+Screenshots of every page go to test-artifacts/screenshots/ (git-ignored)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from curation.config import PROJECT_ROOT
+from curation.samples import SampleFilter, query_samples
+from curation.store import open_store
+from tests.conftest import sample_records, write_jsonl
+
+CHROMIUM = os.environ.get("ASSAY_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (make test installs it as root)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} never became healthy")
+
+
+@pytest.fixture
+def app_server(make_store_url, tmp_path) -> Iterator[tuple[str, str]]:
+    """The real app on a free port with its own SQLite workspace: (base URL, store URL)."""
+    store_url = make_store_url("sqlite")
+    open_store(store_url)
+    port = free_port()
+    env = {**os.environ, "ASSAY_DATABASE_URL": store_url, "PYTHONPATH": str(PROJECT_ROOT)}
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+            "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        ],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, process)
+        yield base, store_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture
+def page(app_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        context.set_default_timeout(60_000)
+        page = context.new_page()
+        yield page
+        browser.close()
+
+
+def settle(page) -> None:
+    """Wait until the app's script has finished its run."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    page.wait_for_timeout(300)
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def go(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    settle(page)
+
+
+def click_row(page, index: int) -> None:
+    """Select a row of the (canvas-drawn) table: the selection column is the first
+    ~30 px; rows are 35 px high under a 35 px header."""
+    grid = page.get_by_test_id("stDataFrame").first.bounding_box()
+    page.mouse.click(grid["x"] + 15, grid["y"] + 35 + 35 * (index + 0.5))
+
+
+def test_import_browse_decide_export(page, app_server, tmp_path):
+    base, store_url = app_server
+    engine = open_store(store_url)
+    good = write_jsonl(tmp_path / "candidates.jsonl", sample_records(30))
+    bad = write_jsonl(tmp_path / "broken.jsonl", [*sample_records(2), {"family": "math", "prompt": "p", "response": 3}])
+
+    page.goto(base)
+    settle(page)
+    page.get_by_label("Reviewer name", exact=True).fill("ada")
+    page.get_by_label("Reviewer name", exact=True).press("Enter")
+    settle(page)
+    screenshot(page, "01-overview-empty")
+
+    go(page, "Import")
+    page.locator('input[type="file"]').set_input_files(str(bad))
+    page.get_by_label("Batch name", exact=True).fill("broken")
+    page.get_by_role("button", name="Import").click()
+    page.get_by_text("line 3, field 'response': expected a string").wait_for()
+    screenshot(page, "02-import-error")
+
+    page.locator('input[type="file"]').set_input_files(str(good))
+    page.get_by_label("Batch name", exact=True).fill("candidates")
+    page.get_by_role("button", name="Import").click()
+    page.get_by_role("link", name="Browse the samples").wait_for()
+    settle(page)
+    screenshot(page, "03-import-done")
+
+    go(page, "Samples")
+    page.get_by_text("30 samples · page 1 of 1").wait_for()
+    click_row(page, 0)
+    page.get_by_role("heading", name="Sample").first.wait_for()
+    settle(page)
+    screenshot(page, "04-sample-open")
+    rows, _ = query_samples(engine, SampleFilter())
+    first = rows[0].id
+    page.get_by_role("heading", name=f"Sample {first}").wait_for()
+    page.get_by_role("heading", name=f"Sample {first}").click()
+    page.keyboard.press("a")
+    page.get_by_text(f"Sample {first}: accept").wait_for()
+    settle(page)
+    assert query_samples(engine, SampleFilter(decisions=["accept"]))[1] == 1
+
+    click_row(page, 1)
+    page.get_by_role("heading", name=f"Sample {rows[1].id}").wait_for()
+    page.get_by_role("button", name="Reject").click()
+    page.get_by_text(f"Sample {rows[1].id}: reject").wait_for()
+    settle(page)
+    screenshot(page, "05-samples-decided")
+
+    go(page, "Export")
+    out_dir = tmp_path / "export"
+    page.get_by_label("Output folder", exact=True).fill(str(out_dir))
+    page.get_by_role("button", name="Export").click()
+    page.get_by_text("Wrote 1 row to").wait_for()
+    settle(page)
+    screenshot(page, "06-export")
+    rows_out = [json.loads(line) for line in (out_dir / "data.jsonl").read_text().splitlines()]
+    assert [row["provenance"]["sample_id"] for row in rows_out] == [first]
+    assert rows_out[0]["provenance"]["decision"]["reviewer"] == "ada"
+
+    go(page, "Jobs")
+    page.get_by_test_id("stDataFrame").first.wait_for()
+    screenshot(page, "07-jobs")
+    go(page, "Overview")
+    screenshot(page, "08-overview")
+
+
+def test_model_output_is_never_rendered_as_html(page, app_server, tmp_path):
+    """A response carrying HTML and a remote image shows as text; no request leaves."""
+    base, store_url = app_server
+    engine = open_store(store_url)
+    hostile = '<img src="http://127.0.0.1:9/x.png" onerror="document.title=\'pwned\'"><b id="evil">bold</b> ![t](http://127.0.0.1:9/y.png)'
+    write_jsonl(tmp_path / "h.jsonl", [{"family": "open", "prompt": "Say hi", "response": hostile}])
+    from curation.importer import import_file
+
+    import_file(engine, tmp_path / "h.jsonl", "hostile")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(base + "/samples")
+    settle(page)
+    click_row(page, 0)
+    page.get_by_text("Render as markdown").wait_for()
+    page.get_by_text("Render as markdown").click()
+    settle(page)
+    assert page.locator("#evil").count() == 0
+    assert page.title() != "pwned"
+    assert not [url for url in requests if "127.0.0.1:9" in url]
+    screenshot(page, "09-hostile-response")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fresh_screenshots():
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
