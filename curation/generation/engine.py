@@ -79,9 +79,12 @@ class RunStats:
                 self.latencies[index] = value
 
 
-def cache_key(teacher: Teacher, request: ChatRequest) -> str:
-    """Endpoint, model, messages and sampling parameters (never the API key)."""
+def cache_key(teacher: Teacher, request: ChatRequest, item_index: int) -> str:
+    """Endpoint, model, messages and sampling parameters (never the API key), and the
+    slot: identical prompts at two items get independent answers, as from a live
+    endpoint, while rerunning a configuration finds every slot's answer again."""
     payload = {
+        "item": item_index,
         "endpoint": teacher.endpoint(),
         "model": teacher.config.model,
         "messages": request.messages,

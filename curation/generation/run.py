@@ -204,7 +204,7 @@ class _Run:
             calls.extend(Call(item=item, candidates=group) for group in groups)
         if self.params.cache and calls:
             for call in calls:
-                call.key = cache_key(self.teacher, make_request(self.teacher, call.item, call.candidates))
+                call.key = cache_key(self.teacher, make_request(self.teacher, call.item, call.candidates), call.item.index)
             hits = lookup_cache(self.engine, [call.key for call in calls])
             for call in calls:
                 call.cached = hits.get(call.key)
