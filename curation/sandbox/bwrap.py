@@ -1,0 +1,643 @@
+"""Start the harness in a bubblewrap sandbox (or, by explicit opt-in, with rlimits only).
+
+One run = one sandbox: ``prlimit ... -- bwrap ... -- python3 -c <harness> FD SCOPE``,
+started as an unprivileged uid from a pool when the host runs as root. The host
+writes the candidate's code, then the tests and a random token, on the sandbox's
+stdin; it reads stdout/stderr with a cap and the judge's report on a private pipe.
+
+Why a uid pool
+--------------
+RLIMIT_NPROC counts every process of a uid, and with user namespaces the count that
+decides whether bwrap may even create the sandbox is the uid's count on the whole
+host (checked against the limit of the process creating the namespace). Processes of
+a sandbox that is still being torn down, or of another sandbox running at the same
+time under the same uid, count too: "bwrap: Can't fork for pid 1: Resource
+temporarily unavailable" on correct code. So each concurrent run takes its own uid
+(``UidPool``: slot n -> uid 61000 + n, held with ``flock`` so separate processes never
+share one) and a slot whose last run did not end cleanly is swept (every process of
+that uid killed and waited for) before reuse. A run that fails before the candidate
+was even started is retried on a swept slot, so correct code never fails for that.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import math
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODE_BWRAP = "bwrap"
+MODE_RLIMITS = "rlimits-only"
+#: No isolation and no limits at all: the benchmark's baseline, never for model output.
+MODE_BARE = "bare"
+
+UNSANDBOXED_ENV = "ASSAY_ALLOW_UNSANDBOXED_CODE"
+INSTALL_HINT = "apt-get install bubblewrap"
+TOKEN_BYTES = 16
+REPORT_CAP = 16 << 20
+_SANDBOX_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+#: -s/-S: no user or site packages; -B: write no bytecode; -P: never put the (writable)
+#: working directory on sys.path, so the candidate cannot plant modules for the judge.
+_PYTHON_FLAGS = ("-s", "-S", "-B", "-P", "-X", "utf8")
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not be used (not the candidate's fault)."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of one run. Time is CPU time; the wall clock is a backstop."""
+
+    cpu_seconds: float = 5.0
+    memory_bytes: int = 1 << 30
+    file_size_bytes: int = 16 << 20
+    open_files: int = 64
+    processes: int = 32
+    tmp_bytes: int = 64 << 20
+    wall_seconds: float | None = None
+    #: How much of stdout / stderr is kept (each); the rest is read and dropped.
+    capture_bytes: int = 16 << 10
+    #: stdout + stderr beyond this kills the run.
+    max_output_bytes: int = 8 << 20
+
+    @property
+    def wall(self) -> float:
+        return self.wall_seconds if self.wall_seconds is not None else 4 * self.cpu_seconds + 5
+
+
+@dataclass
+class HarnessRun:
+    """What came back from one sandbox run, before interpretation."""
+
+    mode: str
+    report: dict[str, Any] | None
+    problem: str | None = None
+    launched: bool = False
+    exit_code: int | None = None
+    signal: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    timed_out: bool = False
+    output_exceeded: bool = False
+    wall_ms: float = 0.0
+    uid: int | None = None
+    attempts: int = 1
+    warnings: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ environment
+
+
+def harness_source() -> str:
+    return _harness_source()
+
+
+@functools.cache
+def _harness_source() -> str:
+    return (Path(__file__).with_name("harness.py")).read_text(encoding="utf-8")
+
+
+def bwrap_path() -> str | None:
+    found = shutil.which("bwrap")
+    if found:
+        return found
+    return "/usr/bin/bwrap" if os.access("/usr/bin/bwrap", os.X_OK) else None
+
+
+@functools.cache
+def _bwrap_version() -> tuple[int, ...]:
+    path = bwrap_path()
+    if not path:
+        return ()
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+        return tuple(int(p) for p in out.split()[-1].split("."))
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return ()
+
+
+def _python_ok(path: str) -> bool:
+    try:
+        out = subprocess.run(
+            [path, "-S", "-c", "import sys; print(sys.version_info >= (3, 11))"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.stdout.strip() == "True"
+
+
+@functools.cache
+def sandbox_python() -> tuple[str, tuple[str, ...]] | None:
+    """(interpreter, extra read-only bind paths) for code in the sandbox, or None.
+
+    The sandbox sees /usr but not /work, /root or the project, so a virtualenv's
+    python (which lives in the project) cannot be used. Prefer the distribution's
+    /usr/bin/python3; else the base interpreter of the running Python (e.g. a pyenv
+    install), with only its install prefix bound read-only at the same path."""
+    override = os.environ.get("ASSAY_SANDBOX_PYTHON")
+    for candidate in (override, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if candidate and os.access(candidate, os.X_OK) and _python_ok(candidate):
+            prefix = Path(candidate).resolve().parent.parent
+            binds = () if str(prefix).startswith("/usr") else (str(prefix),)
+            return candidate, binds
+    base = Path(sys.base_prefix)
+    exe = base / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    project = Path(__file__).resolve().parents[2]
+    if exe.exists() and project not in exe.resolve().parents and _python_ok(str(exe)):
+        return str(exe), (str(base),)
+    return None
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+# ---------------------------------------------------------------------- uid pool
+
+
+def _real_uid(pid: int) -> int | None:
+    """From /proc/PID/status, which (unlike the owner of /proc/PID) dumpability cannot hide."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def uid_processes(uid: int) -> list[int]:
+    """Pids of the processes (zombies included) whose real uid is `uid`."""
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and _real_uid(int(name)) == uid]
+
+
+def _kill_pid_of_uid(pid: int, uid: int) -> None:
+    """SIGKILL `pid` only if it still belongs to `uid`: the pidfd pins the process, so
+    a pid reused in between cannot be hit."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        if _real_uid(pid) == uid:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def sweep_uid(uid: int, timeout: float = 10.0) -> bool:
+    """Kill every process of `uid` and wait until they are gone (reaped), so none of
+    them still counts against RLIMIT_NPROC. False if some would not go in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = uid_processes(uid)
+        if not pids:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        for pid in pids:
+            _kill_pid_of_uid(pid, uid)
+        time.sleep(0.01)
+
+
+@dataclass
+class Slot:
+    uid: int
+    dirty: bool = False
+
+
+class UidPool:
+    """Unprivileged uids for concurrent runs, one per run, shared safely across processes.
+
+    Slot n is uid ``base + n``; it is held with an exclusive ``flock`` on its own lock
+    file for the duration of one run. The first byte of the file is ``c`` when the
+    last run on the slot ended cleanly; otherwise (crash, kill, timeout, rlimits-only
+    run whose processes are not confined to a pid namespace) the next holder sweeps
+    the uid first."""
+
+    def __init__(self, base: int = 61000, size: int = 64, lock_dir: Path | None = None) -> None:
+        self.base = base
+        self.size = size
+        self.lock_dir = lock_dir or _default_lock_dir()
+        self._next = os.getpid() % size
+
+    def _open(self, n: int) -> int:
+        self.lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return os.open(self.lock_dir / f"slot-{n:03d}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    @contextmanager
+    def slot(self, wait: float = 120.0) -> Iterator[Slot]:
+        fd, n = self._acquire(wait)
+        slot = Slot(self.base + n)
+        try:
+            os.pwrite(fd, b"d", 0)
+            yield slot
+        finally:
+            try:
+                if not slot.dirty or sweep_uid(slot.uid):
+                    os.pwrite(fd, b"c", 0)
+            finally:
+                os.close(fd)  # releases the flock
+
+    def _acquire(self, wait: float) -> tuple[int, int]:
+        deadline = time.monotonic() + wait
+        while True:
+            start = self._next
+            self._next = (self._next + 1) % self.size
+            for i in range(self.size):
+                n = (start + i) % self.size
+                fd = self._open(n)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                if os.pread(fd, 1, 0) == b"c" or sweep_uid(self.base + n, timeout=2.0):
+                    return fd, n
+                os.close(fd)  # processes that will not die: leave this slot dirty, try another
+            if time.monotonic() > deadline:
+                raise SandboxError(f"no free sandbox uid slot in {self.lock_dir} after {wait:g}s")
+            time.sleep(0.05)
+
+
+def _default_lock_dir() -> Path:
+    if _is_root() and os.access("/run", os.W_OK):
+        return Path("/run/assay-sandbox")
+    return Path(tempfile.gettempdir()) / f"assay-sandbox-{os.geteuid()}"
+
+
+@functools.cache
+def default_pool() -> UidPool:
+    return UidPool()
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _prlimit(limits: SandboxLimits, nproc: int | None) -> list[str]:
+    """rlimits applied to the process before it execs bwrap/python (thread-safe,
+    unlike preexec_fn). CPU here is only a backstop: the judge gives the candidate
+    its own, tighter RLIMIT_CPU and watches the sandbox's total CPU time."""
+    cpu = math.ceil(limits.wall)
+    out = [
+        shutil.which("prlimit") or "/usr/bin/prlimit",
+        f"--cpu={cpu}:{cpu}",
+        f"--as={limits.memory_bytes}",
+        f"--fsize={limits.file_size_bytes}",
+        f"--nofile={limits.open_files}",
+        "--core=0",
+    ]
+    if nproc is not None:
+        out.append(f"--nproc={nproc}")
+    return [*out, "--"]
+
+
+def bwrap_args(limits: SandboxLimits, extra_ro: tuple[str, ...] = ()) -> list[str]:
+    """The bubblewrap command line up to (and including) ``--``."""
+    path = bwrap_path()
+    if path is None:
+        raise SandboxError(f"bubblewrap is not installed: {INSTALL_HINT}")
+    args = [path, "--unshare-all", "--unshare-user"]
+    if _bwrap_version() >= (0, 8):
+        args.append("--disable-userns")
+    args += ["--die-with-parent", "--new-session", "--as-pid-1", "--hostname", "sandbox", "--clearenv"]
+    for key, value in _SANDBOX_ENV.items():
+        args += ["--setenv", key, value]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for etc in ("/etc/ld.so.cache", "/etc/localtime"):
+        args += ["--ro-bind-try", etc, etc]
+    for extra in extra_ro:
+        args += ["--ro-bind", extra, extra]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--size", str(min(limits.tmp_bytes, 8 << 20)), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+    args += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp", "--remount-ro", "/", "--"]
+    return args
+
+
+@functools.cache
+def probe_bwrap() -> str | None:
+    """None if a bubblewrap sandbox can be started here, else why not."""
+    if bwrap_path() is None:
+        return f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}"
+    found = sandbox_python()
+    if found is None:
+        return "no Python >= 3.11 outside the project for the sandbox (install python3)"
+    python, extra = found
+    argv = bwrap_args(SandboxLimits(), extra) + [python, "-S", "-c", "pass"]
+    try:
+        if _is_root():
+            with default_pool().slot() as slot:
+                proc = subprocess.run(
+                    argv, capture_output=True, timeout=30, env={"PATH": "/usr/bin:/bin"}, **_as_user(slot.uid)
+                )
+        else:
+            proc = subprocess.run(argv, capture_output=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+    except (OSError, subprocess.SubprocessError, SandboxError) as exc:
+        return f"bubblewrap cannot start a sandbox: {exc}"
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip()[:300]
+        return f"bubblewrap cannot start a sandbox here (user namespaces disabled?): {err}"
+    return None
+
+
+def _as_user(uid: int) -> dict[str, Any]:
+    return {"user": uid, "group": uid, "extra_groups": []}
+
+
+def _own_process_count() -> int:
+    return len(uid_processes(os.getuid()))
+
+
+# -------------------------------------------------------------------------- runs
+
+
+def _msg(obj: Any) -> bytes:
+    data = json.dumps(obj, ensure_ascii=True).encode()
+    return b"%010d" % len(data) + data
+
+
+def run_harness(
+    code: str,
+    tests: str,
+    entry_point: str | None,
+    *,
+    limits: SandboxLimits | None = None,
+    mode: str = MODE_BWRAP,
+    pool: UidPool | None = None,
+    retries: int = 2,
+) -> HarnessRun:
+    """Run `tests` against `code` in one fresh sandbox and return the raw outcome.
+
+    Retries (on a swept uid) when the sandbox failed before the candidate process
+    existed: that is never the candidate's doing."""
+    limits = limits or SandboxLimits()
+    run = HarnessRun(mode=mode, report=None)
+    for attempt in range(retries + 1):
+        run = _run_once(code, tests, entry_point, limits, mode, pool)
+        run.attempts = attempt + 1
+        if run.launched or run.timed_out or run.output_exceeded:
+            return run
+        time.sleep(0.05 * (attempt + 1) ** 2)
+    run.problem = f"sandbox failed to start: {run.stderr.strip()[:300] or run.problem or 'no output'}"
+    return run
+
+
+def _run_once(
+    code: str, tests: str, entry_point: str | None, limits: SandboxLimits, mode: str, pool: UidPool | None
+) -> HarnessRun:
+    found = sandbox_python()
+    if found is None:
+        raise SandboxError("no Python >= 3.11 outside the project for the sandbox")
+    python, extra_ro = found
+    switch_uid = _is_root() and mode != MODE_BARE
+    if switch_uid:
+        with (pool or default_pool()).slot() as slot:
+            run = _spawn(code, tests, entry_point, limits, mode, python, extra_ro, slot)
+            slot.dirty = run.problem is not None or slot.dirty
+            return run
+    return _spawn(code, tests, entry_point, limits, mode, python, extra_ro, None)
+
+
+def _spawn(
+    code: str,
+    tests: str,
+    entry_point: str | None,
+    limits: SandboxLimits,
+    mode: str,
+    python: str,
+    extra_ro: tuple[str, ...],
+    slot: Slot | None,
+) -> HarnessRun:
+    token = secrets.token_hex(TOKEN_BYTES).encode()
+    report_r, report_w = os.pipe()
+    kill_scope = "all" if (mode == MODE_BWRAP or slot is not None) else "group"
+    inner = [python, *_PYTHON_FLAGS, "-c", harness_source(), str(report_w), kill_scope]
+    env = dict(_SANDBOX_ENV)
+    cwd: str | None = "/"
+    workdir: str | None = None
+    judge_nproc = 0
+    warnings: list[str] = []
+    if mode == MODE_BWRAP:
+        argv = bwrap_args(limits, extra_ro) + inner
+        # Host-wide cap for the slot's uid (incl. bwrap and the judge); the judge sets
+        # the per-namespace cap, which is what bites when no uid switch is possible.
+        argv = _prlimit(limits, limits.processes + 4 if slot else None) + argv
+        judge_nproc = limits.processes
+        env = {"PATH": "/usr/bin:/bin"}
+    elif mode == MODE_RLIMITS:
+        workdir = tempfile.mkdtemp(prefix="assay-sbx-")
+        if slot is not None:
+            os.chown(workdir, slot.uid, slot.uid)
+        env.update(HOME=workdir, TMPDIR=workdir)
+        cwd = workdir
+        nproc = limits.processes + 2 if slot else _own_process_count() + limits.processes
+        argv = _prlimit(limits, nproc) + inner
+        warnings.append(
+            "code ran WITHOUT a sandbox (rlimits only): it could read files and use the network; "
+            f"install bubblewrap ({INSTALL_HINT})"
+        )
+    elif mode == MODE_BARE:
+        argv = inner
+    else:
+        raise ValueError(f"unknown sandbox mode {mode!r}")
+    cfg = {
+        "code": code,
+        "cpu_seconds": limits.cpu_seconds,
+        "wall_seconds": limits.wall,
+        "memory_bytes": limits.memory_bytes,
+        "nproc": judge_nproc,
+    }
+    stdin_data = _msg(cfg) + _msg({"tests": tests, "entry_point": entry_point}) + token
+    started = time.monotonic()
+    try:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(report_w,),
+                env=env,
+                cwd=cwd,
+                process_group=0,
+                **(_as_user(slot.uid) if slot else {}),
+            )
+        finally:
+            os.close(report_w)
+        try:
+            run, raw_report = _pump(proc, report_r, stdin_data, limits, mode)
+        finally:
+            os.close(report_r)
+    finally:
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    run.wall_ms = (time.monotonic() - started) * 1000
+    run.uid = slot.uid if slot else None
+    run.warnings = warnings
+    if slot is not None and (mode != MODE_BWRAP or run.timed_out or run.output_exceeded or (run.signal or 0)):
+        slot.dirty = True  # processes may outlive the run: sweep before the uid is reused
+    _read_report(run, raw_report, token)
+    return run
+
+
+def _pump(
+    proc: subprocess.Popen[bytes], report_r: int, stdin_data: bytes, limits: SandboxLimits, mode: str
+) -> tuple[HarnessRun, bytes]:
+    """Feed stdin, drain stdout/stderr/report with caps, enforce the wall clock."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    names = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr", report_r: "report"}
+    kept: dict[str, bytearray] = {name: bytearray() for name in names.values()}
+    totals = dict.fromkeys(names.values(), 0)
+    caps = {"stdout": limits.capture_bytes, "stderr": limits.capture_bytes, "report": REPORT_CAP}
+    sel = selectors.DefaultSelector()
+    for fd in names:
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+    stdin_fd = proc.stdin.fileno()
+    os.set_blocking(stdin_fd, False)
+    sel.register(stdin_fd, selectors.EVENT_WRITE)
+    pending = memoryview(stdin_data)
+    deadline = time.monotonic() + limits.wall
+    run = HarnessRun(mode=mode, report=None)
+    killed_at: float | None = None
+    exited_at: float | None = None
+
+    def kill() -> None:
+        nonlocal killed_at
+        if killed_at is None:
+            killed_at = time.monotonic()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    try:
+        while sel.get_map():
+            now = time.monotonic()
+            if now >= deadline and killed_at is None:
+                run.timed_out = True
+                kill()
+            if killed_at is not None and now > killed_at + 2.0:
+                break
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now > exited_at + 1.0:
+                break  # leftover processes hold the pipes; the slot gets swept
+            for key, _mask in sel.select(
+                timeout=max(0.0, min(0.2, deadline - now)) if killed_at is None else 0.1
+            ):
+                fd = key.fd
+                if fd == stdin_fd:
+                    try:
+                        pending = pending[os.write(fd, pending[: 1 << 16]) :]
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        pending = memoryview(b"")
+                    if not pending:
+                        sel.unregister(fd)
+                        proc.stdin.close()
+                    continue
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    sel.unregister(fd)
+                    continue
+                name = names[fd]
+                totals[name] += len(chunk)
+                room = caps[name] - len(kept[name])
+                if room > 0:
+                    kept[name] += chunk[:room]
+                if name == "report" and totals[name] > REPORT_CAP:
+                    kill()
+                elif name != "report" and totals["stdout"] + totals["stderr"] > limits.max_output_bytes:
+                    run.output_exceeded = True
+                    kill()
+    finally:
+        sel.close()
+        if not proc.stdin.closed:
+            proc.stdin.close()
+        proc.stdout.close()
+        proc.stderr.close()
+        if killed_at is None and proc.poll() is None:
+            kill()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            kill()
+            proc.wait()
+    code = proc.returncode
+    run.exit_code = code if code >= 0 else None
+    run.signal = -code if code < 0 else None
+    run.stdout = kept["stdout"].decode("utf-8", errors="replace")
+    run.stderr = kept["stderr"].decode("utf-8", errors="replace")
+    run.stdout_bytes = totals["stdout"]
+    run.stderr_bytes = totals["stderr"]
+    return run, bytes(kept["report"])
+
+
+def _read_report(run: HarnessRun, raw: bytes, token: bytes) -> None:
+    if not raw.startswith(b"S"):
+        run.problem = "the sandbox did not start the harness"
+        return
+    if not raw.startswith(b"SF"):
+        run.problem = "the harness did not start the candidate process"
+        return
+    body = raw[2:]
+    if body.startswith(b"X"):
+        run.problem = "the harness could not fork the candidate process"
+        return
+    run.launched = True
+    if not body:
+        run.problem = "no result from harness"
+        return
+    if not (body.startswith(token) and body.endswith(b"\n")):
+        run.problem = "harness result without a valid token"
+        return
+    try:
+        report = json.loads(body[len(token) :])
+    except ValueError:
+        run.problem = "unreadable harness result"
+        return
+    if not isinstance(report, dict):
+        run.problem = "unreadable harness result"
+        return
+    run.report = report

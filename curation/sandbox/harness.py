@@ -1,0 +1,884 @@
+"""The in-sandbox test harness: trusted code that judges one candidate against its tests.
+
+This file is never imported by the host for execution. The host reads its source
+(`harness_source()`) and runs it inside the sandbox as::
+
+    python3 -s -S -B -P -X utf8 -c <source> REPORT_FD KILL_SCOPE
+
+It only uses the standard library of the sandbox's interpreter.
+
+Why two processes
+-----------------
+Model code is hostile, and code running in a process can rewrite anything in that
+process (builtins, this module, `json`, the report fd). So the *judge* (this process;
+pid 1 of the sandbox's pid namespace under bwrap) never runs candidate code:
+
+1. it writes a start marker ("S") on REPORT_FD, makes itself non-dumpable (so a process of
+   the same uid can neither read its memory nor reopen its fds through /proc), reads
+   the candidate's code from stdin and forks the *candidate process* (marker "F" just
+   before: from there on a missing report is the candidate's doing, before it the
+   sandbox's; "X" after it means the fork itself failed);
+2. only then does it read the tests and the per-run report token from stdin, so the
+   candidate process never had either in its memory;
+3. it runs the tests itself. Names the tests use from the candidate's module are
+   proxies: a call is sent to the candidate process, which answers with plain data
+   only (None/bool/int/float/str and list/tuple/dict/set/frozenset of those). The
+   judge decodes the answer into objects it builds itself, so comparisons never run
+   candidate code and an always-equal object cannot exist on the judge's side. A
+   non-plain result comes back as an opaque handle whose comparisons raise;
+4. it writes ``token + json`` on REPORT_FD, which the candidate process closed before
+   loading the code. Nothing the candidate prints counts.
+
+The judge also enforces the CPU budget for the whole sandbox (sum over its processes,
+so a fork bomb of busy loops is stopped too) and kills everything else on overrun.
+"""
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+MAX_FRAME = 32 << 20
+MAX_DEPTH = 200
+MAX_NAMES = 2000
+MAX_DATA_GLOBAL = 1 << 20
+ERR_LEN = 500
+TOKEN_LEN = 32
+#: Modules the judge mirrors into the tests' namespace when the candidate's module
+#: imported them (HumanEval tests sometimes rely on the prompt's imports).
+MIRRORED_MODULES = frozenset(
+    "array bisect cmath collections copy datetime decimal fractions functools hashlib heapq itertools "
+    "json math operator random re statistics string sys time typing unicodedata".split()
+)
+_FLOAT_TAGS = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+
+
+class ProtocolError(Exception):
+    """The candidate process sent something that is not a valid message."""
+
+
+class CandidateDied(Exception):
+    """The candidate process is gone (exit, signal, cpu limit): no more calls possible."""
+
+
+class CandidateError(Exception):
+    """The candidate raised an exception that has no builtin equivalent here."""
+
+
+class NonPlainValue(TypeError):
+    """A value is not plain data (or a proxy to a non-plain value was compared/used)."""
+
+
+# ----------------------------------------------------------------------------- wire
+
+
+def _read_exact(fd, n):
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError("unexpected end of input")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_msg(fd):
+    """A message from the (trusted) host on stdin: 10 ascii digits, then JSON."""
+    size = int(_read_exact(fd, 10))
+    return json.loads(_read_exact(fd, size))
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _frame(obj):
+    data = json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode()
+    if len(data) > MAX_FRAME:
+        raise ValueError("message too large")
+    return b"%010d" % len(data) + data
+
+
+def _reject_constant(name):
+    raise ProtocolError(f"bare {name} in message")
+
+
+def encode(value, ext=None, depth=0):
+    """Plain data -> JSON-able tagged form. Exact type checks: subclasses are not plain.
+
+    Lists are JSON arrays; every JSON object is a one-key tag: ``{"t": [...]}`` tuple,
+    ``{"s": ...}`` set, ``{"fs": ...}`` frozenset, ``{"d": [[k, v], ...]}`` dict,
+    ``{"f": "nan"}`` non-finite float; ``ext`` may encode other types (handles)."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str or kind is int:
+        return value
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            return {"f": repr(value)}
+        return value
+    if depth > MAX_DEPTH:
+        raise NonPlainValue("value nested too deeply")
+    depth += 1
+    if kind is list:
+        return [encode(v, ext, depth) for v in value]
+    if kind is tuple:
+        return {"t": [encode(v, ext, depth) for v in value]}
+    if kind is set:
+        return {"s": [encode(v, ext, depth) for v in value]}
+    if kind is frozenset:
+        return {"fs": [encode(v, ext, depth) for v in value]}
+    if kind is dict:
+        return {"d": [[encode(k, ext, depth), encode(v, ext, depth)] for k, v in value.items()]}
+    if ext is not None:
+        return ext(value)
+    raise NonPlainValue(f"non-plain value of type {kind.__name__}")
+
+
+def _tag_hook(resolve_handle):
+    containers = {"t": tuple, "s": set, "fs": frozenset}
+
+    def hook(obj):
+        if len(obj) != 1:
+            raise ProtocolError("malformed value")
+        ((tag, val),) = obj.items()
+        if tag in containers and type(val) is list:
+            return containers[tag](val)
+        if tag == "d" and type(val) is list:
+            out = {}
+            for pair in val:
+                if type(pair) is not list or len(pair) != 2:
+                    raise ProtocolError("malformed dict")
+                out[pair[0]] = pair[1]
+            return out
+        if tag == "f" and val in _FLOAT_TAGS:
+            return _FLOAT_TAGS[val]
+        if resolve_handle is not None and tag in ("h", "n"):
+            return resolve_handle(tag, val)
+        raise ProtocolError(f"unknown tag {tag!r}")
+
+    return hook
+
+
+def decode(data, resolve_handle=None):
+    """JSON bytes -> plain objects built here (the inverse of `encode`)."""
+    try:
+        return json.loads(data, object_hook=_tag_hook(resolve_handle), parse_constant=_reject_constant)
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, RecursionError, MemoryError) as exc:
+        raise ProtocolError(f"undecodable message: {type(exc).__name__}") from None
+
+
+def _safe_text(exc):
+    try:
+        text = str(exc)
+    except BaseException:  # noqa: B036 - hostile __str__ may raise anything
+        text = "<unprintable>"
+    return text if type(text) is str else "<unprintable>"
+
+
+def _type_name(value):
+    name = type(value).__name__
+    return name if type(name) is str else "?"
+
+
+# ---------------------------------------------------------------- candidate process
+
+
+class _Server:
+    """Runs inside the candidate process; untrusted once the candidate is loaded."""
+
+    def __init__(self, module, req_fd, resp_fd):
+        self.module = module
+        self.req_fd = req_fd
+        self.resp_fd = resp_fd
+        self.handles = {}
+
+    def send(self, obj):
+        _write_all(self.resp_fd, _frame(obj))
+
+    def resolve(self, tag, val):
+        if tag == "h":
+            return self.handles[val]
+        return self.module.__dict__[val]
+
+    def wrap(self, value, extra=None, allow_handle=True):
+        try:
+            reply = ["ok", encode(value)]
+        except (NonPlainValue, RecursionError):
+            if not allow_handle:
+                raise NonPlainValue(f"returned a non-plain value of type {_type_name(value)}") from None
+            handle = len(self.handles) + 1
+            self.handles[handle] = value
+            reply = ["h", handle, f"{_type_name(value)} object", bool(callable(value))]
+        if extra:
+            reply.append(extra)
+        return reply
+
+    def handle(self, msg):
+        op, ref = msg[0], msg[1]
+        target = self.resolve(ref[0], ref[1])
+        if op == "getattr":
+            return self.wrap(getattr(target, msg[2]))
+        if op != "call":
+            raise ProtocolError("unknown op")
+        args, kwargs = msg[2], msg[3]
+        result = target(*args, **kwargs)
+        # Only constructing an object may give back an object (a handle to call its
+        # methods); a function or method must return plain data.
+        return self.wrap(result, self._mutations(args, kwargs, msg[4]), allow_handle=isinstance(target, type))
+
+    @staticmethod
+    def _mutations(args, kwargs, sent):
+        """Arguments the call mutated in place, so the judge can mirror the change."""
+        changed = []
+        for key, value in list(enumerate(args)) + list(kwargs.items()):
+            if type(value) in (list, dict, set):
+                try:
+                    now = encode(value)
+                except (NonPlainValue, RecursionError):
+                    continue
+                before = sent[0][key] if type(key) is int else sent[1].get(key)
+                if now != before:
+                    changed.append([key, now])
+        return changed
+
+    def serve(self):
+        while True:
+            try:
+                size = int(_read_exact(self.req_fd, 10))
+                raw = _read_exact(self.req_fd, size)
+            except (EOFError, OSError, ValueError):
+                return
+            try:
+                msg = decode(raw, self.resolve)
+                if msg[0] == "call":
+                    sent = json.loads(raw)
+                    msg.append((sent[2], dict(sent[3]["d"])))
+                reply = self.handle(msg)
+                frame = _frame(reply)
+            except BaseException as exc:  # noqa: B036 - report everything the candidate raises
+                try:
+                    frame = _frame(["exc", _type_name(exc), _safe_text(exc)[:ERR_LEN]])
+                except BaseException:  # noqa: B036
+                    frame = _frame(["exc", "Exception", "unreportable exception"])
+            _write_all(self.resp_fd, frame)
+
+
+def _describe_names(module):
+    """[[name, kind, value-or-description], ...] for the module's public names."""
+    import types
+
+    names = []
+    for key, value in list(module.__dict__.items())[:MAX_NAMES]:
+        if type(key) is not str or key.startswith("__"):
+            continue
+        if type(value) is types.ModuleType:
+            modname = value.__name__
+            names.append([key, "module", modname if type(modname) is str else ""])
+            continue
+        try:
+            data = encode(value)
+            if len(json.dumps(data)) <= MAX_DATA_GLOBAL:
+                names.append([key, "data", data])
+                continue
+        except (NonPlainValue, RecursionError, ValueError):
+            pass
+        names.append([key, "callable" if callable(value) else "object", f"{_type_name(value)} {key!r}"])
+    return names
+
+
+def _candidate_main(cfg, req_fd, resp_fd, report_fd):
+    """The forked candidate process: drop every trusted channel, load the code, serve."""
+    os.close(report_fd)
+    os.close(0)
+    os.open("/dev/null", os.O_RDONLY)  # becomes fd 0: input() sees EOF, not EBADF
+    import resource
+
+    cpu = int(cfg["cpu_seconds"]) + 1
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    limit_hard = cpu + 1 if hard == resource.RLIM_INFINITY else min(cpu + 1, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (min(cpu, limit_hard), limit_hard))
+    if cfg["kill_scope"] == "group":
+        os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    import _sitebuiltins
+    import builtins
+    import types
+
+    builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
+    builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
+    module = types.ModuleType("candidate")
+    module.__dict__["__builtins__"] = builtins
+    sys.modules["candidate"] = module
+    server = _Server(module, req_fd, resp_fd)
+    try:
+        code = compile(cfg["code"], "<candidate>", "exec")
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        server.send(["load", "syntax_error", f"{type(exc).__name__}: {_safe_text(exc)}"[:ERR_LEN]])
+        return
+    try:
+        exec(code, module.__dict__)  # noqa: S102 - model code, inside the sandbox's candidate process
+    except BaseException as exc:  # noqa: B036 - SystemExit at import is a load failure too
+        server.send(["load", "error", f"{_type_name(exc)}: {_safe_text(exc)}"[:ERR_LEN]])
+        return
+    server.send(["load", "ok", _describe_names(module)])
+    server.serve()
+
+
+# -------------------------------------------------------------------------- judge
+
+
+class Remote:
+    """The judge's stand-in for a candidate object: callable, never comparable."""
+
+    __slots__ = ("_ref", "_what")
+
+    def __init__(self, ref, what):
+        object.__setattr__(self, "_ref", ref)
+        object.__setattr__(self, "_what", what)
+
+    def __call__(self, *args, **kwargs):
+        return CHANNEL.call(self._ref, args, kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return CHANNEL.getattr(self._ref, name)
+
+    def __setattr__(self, name, value):
+        raise NonPlainValue(f"cannot set attributes on {self._what} from the candidate")
+
+    def __repr__(self):
+        return f"<{self._what} from the candidate>"
+
+    __str__ = __repr__
+
+    def _refuse(self, *args):
+        raise NonPlainValue(f"{self._what} from the candidate is not plain data")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __hash__ = __bool__ = __len__ = __iter__ = __contains__ = __getitem__ = _refuse
+    __int__ = __float__ = __index__ = __round__ = __abs__ = __neg__ = _refuse
+
+
+class Channel:
+    """The judge's end of the pipe pair to the candidate process, with the CPU watchdog."""
+
+    def __init__(self, pid, req_fd, resp_fd, cfg, pid1):
+        self.pid = pid
+        self.req_fd = req_fd
+        self.resp_fd = resp_fd
+        self.cpu_limit = float(cfg["cpu_seconds"])
+        self.memory_limit = int(cfg.get("memory_bytes") or 1 << 62)
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.deadline = time.monotonic() + max(1.0, float(cfg["wall_seconds"]) - 1.5)
+        self.kill_all = pid1 or cfg["kill_scope"] == "all"
+        self.pid1 = pid1
+        self.buf = bytearray()
+        self.dead = None
+        self.timeout = None
+        self.status = None
+        self.clk = os.sysconf("SC_CLK_TCK")
+
+    # --- budget ---------------------------------------------------------------
+
+    def _proc_usage(self, pid):
+        """(clock ticks incl. reaped children, resident pages) of one process."""
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            # stat field 24 (rss) is in pages, like statm's second field
+            return sum(int(f) for f in fields[11:15]), int(fields[21])
+        except (OSError, IndexError, ValueError):
+            return 0, 0
+
+    def usage(self):
+        """(CPU seconds, resident bytes) of the sandbox apart from the judge. CPU counts
+        live processes and reaped ones; as pid 1 the judge sees every process."""
+        if self.pid1:
+            me = os.getpid()
+            pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me]
+        else:
+            pids = [self.pid] if self.status is None else []
+        ticks = rss = 0
+        for pid in pids:
+            t, r = self._proc_usage(pid)
+            ticks += t
+            rss += r
+        times = os.times()
+        return ticks / self.clk + times.children_user + times.children_system, rss * self.page
+
+    def cpu_used(self):
+        return self.usage()[0]
+
+    def reap(self):
+        """Collect zombies (as pid 1 orphans are ours), keeping the candidate's status."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.pid:
+                self.status = status
+
+    def kill(self, why):
+        if self.timeout is None:
+            self.timeout = why
+        if self.kill_all:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        elif self.status is None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._wait_child(block=True)
+        self.dead = self.dead or self._describe_death()
+
+    def check_budget(self):
+        """Total CPU and memory of the sandbox: per-process rlimits alone would let a
+        fork bomb use (processes x limit) of both."""
+        self.reap()
+        cpu, rss = self.usage()
+        if cpu > self.cpu_limit:
+            self.kill("cpu")
+        elif rss > self.memory_limit:
+            self.kill("memory")
+        elif time.monotonic() > self.deadline:
+            self.kill("wall")
+
+    # --- child status ---------------------------------------------------------
+
+    def _wait_child(self, block):
+        if self.status is not None:
+            return
+        end = time.monotonic() + (5.0 if block else 0.5)
+        pause = 0.0005
+        while self.status is None and time.monotonic() < end:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.status = 0
+                return
+            if pid:
+                self.status = status
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+
+    def _describe_death(self):
+        if self.timeout == "cpu":
+            return f"timeout (cpu limit {self.cpu_limit:g}s)"
+        if self.timeout == "wall":
+            return "timeout (wall clock)"
+        if self.timeout == "memory":
+            return f"memory limit ({self.memory_limit >> 20} MB) exceeded"
+        status = self.status
+        if status is None:
+            return "candidate process stopped answering"
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if sig == signal.SIGXCPU:
+                self.timeout = "cpu"
+                return f"timeout (cpu limit {self.cpu_limit:g}s)"
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = str(sig)
+            return f"candidate process killed by {name}"
+        return f"candidate process exited with code {os.waitstatus_to_exitcode(status)}"
+
+    def _died(self):
+        self._wait_child(block=False)
+        if self.status is None:
+            self.kill("gone")
+            self.timeout = None if self.timeout == "gone" else self.timeout
+        self.dead = self.dead or self._describe_death()
+        raise CandidateDied(self.dead)
+
+    # --- messages -------------------------------------------------------------
+
+    def recv(self):
+        if self.dead:
+            raise CandidateDied(self.dead)
+        poll = 0.02
+        need = 10
+        while True:
+            while len(self.buf) < need:
+                ready, _, _ = select.select([self.resp_fd], [], [], poll)
+                if not ready:
+                    poll = min(poll * 2, 0.1)
+                    self.check_budget()
+                    if self.dead:
+                        raise CandidateDied(self.dead)
+                    continue
+                chunk = os.read(self.resp_fd, 1 << 20)
+                if not chunk:
+                    self._died()
+                self.buf += chunk
+            if need == 10:
+                head = bytes(self.buf[:10])
+                if not head.isdigit() or int(head) > MAX_FRAME:
+                    self.kill("protocol")
+                    self.dead = "candidate process broke the protocol"
+                    raise CandidateDied(self.dead)
+                need = 10 + int(head)
+                continue
+            data = bytes(self.buf[10:need])
+            del self.buf[:need]
+            return data
+
+    def send(self, obj):
+        if self.dead:
+            raise CandidateDied(self.dead)
+        try:
+            _write_all(self.req_fd, _frame(obj))
+        except (BrokenPipeError, OSError):
+            self._died()
+
+    def hello(self):
+        try:
+            msg = decode(self.recv())
+        except ProtocolError as exc:
+            return ["load", "error", f"bad hello from candidate process: {exc}"]
+        except CandidateDied as exc:
+            if self.timeout:
+                return ["load", "timeout", str(exc)]
+            return ["load", "died", f"candidate exited during import ({exc})"]
+        if type(msg) is not list or len(msg) != 3 or msg[0] != "load":
+            return ["load", "error", "bad hello from candidate process"]
+        return msg
+
+    @staticmethod
+    def _ext(value):
+        if type(value) is Remote:
+            return {value._ref[0]: value._ref[1]}
+        raise NonPlainValue(f"cannot pass a {type(value).__name__} to the candidate")
+
+    def call(self, ref, args, kwargs):
+        enc_args = [encode(a, self._ext) for a in args]
+        enc_kwargs = {str(k): encode(v, self._ext) for k, v in kwargs.items()}
+        self.send(["call", ref, enc_args, {"d": [[k, v] for k, v in enc_kwargs.items()]}])
+        return self._result(args, kwargs)
+
+    def getattr(self, ref, name):
+        self.send(["getattr", ref, name])
+        return self._result((), {})
+
+    def _result(self, args, kwargs):
+        try:
+            reply = decode(self.recv())
+        except ProtocolError as exc:
+            raise CandidateError(f"malformed reply from candidate process: {exc}") from None
+        size = len(reply) if type(reply) is list else 0
+        kind = reply[0] if size else None
+        if kind == "ok" and size in (2, 3):
+            if size == 3:
+                _apply_mutations(reply[2], args, kwargs)
+            return reply[1]
+        if kind == "h" and size == 4 and type(reply[1]) is int and type(reply[2]) is str:
+            return Remote(["h", reply[1]], reply[2][:80])
+        if kind == "exc" and size == 3 and type(reply[1]) is str and type(reply[2]) is str:
+            raise _exception(reply[1], reply[2])
+        raise CandidateError("malformed reply from candidate process")
+
+    def close(self):
+        """End the candidate process: it exits on EOF, and its end of the reply pipe
+        closing tells us so without polling."""
+        try:
+            os.close(self.req_fd)
+        except OSError:
+            pass
+        end = time.monotonic() + 0.5
+        while self.status is None and not self.dead:
+            ready, _, _ = select.select([self.resp_fd], [], [], max(0.0, end - time.monotonic()))
+            if not ready or not os.read(self.resp_fd, 1 << 16):
+                break
+        self._wait_child(block=False)
+        if self.status is None:
+            self.kill("closing")
+            if self.timeout == "closing":
+                self.timeout = None
+
+
+def _apply_mutations(changes, args, kwargs):
+    if type(changes) is not list:
+        return
+    for change in changes:
+        if type(change) is not list or len(change) != 2:
+            continue
+        key, new = change
+        if type(key) is int and 0 <= key < len(args):
+            old = args[key]
+        elif type(key) is str and key in kwargs:
+            old = kwargs[key]
+        else:
+            continue
+        if type(old) is list and type(new) is list:
+            old[:] = new
+        elif type(old) in (dict, set) and type(new) is type(old):
+            old.clear()
+            old.update(new)
+
+
+def _exception(name, message):
+    import builtins
+
+    message = message[:ERR_LEN]
+    if name == "NonPlainValue":
+        return NonPlainValue(message)
+    cls = getattr(builtins, name, None) if name.isidentifier() else None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            return cls(message)
+        except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError wants five arguments
+            pass
+    return CandidateError(f"{name}: {message}" if message else name)
+
+
+CHANNEL = None
+
+
+def _source_line(src, node):
+    import ast
+
+    text = ast.get_source_segment(src, node) or ""
+    first = text.strip().splitlines()[0] if text.strip() else type(node).__name__
+    return first[:120]
+
+
+def _is_test_statement(node):
+    """A statement counts as a test if it asserts something non-constant."""
+    import ast
+
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assert) and not isinstance(sub.test, ast.Constant):
+            return True
+    return False
+
+
+def _splittable(func):
+    """Can check()'s body run statement by statement in one flat namespace?"""
+    import ast
+
+    if len(func.args.args) != 1 or func.args.vararg or func.args.kwarg or func.args.kwonlyargs:
+        return False
+    todo = list(func.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal, ast.Await)):
+            return False
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return True
+
+
+def _plan(src, entry_point):
+    """Tests source -> (setup statements, units). A unit is (kind, name, line, code).
+
+    HumanEval style (a top-level ``def check(candidate)`` and an entry point): the
+    module is set up without its own ``check(...)`` calls, then each statement of
+    check's body that asserts is one test, if the body can be run flat; else
+    ``check(candidate)`` is one test. Otherwise every top-level statement that
+    asserts is one test (bare calls too if nothing asserts at top level, e.g. a lone
+    ``check(f)``) and the rest is setup, run in order. Setup that fails is reported
+    as a failed test as well."""
+    import ast
+
+    tree = ast.parse(src, "<tests>")
+    checks = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
+    units = []
+
+    def compiled(nodes):
+        return compile(ast.Module(body=nodes, type_ignores=[]), "<tests>", "exec")
+
+    if checks and entry_point:
+        check = checks[-1]
+        for node in tree.body:
+            is_check_call = (
+                isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Name)
+                and node.value.func.id == "check"
+            )
+            if not is_check_call:
+                units.append(("setup", _source_line(src, node), node.lineno, compiled([node])))
+        if _splittable(check):
+            param = check.args.args[0].arg
+            units.append(("bind", param, check.lineno, None))
+            for node in check.body:
+                kind = "test" if _is_test_statement(node) else "setup"
+                units.append((kind, _source_line(src, node), node.lineno, compiled([node])))
+        else:
+            units.append(("check", f"check({entry_point})", check.lineno, None))
+        return units
+    any_assert = any(_is_test_statement(node) for node in tree.body)
+    for node in tree.body:
+        is_call = isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+        kind = "test" if _is_test_statement(node) or (is_call and not any_assert) else "setup"
+        units.append((kind, _source_line(src, node), node.lineno, compiled([node])))
+    return units
+
+
+def _error_text(exc):
+    if isinstance(exc, CandidateDied):
+        return str(exc)
+    text = _safe_text(exc)
+    name = type(exc).__name__
+    return (f"{name}: {text}" if text else name)[:ERR_LEN]
+
+
+def _namespace(names):
+    import builtins
+    import importlib
+
+    ns = {"__name__": "__tests__", "__builtins__": builtins}
+    for entry in names:
+        if type(entry) is not list or len(entry) != 3 or type(entry[0]) is not str:
+            continue
+        key, kind, val = entry
+        if not key.isidentifier():
+            continue
+        if kind == "module" and type(val) is str and val in MIRRORED_MODULES:
+            try:
+                ns[key] = importlib.import_module(val)
+            except ImportError:
+                pass
+        elif kind == "data":
+            ns[key] = val
+        elif kind in ("callable", "object") and type(val) is str:
+            ns[key] = Remote(["n", key], val[:80])
+    return ns
+
+
+def _judge(channel, spec):
+    report = {
+        "tests": [],
+        "load": None,
+        "load_error": None,
+        "tests_error": None,
+        "entry_point_missing": False,
+    }
+    entry_point = spec.get("entry_point") or None
+    try:
+        units = _plan(spec["tests"], entry_point)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        report["tests_error"] = f"{type(exc).__name__}: {exc}"[:ERR_LEN]
+        units = []
+    hello = channel.hello()
+    report["load"] = hello[1] if type(hello[1]) is str else "error"
+    if hello[1] != "ok":
+        report["load_error"] = str(hello[2])[:ERR_LEN]
+        units = [u for u in units if u[0] in ("test", "check")]
+        report["tests"] = [
+            {"name": name, "line": line, "passed": False, "error": report["load_error"]}
+            for _k, name, line, _c in units
+        ]
+        return report
+    names = hello[2] if type(hello[2]) is list else []
+    kinds = {e[0]: e[1] for e in names if type(e) is list and len(e) == 3 and type(e[0]) is str}
+    if entry_point and kinds.get(entry_point) != "callable":
+        report["entry_point_missing"] = True
+    ns = _namespace(names)
+    for kind, name, line, code in units:
+        if kind == "bind":
+            ns[name] = Remote(["n", entry_point], f"function {entry_point!r}")
+            continue
+        error = None
+        try:
+            if kind == "check":
+                ns["check"](Remote(["n", entry_point], f"function {entry_point!r}"))
+            else:
+                exec(code, ns)  # noqa: S102 - the dataset's trusted tests, inside the sandbox's judge
+        except BaseException as exc:  # noqa: B036 - a test can fail any way at all
+            error = _error_text(exc)
+        if kind != "setup" or error is not None:
+            report["tests"].append({"name": name, "line": line, "passed": error is None, "error": error})
+    return report
+
+
+def _make_undumpable():
+    """PR_SET_DUMPABLE=0: other processes of our uid cannot ptrace us, read our
+    memory or open /proc/<judge>/fd/*. Children forked later inherit it too."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(4, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+
+
+def main():
+    global CHANNEL
+    report_fd = int(sys.argv[1])
+    kill_scope = sys.argv[2]
+    os.write(report_fd, b"S")
+    pid1 = os.getpid() == 1
+    if pid1:
+        # Signals from inside a pid namespace reach its init only if it has a handler:
+        # with none, `kill -1`, os.kill(1, 9) or SIGINT from the candidate do nothing.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _make_undumpable()
+    sys.set_int_max_str_digits(0)
+    cfg = _read_msg(0)
+    cfg["kill_scope"] = kill_scope
+    if cfg.get("nproc"):
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"]))
+    req_r, req_w = os.pipe()
+    resp_r, resp_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(report_fd, b"F")
+    try:
+        pid = os.fork()
+    except OSError:
+        os.write(report_fd, b"X")  # the sandbox's trouble, not the candidate's: the host retries
+        raise
+    if pid == 0:
+        code = 0
+        try:
+            os.close(req_w)
+            os.close(resp_r)
+            _candidate_main(cfg, req_r, resp_w, report_fd)
+        except BaseException:  # noqa: B036 - the candidate process must never return into the judge
+            code = 1
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+    os.close(req_r)
+    os.close(resp_w)
+    spec = _read_msg(0)
+    token = _read_exact(0, TOKEN_LEN)
+    os.close(0)
+    CHANNEL = Channel(pid, req_w, resp_r, cfg, pid1)
+    try:
+        report = _judge(CHANNEL, spec)
+    except BaseException as exc:  # noqa: B036 - report the judge's own failure, do not hide it
+        report = {"harness_error": f"{type(exc).__name__}: {exc}"[:ERR_LEN], "tests": []}
+    CHANNEL.close()
+    report["timeout"] = CHANNEL.timeout if CHANNEL.timeout in ("cpu", "wall", "memory") else None
+    report["candidate_status"] = CHANNEL.dead or CHANNEL._describe_death()
+    report["cpu_seconds"] = round(CHANNEL.cpu_used(), 3)
+    _write_all(report_fd, token + json.dumps(report, ensure_ascii=True).encode() + b"\n")
+    os.close(report_fd)
+
+
+if __name__ == "__main__":
+    main()
