@@ -66,6 +66,7 @@ class Sample(Base):
         UniqueConstraint("batch_id", "item_index", "candidate_index", name="uq_sample_slot"),
         Index("ix_samples_batch_decision", "batch_id", "decision"),
         Index("ix_samples_batch_passed", "batch_id", "passed"),
+        Index("ix_samples_batch_passed_decision", "batch_id", "passed", "decision", "id"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -124,6 +125,7 @@ class Verdict(Base):
     __table_args__ = (
         UniqueConstraint("sample_id", "verifier", "version", name="uq_verdict"),
         Index("ix_verdicts_verifier_passed", "verifier", "passed"),
+        Index("ix_verdicts_passed_sample", "passed", "sample_id"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -156,7 +158,11 @@ class Decision(Base):
     """Append-only review events; the current decision of a sample is its latest event."""
 
     __tablename__ = "decisions"
-    __table_args__ = (Index("ix_decisions_sample_id", "sample_id", "id"),)
+    __table_args__ = (
+        Index("ix_decisions_sample_id", "sample_id", "id"),
+        Index("ix_decisions_undoes_id", "undoes_id"),
+        Index("ix_decisions_bulk_event_id", "bulk_event_id"),
+    )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
