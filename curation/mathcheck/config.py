@@ -34,6 +34,10 @@ class MathCheckConfig:
     worker still busy after it is killed and replaced, since a signal cannot
     interrupt a long C-level computation (a huge integer power, say).
     ``worker_memory_mb`` caps each worker's address space (0 = no cap).
+
+    ``fast_parse`` makes workers parse LaTeX in ANTLR's SLL mode first, falling back
+    to full LL on a syntax error (`curation.mathcheck.speedups`): same parse trees,
+    about half the parsing time.
     """
 
     decimal_policy: DecimalPolicy = "exact"
@@ -53,6 +57,7 @@ class MathCheckConfig:
     guard_timeout: int = 2
     hard_timeout: float = 15.0
     worker_memory_mb: int = 3072
+    fast_parse: bool = True
 
     def __post_init__(self) -> None:
         if self.decimal_policy not in ("exact", "rounded"):

@@ -77,8 +77,12 @@ def _is_assignment(expr: Any) -> bool:
 
 
 def _judge_structure(gold: Any, pred: Any, config: MathCheckConfig) -> Judgement:
-    from sympy import Expr, FiniteSet, Interval, Tuple
+    from sympy import Expr, FiniteSet, Interval, MatrixBase, Tuple
 
+    if isinstance(gold, MatrixBase) and isinstance(pred, MatrixBase):
+        if gold.shape != pred.shape:
+            return Judgement(False, "matrix", "shapes differ")
+        return _all_equal(list(zip(gold, pred, strict=True)), config, "matrix")
     if isinstance(gold, Interval) and isinstance(pred, Interval):
         if (gold.left_open, gold.right_open) != (pred.left_open, pred.right_open):
             return Judgement(False, "interval", "open/closed ends differ")
@@ -107,6 +111,8 @@ def _all_equal(pairs: list[tuple[Any, Any]], config: MathCheckConfig, path: str)
         return NOT_APPLICABLE
     for g, p in pairs:
         j = compare_numbers(g, p, config)
+        if j.path is None:
+            return NOT_APPLICABLE
         if j.equal is not True:
             return Judgement(j.equal, f"{path}/{j.path}", j.note)
     return Judgement(True, f"{path}/numeric")
@@ -122,6 +128,8 @@ def _match_sets(g_items: list[Any], p_items: list[Any], config: MathCheckConfig)
     for g in g_items:
         for slot, k in enumerate(unused):
             j = compare_numbers(g, p_items[k], config)
+            if j.path is None:
+                return NOT_APPLICABLE
             if j.equal is None:
                 return Judgement(None, f"set/{j.path}", j.note)
             if j.equal:
@@ -204,7 +212,9 @@ def _compare_scalar(
     bound, suffix = None, ""
     if g_places and p_places is None:
         bound, suffix = Rational(1, 2 * 10**g_places), "+rounded-reference"
-    elif config.decimal_policy == "rounded" and p_places is not None and p_places >= config.min_decimal_places:
+    elif (
+        config.decimal_policy == "rounded" and p_places is not None and p_places >= config.min_decimal_places
+    ):
         places = p_places if g_places is None else min(p_places, g_places)
         bound, suffix = Rational(1, 2 * 10**places), "+rounded"
 
@@ -252,38 +262,74 @@ def digit_estimate(expr: Any, cap: float) -> float:
     for node in postorder_traversal(expr):
         if not getattr(node, "args", None) or not getattr(node, "is_number", False):
             continue
-        digits = 0.0
         if isinstance(node, Pow):
-            base, power = _magnitude(node.base), _magnitude(node.exp)
+            base, power = _log10_abs(node.base), _log10_abs(node.exp)
             if base is None or power is None:
                 return math.inf
-            if base > 0 and base != 1:
-                digits = power * abs(math.log10(base)) if math.isfinite(base) else math.inf
+            digits = _times_pow10(abs(base), power)
         elif isinstance(node, (factorial, factorial2, gamma)):
-            n = _magnitude(node.args[0])
+            n = _log10_abs(node.args[0])
             if n is None:
                 return math.inf
-            digits = n * math.log10(n + 2)
+            digits = _times_pow10(max(n, 0.0) + 0.5, n)
         elif isinstance(node, exp):
-            x = _magnitude(node.args[0])
+            x = _log10_abs(node.args[0])
             if x is None:
                 return math.inf
-            digits = x / math.log(10)
+            digits = _times_pow10(1 / math.log(10), x)
+        else:
+            continue
         if not math.isfinite(digits) or digits > cap:
             return math.inf
         worst = max(worst, digits)
     return worst
 
 
-def _magnitude(expr: Any) -> float | None:
-    """|expr| as a float (inf when it overflows), or None when it cannot be evaluated."""
+def _times_pow10(factor: float, log10_value: float) -> float:
+    """factor * 10**log10_value without overflow (inf when huge)."""
+    if factor == 0 or log10_value == -math.inf:
+        return 0.0
+    exponent = log10_value + math.log10(factor)
+    return math.inf if exponent > 300 else 10**exponent
+
+
+def _log10_abs(expr: Any) -> float | None:
+    """log10 |expr| (-inf for zero), or None when it cannot be evaluated to a number.
+    Works through mpmath, so values far beyond float range are fine."""
+    from mpmath import log10
+
     try:
-        value = abs(complex(expr.evalf(15)))
-    except OverflowError:
-        return math.inf
-    except (TypeError, ValueError):
+        value = abs(expr.evalf(15))
+        if not value.is_Number:
+            return None
+        if value == 0:
+            return -math.inf
+        return float(log10(value._to_mpmath(53)))
+    except (TypeError, ValueError, AttributeError, OverflowError):
         return None
-    return value
+
+
+def symbolic_shortcut(gold: Any, pred: Any, config: MathCheckConfig) -> Judgement:
+    """Decide plain expressions in the same variables without math-verify's ``simplify``:
+    ``expand(gold - pred) == 0`` proves them equal, a differing value at a rational point
+    (`spot_check`) proves them unequal; anything else is left to math-verify."""
+    from sympy import Expr, Integer, Pow, expand
+
+    g, p = unwrap_relations(gold, pred)
+    if (
+        not (isinstance(g, Expr) and isinstance(p, Expr))
+        or not g.free_symbols
+        or g.free_symbols != p.free_symbols
+    ):
+        return NOT_APPLICABLE
+    for e in (g, p):
+        for node in e.atoms(Pow):
+            if isinstance(node.exp, Integer) and abs(node.exp) > 64:
+                return NOT_APPLICABLE
+    if expand(exactify(g) - exactify(p)) == 0:
+        return Judgement(True, "symbolic-expand")
+    spot = spot_check(g, p, config)
+    return spot if spot.equal is False else NOT_APPLICABLE
 
 
 def spot_check(gold: Any, pred: Any, config: MathCheckConfig) -> Judgement:
