@@ -79,6 +79,7 @@ class ServerStats:
     completions_ok: int = 0
     choices_ok: int = 0
     models_requests: int = 0
+    connections_opened: int = 0
     outcomes: Counter = field(default_factory=Counter)
     log: list[RequestLogEntry] = field(default_factory=list)
 
@@ -184,6 +185,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server._connections.add(self)
+        self.server.stats.connections_opened += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
