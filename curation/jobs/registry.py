@@ -19,6 +19,7 @@ JOB_MODULES: list[str] = [
     "curation.importer",
     "curation.exporter",
     "curation.generation.job",
+    "curation.diversity.jobs",
 ]
 
 

@@ -1,0 +1,169 @@
+"""Subcommands: embed, dedup, diversity, collapse."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from sqlalchemy import Engine
+
+
+def _progress(done: int, total: int | None, message: str) -> None:
+    line = f"{done:,}/{total:,}  {message}" if total else message
+    if sys.stderr.isatty():
+        print(f"\r{line:<78}", end="", file=sys.stderr, flush=True)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _end_progress() -> None:
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
+    from curation.diversity.service import Selection, embed_selection, resolve_batch
+
+    if args.reference:
+        selection, target = Selection(origins=("real",)), "the reference set"
+    elif args.eval:
+        selection, target = Selection(origins=("eval",)), "the evaluation sets"
+    else:
+        info = resolve_batch(engine, args.batch)
+        selection, target = Selection(batch_ids=(info.id,)), f"batch {info.name!r}"
+    stats = embed_selection(engine, selection, model=args.model, mode=args.text_mode, progress=_progress)
+    _end_progress()
+    rate = f", {stats.computed / stats.seconds:,.1f} texts/s" if stats.computed and stats.seconds else ""
+    print(f"{target}: {stats.samples:,} samples, {stats.distinct:,} distinct texts, {stats.cached:,} already cached, "
+          f"{stats.computed:,} embedded in {stats.seconds:.1f}s{rate} ({stats.model}, backend {stats.backend or 'n/a'})")
+    return 0
+
+
+def cmd_dedup(args: argparse.Namespace, engine: Engine) -> int:
+    from curation.diversity.service import SCOPES, run_dedup
+
+    result = run_dedup(engine, args.batch, scopes=args.scope or SCOPES, semantic=not args.no_semantic,
+                       model=args.model, mode=args.text_mode, progress=_progress)
+    _end_progress()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"batch {result['batch']!r}: {result['samples']:,} samples")
+    for kind, n in result["findings"].items():
+        print(f"  {kind:<22} {n:>7,}")
+    changes = result["marks"]
+    print(f"marks: {changes['added']} added, {changes['updated']} kept, {changes['removed']} removed "
+          "(overridden marks are never removed)")
+    return 0
+
+
+def print_report(result: Any) -> None:
+    report = result.report
+    sampled = " (subsampled, seeded)" if report.sampled else ""
+    print(f"{result.selection}: {report.n_synthetic:,} samples vs reference {', '.join(result.reference)} "
+          f"({report.n_reference:,}); compared on {report.n_compared:,} each{sampled}; model {result.model}")
+    print(f"{'metric':<18} {'synthetic':>10} {'reference':>10} {'ratio':>7}")
+    for name, entry in report.metrics.items():
+        print(f"{name:<18} {_fmt(entry.get('synthetic')):>10} {_fmt(entry.get('reference')):>10} {_fmt(entry.get('ratio')):>7}")
+    clusters = report.clusters
+    if clusters:
+        print(f"clusters: k={clusters['k']} fitted on the reference; {clusters['empty_clusters']} hold no synthetic "
+              f"sample ({clusters['empty_share']:.0%} of real samples; baseline {_fmt(clusters['baseline_empty_share'])})")
+    if report.baseline:
+        print(f"reference-vs-reference baseline (halves of {report.baseline.get('n')}): "
+              + ", ".join(f"{k} {_fmt(v)}" for k, v in report.baseline.items() if k != "n"))
+    if report.warnings:
+        print("warnings:")
+        for w in report.warnings:
+            print(f"  ! {w.code}: {w.message}")
+    else:
+        print("no warnings")
+
+
+def cmd_diversity(args: argparse.Namespace, engine: Engine) -> int:
+    from curation.diversity.service import Selection, compute_diversity, resolve_batch
+
+    info = resolve_batch(engine, args.batch)
+    selection = Selection(batch_ids=(info.id,), decisions=tuple(args.decision or ()))
+    result = compute_diversity(engine, selection, model=args.model, mode=args.text_mode, seed=args.seed,
+                               save=not args.no_save, progress=_progress)
+    _end_progress()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        print_report(result)
+    return 0
+
+
+def cmd_collapse(args: argparse.Namespace, engine: Engine) -> int:
+    from curation.diversity.service import collapse_for
+
+    report = collapse_for(engine, args.batch, model=args.model, mode=args.text_mode, progress=_progress)
+    _end_progress()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return 0
+    print(f"lineage of {report.root_name!r}: {len(report.points)} generations")
+    print(f"{'gen':>4} {'vendi÷ref':>10} {'coverage':>9} {'spread÷ref':>11} {'real share':>11}  batches")
+    for p in report.points:
+        m = p.metrics
+        print(f"{p.generation:>4} {_fmt(m.get('vendi_ratio')):>10} {_fmt(m.get('coverage')):>9} "
+              f"{_fmt(m.get('spread_ratio')):>11} {_fmt(p.real_share):>11}  {', '.join(p.batch_names)}")
+    for w in report.warnings:
+        print(f"  ! {w.code}: {w.message}")
+    if not report.warnings:
+        print("no collapse warnings")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    from curation.diversity.embed import DEFAULT_MODEL, TEXT_MODES
+
+    p.add_argument("--model", default=None, help=f"embedding model: a local path or cached name (default {DEFAULT_MODEL})")
+    p.add_argument("--text-mode", default="prompt+response", choices=TEXT_MODES, help="which text is embedded")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from curation.diversity.service import SCOPES
+
+    p = subparsers.add_parser("embed", help="embed a batch (or the reference / evaluation sets); cached per text")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--batch", help="batch name")
+    group.add_argument("--reference", action="store_true", help="every real (reference) batch")
+    group.add_argument("--eval", action="store_true", help="every evaluation batch")
+    _common(p)
+    p.set_defaults(func=cmd_embed)
+
+    p = subparsers.add_parser("dedup", help="mark exact, near and semantic duplicates, copies of real data, contamination")
+    p.add_argument("--batch", required=True)
+    p.add_argument("--scope", action="append", choices=SCOPES, help="only these scopes (repeatable; default all)")
+    p.add_argument("--no-semantic", action="store_true", help="skip the embedding-based check")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_dedup)
+
+    p = subparsers.add_parser("diversity", help="diversity metrics and warnings of a batch against the reference set")
+    p.add_argument("--batch", required=True)
+    p.add_argument("--decision", action="append", choices=("accept", "reject", "skip", "undecided"),
+                   help="only samples with this decision (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the equal-size subsampling")
+    p.add_argument("--no-save", action="store_true", help="do not record a metrics snapshot")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_diversity)
+
+    p = subparsers.add_parser("collapse", help="metric trend across the generations of a batch's lineage")
+    p.add_argument("--batch", required=True)
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_collapse)

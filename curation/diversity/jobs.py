@@ -1,0 +1,74 @@
+"""Background job kinds: "embed", "dedup" and "diversity" (run in worker processes).
+
+Each is safe to rerun: embeddings are cached per text, marks are synchronised
+(not duplicated) and a metrics run only appends a snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curation.jobs.registry import JobContext, job_kind
+
+
+def _progress(ctx: JobContext):  # noqa: ANN202 - a Progress callback
+    def report(done: int, total: int | None, message: str) -> None:
+        ctx.progress(done, total, message)
+
+    return report
+
+
+def embed_target(params: dict[str, Any]) -> str:
+    if params.get("reference"):
+        return "the reference set"
+    if params.get("eval"):
+        return "the evaluation sets"
+    return f"batch {params.get('batch')!r}"
+
+
+def _describe_embed(params: dict[str, Any]) -> str:
+    return f"Embed {embed_target(params)}"
+
+
+@job_kind("embed", describe=_describe_embed)
+def run_embed(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    from curation.diversity.service import Selection, embed_selection, resolve_batch
+
+    if params.get("reference"):
+        selection = Selection(origins=("real",))
+    elif params.get("eval"):
+        selection = Selection(origins=("eval",))
+    else:
+        selection = Selection(batch_ids=(resolve_batch(ctx.engine, params["batch"]).id,))
+    stats = embed_selection(
+        ctx.engine, selection, model=params.get("model"), mode=params.get("mode", "prompt+response"),
+        progress=_progress(ctx),
+    )
+    return stats.to_dict()
+
+
+@job_kind("dedup", describe=lambda p: f"Find duplicates in batch {p.get('batch')!r}")
+def run_dedup_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    from curation.diversity.service import SCOPES, run_dedup
+
+    return run_dedup(
+        ctx.engine, params["batch"], scopes=params.get("scopes") or SCOPES, semantic=params.get("semantic", True),
+        model=params.get("model"), mode=params.get("mode", "prompt+response"), progress=_progress(ctx),
+    )
+
+
+@job_kind("diversity", describe=lambda p: f"Diversity metrics of batch {p.get('batch')!r}")
+def run_diversity_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    from curation.diversity.service import Selection, compute_diversity, resolve_batch
+
+    info = resolve_batch(ctx.engine, params["batch"])
+    result = compute_diversity(
+        ctx.engine, Selection(batch_ids=(info.id,)), model=params.get("model"),
+        mode=params.get("mode", "prompt+response"), seed=int(params.get("seed", 0)), progress=_progress(ctx),
+    )
+    return {
+        "batch": info.name,
+        "snapshot_id": result.snapshot_id,
+        "warnings": [w.message for w in result.report.warnings],
+        "metrics": {k: v.get("synthetic") for k, v in result.report.metrics.items()},
+    }
