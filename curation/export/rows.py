@@ -1,0 +1,252 @@
+"""Export rows with provenance, fetched chunk by chunk in the plan's order.
+
+Each chunk is three batched queries (samples, verdicts, decisions) on ids; nothing
+beyond a chunk is held. Nested fields come from the store as JSON text and stay
+text: tabular writers store them as they are, JSON writers splice them in, so a
+million rows are never parsed and re-serialised field by field. Batch-level
+provenance (teacher, model, generation parameters) is serialised once per batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, Text, cast, select
+
+from curation.store.db import session_scope
+from curation.store.models import Batch, Decision, Sample, Verdict
+
+CHUNK = 2000
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+#: The keys of `provenance`, explained in the dataset card.
+PROVENANCE_FIELDS: dict[str, str] = {
+    "source": '"synthetic" (teacher output, accepted by a reviewer) or "real" (human-written reference data)',
+    "sample_id": "the sample's id in the Assay store (resolves back to the sample and its history)",
+    "split": '"train" or "validation"',
+    "batch": "the batch (generation run or imported file) the sample belongs to",
+    "batch_source": "where the batch came from (teacher and problem source, or the imported file)",
+    "teacher": "the teacher that generated the response (null for real data)",
+    "model": "the teacher's model name",
+    "generation_params": "sampling and prompting parameters of the generation run (no secrets)",
+    "generation": "generation number in a lineage of synthetic batches (0 = from real data)",
+    "verdicts": "automatic verifier results: verifier, version, passed, score, reason",
+    "decision": "the reviewer's latest decision: action, reviewer, time, reason tags, decision id",
+    "content_hash": "sha256 of [family, prompt, response] as stored (detects any change)",
+}
+
+_TEACHER_SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "system_prompt")
+_RUN_KEYS = ("mode", "n", "seed", "levers", "template", "source_label", "consistency", "family")
+
+
+def generation_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The reproducible part of a batch's generation config (never endpoints or key names)."""
+    if "params" in config and isinstance(config["params"], dict):
+        return dict(config["params"])
+    out = {key: config[key] for key in _RUN_KEYS if key in config}
+    teacher = config.get("teacher_config") or {}
+    sampling = {key: teacher[key] for key in _TEACHER_SAMPLING if teacher.get(key) is not None}
+    if sampling:
+        out["sampling"] = sampling
+    return out
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    name: str
+    origin: str
+    source: str
+    teacher: str | None
+    model: str | None
+    params: dict[str, Any]
+    generation: int
+    #: `"batch":...,"batch_source":...,...` — the batch's part of every row's provenance JSON.
+    fragment: str = field(repr=False, default="")
+
+
+def batch_info(engine: Engine, batch_ids: Iterable[int]) -> dict[int, BatchInfo]:
+    ids = list(batch_ids)
+    out: dict[int, BatchInfo] = {}
+    with session_scope(engine, write=False) as session:
+        for batch in session.scalars(select(Batch).where(Batch.id.in_(ids))):
+            config = dict(batch.generation_config or {})
+            synthetic = batch.origin == "synthetic"
+            teacher = config.get("teacher") if synthetic else None
+            model = config.get("model") if synthetic else None
+            params = generation_params(config) if synthetic else {}
+            part = {
+                "batch": batch.name,
+                "batch_source": batch.source,
+                "teacher": teacher,
+                "model": model,
+                "generation_params": params,
+                "generation": batch.generation,
+            }
+            fragment = _dumps(part)[1:-1]
+            out[batch.id] = BatchInfo(batch.name, batch.origin, batch.source, teacher, model, params, batch.generation, fragment)
+    return out
+
+
+def _json_text(raw: str | None) -> str:
+    """A nested field's stored JSON text; missing or null becomes {}."""
+    if raw is None or raw == "null" or raw == "":
+        return "{}"
+    return raw
+
+
+class ExportRecord:
+    """One exported row. Nested fields are JSON text; `to_dict` parses them."""
+
+    __slots__ = (
+        "sample_id",
+        "id",
+        "family",
+        "prompt",
+        "response",
+        "reference_json",
+        "metadata_json",
+        "provenance_json",
+        "source",
+        "split",
+        "verdicts",
+        "decision",
+        "batch",
+        "content_hash",
+    )
+
+    def __init__(self, **values: Any) -> None:
+        for name in self.__slots__:
+            setattr(self, name, values.get(name))
+
+    @property
+    def reference(self) -> dict[str, Any]:
+        return json.loads(self.reference_json)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return json.loads(self.metadata_json)
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return json.loads(self.provenance_json)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The interchange record plus `provenance`, as Python objects."""
+        return {
+            "id": self.id,
+            "family": self.family,
+            "prompt": self.prompt,
+            "response": self.response,
+            "reference": self.reference,
+            "metadata": self.metadata,
+            "provenance": self.provenance,
+        }
+
+    def interchange_json(self, extra: str = "") -> str:
+        """`{"id":..,"family":..,"prompt":..,"response":..,"reference":..,"metadata":..<extra>}` as text."""
+        return (
+            f'{{"id":{_dumps(self.id)},"family":{_dumps(self.family)},"prompt":{_dumps(self.prompt)},'
+            f'"response":{_dumps(self.response)},"reference":{self.reference_json},"metadata":{self.metadata_json}'
+            f"{extra}}}"
+        )
+
+
+def iter_records(
+    engine: Engine,
+    sample_ids: Iterable[int],
+    *,
+    split: str = "train",
+    batches: dict[int, BatchInfo] | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> Iterator[ExportRecord]:
+    """ExportRecords for `sample_ids`, in that order. `on_chunk(n)` after each chunk
+    (progress and cancellation checks)."""
+    ids = [int(i) for i in sample_ids]
+    batches = dict(batches or {})
+    columns = (
+        Sample.id,
+        Sample.batch_id,
+        Sample.external_id,
+        Sample.family,
+        Sample.prompt,
+        Sample.response,
+        cast(Sample.reference, Text),
+        cast(Sample.meta, Text),
+        Sample.content_hash,
+        Sample.decision,
+    )
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        with session_scope(engine, write=False) as session:
+            samples = {row[0]: row for row in session.execute(select(*columns).where(Sample.id.in_(chunk)))}
+            verdicts: dict[int, list[tuple[str, str, bool | None, str]]] = {}
+            for sample_id, verifier, version, passed, score, reason in session.execute(
+                select(Verdict.sample_id, Verdict.verifier, Verdict.version, Verdict.passed, Verdict.score, Verdict.reason)
+                .where(Verdict.sample_id.in_(chunk))
+                .order_by(Verdict.id)
+            ):
+                verdicts.setdefault(sample_id, []).append(
+                    (
+                        verifier,
+                        version,
+                        passed,
+                        _dumps({"verifier": verifier, "version": version, "passed": passed, "score": score, "reason": reason}),
+                    )
+                )
+            decisions: dict[int, tuple[Any, ...]] = {}
+            for row in session.execute(
+                select(Decision.sample_id, Decision.id, Decision.reviewer, Decision.created_at, Decision.reason_tags)
+                .where(Decision.sample_id.in_(chunk))
+                .order_by(Decision.id)
+            ):
+                decisions[row[0]] = row
+            missing = {row[1] for row in samples.values()} - set(batches)
+        if missing:
+            batches.update(batch_info(engine, missing))
+        for sample_id in chunk:
+            row = samples.get(sample_id)
+            if row is None:
+                raise KeyError(f"sample {sample_id} disappeared from the store during the export")
+            _, batch_id, external_id, family, prompt, response, ref, meta, chash, action = row
+            info = batches[batch_id]
+            source = "real" if info.origin == "real" else "synthetic"
+            decision = decisions.get(sample_id)
+            decision_json = (
+                "null"
+                if decision is None or action is None
+                else _dumps(
+                    {
+                        "action": action,
+                        "reviewer": decision[2],
+                        "at": decision[3].isoformat(),
+                        "reason_tags": list(decision[4] or []),
+                        "decision_id": decision[1],
+                    }
+                )
+            )
+            found = verdicts.get(sample_id, ())
+            verdict_json = "[" + ",".join(v[3] for v in found) + "]"
+            provenance = (
+                f'{{"source":"{source}","sample_id":{sample_id},"split":"{split}",{info.fragment},'
+                f'"verdicts":{verdict_json},"decision":{decision_json},"content_hash":"{chash}"}}'
+            )
+            yield ExportRecord(
+                sample_id=sample_id,
+                id=external_id or f"assay-{sample_id}",
+                family=family,
+                prompt=prompt,
+                response=response,
+                reference_json=_json_text(ref),
+                metadata_json=_json_text(meta),
+                provenance_json=provenance,
+                source=source,
+                split=split,
+                verdicts=[v[:3] for v in found],
+                decision=action,
+                batch=info.name,
+                content_hash=chash,
+            )
+        if on_chunk is not None:
+            on_chunk(len(chunk))

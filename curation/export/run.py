@@ -1,0 +1,250 @@
+"""Run an export: plan, stream the rows to the writer, record the Export and its
+ExportRow links, then write the manifest and the dataset card.
+
+The Export row, its links (with the split) and the ids of every dropped row (by
+reason) are written in one transaction after the files, so every exported row
+resolves back to its sample and every row left out can be explained later
+(`curation.reconcile`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from curation import __version__
+from curation.export.card import dataset_card
+from curation.export.config import ExportConfig
+from curation.export.plan import SPLITS, ExportPlan, plan_export, reason_label
+from curation.export.rows import ExportRecord, batch_info, iter_records
+from curation.store.db import session_scope
+from curation.store.models import Export, ExportRow, MetricSnapshot
+from curation.writers import WRITERS
+
+Progress = Callable[[int, int | None, str], None]
+LINK_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export_id: int
+    out_dir: Path
+    files: dict[str, str]
+    rows: int
+    counts: dict[str, Any]
+    manifest_path: Path
+    card_path: Path | None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def output_layout(config: ExportConfig, splits: list[str]) -> tuple[Path, dict[str, str], Path, Path | None]:
+    """(folder, file name per split, manifest path, card path) for the config's `out`.
+
+    `out` is a folder (created), or — for a single-file format and one split — a
+    file path ending in the format's extension, with `<stem>.manifest.json` beside it."""
+    writer = WRITERS.get(config.format)
+    out = Path(config.out)
+    if not config.out:
+        raise ValueError("an output folder is required")
+    if not writer.folder and writer.extension and out.suffix == writer.extension:
+        if len(splits) > 1:
+            raise ValueError("a validation split needs an output folder (one file per split), not a file path")
+        return out.parent, {splits[0]: out.name}, out.with_name(out.stem + ".manifest.json"), None
+    if writer.folder:
+        names = {split: split for split in splits}
+    elif len(splits) == 1:
+        names = {splits[0]: f"data{writer.extension}"}
+    else:
+        names = {split: f"{split}{writer.extension}" for split in splits}
+    return out, names, out / "manifest.json", out / "README.md"
+
+
+def _folder_hashes(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root.parent)): sha256_file(path) for path in sorted(root.rglob("*")) if path.is_file()
+    }
+
+
+class _Tally:
+    """Verifier pass counts over the exported synthetic rows, gathered while writing."""
+
+    def __init__(self) -> None:
+        self.verdicts: Counter[tuple[str, str, str]] = Counter()
+        self.batches: Counter[str] = Counter()
+
+    def wrap(self, rows: Iterator[ExportRecord]) -> Iterator[ExportRecord]:
+        for row in rows:
+            self.batches[row.batch] += 1
+            if row.source == "synthetic":
+                for verifier, version, passed in row.verdicts:
+                    self.verdicts[(verifier, version, "unknown" if passed is None else "passed" if passed else "failed")] += 1
+            yield row
+
+    def pass_rates(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for (verifier, version, outcome), n in sorted(self.verdicts.items()):
+            entry = out.setdefault(f"{verifier}@{version}", {"verifier": verifier, "version": version, "passed": 0, "failed": 0, "unknown": 0})
+            entry[outcome] += n
+        for entry in out.values():
+            judged = entry["passed"] + entry["failed"]
+            entry["pass_rate"] = None if judged == 0 else round(entry["passed"] / judged, 4)
+        return out
+
+
+def _diversity(engine: Engine, plan: ExportPlan) -> dict[str, Any]:
+    """The latest MetricSnapshot of each exported batch (and of workspace-wide scopes)."""
+    out: dict[str, Any] = {}
+    ids = {b: name for b, name in plan.batch_names.items()}
+    with session_scope(engine, write=False) as session:
+        for snap in session.scalars(select(MetricSnapshot).order_by(MetricSnapshot.id)):
+            if snap.batch_id is not None and snap.batch_id not in ids:
+                continue
+            key = ids.get(snap.batch_id, snap.scope) if snap.batch_id is not None else snap.scope
+            out[key] = {"scope": snap.scope, "model": snap.model, "at": snap.created_at.isoformat(), "metrics": snap.metrics}
+    return out
+
+
+def _acceptance_bounds(engine: Engine, plan: ExportPlan) -> dict[str, Any] | None:
+    """Acceptance-sampling bounds from `curation.review.sampling`, when that module exists."""
+    try:
+        from curation.review import sampling
+    except ImportError:
+        return None
+    bound = getattr(sampling, "acceptance_bound", None) or getattr(sampling, "batch_bound", None)
+    if bound is None:
+        return None
+    out: dict[str, Any] = {}
+    for batch_id, name in plan.batch_names.items():
+        if name not in plan.batches.get("synthetic", []):
+            continue
+        try:
+            value = bound(engine, batch_id)
+        except Exception as exc:  # noqa: BLE001 - another module's bound must not break an export
+            value = {"error": str(exc)}
+        if value is not None:
+            out[name] = value if isinstance(value, dict | int | float | str) else getattr(value, "__dict__", str(value))
+    return out
+
+
+def run_export(engine: Engine, config: ExportConfig, progress: Progress | None = None) -> ExportResult:
+    """Plan, then write the files, the Export row and links, the manifest and the card.
+
+    Raises ValueError when the plan has errors (nothing is written then)."""
+    writer = WRITERS.get(config.format)()
+    missing = writer.missing_dependencies()
+    if missing:
+        raise ValueError(f"the {config.format} format needs {', '.join(missing)}")
+    plan = plan_export(engine, config, progress)
+    if plan.errors:
+        raise ValueError("; ".join(plan.errors))
+    splits = plan.split_names()
+    out_dir, names, manifest_path, card_path = output_layout(config, splits)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    total = plan.rows
+    done = 0
+    batches = batch_info(engine, plan.batch_names)
+    tally = _Tally()
+
+    def on_chunk(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total, f"wrote {done:,} of {total:,} rows")
+
+    streams = {
+        split: tally.wrap(iter_records(engine, plan.split_ids(split), split=split, batches=batches, on_chunk=on_chunk))
+        for split in splits
+    }
+    written = writer.write_splits(streams, out_dir, names)
+    if writer.folder:
+        files = {}
+        for split in splits:
+            files.update(_folder_hashes(out_dir / names[split]))
+        files["dataset_dict.json"] = sha256_file(out_dir / "dataset_dict.json")
+    else:
+        files = {names[split]: sha256_file(out_dir / names[split]) for split in splits}
+    summary = plan.summary()
+    rows = sum(written.values())
+    if rows != total:
+        raise RuntimeError(f"the writer wrote {rows:,} rows but the plan has {total:,}")
+    counts = {
+        "rows": rows,
+        "synthetic": summary["synthetic"],
+        "real": summary["real"],
+        "synthetic_share": summary["synthetic_share"],
+        "families": summary["families"],
+        "family_shares": summary["family_shares"],
+        "splits": summary["splits"],
+        "batches": dict(tally.batches),
+        "candidates": summary["candidates"],
+        "not_accepted": summary["not_accepted"],
+        "dropped": summary["dropped"],
+    }
+    metrics = {
+        "verifier_pass_rates": tally.pass_rates(),
+        "diversity": _diversity(engine, plan),
+        "acceptance_sampling": _acceptance_bounds(engine, plan),
+    }
+    created_at = datetime.now(UTC)
+    config_record = {**config.to_dict(), "selection": "accepted synthetic samples and real reference rows", "batches_resolved": plan.batches}
+    with session_scope(engine) as session:
+        export = Export(
+            out_path=str(out_dir / names[splits[0]]) if len(splits) == 1 and not writer.folder else str(out_dir),
+            config=config_record,
+            counts={**counts, "dropped_ids": {reason: ids.tolist() for reason, ids in plan.dropped_ids.items()}},
+            files=files,
+            created_by=config.created_by,
+            created_at=created_at,
+        )
+        session.add(export)
+        session.flush()
+        export_id = export.id
+        for split_index, split in enumerate(SPLITS):
+            ids = plan.ids[plan.splits == split_index].tolist()
+            for start in range(0, len(ids), LINK_CHUNK):
+                session.execute(
+                    insert(ExportRow),
+                    [{"export_id": export_id, "sample_id": i, "split": split} for i in ids[start : start + LINK_CHUNK]],
+                )
+    manifest = {
+        "export_id": export_id,
+        "assay_version": __version__,
+        "created_at": created_at.isoformat(),
+        "created_by": config.created_by,
+        "format": config.format,
+        "config": config_record,
+        "allow_dropping_real": config.allow_dropping_real,
+        "counts": counts,
+        "dropped": [{"code": code, "reason": reason_label(code), **n} for code, n in summary["dropped"].items()],
+        "warnings": summary["warnings"],
+        "files": files,
+        "metrics": metrics,
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    if card_path is not None:
+        card_path.write_text(dataset_card(manifest, writer, batches, list(files)), encoding="utf-8")
+    if progress is not None:
+        progress(total, total, f"exported {rows:,} rows")
+    return ExportResult(
+        export_id=export_id,
+        out_dir=out_dir,
+        files=files,
+        rows=rows,
+        counts=counts,
+        manifest_path=manifest_path,
+        card_path=card_path,
+    )

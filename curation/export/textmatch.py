@@ -1,0 +1,81 @@
+"""Text matching for the export plan: exact normalised-text keys (synthetic vs real)
+and word 13-gram decontamination against evaluation sets.
+
+Both use the diversity package's definitions (`curation.diversity.text.normalise_text`
+and `curation.diversity.dedup.contamination`), so the export agrees with the marks the
+dedup job writes. Where that package is not importable, a small equivalent 13-gram
+index here takes over (same normalisation: NFKC, casefold, word tokens)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Sequence
+
+CONTAMINATION_NGRAM = 13
+_SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"\w+")
+
+try:
+    from curation.diversity.text import normalise_text as _normalise
+except ImportError:  # pragma: no cover - the diversity package is optional here
+    _normalise = None
+
+
+def normalise_text(text: str) -> str:
+    """NFKC, casefolded, whitespace collapsed (the exact-duplicate form)."""
+    if _normalise is not None:
+        return _normalise(text)
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def text_key(prompt: str, response: str) -> int:
+    """64-bit key of a sample's normalised prompt and response: equal keys = the same text."""
+    payload = f"{normalise_text(prompt)}\x00{normalise_text(response)}".encode()
+    return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "little", signed=True)
+
+
+class NgramIndex:
+    """Word n-grams of the evaluation texts; `matches(texts)` gives, for each text
+    sharing at least one n-gram, (position, first shared n-gram, evaluation text index)."""
+
+    def __init__(self, eval_texts: Sequence[str], n: int = CONTAMINATION_NGRAM) -> None:
+        self.eval_texts = list(eval_texts)
+        self.n = n
+        self._grams: dict[tuple[str, ...], int] | None = None
+        try:
+            from curation.diversity.dedup import contamination
+        except ImportError:  # pragma: no cover - exercised through use_fallback
+            contamination = None
+        self._contamination = contamination
+
+    def use_fallback(self) -> NgramIndex:
+        """Use the local index even when the diversity package is present (tests compare both)."""
+        self._contamination = None
+        return self
+
+    def _index(self) -> dict[tuple[str, ...], int]:
+        if self._grams is None:
+            self._grams = {}
+            for d, text in enumerate(self.eval_texts):
+                tokens = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+                for i in range(len(tokens) - self.n + 1):
+                    self._grams.setdefault(tuple(tokens[i : i + self.n]), d)
+        return self._grams
+
+    def matches(self, texts: Sequence[str]) -> list[tuple[int, str, int]]:
+        if not self.eval_texts or not texts:
+            return []
+        if self._contamination is not None:
+            return [(f.index, f.detail, f.other) for f in self._contamination(texts, self.eval_texts, n=self.n)]
+        grams = self._index()
+        out = []
+        for position, text in enumerate(texts):
+            tokens = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+            for i in range(len(tokens) - self.n + 1):
+                gram = tuple(tokens[i : i + self.n])
+                if gram in grams:
+                    out.append((position, " ".join(gram), grams[gram]))
+                    break
+        return out

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from curation.writers.base import TABULAR_COLUMNS, WRITERS, Writer
+from curation.writers.parquet import record_batches
+
+
+def _features() -> Any:
+    from datasets import Features, Value
+
+    return Features({name: Value("string") for name in TABULAR_COLUMNS})
+
+
+def _table_rows(rows: Iterable[Any]) -> Iterable[dict[str, Any]]:
+    """Arrow batches for `Dataset.from_generator`, as dicts of columns (streamed)."""
+    for batch in record_batches(rows, size=10_000):
+        yield from batch.to_pylist()
+
+
+@WRITERS.register("hf")
+class HuggingFaceWriter(Writer):
+    """A Hugging Face `datasets` DatasetDict saved with `save_to_disk` (one split per
+    folder); columns as in CSV/Parquet. Load it with `datasets.load_from_disk`."""
+
+    name = "hf"
+    extension = ""
+    description = "Hugging Face dataset folder (DatasetDict, train/validation splits; load_from_disk)"
+    folder = True
+
+    def missing_dependencies(self) -> list[str]:
+        try:
+            import datasets  # noqa: F401
+        except ImportError:
+            return ["datasets"]
+        return []
+
+    def _dataset(self, rows: Iterable[Any], cache: Path) -> Any:
+        from datasets import Dataset
+
+        def generate(source: Iterable[Any] = rows) -> Iterable[dict[str, Any]]:
+            yield from _table_rows(source)
+
+        return Dataset.from_generator(generate, features=_features(), cache_dir=str(cache), keep_in_memory=False)
+
+    def write(self, rows: Iterable[Any], path: Path) -> int:
+        return self.write_splits({"train": rows}, path, {"train": "train"})["train"]
+
+    def write_splits(self, splits: Mapping[str, Iterable[Any]], out_dir: Path, names: Mapping[str, str]) -> dict[str, int]:
+        """Each split is built from a generator into a private cache (memory-mapped
+        Arrow, written in batches), saved under `out_dir/<split>`, then the cache is removed."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        counts: dict[str, int] = {}
+        cache = Path(tempfile.mkdtemp(prefix=".hf-cache-", dir=out_dir))
+        try:
+            for split, rows in splits.items():
+                dataset = self._dataset(rows, cache / split)
+                target = out_dir / split
+                if target.exists():
+                    shutil.rmtree(target)
+                dataset.save_to_disk(str(target))
+                counts[split] = dataset.num_rows
+                del dataset
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        (out_dir / "dataset_dict.json").write_text(json.dumps({"splits": list(splits)}), encoding="utf-8")
+        return counts
+
+    def load_snippet(self, files: list[str]) -> str:
+        return "\n".join(
+            [
+                "import json",
+                "from datasets import load_from_disk",
+                "",
+                'dataset = load_from_disk("path/to/this/folder")  # a DatasetDict',
+                'train = dataset["train"]',
+                'provenance = json.loads(train[0]["provenance"])',
+            ]
+        )
