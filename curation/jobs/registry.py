@@ -20,6 +20,7 @@ JOB_MODULES: list[str] = [
     "curation.exporter",
     "curation.generation.job",
     "curation.diversity.jobs",
+    "curation.verification.jobs",
 ]
 
 
