@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import ColumnElement, Engine, exists, select, update
+from sqlalchemy.orm import aliased
 
 from curation.store.db import session_scope
 from curation.store.models import Decision, Sample
@@ -25,6 +26,7 @@ REASON_TAGS = (
     "hallucination",
     "great example",
 )
+_UNDO = aliased(Decision)
 
 
 def record_decision(
@@ -73,15 +75,28 @@ def _sync_current(session, sample_id: int) -> None:  # noqa: ANN001 - a Session
 
 def undo_last(engine: Engine, reviewer: str, sample_id: int | None = None) -> int | None:
     """Undo `reviewer`'s latest decision (on `sample_id` if given): appends an event
-    restoring what the sample's decision was before it. Returns the undone event id."""
+    restoring what the sample's decision was before it. Returns the undone event id.
+
+    Decisions made by a bulk action are undone with the bulk event
+    (`curation.review.bulk.undo_bulk`), never one by one here."""
+    undone = undo_last_decision(engine, reviewer, sample_id)
+    return None if undone is None else undone[0]
+
+
+def undo_last_decision(engine: Engine, reviewer: str, sample_id: int | None = None) -> tuple[int, int] | None:
+    """Like `undo_last`, returning (undone event id, its sample id) so a caller can
+    show that sample again."""
     with session_scope(engine) as session:
         query = select(Decision).where(
-            Decision.reviewer == reviewer, Decision.action != CLEAR, Decision.undoes_id.is_(None)
+            Decision.reviewer == reviewer,
+            Decision.action != CLEAR,
+            Decision.undoes_id.is_(None),
+            Decision.bulk_event_id.is_(None),
+            ~exists().where(_UNDO.undoes_id == Decision.id),
         )
         if sample_id is not None:
             query = query.where(Decision.sample_id == sample_id)
-        undone_ids = select(Decision.undoes_id).where(Decision.undoes_id.is_not(None))
-        target = session.scalar(query.where(Decision.id.not_in(undone_ids)).order_by(Decision.id.desc()).limit(1))
+        target = session.scalar(query.order_by(Decision.id.desc()).limit(1))
         if target is None:
             return None
         session.get(Sample, target.sample_id, with_for_update=True)
@@ -103,7 +118,37 @@ def undo_last(engine: Engine, reviewer: str, sample_id: int | None = None) -> in
         )
         session.flush()
         _sync_current(session, target.sample_id)
-        return target.id
+        return target.id, target.sample_id
+
+
+def decided_by(reviewer: str, sample_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """SQL condition: `reviewer` has a live decision (accept, reject or skip, not
+    undone) on the sample `sample_id` refers to. Index-backed: (sample_id, id) and
+    (undoes_id)."""
+    event = aliased(Decision)
+    undo = aliased(Decision)
+    return exists().where(
+        event.sample_id == sample_id,
+        event.reviewer == reviewer,
+        event.undoes_id.is_(None),
+        event.action.in_(ACTIONS),
+        ~exists().where(undo.undoes_id == event.id),
+    )
+
+
+def latest_is_human(sample_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """SQL condition: the sample's latest event was not written by a bulk action
+    (a sample with no events passes too). Used to keep bulk decisions out of the
+    evidence about verifiers and the spot-check."""
+    event = aliased(Decision)
+    latest_bulk = (
+        select(event.bulk_event_id)
+        .where(event.sample_id == sample_id)
+        .order_by(event.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return latest_bulk.is_(None)
 
 
 def current_decision(engine: Engine, sample_id: int) -> str | None:

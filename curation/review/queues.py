@@ -1,0 +1,495 @@
+"""Review queues: which sample a reviewer reads next.
+
+Every queue is one index-backed query that returns the next sample id of a batch
+for a reviewer, in a stable order, so fetching the next sample costs the same at
+a thousand samples or a million:
+
+* ``disagreement`` — verifiers disagree (one passed, another — or the judge — failed);
+  walks the failed verdicts in sample order (index verdicts(passed, sample_id)).
+* ``uncertain`` — some verifier could not judge (a null verdict).
+* ``spot-check`` — a seeded random sample of the batch's verifier-passed set, the
+  evidence for acceptance sampling (`curation.review.sampling`). Its order is stored:
+  the pool is a set of Assignment rows of the reserved reviewer ``@spot-check`` in
+  random order, and a reviewer *claims* pool samples one by one (an Assignment row
+  of their own, queue "spot-check"). A pool sample goes to `overlap` reviewers
+  (1 by default, so two reviewers never read the same ones); claims are serialised
+  per batch (SQLite's write lock, a PostgreSQL advisory lock).
+* ``failures`` — samples the verifiers failed (optionally: one verifier failed).
+* ``cluster`` — one cluster, when samples carry a cluster label in their metadata.
+* ``assigned`` — samples assigned to this reviewer (`assign_round_robin`).
+* ``undecided`` — everything not decided yet, in order.
+
+Only samples still open for the reviewer are served: undecided ones (no current
+decision) in the shared queues; in the spot-check and assigned queues, samples the
+reviewer has no live decision on (with overlap, others may have decided them).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Select, String, cast, exists, func, insert, select, text, update
+from sqlalchemy.orm import Session, aliased
+
+from curation.review.decisions import decided_by
+from curation.samples import HIDDEN_STATUSES
+from curation.store.db import session_scope
+from curation.store.models import Assignment, Batch, Sample, Verdict
+
+QUEUE_KINDS = ("disagreement", "uncertain", "spot-check", "failures", "cluster", "assigned", "undecided")
+QUEUE_LABELS = {
+    "disagreement": "Disagreement first",
+    "uncertain": "Uncertain (a verifier could not judge)",
+    "spot-check": "Random spot-check (acceptance sampling)",
+    "failures": "Failures only",
+    "cluster": "By cluster",
+    "assigned": "Assigned to me",
+    "undecided": "All undecided",
+}
+#: The reserved reviewer name under which the spot-check pool is stored.
+POOL_REVIEWER = "@spot-check"
+CLAIM_QUEUE = "spot-check"
+ASSIGNED_QUEUE = "assigned"
+CLUSTER_KEYS = ("cluster", "cluster_id")
+_CLUSTER_PROBE = 200
+
+
+@dataclass(frozen=True)
+class Queue:
+    kind: str
+    batch_id: int
+    #: For ``cluster``: the label to serve.
+    cluster: str | None = None
+    #: For ``failures``: only samples this verifier failed.
+    verifier: str | None = None
+    #: For ``cluster``: the metadata key holding the label (`cluster_key`).
+    cluster_key: str = "cluster"
+
+    def __post_init__(self) -> None:
+        if self.kind not in QUEUE_KINDS:
+            raise ValueError(f"queue must be one of {', '.join(QUEUE_KINDS)}, got {self.kind!r}")
+        if self.kind == "cluster" and self.cluster is None:
+            raise ValueError("the cluster queue needs a cluster label")
+
+    @property
+    def key(self) -> str:
+        """A stable name for this queue (session state keys, logs)."""
+        return f"{self.kind}:{self.batch_id}:{self.cluster or ''}:{self.verifier or ''}"
+
+
+@dataclass(frozen=True)
+class SpotCheck:
+    batch_id: int
+    size: int
+    overlap: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class ReviewBatch:
+    id: int
+    name: str
+    family: str | None
+
+
+def review_batches(engine: Engine) -> list[ReviewBatch]:
+    """Visible synthetic batches, newest first (no per-sample counts: cheap at any size)."""
+    with session_scope(engine, write=False) as session:
+        rows = session.execute(
+            select(Batch.id, Batch.name, Batch.family)
+            .where(Batch.origin == "synthetic", Batch.status.not_in(HIDDEN_STATUSES))
+            .order_by(Batch.id.desc())
+        )
+        return [ReviewBatch(*row) for row in rows]
+
+
+def _check_reviewer(reviewer: str) -> str:
+    reviewer = reviewer.strip()
+    if not reviewer:
+        raise ValueError("a reviewer name is required to pull from a queue")
+    if reviewer.startswith("@"):
+        raise ValueError(f"reviewer names starting with '@' are reserved, got {reviewer!r}")
+    return reviewer
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def pool_samples(batch_id: int) -> Select[tuple[int]]:
+    """The sample ids of a batch's spot-check pool (a subquery-able select)."""
+    return (
+        select(Assignment.sample_id)
+        .join(Sample, Sample.id == Assignment.sample_id)
+        .where(Assignment.reviewer == POOL_REVIEWER, Sample.batch_id == batch_id)
+    )
+
+
+def _shared(queue: Queue) -> Select[tuple[int]] | None:
+    """The shared queues as one select of sample ids, ordered; None for claim-based ones."""
+    open_sample = (Sample.batch_id == queue.batch_id, Sample.decision.is_(None))
+    if queue.kind == "undecided":
+        return select(Sample.id.label("sid")).where(*open_sample).order_by(Sample.id)
+    if queue.kind == "failures":
+        query = select(Sample.id.label("sid")).where(*open_sample, Sample.passed.is_(False))
+        if queue.verifier:
+            query = query.where(
+                exists().where(
+                    Verdict.sample_id == Sample.id,
+                    Verdict.verifier == queue.verifier,
+                    Verdict.passed.is_(False),
+                )
+            )
+        return query.order_by(Sample.id)
+    if queue.kind == "cluster":
+        key = cluster_key_expression(queue.cluster_key)
+        return select(Sample.id.label("sid")).where(*open_sample, key == queue.cluster).order_by(Sample.id)
+    if queue.kind in ("uncertain", "disagreement"):
+        # Walk the (few) null or failed verdicts in sample order, not the samples.
+        query = (
+            select(Verdict.sample_id.label("sid"))
+            .join(Sample, Sample.id == Verdict.sample_id)
+            .where(*open_sample)
+            .order_by(Verdict.sample_id)
+        )
+        if queue.kind == "uncertain":
+            return query.where(Verdict.passed.is_(None))
+        other = aliased(Verdict)
+        return query.where(
+            Verdict.passed.is_(False),
+            exists().where(other.sample_id == Verdict.sample_id, other.passed.is_(True)),
+        )
+    return None
+
+
+def cluster_key_expression(key: str = CLUSTER_KEYS[0]) -> Any:
+    """The cluster label of a sample as text (SQLite and PostgreSQL alike)."""
+    return cast(Sample.meta[key].as_string(), String)
+
+
+def _first(session: Session, query: Select[tuple[int]], column: Any, after: int | None) -> int | None:
+    """The first id of `query` after `after` (by `column`), wrapping round to the start."""
+    if after is not None:
+        found = session.scalar(query.where(column > after).limit(1))
+        if found is not None:
+            return found
+    return session.scalar(query.limit(1))
+
+
+def _open_claims(reviewer: str, batch_id: int, queue_name: str) -> Select[tuple[int]]:
+    return (
+        select(Assignment.sample_id)
+        .join(Sample, Sample.id == Assignment.sample_id)
+        .where(
+            Assignment.reviewer == reviewer,
+            Assignment.queue == queue_name,
+            Sample.batch_id == batch_id,
+            ~decided_by(reviewer, Assignment.sample_id),
+        )
+        .order_by(Assignment.id)
+    )
+
+
+def _claims_after(
+    session: Session, query: Select[tuple[int]], reviewer: str, after: int | None
+) -> int | None:
+    """The next open claim after the one on sample `after` (assignment order), or None."""
+    if after is None:
+        return session.scalar(query.limit(1))
+    after_assignment = (
+        select(Assignment.id)
+        .where(Assignment.sample_id == after, Assignment.reviewer == reviewer)
+        .scalar_subquery()
+    )
+    return session.scalar(query.where(Assignment.id > after_assignment).limit(1))
+
+
+def next_sample(engine: Engine, queue: Queue, reviewer: str, *, after: int | None = None) -> int | None:
+    """The id of the next sample `reviewer` should read in `queue`, or None when the
+    queue is empty for them. `after` is the sample shown last: the queue continues
+    after it (and wraps round), which is how "next without deciding" works.
+
+    The spot-check queue may claim a pool sample for the reviewer (a write)."""
+    reviewer = _check_reviewer(reviewer)
+    shared = _shared(queue)
+    if shared is not None:
+        order_column = Verdict.sample_id if queue.kind in ("uncertain", "disagreement") else Sample.id
+        with session_scope(engine, write=False) as session:
+            return _first(session, shared, order_column, after)
+    queue_name = CLAIM_QUEUE if queue.kind == "spot-check" else ASSIGNED_QUEUE
+    claims = _open_claims(reviewer, queue.batch_id, queue_name)
+    with session_scope(engine, write=False) as session:
+        found = _claims_after(session, claims, reviewer, after)
+    if found is None and queue.kind == "spot-check":
+        found = claim_spot_check(engine, queue.batch_id, reviewer)
+    if found is None and after is not None:
+        with session_scope(engine, write=False) as session:
+            found = session.scalar(claims.limit(1))
+    return found
+
+
+# --------------------------------------------------------------------------- spot-check pool
+
+
+def _lock_batch(session: Session, batch_id: int) -> None:
+    """Serialise pool changes and claims of one batch. SQLite's BEGIN IMMEDIATE
+    already does; PostgreSQL takes a transaction-scoped advisory lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = (zlib.crc32(b"assay-spot-check") << 31) ^ batch_id
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key % (1 << 63)})
+
+
+def _pool_setting(queue_name: str) -> tuple[int, int]:
+    """(overlap, seed) from a pool row's queue field, "pool:<overlap>:<seed>"."""
+    _, overlap, seed = queue_name.split(":")
+    return int(overlap), int(seed)
+
+
+def spot_check(engine: Engine, batch_id: int) -> SpotCheck | None:
+    """The batch's spot-check pool settings, or None when no pool was drawn yet."""
+    with session_scope(engine, write=False) as session:
+        return _spot_check(session, batch_id)
+
+
+def _spot_check(session: Session, batch_id: int) -> SpotCheck | None:
+    rows = session.execute(
+        select(Assignment.queue, func.count())
+        .join(Sample, Sample.id == Assignment.sample_id)
+        .where(Assignment.reviewer == POOL_REVIEWER, Sample.batch_id == batch_id)
+        .group_by(Assignment.queue)
+    ).all()
+    if not rows:
+        return None
+    overlap, seed = _pool_setting(rows[0][0])
+    return SpotCheck(batch_id=batch_id, size=sum(n for _, n in rows), overlap=overlap, seed=seed)
+
+
+def draw_spot_check(
+    engine: Engine, batch_id: int, size: int, *, seed: int | None = None, overlap: int | None = None
+) -> SpotCheck:
+    """Grow the batch's spot-check pool to `size` samples drawn uniformly at random
+    (without replacement) from its verifier-passed set.
+
+    The draw is a permutation of the passed samples' ids seeded by `seed`, taken in
+    order, so a pool is reproducible and growing it keeps every earlier sample. The
+    seed and overlap of an existing pool are kept unless given; changing the overlap
+    applies to claims made from now on."""
+    import numpy as np
+
+    if size < 0:
+        raise ValueError("the pool size cannot be negative")
+    if overlap is not None and overlap < 1:
+        raise ValueError("overlap must be at least 1 reviewer per sample")
+    with session_scope(engine) as session:
+        _lock_batch(session, batch_id)
+        current = _spot_check(session, batch_id)
+        seed = seed if seed is not None else current.seed if current else 0
+        overlap = overlap if overlap is not None else current.overlap if current else 1
+        setting = f"pool:{overlap}:{seed}"
+        if current is not None and (current.overlap, current.seed) != (overlap, seed):
+            session.execute(
+                update(Assignment)
+                .where(Assignment.reviewer == POOL_REVIEWER, Assignment.sample_id.in_(pool_samples(batch_id)))
+                .values(queue=setting)
+            )
+        have = current.size if current else 0
+        if size > have:
+            existing = set(session.scalars(pool_samples(batch_id)))
+            population = np.fromiter(
+                session.scalars(
+                    select(Sample.id)
+                    .where(Sample.batch_id == batch_id, Sample.passed.is_(True))
+                    .order_by(Sample.id)
+                ),
+                dtype=np.int64,
+            )
+            order = population[np.random.default_rng(seed).permutation(len(population))]
+            chosen = [int(sid) for sid in order if int(sid) not in existing][: size - have]
+            if chosen:
+                session.execute(
+                    insert(Assignment),
+                    [{"sample_id": sid, "reviewer": POOL_REVIEWER, "queue": setting} for sid in chosen],
+                )
+            have += len(chosen)
+        return SpotCheck(batch_id=batch_id, size=have, overlap=overlap, seed=seed)
+
+
+def claim_spot_check(engine: Engine, batch_id: int, reviewer: str) -> int | None:
+    """Claim the next pool sample for `reviewer`: the first one (in pool order) they
+    have not claimed or decided, with fewer than `overlap` claims. None when none is left."""
+    reviewer = _check_reviewer(reviewer)
+    claim = aliased(Assignment)
+    with session_scope(engine) as session:
+        _lock_batch(session, batch_id)
+        settings = _spot_check(session, batch_id)
+        if settings is None:
+            return None
+        n_claims = (
+            select(func.count())
+            .where(claim.sample_id == Assignment.sample_id, claim.queue == CLAIM_QUEUE)
+            .scalar_subquery()
+        )
+        query = (
+            select(Assignment.sample_id)
+            .join(Sample, Sample.id == Assignment.sample_id)
+            .where(
+                Assignment.reviewer == POOL_REVIEWER,
+                Sample.batch_id == batch_id,
+                ~exists().where(claim.sample_id == Assignment.sample_id, claim.reviewer == reviewer),
+                n_claims < settings.overlap,
+                ~decided_by(reviewer, Assignment.sample_id),
+            )
+            .order_by(Assignment.id)
+            .limit(1)
+        )
+        if settings.overlap == 1:
+            query = query.where(Sample.decision.is_(None))
+        sample_id = session.scalar(query)
+        if sample_id is not None:
+            session.add(Assignment(sample_id=sample_id, reviewer=reviewer, queue=CLAIM_QUEUE))
+        return sample_id
+
+
+def spot_check_remaining(engine: Engine, batch_id: int, reviewer: str) -> int:
+    """Pool samples `reviewer` could still read: open claims plus claimable ones."""
+    reviewer = _check_reviewer(reviewer)
+    claim = aliased(Assignment)
+    with session_scope(engine, write=False) as session:
+        settings = _spot_check(session, batch_id)
+        if settings is None:
+            return 0
+        mine = session.scalar(
+            select(func.count()).select_from(_open_claims(reviewer, batch_id, CLAIM_QUEUE).subquery())
+        )
+        n_claims = (
+            select(func.count())
+            .where(claim.sample_id == Assignment.sample_id, claim.queue == CLAIM_QUEUE)
+            .scalar_subquery()
+        )
+        query = (
+            select(func.count())
+            .select_from(Assignment)
+            .join(Sample, Sample.id == Assignment.sample_id)
+            .where(
+                Assignment.reviewer == POOL_REVIEWER,
+                Sample.batch_id == batch_id,
+                ~exists().where(claim.sample_id == Assignment.sample_id, claim.reviewer == reviewer),
+                n_claims < settings.overlap,
+                ~decided_by(reviewer, Assignment.sample_id),
+            )
+        )
+        if settings.overlap == 1:
+            query = query.where(Sample.decision.is_(None))
+        return (mine or 0) + (session.scalar(query) or 0)
+
+
+# --------------------------------------------------------------------------- assignments
+
+
+def assign_round_robin(
+    engine: Engine, batch_id: int, reviewers: Sequence[str], count: int, *, per_sample: int = 1
+) -> int:
+    """Assign the next `count` undecided, unassigned samples of a batch (id order) to
+    `reviewers` in turn, each sample to `per_sample` of them. Returns rows created."""
+    names = [_check_reviewer(name) for name in reviewers]
+    if not names:
+        raise ValueError("name at least one reviewer")
+    if not 1 <= per_sample <= len(names):
+        raise ValueError(f"per_sample must be between 1 and {len(names)}")
+    with session_scope(engine) as session:
+        _lock_batch(session, batch_id)
+        taken = exists().where(Assignment.sample_id == Sample.id, Assignment.queue == ASSIGNED_QUEUE)
+        ids = list(
+            session.scalars(
+                select(Sample.id)
+                .where(Sample.batch_id == batch_id, Sample.decision.is_(None), ~taken)
+                .order_by(Sample.id)
+                .limit(count)
+            )
+        )
+        rows = []
+        turn = 0
+        for sample_id in ids:
+            for _ in range(per_sample):
+                rows.append(
+                    {"sample_id": sample_id, "reviewer": names[turn % len(names)], "queue": ASSIGNED_QUEUE}
+                )
+                turn += 1
+        if rows:
+            session.execute(insert(Assignment), rows)
+        return len(rows)
+
+
+def has_assignments(engine: Engine, batch_id: int) -> bool:
+    with session_scope(engine, write=False) as session:
+        return (
+            session.scalar(
+                select(Assignment.id)
+                .join(Sample, Sample.id == Assignment.sample_id)
+                .where(Assignment.queue == ASSIGNED_QUEUE, Sample.batch_id == batch_id)
+                .limit(1)
+            )
+            is not None
+        )
+
+
+# --------------------------------------------------------------------------- clusters, sizes
+
+
+def cluster_key(engine: Engine, batch_id: int) -> str | None:
+    """The metadata key holding cluster labels in this batch, from its first samples."""
+    with session_scope(engine, write=False) as session:
+        metas = session.scalars(
+            select(Sample.meta).where(Sample.batch_id == batch_id).order_by(Sample.id).limit(_CLUSTER_PROBE)
+        )
+        seen = {
+            key
+            for meta in metas
+            if isinstance(meta, dict)
+            for key in CLUSTER_KEYS
+            if meta.get(key) is not None
+        }
+    return next((key for key in CLUSTER_KEYS if key in seen), None)
+
+
+def cluster_labels(engine: Engine, batch_id: int, key: str = CLUSTER_KEYS[0]) -> list[tuple[str, int]]:
+    """Cluster labels of a batch's undecided samples with their counts (a scan: cache it)."""
+    label = cluster_key_expression(key)
+    with session_scope(engine, write=False) as session:
+        rows = session.execute(
+            select(label, func.count())
+            .where(Sample.batch_id == batch_id, Sample.decision.is_(None), label.is_not(None))
+            .group_by(label)
+            .order_by(func.count().desc())
+        ).all()
+    return [(str(value), n) for value, n in rows]
+
+
+def available_queues(engine: Engine, batch_id: int) -> list[str]:
+    """The queue kinds that make sense for this batch (cluster and assigned only
+    when the batch has cluster labels / assignments)."""
+    kinds = list(QUEUE_KINDS)
+    if cluster_key(engine, batch_id) is None:
+        kinds.remove("cluster")
+    if not has_assignments(engine, batch_id):
+        kinds.remove("assigned")
+    return kinds
+
+
+def queue_remaining(engine: Engine, queue: Queue, reviewer: str) -> int | None:
+    """How many samples the queue still holds for `reviewer`, where that is an index
+    count; None for the queues where counting would mean a scan."""
+    if queue.kind == "spot-check":
+        return spot_check_remaining(engine, queue.batch_id, reviewer)
+    if queue.kind == "assigned":
+        claims = _open_claims(_check_reviewer(reviewer), queue.batch_id, ASSIGNED_QUEUE)
+        with session_scope(engine, write=False) as session:
+            return session.scalar(select(func.count()).select_from(claims.subquery())) or 0
+    if queue.kind == "undecided" or queue.kind == "failures" and not queue.verifier:
+        query = _shared(queue)
+        assert query is not None
+        with session_scope(engine, write=False) as session:
+            return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    return None
