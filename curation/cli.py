@@ -15,6 +15,7 @@ from curation.config import database_url, redact_url
 CLI_MODULES: list[str] = [
     "curation.cli_core",
     "curation.generation.cli",
+    "curation.verification.cli",
     "curation.review.cli",
     "curation.diversity.cli",
 ]
