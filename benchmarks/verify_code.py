@@ -9,8 +9,10 @@ in one process, three ways:
 - ``python -c``: the classic unsandboxed way, prompt + completion + tests + check in
   one ``python -c`` (no harness, nothing contained).
 
-Modes alternate over `rounds` so a change in machine load hits all of them. The ratio
-to watch is bwrap / bare (goal >= 0.6): the sandbox's own cost.
+Modes alternate over `rounds` so a change in machine load hits all of them, and every
+run starts in its own session in all modes (with sched_autogroup a new session gets
+its own CPU share, which would otherwise favour one mode on a busy machine). The
+ratio to watch is bwrap / bare (goal >= 0.6): the sandbox's own cost.
 
     .venv/bin/python benchmarks/verify_code.py [--n 164] [--jobs N] [--rounds 2]
 """
@@ -44,7 +46,9 @@ def _plain_python(jobs: list[Any], workers: int, python: str) -> int:
     def one(job: Any) -> bool:
         program = f"{job.code}\n\n{job.tests}\n\ncheck({job.entry_point})\n"
         try:
-            done = subprocess.run([python, "-c", program], capture_output=True, timeout=30)
+            done = subprocess.run(
+                [python, "-c", program], capture_output=True, timeout=30, start_new_session=True
+            )
         except subprocess.TimeoutExpired:
             return False
         return done.returncode == 0
@@ -106,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'mode':<12}{'seconds':>9}{'samples/s':>11}{'passed':>8}")
     for row in result["rows"]:
         print(f"{row['mode']:<12}{row['seconds']:>9.2f}{row['per_second']:>11.1f}{row['passed']:>8}")
-    print(f"ratio bwrap/bare: {result['ratio']:.2f} (goal >= 0.6); bwrap/python -c: {result['ratio_vs_python_c']:.2f}")
+    print(
+        f"ratio bwrap/bare: {result['ratio']:.2f} (goal >= 0.6); bwrap/python -c: {result['ratio_vs_python_c']:.2f}"
+    )
     return 0 if result["ratio"] >= 0.6 else 1
 
 

@@ -167,6 +167,34 @@ def test_plain_assert_lines_report_each_test(verifier: CodeTestsVerifier) -> Non
     assert verdict.details["tests"][2]["error"] == "AssertionError"
 
 
+TEST_SHAPES: list[tuple[Any, str | None, list[str]]] = [
+    # tests, entry point, expected test names (all passing)
+    (
+        "def check(f):\n    assert f(1) == 2\n\nif __name__ == '__main__':\n    check(inc)\n",
+        None,
+        ["if __name__ == '__main__':"],
+    ),
+    (
+        "def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(2) == 3\n\ncheck(inc)\n",
+        "inc",
+        ["assert candidate(1) == 2", "assert candidate(2) == 3"],
+    ),
+    ("def check(candidate):\n    if candidate(1) != 2:\n        return\n    assert candidate(2) == 3\n", "inc", ["check(inc)"]),
+    (["assert inc(1) == 2", "assert inc(5) == 6"], None, ["assert inc(1) == 2", "assert inc(5) == 6"]),
+]
+
+
+@needs_sandbox
+def test_test_shapes(verifier: CodeTestsVerifier) -> None:
+    samples = []
+    for tests, entry_point, _names in TEST_SHAPES:
+        reference = {"tests": tests, **({"entry_point": entry_point} if entry_point else {})}
+        samples.append(sample("def inc(x):\n    return x + 1\n", reference, prompt="Write inc."))
+    for verdict, (_tests, _ep, names) in zip(verifier.verify_many(samples), TEST_SHAPES, strict=True):
+        assert verdict.passed is True, verdict
+        assert [t["name"] for t in verdict.details["tests"]] == names
+
+
 @needs_sandbox
 def test_objects_exceptions_and_in_place_mutation() -> None:
     code = textwrap.dedent(

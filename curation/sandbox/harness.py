@@ -1,9 +1,11 @@
 """The in-sandbox test harness: trusted code that judges one candidate against its tests.
 
-This file is never imported by the host for execution. The host reads its source
-(`harness_source()`) and runs it inside the sandbox as::
+This file is never imported by the host for execution. The host has the sandbox's
+interpreter compile it once (`bwrap._harness_blob`) and runs it inside the sandbox as::
 
-    python3 -s -S -B -P -X utf8 -c <source> REPORT_FD KILL_SCOPE
+    python3 -s -S -B -P -X utf8 -c <load marshalled code from argv> REPORT_FD KILL_SCOPE CODE
+
+(or with this source after ``-c`` if precompiling failed).
 
 It only uses the standard library of the sandbox's interpreter.
 
@@ -33,10 +35,10 @@ The judge also enforces the CPU budget for the whole sandbox (sum over its proce
 so a fork bomb of busy loops is stopped too) and kills everything else on overrun.
 """
 
-import json
+import _ast
+import _signal as signal  # `signal` would import enum: every import here costs every run
 import os
 import select
-import signal
 import sys
 import time
 
@@ -53,6 +55,7 @@ MIRRORED_MODULES = frozenset(
     "json math operator random re statistics string sys time typing unicodedata".split()
 )
 _FLOAT_TAGS = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+_SIGNAL_NAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")}
 
 
 class ProtocolError(Exception):
@@ -85,10 +88,64 @@ def _read_exact(fd, n):
     return b"".join(chunks)
 
 
+# JSON straight on the C accelerator: the `json` package imports `re` (and enum),
+# which costs more per run than everything else the judge imports together.
+try:
+    from _json import encode_basestring_ascii as _escape
+    from _json import make_encoder as _make_encoder
+    from _json import make_scanner as _make_scanner
+except ImportError:  # another interpreter: fall back to the package
+    _make_scanner = None
+
+
+class _ScanContext:
+    strict = True
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    def __init__(self, object_hook):
+        self.object_hook = object_hook
+
+    @staticmethod
+    def parse_constant(name):
+        raise ProtocolError(f"bare {name} in message")
+
+
+def _no_default(value):
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def json_dumps(obj):
+    """Compact, ASCII-only JSON; NaN and infinities are errors."""
+    if _make_scanner is None:
+        import json
+
+        return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    encoder = _make_encoder(None, _no_default, _escape, None, ":", ",", False, False, False)
+    return "".join(encoder(obj, 0))
+
+
+def json_loads(data, object_hook=None):
+    """Parse one JSON document (bytes or str); objects go through `object_hook`."""
+    text = data.decode("utf-8") if type(data) is bytes else data
+    if _make_scanner is None:
+        import json
+
+        return json.loads(text, object_hook=object_hook, parse_constant=_ScanContext.parse_constant)
+    try:
+        value, end = _make_scanner(_ScanContext(object_hook))(text, 0)
+    except StopIteration:
+        raise ValueError("invalid JSON") from None
+    if text[end:].strip():
+        raise ValueError("extra data after JSON")
+    return value
+
+
 def _read_msg(fd):
     """A message from the (trusted) host on stdin: 10 ascii digits, then JSON."""
     size = int(_read_exact(fd, 10))
-    return json.loads(_read_exact(fd, size))
+    return json_loads(_read_exact(fd, size))
 
 
 def _write_all(fd, data):
@@ -99,14 +156,10 @@ def _write_all(fd, data):
 
 
 def _frame(obj):
-    data = json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode()
+    data = json_dumps(obj).encode()
     if len(data) > MAX_FRAME:
         raise ValueError("message too large")
     return b"%010d" % len(data) + data
-
-
-def _reject_constant(name):
-    raise ProtocolError(f"bare {name} in message")
 
 
 def encode(value, ext=None, depth=0):
@@ -168,10 +221,10 @@ def _tag_hook(resolve_handle):
 def decode(data, resolve_handle=None):
     """JSON bytes -> plain objects built here (the inverse of `encode`)."""
     try:
-        return json.loads(data, object_hook=_tag_hook(resolve_handle), parse_constant=_reject_constant)
+        return json_loads(data, _tag_hook(resolve_handle))
     except ProtocolError:
         raise
-    except (ValueError, TypeError, RecursionError, MemoryError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the bytes provoke, they are not a message
         raise ProtocolError(f"undecodable message: {type(exc).__name__}") from None
 
 
@@ -259,7 +312,7 @@ class _Server:
             try:
                 msg = decode(raw, self.resolve)
                 if msg[0] == "call":
-                    sent = json.loads(raw)
+                    sent = json_loads(raw)
                     msg.append((sent[2], dict(sent[3]["d"])))
                 reply = self.handle(msg)
                 frame = _frame(reply)
@@ -285,7 +338,7 @@ def _describe_names(module):
             continue
         try:
             data = encode(value)
-            if len(json.dumps(data)) <= MAX_DATA_GLOBAL:
+            if len(json_dumps(data)) <= MAX_DATA_GLOBAL:
                 names.append([key, "data", data])
                 continue
         except (NonPlainValue, RecursionError, ValueError):
@@ -387,6 +440,7 @@ class Channel:
         self.timeout = None
         self.status = None
         self.clk = os.sysconf("SC_CLK_TCK")
+        self.next_check = time.monotonic() + 0.1
 
     # --- budget ---------------------------------------------------------------
 
@@ -493,11 +547,7 @@ class Channel:
             if sig == signal.SIGXCPU:
                 self.timeout = "cpu"
                 return f"timeout (cpu limit {self.cpu_limit:g}s)"
-            try:
-                name = signal.Signals(sig).name
-            except ValueError:
-                name = str(sig)
-            return f"candidate process killed by {name}"
+            return f"candidate process killed by {_SIGNAL_NAMES.get(sig, sig)}"
         return f"candidate process exited with code {os.waitstatus_to_exitcode(status)}"
 
     def _died(self):
@@ -518,12 +568,16 @@ class Channel:
         while True:
             while len(self.buf) < need:
                 ready, _, _ = select.select([self.resp_fd], [], [], poll)
-                if not ready:
+                now = time.monotonic()
+                if not ready or now >= self.next_check:
+                    # also between quick answers: background processes may be burning CPU
                     poll = min(poll * 2, 0.1)
+                    self.next_check = now + 0.1
                     self.check_budget()
                     if self.dead:
                         raise CandidateDied(self.dead)
-                    continue
+                    if not ready:
+                        continue
                 chunk = os.read(self.resp_fd, 1 << 20)
                 if not chunk:
                     self._died()
@@ -651,85 +705,104 @@ def _exception(name, message):
 CHANNEL = None
 
 
-def _source_line(src, node):
-    import ast
+_CALL_STATEMENTS = (_ast.Expr, _ast.If, _ast.For, _ast.While, _ast.With, _ast.Try)
 
-    text = ast.get_source_segment(src, node) or ""
-    first = text.strip().splitlines()[0] if text.strip() else type(node).__name__
-    return first[:120]
+
+def _children(node):
+    for name in node._fields:
+        value = getattr(node, name, None)
+        if isinstance(value, _ast.AST):
+            yield value
+        elif type(value) is list:
+            yield from (item for item in value if isinstance(item, _ast.AST))
+
+
+def _walk(node):
+    todo = [node]
+    while todo:
+        node = todo.pop()
+        todo.extend(_children(node))
+        yield node
+
+
+def _source_line(lines, node):
+    """The first line of a statement's source, as its test name."""
+    try:
+        text = lines[node.lineno - 1].encode()[node.col_offset :].decode(errors="replace").strip()
+    except (IndexError, AttributeError):
+        text = ""
+    return (text or type(node).__name__)[:120]
 
 
 def _is_test_statement(node):
-    """A statement counts as a test if it asserts something non-constant."""
-    import ast
-
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Assert) and not isinstance(sub.test, ast.Constant):
-            return True
-    return False
+    """A statement counts as a test if it asserts something non-constant (defining a
+    function or class that asserts is not testing yet)."""
+    if isinstance(node, (_ast.FunctionDef, _ast.AsyncFunctionDef, _ast.ClassDef)):
+        return False
+    return any(isinstance(sub, _ast.Assert) and not isinstance(sub.test, _ast.Constant) for sub in _walk(node))
 
 
 def _splittable(func):
     """Can check()'s body run statement by statement in one flat namespace?"""
-    import ast
-
-    if len(func.args.args) != 1 or func.args.vararg or func.args.kwarg or func.args.kwonlyargs:
+    args = func.args
+    if len(args.args) != 1 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs:
         return False
     todo = list(func.body)
     while todo:
         node = todo.pop()
-        if isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal, ast.Await)):
+        if isinstance(node, (_ast.Return, _ast.Yield, _ast.YieldFrom, _ast.Global, _ast.Nonlocal, _ast.Await)):
             return False
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+        if isinstance(node, (_ast.FunctionDef, _ast.AsyncFunctionDef, _ast.ClassDef, _ast.Lambda)):
             continue
-        todo.extend(ast.iter_child_nodes(node))
+        todo.extend(_children(node))
     return True
 
 
 def _plan(src, entry_point):
-    """Tests source -> (setup statements, units). A unit is (kind, name, line, code).
+    """Tests source -> units, each (kind, name, line, code); kinds: setup, test,
+    bind (the check parameter), check (call check() as one test).
 
     HumanEval style (a top-level ``def check(candidate)`` and an entry point): the
     module is set up without its own ``check(...)`` calls, then each statement of
     check's body that asserts is one test, if the body can be run flat; else
     ``check(candidate)`` is one test. Otherwise every top-level statement that
     asserts is one test (bare calls too if nothing asserts at top level, e.g. a lone
-    ``check(f)``) and the rest is setup, run in order. Setup that fails is reported
-    as a failed test as well."""
-    import ast
+    ``check(f)``, also under ``if __name__ == "__main__"``) and the rest is setup,
+    run in order (as ``__main__``). Setup that fails is reported
+    as a failed test as well.
 
-    tree = ast.parse(src, "<tests>")
-    checks = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
+    Uses `_ast` and compile(): the `ast` module would import enum on every run."""
+    tree = compile(src, "<tests>", "exec", _ast.PyCF_ONLY_AST)
+    lines = src.splitlines()
+    checks = [n for n in tree.body if isinstance(n, _ast.FunctionDef) and n.name == "check"]
     units = []
 
     def compiled(nodes):
-        return compile(ast.Module(body=nodes, type_ignores=[]), "<tests>", "exec")
+        return compile(_ast.Module(body=nodes, type_ignores=[]), "<tests>", "exec")
+
+    def unit(kind, node):
+        units.append((kind, _source_line(lines, node), node.lineno, compiled([node])))
 
     if checks and entry_point:
         check = checks[-1]
         for node in tree.body:
-            is_check_call = (
-                isinstance(node, ast.Expr)
-                and isinstance(node.value, ast.Call)
-                and isinstance(node.value.func, ast.Name)
-                and node.value.func.id == "check"
+            calls_check = not isinstance(node, _ast.FunctionDef) and any(
+                isinstance(sub, _ast.Call) and isinstance(sub.func, _ast.Name) and sub.func.id == "check"
+                for sub in _walk(node)
             )
-            if not is_check_call:
-                units.append(("setup", _source_line(src, node), node.lineno, compiled([node])))
+            if not calls_check:  # e.g. `check(f)` or `if __name__ == "__main__": check(f)`
+                unit("setup", node)
         if _splittable(check):
-            param = check.args.args[0].arg
-            units.append(("bind", param, check.lineno, None))
+            units.append(("bind", check.args.args[0].arg, check.lineno, None))
             for node in check.body:
-                kind = "test" if _is_test_statement(node) else "setup"
-                units.append((kind, _source_line(src, node), node.lineno, compiled([node])))
+                unit("test" if _is_test_statement(node) else "setup", node)
         else:
             units.append(("check", f"check({entry_point})", check.lineno, None))
         return units
     any_assert = any(_is_test_statement(node) for node in tree.body)
     for node in tree.body:
-        is_call = isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-        kind = "test" if _is_test_statement(node) or (is_call and not any_assert) else "setup"
-        units.append((kind, _source_line(src, node), node.lineno, compiled([node])))
+        calls = isinstance(node, _CALL_STATEMENTS) and any(isinstance(sub, _ast.Call) for sub in _walk(node))
+        unit("test" if _is_test_statement(node) or (calls and not any_assert) else "setup", node)
     return units
 
 
@@ -745,7 +818,7 @@ def _namespace(names):
     import builtins
     import importlib
 
-    ns = {"__name__": "__tests__", "__builtins__": builtins}
+    ns = {"__name__": "__main__", "__builtins__": builtins}
     for entry in names:
         if type(entry) is not list or len(entry) != 3 or type(entry[0]) is not str:
             continue
@@ -876,7 +949,7 @@ def main():
     report["timeout"] = CHANNEL.timeout if CHANNEL.timeout in ("cpu", "wall", "memory") else None
     report["candidate_status"] = CHANNEL.dead or CHANNEL._describe_death()
     report["cpu_seconds"] = round(CHANNEL.cpu_used(), 3)
-    _write_all(report_fd, token + json.dumps(report, ensure_ascii=True).encode() + b"\n")
+    _write_all(report_fd, token + json_dumps(report).encode() + b"\n")
     os.close(report_fd)
 
 
