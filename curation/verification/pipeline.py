@@ -9,7 +9,11 @@ Each verifier runs where it runs best:
   sandbox subprocesses), two chunks at a time;
 * ``judge``: asyncio requests to the judge endpoint (I/O bound), from a driver thread;
 * everything else (``quality``, ``ifeval``, ...): a `ProcessPoolExecutor` of
-  ``jobs`` processes (forkserver: no fork of a threaded parent).
+  ``jobs`` processes (forkserver: no fork of a threaded parent); with ``jobs=1``
+  a thread of this process instead (one core gains nothing from a pool).
+
+As with any use of process pools, a script that verifies must guard its entry
+point with ``if __name__ == "__main__":`` (the pool re-imports the main module).
 
 `ChainPipeline.submit` starts a chunk and returns at once; `ChainPipeline.collect`
 waits for it. Callers keep a bounded number of chunks in flight and collect them
@@ -35,15 +39,25 @@ BATCH_VERIFIERS: frozenset[str] = frozenset({"math_answer", "code_tests", "judge
 _WORKER_VERIFIERS: dict[str, Verifier] = {}
 
 
-def _verify_in_worker(name: str, records: list[SampleRecord]) -> list[Verdict]:
-    """Run in a pool process: one verifier over a list of records (never raises per record)."""
-    from curation.verifiers import VERIFIERS, load_verifiers
-
+def _verify_in_worker(name: str, module: str, records: list[SampleRecord]) -> list[Verdict]:
+    """Run in a pool process: one verifier over a list of records (never raises per record).
+    `module` is where the verifier is defined (imported first, so verifiers registered
+    outside `curation.verifiers` work too)."""
     verifier = _WORKER_VERIFIERS.get(name)
     if verifier is None:
-        load_verifiers()
-        verifier = _WORKER_VERIFIERS[name] = VERIFIERS.get(name)()
+        verifier = _WORKER_VERIFIERS[name] = _instantiate(name, module)
     return [safe_verify(verifier, record) for record in records]
+
+
+def _instantiate(name: str, module: str) -> Verifier:
+    import importlib
+
+    from curation.verifiers import VERIFIERS, load_verifiers
+
+    load_verifiers()
+    if name not in VERIFIERS:
+        importlib.import_module(module)
+    return VERIFIERS.get(name)()
 
 
 def safe_verify(verifier: Verifier, record: SampleRecord) -> Verdict:
@@ -56,6 +70,12 @@ def safe_verify(verifier: Verifier, record: SampleRecord) -> Verdict:
     if verdict.duration_ms is None:
         verdict.duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
     return verdict
+
+
+def _module_of(name: str) -> str:
+    from curation.verifiers import VERIFIERS
+
+    return VERIFIERS.get(name).__module__
 
 
 def default_jobs() -> int:
@@ -86,6 +106,7 @@ class ChainPipeline:
         self._math_pool: Any = None
         self._code: Any = None
         self._judge: Any = None
+        self._local: dict[str, Verifier] = {}
 
     # -- executors --
 
@@ -130,7 +151,15 @@ class ChainPipeline:
             return self._thread("code", 2).submit(self._code_verifier().verify_many, records, self.jobs)
         if name == "judge":
             return self._thread("judge").submit(self._judge_verifier().verify_many, records)
-        return self._process_pool().submit(_verify_in_worker, name, records)
+        if self.jobs == 1:
+            return self._thread("local").submit(self._verify_here, name, records)
+        return self._process_pool().submit(_verify_in_worker, name, _module_of(name), records)
+
+    def _verify_here(self, name: str, records: list[SampleRecord]) -> list[Verdict]:
+        verifier = self._local.get(name)
+        if verifier is None:
+            verifier = self._local[name] = _instantiate(name, _module_of(name))
+        return [safe_verify(verifier, record) for record in records]
 
     # -- chunks --
 
