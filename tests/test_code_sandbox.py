@@ -32,7 +32,9 @@ from curation.verifiers.code import CodeTestsVerifier
 #: Appears in this file only: if a sandboxed program could read the file, it would leak.
 PROJECT_MARKER = "assay-project-marker-7f3a91c2"
 SANDBOX_PROBLEM = probe_bwrap()
-needs_sandbox = pytest.mark.skipif(SANDBOX_PROBLEM is not None, reason=f"no bubblewrap sandbox: {SANDBOX_PROBLEM}")
+needs_sandbox = pytest.mark.skipif(
+    SANDBOX_PROBLEM is not None, reason=f"no bubblewrap sandbox: {SANDBOX_PROBLEM}"
+)
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="uid pool and host-wide RLIMIT_NPROC need root")
 
 PROMPT = '''from typing import List
@@ -69,7 +71,11 @@ def check(candidate):
 
 """
 REFERENCE = {"tests": CHECK, "entry_point": "has_close_elements"}
-FULL_SOLUTION = "```python\nfrom typing import List\n\ndef has_close_elements(numbers, threshold):\n" + SOLUTION_BODY + "```"
+FULL_SOLUTION = (
+    "```python\nfrom typing import List\n\ndef has_close_elements(numbers, threshold):\n"
+    + SOLUTION_BODY
+    + "```"
+)
 
 
 def sample(response: str, reference: dict[str, Any] | None = None, prompt: str = PROMPT) -> SampleRecord:
@@ -99,8 +105,16 @@ def verifier() -> CodeTestsVerifier:
             "fenced block, after the prompt",
             "return 1",
         ),
-        ("```\ndef has_close_elements(n, t):\n    return 2\n```", "fenced block, after the prompt", "return 2"),
-        ("Sure:\n```python\ndef has_close_elements(n, t):\n    return 3\n", "fenced block, after the prompt", "return 3"),
+        (
+            "```\ndef has_close_elements(n, t):\n    return 2\n```",
+            "fenced block, after the prompt",
+            "return 2",
+        ),
+        (
+            "Sure:\n```python\ndef has_close_elements(n, t):\n    return 3\n",
+            "fenced block, after the prompt",
+            "return 3",
+        ),
     ],
 )
 def test_extract_code(response: str, expected_how: str, must_contain: str) -> None:
@@ -118,7 +132,11 @@ def test_extract_without_prompt_code_uses_response_as_is() -> None:
 
 def test_verifier_is_registered() -> None:
     assert VERIFIERS.get("code_tests") is CodeTestsVerifier
-    assert (CodeTestsVerifier.name, CodeTestsVerifier.version, CodeTestsVerifier.families) == ("code_tests", "1", ("code",))
+    assert (CodeTestsVerifier.name, CodeTestsVerifier.version, CodeTestsVerifier.families) == (
+        "code_tests",
+        "1",
+        ("code",),
+    )
 
 
 # ---------------------------------------------------------------- basic verdicts
@@ -141,7 +159,11 @@ def test_correct_humaneval_solution_passes(verifier: CodeTestsVerifier, response
     [
         ("    return False\n", PROMPT, "3/6 tests passed"),
         ("    return (\n", PROMPT, "syntax error"),
-        ("```python\ndef other(numbers, threshold):\n    return True\n```", "Write it.", "entry point 'has_close_elements' not defined"),
+        (
+            "```python\ndef other(numbers, threshold):\n    return True\n```",
+            "Write it.",
+            "entry point 'has_close_elements' not defined",
+        ),
     ],
 )
 def test_wrong_solution_fails(verifier: CodeTestsVerifier, response: str, prompt: str, reason: str) -> None:
@@ -179,7 +201,11 @@ TEST_SHAPES: list[tuple[Any, str | None, list[str]]] = [
         "inc",
         ["assert candidate(1) == 2", "assert candidate(2) == 3"],
     ),
-    ("def check(candidate):\n    if candidate(1) != 2:\n        return\n    assert candidate(2) == 3\n", "inc", ["check(inc)"]),
+    (
+        "def check(candidate):\n    if candidate(1) != 2:\n        return\n    assert candidate(2) == 3\n",
+        "inc",
+        ["check(inc)"],
+    ),
     (["assert inc(1) == 2", "assert inc(5) == 6"], None, ["assert inc(1) == 2", "assert inc(5) == 6"]),
 ]
 
@@ -238,8 +264,12 @@ def test_objects_exceptions_and_in_place_mutation() -> None:
 @needs_sandbox
 def test_helpers_from_prompt_are_available_to_humaneval_tests(verifier: CodeTestsVerifier) -> None:
     prompt = 'def encode(s: str) -> str:\n    return s[::-1]\n\n\ndef decode(s: str) -> str:\n    """Undo encode."""\n'
-    tests = "def check(candidate):\n    for w in ['abc', 'xy', '']:\n        assert candidate(encode(w)) == w\n"
-    good = verifier.verify(sample("    return encode(s)\n", {"tests": tests, "entry_point": "decode"}, prompt))
+    tests = (
+        "def check(candidate):\n    for w in ['abc', 'xy', '']:\n        assert candidate(encode(w)) == w\n"
+    )
+    good = verifier.verify(
+        sample("    return encode(s)\n", {"tests": tests, "entry_point": "decode"}, prompt)
+    )
     bad = verifier.verify(sample("    return s\n", {"tests": tests, "entry_point": "decode"}, prompt))
     assert (good.passed, bad.passed) == (True, False)
 
@@ -298,20 +328,24 @@ HOSTILE: dict[str, str] = {
             time.sleep(3600)
         """,
     "disk_fill": """
-        import os
+        import errno, os
         def fill(directory, limit=1 << 30):
-            written, n = 0, 0
+            written, n, last = 0, 0, "no error"
             try:
                 os.makedirs(directory, exist_ok=True)
-                while written < limit:
-                    with open(os.path.join(directory, f"f{n}"), "wb") as fh:
-                        for _ in range(64):
-                            fh.write(b"x" * (1 << 20))
-                            written += 1 << 20
-                    n += 1
             except OSError as exc:
-                return written, type(exc).__name__
-            return written, "no error"
+                return 0, errno.errorcode[exc.errno]
+            while written < limit and n < 200:
+                try:
+                    with open(os.path.join(directory, f"f{n}"), "wb", buffering=0) as fh:
+                        for _ in range(64):
+                            written += fh.write(b"x" * (1 << 20))
+                except OSError as exc:
+                    last = errno.errorcode[exc.errno]
+                    if exc.errno != errno.EFBIG:  # file size limit: go on with the next file
+                        break
+                n += 1
+            return written, last
         def has_close_elements(numbers, threshold):
             report = {d: fill(d) for d in ("/tmp/fill", "/dev/shm/fill", "/fill", "/usr/fill", "/dev/fill", "/var/tmp")}
             print("DISK", report, flush=True)
@@ -473,7 +507,9 @@ def battery(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     samples = [sample(SOLUTION_BODY)]
     for name, code in HOSTILE.items():
         code = textwrap.dedent(code).replace("PORT", str(listener.getsockname()[1]))
-        code = code.replace("TEST_FILE", repr(str(Path(__file__).resolve()))).replace("OUTSIDE", repr(str(outside)))
+        code = code.replace("TEST_FILE", repr(str(Path(__file__).resolve()))).replace(
+            "OUTSIDE", repr(str(outside))
+        )
         names.append(name)
         samples += [sample(fenced(code), prompt="Write has_close_elements."), sample(SOLUTION_BODY)]
     os.environ[SECRET_ENV] = secret
@@ -523,10 +559,12 @@ def test_correct_samples_in_the_hostile_batch_all_pass(battery: dict[str, Any]) 
 def test_hostile_specifics(battery: dict[str, Any]) -> None:
     hostile = battery["hostile"]
     # CPU time is the limit; on a machine busy enough, the wall clock backstop may come first
+    timeouts = ("timeout (cpu limit 1s)", "timeout (wall clock 6s)")
     for name in ("fork_bomb", "fork_bomb_at_import", "endless_loop_ignoring_signals"):
-        assert hostile[name].reason in ("timeout (cpu limit 1s)", "timeout (wall clock 6s)"), hostile[name].reason
+        assert hostile[name].reason in timeouts, (name, hostile[name].reason)
     assert hostile["sleeps_forever"].reason == "timeout (wall clock 6s)"
-    assert hostile["fork_memory_bomb"].reason in ("memory limit (1024 MB) exceeded", "timeout (wall clock 6s)")
+    memory = hostile["fork_memory_bomb"].reason
+    assert memory in ("memory limit (1024 MB) exceeded", *timeouts), memory
     assert hostile["memory_bomb_single"].details["tests"][0]["error"].startswith("MemoryError")
     assert hostile["always_equal"].details["tests"][0]["error"].startswith("NonPlainValue")
     assert hostile["int_subclass_equal"].details["tests"][0]["error"].startswith("NonPlainValue")
@@ -543,14 +581,19 @@ def test_hostile_specifics(battery: dict[str, Any]) -> None:
     # writes: only the private /tmp tmpfs and /dev/shm take data, both capped
     assert not battery["outside"].exists() and not battery["outside"].parent.exists()
     assert not Path("/work/main/pwned.txt").exists() and not Path("/root/pwned.txt").exists()
-    assert "'/work/main/pwned.txt': 'OSError'" in hostile["write_outside"].details["stdout"] or "Read-only" in str(
-        hostile["write_outside"].details
+    written = hostile["write_outside"].details["stdout"].splitlines()[0]
+    assert (
+        "'/work/main/pwned.txt': 'OSError', '/root/pwned.txt': 'OSError', '/usr/pwned.txt': 'OSError'"
+        in written
     )
-    disk = hostile["disk_fill"].details["stdout"]
-    assert "'/fill': (0, 'OSError')" in disk and "'/usr/fill': (0, 'OSError')" in disk, disk
-    assert "'/dev/fill': (0, 'OSError')" in disk, disk
+    disk = hostile["disk_fill"].details["stdout"].splitlines()[0]
+    for path in ("/fill", "/usr/fill", "/dev/fill", "/var/tmp"):
+        assert f"'{path}': (0, 'EROFS')" in disk, disk
     tmp_written = int(disk.split("'/tmp/fill': (")[1].split(",")[0])
-    assert 0 < tmp_written <= SandboxLimits().tmp_bytes
+    shm_written = int(disk.split("'/dev/shm/fill': (")[1].split(",")[0])
+    assert SandboxLimits().file_size_bytes < tmp_written <= SandboxLimits().tmp_bytes, disk
+    assert 0 < shm_written <= 8 << 20, disk
+    assert "'/tmp/fill': (" in disk and "'ENOSPC')" in disk, disk
     # environment: only the sandbox's own variables
     env = hostile["env_secret"].details["stdout"]
     assert "'PATH': '/usr/bin:/bin'" in env and SECRET_ENV not in env
@@ -641,7 +684,9 @@ def test_many_quick_runs_on_a_tiny_uid_pool_never_fail_correct_code(tmp_path: Pa
     two = UidPool(base=61920, size=2, lock_dir=tmp_path / "two")
     jobs = [bomb if i in (5, 50) else good for i in range(100)]
     results += zip([j is good for j in jobs], run_many(jobs, workers=2, limits=limits, pool=two), strict=True)
-    failed = [(r.reason, r.details.get("stderr")) for is_good, r in results if is_good and r.passed is not True]
+    failed = [
+        (r.reason, r.details.get("stderr")) for is_good, r in results if is_good and r.passed is not True
+    ]
     assert not failed
     assert all(r.passed is False for is_good, r in results if not is_good)
     for uid in (61910, 61920, 61921):
@@ -658,7 +703,9 @@ def test_test_strength_flags_weak_tests() -> None:
     strong += "assert clamp(0, 0, 10) == 0\nassert clamp(10, 0, 10) == 10\n"
     weak = "assert clamp(5, 0, 10) is not None\n"
     v = CodeTestsVerifier(cpu_seconds=1.0, test_strength=True, max_mutants=6)
-    strong_v, weak_v = v.verify_many([sample(code, {"tests": strong}, "clamp"), sample(code, {"tests": weak}, "clamp")])
+    strong_v, weak_v = v.verify_many(
+        [sample(code, {"tests": strong}, "clamp"), sample(code, {"tests": weak}, "clamp")]
+    )
     assert strong_v.passed is True and weak_v.passed is True
     assert weak_v.details["weak_tests"] is True
     assert weak_v.details["mutation"]["survived"] > 0

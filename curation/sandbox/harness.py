@@ -55,7 +55,9 @@ MIRRORED_MODULES = frozenset(
     "json math operator random re statistics string sys time typing unicodedata".split()
 )
 _FLOAT_TAGS = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
-_SIGNAL_NAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")}
+_SIGNAL_NAMES = {
+    getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")
+}
 
 
 class ProtocolError(Exception):
@@ -739,7 +741,9 @@ def _is_test_statement(node):
     function or class that asserts is not testing yet)."""
     if isinstance(node, (_ast.FunctionDef, _ast.AsyncFunctionDef, _ast.ClassDef)):
         return False
-    return any(isinstance(sub, _ast.Assert) and not isinstance(sub.test, _ast.Constant) for sub in _walk(node))
+    return any(
+        isinstance(sub, _ast.Assert) and not isinstance(sub.test, _ast.Constant) for sub in _walk(node)
+    )
 
 
 def _splittable(func):
@@ -750,7 +754,9 @@ def _splittable(func):
     todo = list(func.body)
     while todo:
         node = todo.pop()
-        if isinstance(node, (_ast.Return, _ast.Yield, _ast.YieldFrom, _ast.Global, _ast.Nonlocal, _ast.Await)):
+        if isinstance(
+            node, (_ast.Return, _ast.Yield, _ast.YieldFrom, _ast.Global, _ast.Nonlocal, _ast.Await)
+        ):
             return False
         if isinstance(node, (_ast.FunctionDef, _ast.AsyncFunctionDef, _ast.ClassDef, _ast.Lambda)):
             continue
