@@ -81,6 +81,8 @@ def set_offline() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def resolve_model(model: str | None) -> str:
@@ -188,6 +190,12 @@ class Embedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
         if self.threads:
             torch.set_num_threads(self.threads)
         self._st = SentenceTransformer(resolve_model(self.model), device="cpu")

@@ -53,9 +53,12 @@ def vendi_score(x: np.ndarray) -> float:
     x = np.asarray(x, dtype=np.float32)
     if not len(x):
         return 0.0
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.maximum(norms, 1e-12)
-    eig = np.linalg.eigvalsh((x.T @ x).astype(np.float64) / len(x))
+    gram = np.zeros((x.shape[1], x.shape[1]), dtype=np.float64)
+    for start in range(0, len(x), 8192):
+        block = x[start : start + 8192].astype(np.float64)
+        block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+        gram += block.T @ block
+    eig = np.linalg.eigvalsh(gram / len(x))
     eig = eig[eig > 1e-12]
     eig = eig / eig.sum()
     return float(np.exp(-(eig * np.log(eig)).sum()))

@@ -614,6 +614,7 @@ def compute_diversity(
     max_samples: int = MAX_SAMPLES,
     embed_missing: bool = True,
     save: bool = True,
+    label: str | None = None,
     progress: Progress = _no_progress,
 ) -> DiversityResult:
     """Metrics of `selection` against the reference set (same families), with warnings.
@@ -638,7 +639,12 @@ def compute_diversity(
         syn_lengths=syn.lengths(), ref_lengths=ref.lengths(),
         thresholds=thresholds, seed=seed, max_samples=max_samples,
     )
-    result = DiversityResult(report, selection.describe(), sorted(set(ref.batch_names)), key,
+    if label is None:
+        names = sorted(set(syn.batch_names))
+        label = f"batch {names[0]!r}" if len(names) == 1 else selection.describe()
+        if selection.decisions:
+            label += " (decision " + "/".join(selection.decisions) + ")"
+    result = DiversityResult(report, label, sorted(set(ref.batch_names)), key,
                              synthetic=syn, reference_rows=ref)
     if save:
         whole_batch = (len(selection.batch_ids) == 1 and not (selection.sample_ids or selection.decisions
