@@ -126,7 +126,7 @@ def mixed_rows(n: int, *, seed: int = 0, clusters: int = 0) -> Iterator[ReviewRo
             verdicts = [("quality", True, "ok"), ("checker", True, "correct"), ("judge", True, "good")]
         elif roll < 0.82:
             reason = reasons[i % len(reasons)]
-            verdicts = [("quality", True, "ok"), ("checker", False, reason), ("judge", False, "poor answer")]
+            verdicts = [("quality", False, "repetitive"), ("checker", False, reason), ("judge", False, "poor answer")]
         elif roll < 0.92:
             verdicts = [("quality", True, "ok"), ("checker", False, reasons[i % len(reasons)]), ("judge", True, "good")]
         else:
