@@ -11,10 +11,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from curation.mathcheck.config import MathCheckConfig
@@ -115,9 +115,8 @@ def extract_answer(response: str, config: MathCheckConfig) -> Parsed:
     return _mv_parse(response, config, config.require_anchor)
 
 
-@lru_cache(maxsize=4096)
-def _parse_reference_cached(reference: str, config: MathCheckConfig) -> Parsed:
-    return parse_reference_uncached(reference, config)
+_REFERENCE_CACHE: OrderedDict[tuple[str, MathCheckConfig], Parsed] = OrderedDict()
+_REFERENCE_CACHE_SIZE = 4096
 
 
 def parse_reference_uncached(reference: str, config: MathCheckConfig) -> Parsed:
@@ -132,9 +131,18 @@ def parse_reference_uncached(reference: str, config: MathCheckConfig) -> Parsed:
 
 
 def parse_reference(reference: str, config: MathCheckConfig) -> Parsed:
-    parsed = _parse_reference_cached(reference, config)
-    if parsed.timed_out:
-        _parse_reference_cached.cache_clear()
+    """`parse_reference_uncached`, memoised (candidates for one problem share a reference);
+    a timed-out parse is not remembered."""
+    key = (reference, config)
+    parsed = _REFERENCE_CACHE.get(key)
+    if parsed is not None:
+        _REFERENCE_CACHE.move_to_end(key)
+        return parsed
+    parsed = parse_reference_uncached(reference, config)
+    if not parsed.timed_out:
+        _REFERENCE_CACHE[key] = parsed
+        if len(_REFERENCE_CACHE) > _REFERENCE_CACHE_SIZE:
+            _REFERENCE_CACHE.popitem(last=False)
     return parsed
 
 

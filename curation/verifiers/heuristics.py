@@ -32,7 +32,10 @@ Checks (each reported in ``details["checks"]``; the sample fails if any fails):
   words (system prompts: >= ``leak_min_system_words``), and not for the families in
   ``leak_skip_families`` (``code``, where repeating the given code is normal).
   Rewriting tasks in other families legitimately repeat their input: add their
-  family to ``leak_skip_families`` if they are common in a batch.
+  family to ``leak_skip_families`` if they are common in a batch. The details give
+  the share of shingles found per source, or, marked ``<source>_is_upper_bound``, an
+  upper bound on it (shingles whose words all occur in the response) when even that bound
+  is below the threshold and the exact count is skipped.
 
 ``score`` is the share of checks that passed. Pure Python and regular
 expressions: tens of thousands of typical samples per second.
@@ -155,8 +158,12 @@ def _check_truncated(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _compression(text: str) -> float:
+    """Compressed/original size: raw deflate, level 6, 4 KiB window. The small window
+    makes it four times cheaper than ``zlib.compress`` (whose cost is mostly setting up
+    a 32 KiB window) and loses nothing for loops, which repeat at short range."""
     data = text.encode("utf-8", "replace")
-    return len(zlib.compress(data, 6)) / len(data)
+    packer = zlib.compressobj(6, zlib.DEFLATED, -12, 4)
+    return len(packer.compress(data) + packer.flush()) / len(data)
 
 
 def _check_repetition(text: str, words: list[str], family: str, config: QualityConfig) -> dict[str, Any]:
@@ -231,16 +238,32 @@ def _check_leak(sample: SampleRecord, response: str, config: QualityConfig) -> d
         if isinstance(value, str) and value.strip():
             sources.append((key, value, config.leak_min_system_words))
     k = config.leak_shingle
+    response_words: list[str] | None = None
+    response_vocabulary: set[str] = set()
     response_shingles: set[tuple[str, ...]] | None = None
     out: dict[str, Any] = {"passed": True}
     for name, text, min_words in sources:
         source_words = _WORD.findall(text.lower())
         if len(source_words) < max(min_words, k):
             continue
-        if response_shingles is None:
-            response_shingles = _shingles(_WORD.findall(response.lower()), k)
+        if response_words is None:
+            response_words = _WORD.findall(response.lower())
+            response_vocabulary = set(response_words)
         source_shingles = _shingles(source_words, k)
-        fraction = len(source_shingles & response_shingles) / len(source_shingles)
+        # Upper bound first: a shingle can only occur if each of its k words occurs.
+        possible: set[tuple[str, ...]] = set()
+        run = 0
+        for i, word in enumerate(source_words):
+            run = run + 1 if word in response_vocabulary else 0
+            if run >= k:
+                possible.add(tuple(source_words[i - k + 1 : i + 1]))
+        if len(possible) / len(source_shingles) < config.leak_threshold:
+            out[name] = round(len(possible) / len(source_shingles), 3)
+            out[f"{name}_is_upper_bound"] = True
+            continue
+        if response_shingles is None:
+            response_shingles = _shingles(response_words, k)
+        fraction = len(possible & response_shingles) / len(source_shingles)
         out[name] = round(fraction, 3)
         if fraction >= config.leak_threshold:
             out["passed"] = False
