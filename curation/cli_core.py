@@ -1,4 +1,4 @@
-"""Core subcommands: import, export, jobs, cancel, resume, worker, demo."""
+"""Core subcommands: import, jobs, cancel, resume, worker, demo (export: `curation.export_cli`)."""
 
 from __future__ import annotations
 
@@ -25,18 +25,6 @@ def cmd_import(args: argparse.Namespace, engine: Engine) -> int:
         print(file=sys.stderr)
     families = ", ".join(f"{k}: {v}" for k, v in sorted(result["families"].items()))
     print(f"imported {result['imported']} records into {origin} batch {result['batch']!r} ({families})")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.exporter import export_accepted
-
-    result = export_accepted(
-        engine, args.out, batch_names=args.batch or None, fmt=args.format, created_by=args.reviewer or "cli"
-    )
-    for name, digest in result.files.items():
-        print(f"{result.out_dir / name}  sha256 {digest}")
-    print(f"exported {result.rows} rows (export {result.export_id})")
     return 0
 
 
@@ -99,13 +87,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--reference", action="store_true", help="the file is real human data (the reference set)")
     group.add_argument("--eval", action="store_true", help="the file is an evaluation set (for decontamination)")
     p.set_defaults(func=cmd_import)
-
-    p = subparsers.add_parser("export", help="export accepted samples with provenance")
-    p.add_argument("--out", required=True, help="output folder, or a .jsonl file path")
-    p.add_argument("--batch", action="append", help="only these batches (repeatable)")
-    p.add_argument("--format", default="jsonl", help="output format (default: jsonl)")
-    p.add_argument("--reviewer", default="", help="name recorded as the export's author")
-    p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser("jobs", help="list background jobs (marks dead workers as failed)")
     p.add_argument("--limit", type=int, default=30)

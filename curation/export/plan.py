@@ -16,7 +16,7 @@ with `allow_dropping_real` — those dropped to reach the share (`real_for_share
 Every dropped row is counted under its reason; the run stores the ids too.
 
 The kept rows are shuffled with the seed and split into train/validation,
-stratified by family. Only arrays of ids are held, never the texts."""
+stratified by family and source (both splits get the same mix). Only arrays of ids are held, never the texts."""
 
 from __future__ import annotations
 
@@ -339,8 +339,9 @@ def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None 
     ids, sources, families, batch_ids = ids[order], sources[order], families[order], batch_ids[order]
     splits = np.zeros(len(ids), dtype=np.int8)
     if config.validation_fraction > 0:
-        for f in np.unique(families):
-            members = np.flatnonzero(families == f)
+        strata = families.astype(np.int64) * 2 + sources
+        for stratum in np.unique(strata):
+            members = np.flatnonzero(strata == stratum)
             splits[members[: round(config.validation_fraction * len(members))]] = 1
 
     dropped: dict[str, dict[str, int]] = {}

@@ -8,19 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from curation.writers.base import TABULAR_COLUMNS, WRITERS, Writer
-from curation.writers.parquet import record_batches
+from curation.writers.parquet import ParquetWriter
 
 
 def _features() -> Any:
     from datasets import Features, Value
 
     return Features({name: Value("string") for name in TABULAR_COLUMNS})
-
-
-def _table_rows(rows: Iterable[Any]) -> Iterable[dict[str, Any]]:
-    """Arrow batches for `Dataset.from_generator`, as dicts of columns (streamed)."""
-    for batch in record_batches(rows, size=10_000):
-        yield from batch.to_pylist()
 
 
 @WRITERS.register("hf")
@@ -41,19 +35,21 @@ class HuggingFaceWriter(Writer):
         return []
 
     def _dataset(self, rows: Iterable[Any], cache: Path) -> Any:
-        from datasets import Dataset
+        """Rows → a Parquet file (one row group at a time) → a memory-mapped Dataset."""
+        from datasets import Dataset, disable_progress_bars
 
-        def generate(source: Iterable[Any] = rows) -> Iterable[dict[str, Any]]:
-            yield from _table_rows(source)
-
-        return Dataset.from_generator(generate, features=_features(), cache_dir=str(cache), keep_in_memory=False)
+        disable_progress_bars()
+        cache.mkdir(parents=True, exist_ok=True)
+        staged = cache / "rows.parquet"
+        ParquetWriter().write(rows, staged)
+        return Dataset.from_parquet(str(staged), features=_features(), cache_dir=str(cache / "arrow"), keep_in_memory=False)
 
     def write(self, rows: Iterable[Any], path: Path) -> int:
         return self.write_splits({"train": rows}, path, {"train": "train"})["train"]
 
     def write_splits(self, splits: Mapping[str, Iterable[Any]], out_dir: Path, names: Mapping[str, str]) -> dict[str, int]:
-        """Each split is built from a generator into a private cache (memory-mapped
-        Arrow, written in batches), saved under `out_dir/<split>`, then the cache is removed."""
+        """Each split is staged as Parquet in a private cache, loaded memory-mapped,
+        saved under `out_dir/<split>`, then the cache is removed."""
         out_dir.mkdir(parents=True, exist_ok=True)
         counts: dict[str, int] = {}
         cache = Path(tempfile.mkdtemp(prefix=".hf-cache-", dir=out_dir))
