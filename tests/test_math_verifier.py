@@ -25,15 +25,19 @@ def math_sample(response: str, answer: str | None) -> SampleRecord:
     return SampleRecord("math", "Solve the problem.", response, {} if answer is None else {"answer": answer})
 
 
+# Correctness tests must not depend on how busy the machine is: generous time limits.
+PATIENT = {"parse_timeout": 60, "compare_timeout": 60, "guard_timeout": 60, "hard_timeout": 300.0}
+
+
 @pytest.fixture(scope="module")
 def pool() -> Iterator[MathVerifyPool]:
-    with MathVerifyPool(jobs=2) as p:
+    with MathVerifyPool(jobs=2, config=MathCheckConfig(**PATIENT)) as p:
         yield p
 
 
 @pytest.fixture(scope="module")
 def rounded_pool() -> Iterator[MathVerifyPool]:
-    with MathVerifyPool(jobs=1, config=MathCheckConfig(decimal_policy="rounded")) as p:
+    with MathVerifyPool(jobs=1, config=MathCheckConfig(decimal_policy="rounded", **PATIENT)) as p:
         yield p
 
 
@@ -196,7 +200,7 @@ def test_missing_final_answer_fails(pool: MathVerifyPool, response: str) -> None
 
 
 def test_require_anchor_ignores_stray_numbers() -> None:
-    config = MathCheckConfig(require_anchor=True)
+    config = MathCheckConfig(require_anchor=True, **PATIENT)
     with MathVerifyPool(jobs=1, config=config) as strict:
         loose_text, boxed_text = "I think it is 4 or so", "I think it is $\\boxed{4}$"
         verdicts = strict.verify_many([math_sample(loose_text, "4"), math_sample(boxed_text, "4")])
@@ -243,7 +247,7 @@ def test_dead_worker_is_replaced_before_the_next_batch() -> None:
 def test_verify_many_keeps_order_and_skips_workers_for_missing_references() -> None:
     samples = [math_sample(f"The answer is $\\boxed{{{i}}}$.", str(i if i % 3 else i + 1)) for i in range(12)]
     samples.insert(5, math_sample("\\boxed{3}", None))
-    verdicts = verify_many(samples, jobs=2)
+    verdicts = verify_many(samples, jobs=2, config=MathCheckConfig(**PATIENT))
     assert len(verdicts) == 13
     assert verdicts[5].reason == "no reference answer"
     expected = [i % 3 != 0 for i in range(12)]
@@ -251,7 +255,7 @@ def test_verify_many_keeps_order_and_skips_workers_for_missing_references() -> N
 
 
 def test_verify_is_safe_from_other_threads() -> None:
-    verifier = MathAnswerVerifier()
+    verifier = MathAnswerVerifier(MathCheckConfig(**PATIENT))
     results: dict[int, Verdict] = {}
 
     def work(i: int) -> None:
@@ -317,7 +321,7 @@ def test_self_consistency_groups_equivalent_answers() -> None:
         "I get $\\boxed{3}$.",
         "I could not finish this one.",
     ]
-    result = self_consistency(responses, "math")
+    result = self_consistency(responses, "math", config=MathCheckConfig(**PATIENT))
     assert result.clusters[0] == [0, 1, 2]
     assert result.agreement == pytest.approx(0.6)
     assert result.majority_answer == "\\frac{1}{2}"
@@ -328,13 +332,16 @@ def test_self_consistency_groups_equivalent_answers() -> None:
 
 
 def test_self_consistency_keeps_close_decimals_apart() -> None:
-    result = self_consistency(["$\\boxed{0.3333}$", "$\\boxed{\\frac{1}{3}}$", "$\\boxed{\\frac{2}{6}}$"])
+    result = self_consistency(
+        ["$\\boxed{0.3333}$", "$\\boxed{\\frac{1}{3}}$", "$\\boxed{\\frac{2}{6}}$"],
+        config=MathCheckConfig(**PATIENT),
+    )
     assert result.clusters == [[1, 2], [0]]
     assert [v.passed for v in result.verdicts] == [False, True, True]
 
 
 def test_self_consistency_tie_has_no_majority() -> None:
-    result = self_consistency(["$\\boxed{1}$", "$\\boxed{2}$"])
+    result = self_consistency(["$\\boxed{1}$", "$\\boxed{2}$"], config=MathCheckConfig(**PATIENT))
     assert result.tie is True
     assert result.majority_answer is None
     assert result.agreement == 0.0

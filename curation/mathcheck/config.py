@@ -52,10 +52,10 @@ class MathCheckConfig:
     max_eval_digits: float = 1e15
     #: Only accept answers introduced by an anchor (\boxed, "final answer is", "answer:").
     require_anchor: bool = False
-    parse_timeout: int = 2
-    compare_timeout: int = 2
-    guard_timeout: int = 2
-    hard_timeout: float = 15.0
+    parse_timeout: int = 5
+    compare_timeout: int = 5
+    guard_timeout: int = 5
+    hard_timeout: float = 30.0
     worker_memory_mb: int = 3072
     fast_parse: bool = True
 
