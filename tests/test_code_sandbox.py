@@ -262,16 +262,23 @@ def test_objects_exceptions_and_in_place_mutation() -> None:
 
 
 @needs_sandbox
-def test_helpers_from_prompt_are_available_to_humaneval_tests(verifier: CodeTestsVerifier) -> None:
+def test_helpers_the_tests_use_come_from_the_prompt(verifier: CodeTestsVerifier) -> None:
+    """The tests call the prompt's `encode`; a response that redefines it (so that any
+    answer checks out) must not get its version used by the tests."""
     prompt = 'def encode(s: str) -> str:\n    return s[::-1]\n\n\ndef decode(s: str) -> str:\n    """Undo encode."""\n'
-    tests = (
-        "def check(candidate):\n    for w in ['abc', 'xy', '']:\n        assert candidate(encode(w)) == w\n"
+    reference = {
+        "tests": "def check(candidate):\n    for w in ['abc', 'xy', '']:\n        assert candidate(encode(w)) == w\n",
+        "entry_point": "decode",
+    }
+    cheat = "```python\ndef encode(s):\n    return s\n\ndef decode(s):\n    return s\n```"
+    good, bad, cheating = verifier.verify_many(
+        [
+            sample("    return encode(s)\n", reference, prompt),
+            sample("    return s\n", reference, prompt),
+            sample(cheat, reference, prompt),
+        ]
     )
-    good = verifier.verify(
-        sample("    return encode(s)\n", {"tests": tests, "entry_point": "decode"}, prompt)
-    )
-    bad = verifier.verify(sample("    return s\n", {"tests": tests, "entry_point": "decode"}, prompt))
-    assert (good.passed, bad.passed) == (True, False)
+    assert (good.passed, bad.passed, cheating.passed) == (True, False, False)
 
 
 # ------------------------------------------------------------------ hostile battery

@@ -435,6 +435,7 @@ def run_harness(
     tests: str,
     entry_point: str | None,
     *,
+    prelude: str | None = None,
     limits: SandboxLimits | None = None,
     mode: str = MODE_BWRAP,
     pool: UidPool | None = None,
@@ -442,12 +443,14 @@ def run_harness(
 ) -> HarnessRun:
     """Run `tests` against `code` in one fresh sandbox and return the raw outcome.
 
+    `prelude`: trusted code (the prompt) run before the tests in their namespace.
     Retries (on a swept uid) when the sandbox failed before the candidate process
     existed: that is never the candidate's doing."""
     limits = limits or SandboxLimits()
+    spec = {"tests": tests, "entry_point": entry_point, "prelude": prelude}
     run = HarnessRun(mode=mode, report=None)
     for attempt in range(retries + 1):
-        run = _run_once(code, tests, entry_point, limits, mode, pool)
+        run = _run_once(code, spec, limits, mode, pool)
         run.attempts = attempt + 1
         if run.launched or run.timed_out or run.output_exceeded:
             return run
@@ -457,7 +460,7 @@ def run_harness(
 
 
 def _run_once(
-    code: str, tests: str, entry_point: str | None, limits: SandboxLimits, mode: str, pool: UidPool | None
+    code: str, spec: dict[str, Any], limits: SandboxLimits, mode: str, pool: UidPool | None
 ) -> HarnessRun:
     found = sandbox_python()
     if found is None:
@@ -466,16 +469,15 @@ def _run_once(
     switch_uid = _is_root() and mode != MODE_BARE
     if switch_uid:
         with (pool or default_pool()).slot() as slot:
-            run = _spawn(code, tests, entry_point, limits, mode, python, extra_ro, slot)
+            run = _spawn(code, spec, limits, mode, python, extra_ro, slot)
             slot.dirty = run.problem is not None or slot.dirty
             return run
-    return _spawn(code, tests, entry_point, limits, mode, python, extra_ro, None)
+    return _spawn(code, spec, limits, mode, python, extra_ro, None)
 
 
 def _spawn(
     code: str,
-    tests: str,
-    entry_point: str | None,
+    spec: dict[str, Any],
     limits: SandboxLimits,
     mode: str,
     python: str,
@@ -521,7 +523,7 @@ def _spawn(
         "memory_bytes": limits.memory_bytes,
         "nproc": judge_nproc,
     }
-    stdin_data = _msg(cfg) + _msg({"tests": tests, "entry_point": entry_point}) + token
+    stdin_data = _msg(cfg) + _msg(spec) + token
     started = time.monotonic()
     try:
         try:

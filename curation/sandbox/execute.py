@@ -35,11 +35,14 @@ MAX_REPORTED_TESTS = 200
 @dataclass(frozen=True)
 class CodeJob:
     """One program and its tests. `entry_point` names the function HumanEval-style
-    ``check(candidate)`` tests receive; plain ``assert`` lines do not need it."""
+    ``check(candidate)`` tests receive; plain ``assert`` lines do not need it.
+    `prelude` is trusted code (the prompt) run in the tests' namespace first, so the
+    helpers tests use are the prompt's and not the candidate's redefinitions."""
 
     code: str
     tests: str
     entry_point: str | None = None
+    prelude: str | None = None
 
 
 @dataclass
@@ -85,7 +88,9 @@ def run_code(
     """Run one job in a fresh sandbox. Sandbox trouble gives passed=None, never False."""
     limits = limits or SandboxLimits()
     try:
-        run = run_harness(job.code, job.tests, job.entry_point, limits=limits, mode=mode, pool=pool)
+        run = run_harness(
+            job.code, job.tests, job.entry_point, prelude=job.prelude, limits=limits, mode=mode, pool=pool
+        )
     except (SandboxError, OSError) as exc:
         return CodeResult(None, None, f"sandbox error: {exc}", {"sandbox": mode})
     return interpret(run, limits, job.entry_point)

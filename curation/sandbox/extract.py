@@ -48,6 +48,14 @@ def _parses(code: str) -> bool:
     return True
 
 
+def prompt_prelude(prompt: str, entry_point: str | None) -> str | None:
+    """The prompt as trusted code for the tests' namespace, if it is Python that
+    defines the entry point (HumanEval); else None."""
+    if entry_point and prompt and defines(prompt, entry_point) and _parses(prompt):
+        return prompt
+    return None
+
+
 def extract_code(response: str, prompt: str = "", entry_point: str | None = None) -> tuple[str, str]:
     """(program, how it was obtained).
 

@@ -174,6 +174,7 @@ def mutation_check(
     entry_point: str | None = None,
     *,
     max_mutants: int = 12,
+    prelude: str | None = None,
     limits: SandboxLimits | None = None,
     mode: str = MODE_BWRAP,
     workers: int | None = None,
@@ -185,7 +186,7 @@ def mutation_check(
     score = killed / (killed + survived), None when no mutant could be judged."""
     mutants = generate_mutants(code, entry_point, limit=max_mutants)
     results = run_many(
-        [CodeJob(m.code, tests, entry_point) for m in mutants],
+        [CodeJob(m.code, tests, entry_point, prelude) for m in mutants],
         workers=workers,
         limits=limits,
         mode=mode,

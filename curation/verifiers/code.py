@@ -18,7 +18,7 @@ from typing import Any
 from curation.records import SampleRecord
 from curation.sandbox.bwrap import SandboxLimits
 from curation.sandbox.execute import CodeJob, CodeResult, resolve_mode, run_many
-from curation.sandbox.extract import extract_code, guess_entry_point
+from curation.sandbox.extract import extract_code, guess_entry_point, prompt_prelude
 from curation.sandbox.mutants import mutation_check
 from curation.verifiers.base import VERIFIERS, Verdict, Verifier
 
@@ -116,7 +116,7 @@ class CodeTestsVerifier(Verifier):
         if not sample.response.strip():
             return Verdict(False, 0.0, "empty response", {})
         code, how = extract_code(sample.response, sample.prompt, entry_point)
-        return CodeJob(code, tests, entry_point), how
+        return CodeJob(code, tests, entry_point, prompt_prelude(sample.prompt, entry_point)), how
 
     def _strength(
         self,
@@ -142,6 +142,7 @@ class CodeTestsVerifier(Verifier):
                 job.tests,
                 job.entry_point,
                 max_mutants=self.max_mutants,
+                prelude=job.prelude,
                 limits=limits,
                 mode=mode,
                 workers=workers,
