@@ -220,9 +220,10 @@ def test_reserved_or_empty_reviewer_names_are_refused(engine, batch, name):
         next_sample(engine, Queue("undecided", batch[0]), name)
 
 
-def _review_spot_check(url: str, batch_id: int, reviewer: str) -> None:
+def _review_spot_check(url: str, batch_id: int, reviewer: str, start) -> None:  # noqa: ANN001 - a Barrier
     engine = open_store(url)
     queue = Queue("spot-check", batch_id)
+    start.wait(timeout=120)
     while (sample_id := next_sample(engine, queue, reviewer)) is not None:
         record_decision(engine, sample_id, reviewer, ("accept", "reject")[sample_id % 2])
 
@@ -234,11 +235,12 @@ def test_concurrent_reviewers_pull_from_the_spot_check_without_collisions(store_
     every decision is recorded."""
     engine = open_store(store_url)
     batch_id, _ = insert_review_batch(engine, "shared", mixed_rows(200))
-    pool = draw_spot_check(engine, batch_id, 30, seed=3, overlap=overlap).size
+    pool = draw_spot_check(engine, batch_id, 40, seed=3, overlap=overlap).size
     ctx = multiprocessing.get_context("spawn")
     reviewers = ["ada", "bob", "cy"]
+    start = ctx.Barrier(len(reviewers))
     processes = [
-        ctx.Process(target=_review_spot_check, args=(store_url, batch_id, name)) for name in reviewers
+        ctx.Process(target=_review_spot_check, args=(store_url, batch_id, name, start)) for name in reviewers
     ]
     for process in processes:
         process.start()
@@ -257,6 +259,7 @@ def test_concurrent_reviewers_pull_from_the_spot_check_without_collisions(store_
     per_sample = Counter(sample_id for sample_id, _ in decided)
     assert len(per_sample) == pool and set(per_sample.values()) == {overlap}
     assert {n for _, n in claims} == {overlap}
+    assert len({reviewer for _, reviewer in decided}) > 1, "the reviewers did not overlap in time"
     assert next_sample(engine, Queue("spot-check", batch_id), "ada") is None
     with session_scope(engine, write=False) as session:
         decisions = session.scalars(select(Sample.decision).where(Sample.id.in_(list(per_sample))))
