@@ -1,9 +1,23 @@
 """Start the harness in a bubblewrap sandbox (or, by explicit opt-in, with rlimits only).
 
-One run = one sandbox: ``prlimit ... -- bwrap ... -- python3 -c <harness> FD SCOPE``,
+One run = one sandbox: ``prlimit ... -- bwrap ... -- python3 ... <harness> FD SCOPE``,
 started as an unprivileged uid from a pool when the host runs as root. The host
 writes the candidate's code, then the tests and a random token, on the sandbox's
 stdin; it reads stdout/stderr with a cap and the judge's report on a private pipe.
+
+What the sandbox is
+-------------------
+New user, pid, network (loopback only), ipc, uts and cgroup namespaces, and no
+further user namespaces inside (``--disable-userns``); read-only /usr (with the
+/bin, /lib* symlinks) and /etc/ld.so.cache only: no /work, /root, /home, project or
+database; a fresh /proc and minimal /dev, both read-only apart from a small
+/dev/shm; a size-capped private /tmp; a cleared environment; a new session; killed
+with its parent (``--die-with-parent``); the harness is pid 1, so nothing inside can
+signal it. The distribution's /usr/bin/python3 runs the code, with rlimits (CPU,
+address space, file size, open files, processes, no core) set by ``prlimit`` before
+bwrap starts and tightened by the judge for the candidate. The wall clock, a
+generous backstop to the CPU limit, kills the run's process group (and so, through
+``--die-with-parent``, the sandbox).
 
 Why a uid pool
 --------------

@@ -37,12 +37,14 @@ class CodeJob:
     """One program and its tests. `entry_point` names the function HumanEval-style
     ``check(candidate)`` tests receive; plain ``assert`` lines do not need it.
     `prelude` is trusted code (the prompt) run in the tests' namespace first, so the
-    helpers tests use are the prompt's and not the candidate's redefinitions."""
+    helpers tests use are the prompt's and not the candidate's redefinitions.
+    `limits`, if set, override the limits the job is run with."""
 
     code: str
     tests: str
     entry_point: str | None = None
     prelude: str | None = None
+    limits: SandboxLimits | None = None
 
 
 @dataclass
@@ -86,7 +88,7 @@ def run_code(
     pool: UidPool | None = None,
 ) -> CodeResult:
     """Run one job in a fresh sandbox. Sandbox trouble gives passed=None, never False."""
-    limits = limits or SandboxLimits()
+    limits = job.limits or limits or SandboxLimits()
     try:
         run = run_harness(
             job.code, job.tests, job.entry_point, prelude=job.prelude, limits=limits, mode=mode, pool=pool

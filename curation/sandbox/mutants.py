@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from curation.sandbox.bwrap import MODE_BWRAP, SandboxLimits, UidPool
-from curation.sandbox.execute import CodeJob, run_many
+from curation.sandbox.execute import CodeJob, CodeResult, run_many
 
 _COMPARE_FLIPS: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Lt: ast.GtE,
@@ -168,30 +168,18 @@ def generate_mutants(code: str, entry_point: str | None = None, *, limit: int = 
     return mutants
 
 
-def mutation_check(
-    code: str,
-    tests: str,
-    entry_point: str | None = None,
-    *,
-    max_mutants: int = 12,
-    prelude: str | None = None,
-    limits: SandboxLimits | None = None,
-    mode: str = MODE_BWRAP,
-    workers: int | None = None,
-    pool: UidPool | None = None,
-) -> dict[str, Any]:
-    """Run the tests against mutants of `code` (which should pass them).
+def mutation_jobs(
+    job: CodeJob, *, max_mutants: int = 12, limits: SandboxLimits | None = None
+) -> tuple[list[Mutant], list[CodeJob]]:
+    """Mutants of `job.code` and the jobs running `job`'s tests against each."""
+    mutants = generate_mutants(job.code, job.entry_point, limit=max_mutants)
+    jobs = [CodeJob(m.code, job.tests, job.entry_point, job.prelude, limits or job.limits) for m in mutants]
+    return mutants, jobs
 
-    Returns ``{"mutants", "killed", "survived", "undecided", "score", "survivors"}``;
+
+def summarize(mutants: list[Mutant], results: list[CodeResult]) -> dict[str, Any]:
+    """``{"mutants", "killed", "survived", "undecided", "score", "survivors"}``;
     score = killed / (killed + survived), None when no mutant could be judged."""
-    mutants = generate_mutants(code, entry_point, limit=max_mutants)
-    results = run_many(
-        [CodeJob(m.code, tests, entry_point, prelude) for m in mutants],
-        workers=workers,
-        limits=limits,
-        mode=mode,
-        pool=pool,
-    )
     killed = sum(1 for r in results if r.passed is False)
     survivors = [m.description for m, r in zip(mutants, results, strict=True) if r.passed is True]
     judged = killed + len(survivors)
@@ -203,3 +191,18 @@ def mutation_check(
         "score": round(killed / judged, 3) if judged else None,
         "survivors": survivors,
     }
+
+
+def mutation_check(
+    job: CodeJob,
+    *,
+    max_mutants: int = 12,
+    limits: SandboxLimits | None = None,
+    mode: str = MODE_BWRAP,
+    workers: int | None = None,
+    pool: UidPool | None = None,
+) -> dict[str, Any]:
+    """Run `job`'s tests against mutants of its code (which should pass them); see
+    `summarize` for the result."""
+    mutants, jobs = mutation_jobs(job, max_mutants=max_mutants, limits=limits)
+    return summarize(mutants, run_many(jobs, workers=workers, mode=mode, pool=pool))

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from curation.records import SampleRecord
 from curation.sandbox.bwrap import SandboxLimits
 from curation.sandbox.execute import CodeJob, CodeResult, resolve_mode, run_many
 from curation.sandbox.extract import extract_code, guess_entry_point, prompt_prelude
-from curation.sandbox.mutants import mutation_check
+from curation.sandbox.mutants import Mutant, mutation_jobs, summarize
 from curation.verifiers.base import VERIFIERS, Verdict, Verifier
 
 
@@ -126,25 +127,19 @@ class CodeTestsVerifier(Verifier):
         workers: int | None,
     ) -> dict[int, dict[str, Any]]:
         """Mutation scores of the tests of passing samples (a failing solution says
-        nothing about its tests)."""
-        out: dict[int, dict[str, Any]] = {}
+        nothing about its tests), all mutants of the batch run together. A mutant gets
+        a few times the CPU the solution needed: mutants that loop forever are common."""
+        batches: list[tuple[int, list[Mutant], list[CodeJob]]] = []
         for (i, job, _how), result in zip(todo, results, strict=True):
             if result.passed is not True:
                 continue
             used = float(result.details.get("cpu_seconds") or 0.0)
-            limits = SandboxLimits(
-                cpu_seconds=min(self.limits.cpu_seconds, max(1.0, 4 * used + 0.5)),
-                memory_bytes=self.limits.memory_bytes,
-                processes=self.limits.processes,
-            )
-            out[i] = mutation_check(
-                job.code,
-                job.tests,
-                job.entry_point,
-                max_mutants=self.max_mutants,
-                prelude=job.prelude,
-                limits=limits,
-                mode=mode,
-                workers=workers,
-            )
+            limits = replace(self.limits, cpu_seconds=min(self.limits.cpu_seconds, max(1.0, 4 * used + 0.5)))
+            batches.append((i, *mutation_jobs(job, max_mutants=self.max_mutants, limits=limits)))
+        flat = run_many([j for _i, _m, jobs in batches for j in jobs], workers=workers, mode=mode)
+        out: dict[int, dict[str, Any]] = {}
+        start = 0
+        for i, mutants, jobs in batches:
+            out[i] = summarize(mutants, flat[start : start + len(jobs)])
+            start += len(jobs)
         return out
