@@ -329,8 +329,8 @@ def test_a_file_path_writes_one_file_and_a_manifest_beside_it(sqlite_engine, tmp
 
 
 def test_cli_plans_and_exports(store_url, tmp_path):
-    from tests.test_cli import cli
     from curation.store import open_store
+    from tests.test_cli import cli
 
     engine = open_store(store_url)
     add_batch(engine, "syn", synthetic_rows(20))
