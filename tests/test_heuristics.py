@@ -59,6 +59,8 @@ def test_empty_response(response: str) -> None:
         "I\u2019m sorry, but I cannot provide instructions for this request.",
         "Sorry, I am unable to assist with creating that content.",
         "I won't be able to do that. I cannot comply with this request.",
+        "I cannot provide that information.",
+        "I am not able to answer this question.",
         "As an AI language model, I do not have personal opinions, but here is an overview of the topic.",
         PROSE + " As an AI model I find this fascinating.",
     ],
@@ -72,6 +74,8 @@ def test_refusals_fail(response: str) -> None:
     [
         PROSE,
         "You can't divide by zero, so the expression is undefined at x = 2; elsewhere it equals x + 2.",
+        "I cannot write this as a single fraction, so I expand it: $x^2 + 2x + 1$.",
+        "At first I can't see the pattern, but writing out the terms helps: 1, 4, 9, 16.",
         PROSE + " " * 400 + "Some people say 'I can't help with that' when they are busy.",
     ],
 )

@@ -37,8 +37,9 @@ Checks (each reported in ``details["checks"]``; the sample fails if any fails):
   upper bound on it (shingles whose words all occur in the response) when even that bound
   is below the threshold and the exact count is skipped.
 
-``score`` is the share of checks that passed. Pure Python and regular
-expressions: tens of thousands of typical samples per second.
+``score`` is the share of checks that passed. Pure Python, regular expressions
+and zlib: about 5,000 samples (1.6 KB responses) per second of CPU time even with
+the machine four times oversubscribed, several times that on an idle core.
 """
 
 from __future__ import annotations
@@ -101,9 +102,14 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _CANT = (
     r"(?:can(?:no|')t|cannot|can not|won't|will not|am unable to|'m unable to|am not able to|'m not able to)"
 )
+# "I can't help/assist/comply" is a refusal whatever follows; other verbs only with a
+# refusal-like object, so that "I cannot write this as a fraction" is not one.
 _REFUSAL_HEAD = re.compile(
-    r"\bI\s+" + _CANT + r"\s+(?:help|assist|provide|comply|fulfil+|do that|answer|support|engage|create|"
-    r"generate|write|share|give|complete|participate)\b"
+    r"\bI\s+" + _CANT + r"\s+(?:help|assist|comply|fulfil+)\b"
+    r"|\bI\s+"
+    + _CANT
+    + r"\s+(?:provide|create|generate|write|share|give|complete|answer|do|support|engage in|"
+    r"participate in)\s+(?:that|it|such|any|those|these|your|the requested|this (?:request|question|content|task))\b"
     r"|\b(?:I'm|I am)\s+(?:sorry|afraid)\b[^.!?\n]{0,60}?\b(?:can(?:no|')t|cannot|unable|not able|won't)\b"
     r"|^\W*(?:sorry|I apologi[sz]e)\b[^.!?\n]{0,60}?\b(?:can(?:no|')t|cannot|unable|not able|won't)\b",
     re.IGNORECASE,
