@@ -6,14 +6,17 @@ ANTLR's standard remedy is to parse first in SLL mode and, only if that reports
 a syntax error, again in LL mode: the ANTLR runtime documents that an SLL parse
 which succeeds returns the same tree LL would (the grammar's only predicates
 are precedence predicates, which SLL handles). The converter and everything
-after it are unchanged. On the benchmark's 4,000 texts the parse results were
-identical and parsing took about half the time.
+after it are unchanged.
 
 Second, latex2sympy2_extended builds every number literal with ``sympy.Number(text)``,
 which goes through ``sympify`` and sympy's expression parser (about a millisecond
 a literal). For ASCII digit strings the result is exactly ``Integer(int(text))``;
 other literals (decimals) keep the original call, memoised by text (sympy numbers
 are immutable).
+
+Together: on 6,110 texts (benchmark responses and references, and the regression
+cases of the tests) ``srepr`` of every parse result was identical, and parsing
+took 0.9 ms instead of 3.2 ms a text.
 
 `install` patches the converter class of the current process only; it is called
 by the worker (``MathCheckConfig.fast_parse``) and does nothing if the library's
