@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import re
 
-_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.S | re.M)
 _PYTHON_TAGS = ("python", "py", "python3", "py3")
 _LAST_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)[ \t]*\(", re.M)
 
@@ -15,23 +14,47 @@ def defines(code: str, name: str) -> bool:
     return re.search(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", code, re.M) is not None
 
 
-_OPEN_FENCE = re.compile(r"^[ \t]*```[ \t]*(?:python3?|py3?)[ \t]*\n", re.M | re.I)
+def _fence(line: str) -> tuple[str, str] | None:
+    """(fence marker, language) if `line` opens or closes a fenced block."""
+    stripped = line.strip()
+    char = stripped[:1]
+    if char not in ("`", "~"):
+        return None
+    marker = stripped[: len(stripped) - len(stripped.lstrip(char))]
+    if len(marker) < 3:
+        return None
+    info = stripped[len(marker) :].split()
+    return marker, (info[0].lower() if info else "")
 
 
 def fenced_blocks(text: str) -> list[str]:
     """Python fenced blocks of a markdown text; untagged blocks if none is tagged; the
-    rest of the text after an unclosed ```python fence (a truncated answer) if none."""
-    tagged, untagged = [], []
-    for match in _FENCE.finditer(text):
-        lang = match.group(2).lower()
-        if lang in _PYTHON_TAGS:
-            tagged.append(match.group(3))
-        elif not lang:
-            untagged.append(match.group(3))
+    rest of the text after an unclosed ```python fence (a truncated answer) if none.
+
+    One pass over the lines (no backtracking regex over model output)."""
+    tagged: list[str] = []
+    untagged: list[str] = []
+    lines = text.splitlines(keepends=True)
+    opened: tuple[str, str, int] | None = None
+    for i, line in enumerate(lines):
+        fence = _fence(line)
+        if fence is None:
+            continue
+        marker, lang = fence
+        if opened is None:
+            opened = (marker, lang, i + 1)
+        elif marker[0] == opened[0][0] and len(marker) >= len(opened[0]) and not lang:
+            block = "".join(lines[opened[2] : i])
+            if opened[1] in _PYTHON_TAGS:
+                tagged.append(block)
+            elif not opened[1]:
+                untagged.append(block)
+            opened = None
     if tagged or untagged:
         return tagged or untagged
-    opened = list(_OPEN_FENCE.finditer(text))
-    return [text[opened[-1].end() :]] if opened else []
+    if opened is not None and opened[1] in _PYTHON_TAGS:
+        return ["".join(lines[opened[2] :])]
+    return []
 
 
 def guess_entry_point(prompt: str) -> str | None:

@@ -137,9 +137,9 @@ def generate_mutants(code: str, entry_point: str | None = None, *, limit: int = 
     """Up to `limit` distinct, compilable single-site mutants, spread over the code."""
     try:
         tree = ast.parse(code)
+        original = ast.unparse(tree)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
-    original = ast.unparse(tree)
     scope_at = _scope_index(tree, entry_point)
     sites: list[tuple[int, int, str, int]] = []
     for node_index, node in enumerate(_body_nodes(list(ast.walk(tree))[scope_at])):
@@ -153,14 +153,14 @@ def generate_mutants(code: str, entry_point: str | None = None, *, limit: int = 
     for node_index, mutation_index, description, line in sites:
         if len(mutants) >= limit:
             break
-        mutated = copy.deepcopy(tree)
-        node = _body_nodes(list(ast.walk(mutated))[scope_at])[node_index]
-        _mutations(node)[mutation_index][1](node)
-        ast.fix_missing_locations(mutated)
         try:
+            mutated = copy.deepcopy(tree)
+            node = _body_nodes(list(ast.walk(mutated))[scope_at])[node_index]
+            _mutations(node)[mutation_index][1](node)
+            ast.fix_missing_locations(mutated)
             text = ast.unparse(mutated)
-            compile(text, "<mutant>", "exec")
-        except (SyntaxError, ValueError, RecursionError):
+            compile(text, "<mutant>", "exec")  # compiled to check it, never run here
+        except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
             continue
         if text not in seen:
             seen.add(text)
