@@ -446,3 +446,22 @@ def cost_table(engine: Engine, *, batch: str | None = None) -> dict[str, list[di
         return sorted(out.values(), key=lambda e: e[key])
 
     return {"by_batch": by_batch, "by_teacher": group("teacher"), "by_template": group("template")}
+
+
+def list_exports(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
+    """Recent exports, newest first: id, time, author, output path, rows."""
+    with session_scope(engine, write=False) as session:
+        exports = session.execute(
+            select(Export.id, Export.created_at, Export.created_by, Export.out_path).order_by(Export.id.desc()).limit(limit)
+        ).all()
+        rows = dict(
+            session.execute(
+                select(ExportRow.export_id, func.count())
+                .where(ExportRow.export_id.in_([e.id for e in exports]))
+                .group_by(ExportRow.export_id)
+            ).all()
+        )
+    return [
+        {"id": e.id, "created_at": e.created_at, "created_by": e.created_by, "out_path": e.out_path, "rows": rows.get(e.id, 0)}
+        for e in exports
+    ]
