@@ -641,11 +641,11 @@ def test_code_runs_as_unprivileged_uid_and_nproc_bites() -> None:
 
     def watch() -> None:
         """The host's view: real/effective/saved uids of the sandbox's python processes."""
-        flags = b"/usr/bin/python3\0-s\0-S\0-B\0-P\0"
+        boot = sandbox_bwrap._BOOT.encode()  # the harness's command line inside the sandbox
         while not done.is_set():
             for name in filter(str.isdigit, os.listdir("/proc")):
                 try:
-                    if Path(f"/proc/{name}/cmdline").read_bytes().startswith(flags):
+                    if boot in Path(f"/proc/{name}/cmdline").read_bytes():
                         status = Path(f"/proc/{name}/status").read_text()
                         seen[int(name)] = [int(x) for x in status.split("\nUid:")[1].split()[:3]]
                 except (OSError, IndexError):

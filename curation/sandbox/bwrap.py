@@ -296,13 +296,21 @@ class UidPool:
     file for the duration of one run. The first byte of the file is ``c`` when the
     last run on the slot ended cleanly; otherwise (crash, kill, timeout, rlimits-only
     run whose processes are not confined to a pid namespace) the next holder sweeps
-    the uid first."""
+    the uid first. Sweeping kills every process of the uid, so the range must belong
+    to no one else: uids with an account are never used, and the range can be moved
+    with ``ASSAY_SANDBOX_UID_BASE`` / ``ASSAY_SANDBOX_UID_SLOTS``."""
 
-    def __init__(self, base: int = 61000, size: int = 64, lock_dir: Path | None = None) -> None:
-        self.base = base
-        self.size = size
+    def __init__(
+        self, base: int | None = None, size: int | None = None, lock_dir: Path | None = None
+    ) -> None:
+        self.base = base if base is not None else int(os.environ.get("ASSAY_SANDBOX_UID_BASE", "61000"))
+        size = size if size is not None else int(os.environ.get("ASSAY_SANDBOX_UID_SLOTS", "64"))
+        self.slots = [n for n in range(size) if not _has_account(self.base + n)]
+        self.size = len(self.slots)
+        if not self.slots:
+            raise SandboxError(f"no usable sandbox uid in {self.base}..{self.base + size - 1}")
         self.lock_dir = lock_dir or _default_lock_dir()
-        self._next = os.getpid() % size
+        self._next = os.getpid() % self.size
 
     def _open(self, n: int) -> int:
         self.lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -328,7 +336,7 @@ class UidPool:
             start = self._next
             self._next = (self._next + 1) % self.size
             for i in range(self.size):
-                n = (start + i) % self.size
+                n = self.slots[(start + i) % self.size]
                 fd = self._open(n)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -341,6 +349,16 @@ class UidPool:
             if time.monotonic() > deadline:
                 raise SandboxError(f"no free sandbox uid slot in {self.lock_dir} after {wait:g}s")
             time.sleep(0.05)
+
+
+def _has_account(uid: int) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
 
 
 def _default_lock_dir() -> Path:
