@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -37,6 +38,26 @@ from curation.verifiers.base import Verdict, Verifier
 BATCH_VERIFIERS: frozenset[str] = frozenset({"math_answer", "code_tests", "judge"})
 
 _WORKER_VERIFIERS: dict[str, Verifier] = {}
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this process when its parent dies (Linux; a no-op elsewhere).
+
+    Pool processes otherwise outlive a verify job killed with SIGKILL: they block
+    forever on their task queue, whose write end they hold themselves."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _verify_in_worker(name: str, module: str, records: list[SampleRecord]) -> list[Verdict]:
@@ -113,8 +134,10 @@ class ChainPipeline:
     def _process_pool(self) -> ProcessPoolExecutor:
         if self._processes is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["curation.verifiers"])
-            self._processes = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
+            context.set_forkserver_preload(["curation.verification.forkserver_init", "curation.verifiers"])
+            self._processes = ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=context, initializer=die_with_parent
+            )
         return self._processes
 
     def _thread(self, name: str, workers: int = 1) -> ThreadPoolExecutor:

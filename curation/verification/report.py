@@ -307,17 +307,111 @@ def verdict_flips(
         return [VerdictFlip(*row) for row in session.execute(query).all()]
 
 
+# -- one verdict, for display ---------------------------------------------------------------------
+
+
+@dataclass
+class VerdictView:
+    """What a page shows of one verdict: key facts, a table of its parts and untrusted
+    text excerpts (model output: show as code, never as HTML or markdown)."""
+
+    facts: dict[str, Any] = field(default_factory=dict)
+    table: list[dict[str, Any]] = field(default_factory=list)
+    excerpts: dict[str, str] = field(default_factory=dict)
+
+
+def _yes(value: Any) -> str:
+    return {True: "pass", False: "fail", None: "—"}.get(value, str(value))
+
+
+def verdict_view(verifier: str, details: dict[str, Any]) -> VerdictView:
+    """The parts of a verdict's details worth a table, per verifier."""
+    details = details or {}
+    view = VerdictView()
+    if verifier == "math_answer":
+        view.facts = {
+            "extracted answer": details.get("extracted"),
+            "reference answer": details.get("reference"),
+            "parsed answer": details.get("parsed_answer"),
+            "parsed reference": details.get("parsed_reference"),
+            "comparison": details.get("path"),
+        }
+    elif verifier == "code_tests":
+        view.facts = {
+            "tests passed": f"{details.get('tests_passed', '—')}/{details.get('tests_total', '—')}",
+            "sandbox": details.get("sandbox"),
+            "exit code": details.get("exit_code"),
+            "wall ms": details.get("wall_ms"),
+            "code from": details.get("code_source"),
+        }
+        view.table = [
+            {
+                "test": str(t.get("name", "")),
+                "outcome": _yes(t.get("passed")),
+                "error": str(t.get("error") or ""),
+            }
+            for t in details.get("tests") or []
+            if isinstance(t, dict)
+        ]
+        for key in ("stdout", "stderr", "load_error"):
+            if details.get(key):
+                view.excerpts[key] = str(details[key])
+    elif verifier == "ifeval":
+        view.facts = {
+            "loose verdict": _yes(details.get("loose_passed")),
+            "loose score": details.get("loose_score"),
+        }
+        view.table = [
+            {
+                "constraint": str(i.get("instruction_id", "")),
+                "strict": _yes(i.get("strict")),
+                "loose": _yes(i.get("loose")),
+                "why": str(i.get("reason") or ""),
+            }
+            for i in details.get("instructions") or []
+            if isinstance(i, dict)
+        ]
+    elif verifier == "quality":
+        view.table = [
+            {
+                "check": name,
+                "outcome": _yes(result.get("passed")),
+                "measures": ", ".join(f"{k}={v}" for k, v in result.items() if k != "passed"),
+            }
+            for name, result in (details.get("checks") or {}).items()
+            if isinstance(result, dict)
+        ]
+    elif verifier == "judge":
+        judge = details.get("judge") or {}
+        view.facts = {
+            "judge model": judge.get("model"),
+            "score": details.get("judge_score"),
+            "rule": details.get("rule"),
+        }
+        view.table = [
+            {"criterion": name, "outcome": _yes(c.get("passed")), "reason": str(c.get("reason") or "")}
+            for name, c in (details.get("criteria") or {}).items()
+            if isinstance(c, dict)
+        ]
+        if details.get("reply_excerpt"):
+            view.excerpts["judge reply"] = str(details["reply_excerpt"])
+    view.facts = {k: v for k, v in view.facts.items() if v is not None}
+    return view
+
+
 __all__ = [
     "ReasonCount",
     "VerdictFilter",
     "VerdictFlip",
     "VerdictRow",
+    "VerdictView",
     "VerifierStat",
     "failure_reasons",
     "outcome_counts",
     "reason_key",
     "verdict_flips",
     "verdict_table",
+    "verdict_view",
     "verifier_summary",
     "verifier_versions",
 ]
