@@ -467,6 +467,12 @@ def cluster_labels(engine: Engine, batch_id: int, key: str = CLUSTER_KEYS[0]) ->
     return [(str(value), n) for value, n in rows]
 
 
+def verifier_names(engine: Engine) -> list[str]:
+    """Every verifier with a verdict in the store (cache it: a scan of an index)."""
+    with session_scope(engine, write=False) as session:
+        return sorted(session.scalars(select(Verdict.verifier).distinct()))
+
+
 def available_queues(engine: Engine, batch_id: int) -> list[str]:
     """The queue kinds that make sense for this batch (cluster and assigned only
     when the batch has cluster labels / assignments)."""

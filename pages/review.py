@@ -1,0 +1,437 @@
+"""Review: one sample at a time from a queue, decided from the keyboard; the
+acceptance-sampling plan and bound; reviewers and agreement; bulk actions.
+
+Every query and rule lives in curation.review; this page only lays it out."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from curation.review.agreement import reviewer_agreement
+from curation.review.bulk import (
+    BoundNotMet,
+    bulk_accept_passed,
+    bulk_reject_failures,
+    failure_reasons,
+    list_bulk_events,
+    preview_accept_passed,
+    preview_reject_failures,
+    undo_bulk,
+)
+from curation.review.context import review_card
+from curation.review.decisions import REASON_TAGS, record_decision, undo_last_decision
+from curation.review.queues import (
+    QUEUE_LABELS,
+    Queue,
+    assign_round_robin,
+    available_queues,
+    cluster_key,
+    cluster_labels,
+    draw_spot_check,
+    next_sample,
+    queue_remaining,
+    review_batches,
+    spot_check,
+    verifier_names,
+)
+from curation.review.sampling import acceptance_summary, zero_failure_sample_size
+from curation.review.stats import family_slices, reviewer_stats, suggestions, verifier_scores, verifier_slices
+from pages.common import engine, page_header, require_reviewer, reviewer, show_json, show_untrusted
+
+OUTCOME = {True: "pass", False: "fail", None: "—"}
+VERDICT_ICON = {True: ":material/check:", False: ":material/close:", None: ":material/help:"}
+CONFIDENCES = [0.8, 0.9, 0.95, 0.99]
+
+
+def _auth_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        return False
+
+
+if _auth_configured():
+    with st.sidebar:
+        if getattr(st.user, "is_logged_in", False):
+            st.caption(f"Signed in as {st.user.get('email') or st.user.get('name')}")
+            st.button("Sign out", on_click=st.logout, key="review_sign_out", icon=":material/logout:")
+        else:
+            st.button("Sign in", on_click=st.login, key="review_sign_in", icon=":material/login:")
+
+page_header("Review", "One sample at a time: a accept · x reject · s skip · u undo · n next.")
+
+eng = engine()
+batches = review_batches(eng)
+if not batches:
+    st.info("No synthetic batches to review yet.", icon=":material/info:")
+    st.page_link("pages/import_data.py", label="Import data", icon=":material/upload_file:")
+    st.stop()
+
+by_id = {b.id: b for b in batches}
+controls = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
+batch_id = controls[0].selectbox("Batch", list(by_id), format_func=lambda i: by_id[i].name, key="review_batch")
+kinds = available_queues(eng, batch_id)
+kind = controls[1].selectbox("Queue", kinds, format_func=QUEUE_LABELS.get, key="review_queue")
+
+
+@st.cache_data(ttl=120, show_spinner=False)
+def _cluster_options(url: str, batch_id: int) -> tuple[str | None, list[str]]:
+    key = cluster_key(eng, batch_id)
+    return key, [label for label, _ in cluster_labels(eng, batch_id, key)] if key else []
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _verifier_names(url: str) -> list[str]:
+    return verifier_names(eng)
+
+
+queue = Queue(kind, batch_id) if kind != "cluster" else None
+if kind == "cluster":
+    key, labels = _cluster_options(str(eng.url), batch_id)
+    label = controls[2].selectbox("Cluster", labels, key="review_cluster")
+    queue = Queue(kind, batch_id, cluster=label or "", cluster_key=key or "cluster")
+elif kind == "failures":
+    chosen = controls[2].selectbox(
+        "Failed by", [None, *_verifier_names(str(eng.url))], key="review_verifier",
+        format_func=lambda v: "any verifier" if v is None else v,
+    )
+    queue = Queue(kind, batch_id, verifier=chosen)
+with controls[3].popover("Acceptance target", icon=":material/tune:", use_container_width=True):
+    st.number_input(
+        "Claimed error rate ≤ (%)", 0.1, 50.0, 5.0, 0.5, key="review_max_error_pct",
+        help="Accept the verifier-passed set only if its error rate is at most this.",
+    )
+    st.select_slider("Confidence", CONFIDENCES, value=0.95, key="review_confidence", format_func="{:.0%}".format)
+max_error = st.session_state["review_max_error_pct"] / 100
+confidence = st.session_state["review_confidence"]
+assert queue is not None
+
+
+def _flash(message: str) -> None:
+    st.session_state["review_flash"] = message
+
+
+def _queue_state(q: Queue) -> dict:
+    return st.session_state.setdefault("review_queues", {}).setdefault(q.key, {"current": None, "decided": []})
+
+
+def _decide(q: Queue, name: str, sample_id: int, action: str) -> None:
+    state = _queue_state(q)
+    tags = st.session_state.get(f"review_tags_{sample_id}", [])
+    note = st.session_state.get(f"review_note_{sample_id}", "")
+    record_decision(eng, sample_id, name, action, reason_tags=tags, note=note)
+    state["decided"].append(sample_id)
+    state["current"] = next_sample(eng, q, name, after=sample_id)
+    _flash(f"Sample {sample_id}: {action}")
+
+
+def _next(q: Queue, name: str, sample_id: int) -> None:
+    _queue_state(q)["current"] = next_sample(eng, q, name, after=sample_id)
+
+
+def _undo(q: Queue, name: str) -> None:
+    state = _queue_state(q)
+    if not state["decided"]:
+        return
+    undone = undo_last_decision(eng, name, state["decided"].pop())
+    if undone is None:
+        _flash("Nothing to undo.")
+        return
+    state["current"] = undone[1]
+    _flash(f"Undid your decision on sample {undone[1]}.")
+
+
+def _show_verdicts(verdicts: list[dict]) -> None:
+    if not verdicts:
+        st.caption("Not verified yet.")
+    for verdict in verdicts:
+        title = f"{verdict['verifier']} v{verdict['version']}: {verdict['reason'] or OUTCOME[verdict['passed']]}"
+        with st.expander(title, icon=VERDICT_ICON[verdict["passed"]]):
+            if verdict["score"] is not None:
+                st.caption(f"score {verdict['score']:.3g}")
+            show_json(verdict["details"])
+
+
+def _open_in_browser(sample_id: int) -> None:
+    st.session_state["open_sample"] = sample_id
+
+
+def _show_related(related: list, *, empty: str) -> None:
+    if not related:
+        st.caption(empty)
+    for item in related:
+        score = f" · {item.score:.3f}" if item.score is not None else ""
+        where = f" · sample {item.sample_id} in {item.batch} ({item.origin})" if item.sample_id else ""
+        overridden = f" · overridden by {item.overridden_by}" if item.overridden_by else ""
+        with st.expander(f"{item.kind}{score}{where}{overridden}", icon=":material/content_copy:"):
+            if item.reason:
+                st.caption(item.reason)
+            if item.sample_id:
+                st.markdown("**Other prompt**")
+                show_untrusted(item.prompt)
+                st.markdown("**Other response**")
+                show_untrusted(item.response)
+                if st.button("Open it in Samples", key=f"open_{item.kind}_{item.sample_id}", icon=":material/open_in_new:"):
+                    _open_in_browser(item.sample_id)
+                    st.switch_page("pages/samples.py")
+
+
+def _live_bound(batch_id: int) -> None:
+    summary = acceptance_summary(eng, batch_id, max_error, confidence, with_population=False)
+    if not summary.pool:
+        return
+    verdict = "holds" if summary.holds else f"{summary.remaining} more to read"
+    st.progress(
+        min(1.0, summary.reviewed / max(1, summary.required)),
+        text=f"Spot-check: {summary.reviewed} of {summary.required} read · {summary.failures} rejected · "
+        f"upper bound {summary.upper_bound:.2%} (target ≤ {max_error:.1%} at {confidence:.0%}) · {verdict}",
+    )
+
+
+@st.fragment
+def review_panel(q: Queue, name: str) -> None:
+    """The card: one sample and its decision buttons. Deciding reruns only this."""
+    if q.kind == "spot-check" and spot_check(eng, q.batch_id) is None:
+        draw_spot_check(eng, q.batch_id, zero_failure_sample_size(max_error, confidence))
+    state = _queue_state(q)
+    if state["current"] is None:
+        state["current"] = next_sample(eng, q, name)
+    if "review_flash" in st.session_state:
+        st.toast(st.session_state.pop("review_flash"), icon=":material/check:")
+    _live_bound(q.batch_id)
+    sample_id = state["current"]
+    buttons_disabled = sample_id is None
+    if sample_id is None:
+        st.success(f"Nothing left for {name} in this queue.", icon=":material/done_all:")
+        if q.kind == "spot-check":
+            summary = acceptance_summary(eng, q.batch_id, max_error, confidence, with_population=False)
+            if not summary.holds and st.button(f"Draw {max(1, summary.remaining)} more random samples", key="draw_more"):
+                draw_spot_check(eng, q.batch_id, summary.pool + max(1, summary.remaining))
+                st.rerun(scope="fragment")
+        if st.button("Check again", key="review_refresh", icon=":material/refresh:"):
+            st.rerun(scope="fragment")
+    else:
+        card = review_card(eng, sample_id)
+        sample = card.sample
+        remaining = queue_remaining(eng, q, name)
+        head = st.columns([4, 2])
+        head[0].subheader(f"Sample {sample.id}")
+        head[0].caption(
+            f"batch **{sample.batch}** · {sample.family} · item {sample.item_index}"
+            + (f" · id `{sample.external_id}`" if sample.external_id else "")
+            + (f" · {remaining:,} left in this queue" if remaining is not None else "")
+        )
+        head[1].metric("Verifiers", OUTCOME[sample.passed])
+        left, right = st.columns([3, 2])
+        with left:
+            st.markdown("**Prompt**")
+            show_untrusted(sample.prompt)
+            st.markdown("**Response**")
+            rendered = st.toggle("Render as markdown", key="review_markdown", help="Formatting only; HTML and images never render.")
+            show_untrusted(sample.response, markdown=rendered, language="python" if sample.family == "code" and not rendered else None)
+            if sample.reference:
+                st.markdown("**Reference**")
+                show_json(sample.reference)
+        with right:
+            st.markdown("**Verdicts**")
+            _show_verdicts(sample.verdicts)
+            st.markdown("**Near-duplicates and matches**")
+            _show_related(card.marks, empty="No diversity marks.")
+            if card.neighbours is not None:
+                st.markdown("**Nearest neighbours**")
+                _show_related(card.neighbours, empty="No neighbours found.")
+            if sample.metadata:
+                with st.expander("Metadata", icon=":material/data_object:"):
+                    show_json(sample.metadata)
+            if sample.history:
+                with st.expander(f"History ({len(sample.history)} events)", icon=":material/history:", expanded=True):
+                    st.dataframe(
+                        pd.DataFrame(sample.history)[["id", "created_at", "reviewer", "action", "reason_tags", "note", "bulk_event_id", "undoes_id"]],
+                        hide_index=True,
+                    )
+        st.multiselect("Reasons", REASON_TAGS, key=f"review_tags_{sample_id}")
+        st.text_input("Note", key=f"review_note_{sample_id}", placeholder="optional")
+    row = st.columns(5)
+    row[0].button("Accept", type="primary", icon=":material/check:", key="review_accept", shortcut="a",
+                  disabled=buttons_disabled, on_click=_decide, args=(q, name, sample_id, "accept"))
+    row[1].button("Reject", icon=":material/close:", key="review_reject", shortcut="x",
+                  disabled=buttons_disabled, on_click=_decide, args=(q, name, sample_id, "reject"))
+    row[2].button("Skip", icon=":material/skip_next:", key="review_skip", shortcut="s",
+                  disabled=buttons_disabled, on_click=_decide, args=(q, name, sample_id, "skip"))
+    row[3].button("Undo", icon=":material/undo:", key="review_undo", shortcut="u",
+                  disabled=not state["decided"], on_click=_undo, args=(q, name))
+    row[4].button("Next", icon=":material/arrow_forward:", key="review_next", shortcut="n",
+                  disabled=buttons_disabled or q.kind == "spot-check", on_click=_next, args=(q, name, sample_id),
+                  help="Random spot-check samples are read in order (skip records a skip)." if q.kind == "spot-check" else "Leave it for later.")
+
+
+def acceptance_tab(batch_id: int, name: str) -> None:
+    summary = acceptance_summary(eng, batch_id, max_error, confidence)
+    st.markdown(
+        f"Claim: **the error rate of the verifier-passed samples of {by_id[batch_id].name} is at most "
+        f"{max_error:.1%}, with {confidence:.0%} confidence.** Read random samples from the spot-check queue; "
+        "each reject is a failure."
+    )
+    cols = st.columns(6)
+    cols[0].metric("Verifier-passed set", f"{summary.population:,}")
+    cols[1].metric("Plan (no failures)", summary.plan)
+    cols[2].metric("Read", summary.reviewed)
+    cols[3].metric("Failures", summary.failures)
+    cols[4].metric("Upper bound", f"{summary.upper_bound:.2%}")
+    cols[5].metric("Needed", summary.required, help="Reads needed with the failures found so far, if no more turn up.")
+    if summary.holds:
+        st.success(f"The bound holds: {summary.upper_bound:.2%} ≤ {max_error:.1%}.", icon=":material/verified:")
+    else:
+        st.warning(f"Not yet: read {summary.remaining} more random samples.", icon=":material/hourglass_top:")
+    pool = spot_check(eng, batch_id)
+    with st.expander("Spot-check pool", icon=":material/casino:"):
+        if pool:
+            st.caption(f"{pool.size} samples drawn with seed {pool.seed}; each goes to {pool.overlap} reviewer(s).")
+        size = st.number_input("Pool size", 1, max(1, summary.population), max(pool.size if pool else 0, summary.required, 1) if summary.population else 1, key="pool_size")
+        seed = st.number_input("Seed", 0, 2**31 - 1, pool.seed if pool else 0, key="pool_seed", disabled=pool is not None)
+        overlap = st.number_input("Reviewers per sample (overlap)", 1, 10, pool.overlap if pool else 1, key="pool_overlap")
+        if st.button("Draw / update the pool", key="pool_draw", disabled=not summary.population):
+            result = draw_spot_check(eng, batch_id, int(size), seed=int(seed), overlap=int(overlap))
+            _flash(f"Spot-check pool: {result.size} samples, overlap {result.overlap}.")
+            st.rerun()
+    count = preview_accept_passed(eng, batch_id)
+    st.markdown("**Accept the set**")
+    confirmed = st.checkbox(
+        f"Accept the {count:,} undecided verifier-passed samples of {by_id[batch_id].name} as one bulk action",
+        key="confirm_accept_set", disabled=not summary.holds or not count or not name,
+    )
+    if st.button("Accept the set", type="primary", icon=":material/done_all:", key="accept_set",
+                 disabled=not (summary.holds and confirmed and name and count)):
+        try:
+            result = bulk_accept_passed(eng, batch_id, name, max_error=max_error, confidence=confidence)
+            _flash(f"Accepted {result.count:,} samples (bulk event {result.bulk_event_id}).")
+        except BoundNotMet as exc:
+            _flash(str(exc))
+        st.session_state.pop("confirm_accept_set", None)
+        st.rerun()
+
+    scores = verifier_scores(eng, batch_id)
+    st.markdown("**Verifiers against human decisions**")
+    if scores:
+        st.dataframe(
+            pd.DataFrame(
+                [{"verifier": s.verifier, "n": s.n, "passed & accepted": s.tp, "passed & rejected": s.fp,
+                  "failed & accepted": s.fn, "failed & rejected": s.tn, "precision": s.precision, "recall": s.recall}
+                 for s in scores]
+            ),
+            hide_index=True,
+            column_config={
+                "precision": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+                "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+            },
+        )
+    else:
+        st.caption("No verified sample has a human decision yet.")
+    slices = sorted(family_slices(eng, batch_id, confidence) + verifier_slices(scores, confidence), key=lambda s: -s.width)
+    st.markdown("**Where to look next**")
+    for text in suggestions(summary, scores, slices) or ["Nothing stands out."]:
+        st.markdown(f"- {text}")
+    if slices:
+        with st.expander("Error rate by slice", icon=":material/pie_chart:"):
+            st.dataframe(
+                pd.DataFrame(
+                    [{"slice": s.kind, "name": s.name, "read": s.reviewed, "failures": s.failures,
+                      "low": s.interval[0], "high": s.interval[1], "width": s.width} for s in slices]
+                ),
+                hide_index=True,
+            )
+
+
+def reviewers_tab(batch_id: int, name: str) -> None:
+    stats = reviewer_stats(eng, batch_id)
+    st.markdown("**Reviewers**")
+    if stats:
+        st.dataframe(
+            pd.DataFrame(
+                [{"reviewer": r.reviewer, "decided": r.decided, "accepted": r.accepted, "rejected": r.rejected,
+                  "skipped": r.skipped, "accept rate": r.accept_rate, "median s between decisions": r.median_seconds}
+                 for r in stats]
+            ),
+            hide_index=True,
+        )
+    else:
+        st.caption("No decisions in this batch yet.")
+    agreement = reviewer_agreement(eng, batch_id)
+    st.markdown("**Agreement**")
+    if agreement.items:
+        method = "Cohen's" if len(agreement.pairs) == 1 else "Fleiss'"
+        kappa = "undefined (everyone gave the same label)" if agreement.kappa is None else f"{agreement.kappa:.3f}"
+        st.metric(f"{method} kappa", kappa, help=f"{agreement.items} samples decided by two or more reviewers")
+        st.dataframe(pd.DataFrame([p.__dict__ for p in agreement.pairs]), hide_index=True)
+    else:
+        st.caption("No sample was decided by two reviewers yet: set an overlap on the spot-check pool.")
+    with st.expander("Assign samples to reviewers", icon=":material/assignment_ind:"):
+        names = st.text_input("Reviewers (comma-separated)", key="assign_names", placeholder="ada, bob")
+        count = st.number_input("Samples", 1, 100_000, 50, key="assign_count")
+        per_sample = st.number_input("Reviewers per sample", 1, 10, 1, key="assign_per_sample")
+        if st.button("Assign", key="assign", disabled=not names.strip()):
+            listed = [n.strip() for n in names.split(",") if n.strip()]
+            try:
+                created = assign_round_robin(eng, batch_id, listed, int(count), per_sample=int(per_sample))
+                _flash(f"Created {created} assignments.")
+            except ValueError as exc:
+                _flash(str(exc))
+            st.rerun()
+
+
+def bulk_tab(batch_id: int, name: str) -> None:
+    st.markdown("**Reject all failures of a reason**")
+    reasons = failure_reasons(eng, batch_id)
+    if reasons:
+        choice = st.selectbox(
+            "Verifier and reason", range(len(reasons)), key="bulk_reason",
+            format_func=lambda i: f"{reasons[i][0]}: {reasons[i][1] or '(no reason)'} — {reasons[i][2]:,} undecided",
+        )
+        verifier, reason, _ = reasons[choice]
+        tags = st.multiselect("Reasons to record", REASON_TAGS, key="bulk_tags")
+        count = preview_reject_failures(eng, batch_id, verifier, reason)
+        confirmed = st.checkbox(f"Reject these {count:,} undecided samples as one bulk action", key="confirm_bulk_reject", disabled=not name)
+        if st.button("Reject them", icon=":material/block:", key="bulk_reject", disabled=not (confirmed and name and count)):
+            result = bulk_reject_failures(eng, batch_id, verifier, reason, name, reason_tags=tags)
+            _flash(f"Rejected {result.count:,} samples (bulk event {result.bulk_event_id}).")
+            st.session_state.pop("confirm_bulk_reject", None)
+            st.rerun()
+    else:
+        st.caption("No undecided failures in this batch.")
+    st.markdown("**Bulk events**")
+    events = list_bulk_events(eng, batch_id)
+    if not events:
+        st.caption("None yet.")
+    for event in events:
+        status = f" · undone by {event.undone_by}" if event.undone_by else ""
+        with st.container(border=True):
+            st.markdown(f"**#{event.id} {event.action}** · {event.count:,} samples · {event.reviewer}{status}")
+            st.caption(event.rule)
+            if event.action != "undo" and not event.undone_by and st.button(
+                "Undo", key=f"undo_bulk_{event.id}", icon=":material/undo:", disabled=not name
+            ):
+                result = undo_bulk(eng, event.id, name)
+                _flash(f"Undid bulk event {event.id}: {result.count:,} samples undecided again.")
+                st.rerun()
+
+
+if "review_flash" in st.session_state and st.session_state.get("review_tab", "Review") != "Review":
+    st.toast(st.session_state.pop("review_flash"), icon=":material/check:")
+tabs = st.tabs(["Review", "Acceptance", "Reviewers", "Bulk actions"], key="review_tab", on_change="rerun")
+name = reviewer()
+with tabs[0]:
+    if tabs[0].open:
+        if require_reviewer():
+            review_panel(queue, name)
+with tabs[1]:
+    if tabs[1].open:
+        acceptance_tab(batch_id, name)
+with tabs[2]:
+    if tabs[2].open:
+        reviewers_tab(batch_id, name)
+with tabs[3]:
+    if tabs[3].open:
+        if not name:
+            st.info("Enter your reviewer name in the sidebar to run bulk actions.", icon=":material/badge:")
+        bulk_tab(batch_id, name)
