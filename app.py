@@ -17,6 +17,8 @@ PAGES = {
     ],
     "Curate": [
         st.Page("pages/samples.py", title="Samples", icon=":material/table_rows:", url_path="samples"),
+        st.Page("pages/verify.py", title="Verify", icon=":material/fact_check:", url_path="verify"),
+        st.Page("pages/review.py", title="Review", icon=":material/rate_review:", url_path="review"),
     ],
     "Ship": [
         st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
