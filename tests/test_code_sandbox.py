@@ -678,16 +678,23 @@ def test_uid_pool_never_hands_out_a_held_slot(tmp_path: Path) -> None:
 @needs_sandbox
 @needs_root
 def test_many_quick_runs_on_a_tiny_uid_pool_never_fail_correct_code(tmp_path: Path) -> None:
-    """200 runs (sequential, then parallel) on 1-2 uids with fork bombs in between:
-    leftover processes of a uid must never make correct code fail."""
+    """200 runs (sequential, then parallel) on 1-2 uids with fork bombs in between, and
+    fork bombs the host has to kill from outside (the judge hangs in a test): leftover
+    processes of a uid must never make correct code fail."""
     good = CodeJob("def f(x):\n    return 2 * x\n", "assert f(2) == 4\nassert f(-1) == -2\n")
     bomb = CodeJob(textwrap.dedent(HOSTILE["fork_bomb_at_import"]), "assert f(1) == 2\n")
+    killed = CodeJob(
+        "import os\nfor _ in range(20):\n    if os.fork() == 0:\n        while True:\n            pass\n",
+        "while True:\n    pass\n",
+        limits=SandboxLimits(cpu_seconds=0.5, wall_seconds=1.5),
+    )
     limits = SandboxLimits(cpu_seconds=0.5)
     one = UidPool(base=61910, size=1, lock_dir=tmp_path / "one")
     results = []
     for i in range(100):
-        job = bomb if i in (10, 60) else good
+        job = {10: bomb, 40: killed, 60: bomb, 61: killed}.get(i, good)
         results.append((job is good, run_code(job, limits=limits, pool=one)))
+    assert results[40][1].reason == "timeout (wall clock 1.5s)"
     two = UidPool(base=61920, size=2, lock_dir=tmp_path / "two")
     jobs = [bomb if i in (5, 50) else good for i in range(100)]
     results += zip([j is good for j in jobs], run_many(jobs, workers=2, limits=limits, pool=two), strict=True)
