@@ -440,19 +440,15 @@ def override_mark(engine: Engine, mark_id: int, reviewer: str, *, undo: bool = F
 
 # -- deduplication -----------------------------------------------------------------------
 
-_METHOD_TEXT = {
-    "exact": "exact duplicate (same text after normalising Unicode, case and whitespace)",
-    "near": "near-duplicate",
-    "semantic": "semantic duplicate",
-}
+_METHOD_TITLE = {"exact": "Exact duplicate", "near": "Near-duplicate", "semantic": "Semantic duplicate"}
 
 
 def _method_detail(f: dedup.Finding, t: DiversityThresholds, key: str) -> str:
     if f.method == "near":
-        return f"near-duplicate: Jaccard {f.score:.2f} on word {t.shingle_words}-grams (threshold {t.near_dup_jaccard:.2f})"
+        return f"Jaccard {f.score:.2f} on word {t.shingle_words}-grams (threshold {t.near_dup_jaccard:.2f})"
     if f.method == "semantic":
-        return f"semantic duplicate: embedding cosine {f.score:.3f} ({key}, threshold {t.semantic_cosine})"
-    return _METHOD_TEXT["exact"]
+        return f"embedding cosine {f.score:.3f} ({key}, threshold {t.semantic_cosine})"
+    return "same text after normalising Unicode, case and whitespace"
 
 
 def _best_cross(findings_by_method: Sequence[list[dedup.Finding]]) -> dict[int, dedup.Finding]:
@@ -531,7 +527,8 @@ def run_dedup(
         for f in within:
             kept = int(rows.ids[f.other])
             marks.append(NewMark(int(rows.ids[f.index]), WITHIN_KIND[f.method], kept, f.score,
-                                 f"{_method_detail(f, t, key).capitalize()} of sample #{kept}, the first copy in this batch."))
+                                 f"{_METHOD_TITLE[f.method]} of sample #{kept}, the first copy in this batch: "
+                                 f"{_method_detail(f, t, key)}."))
     cross = [("accepted", Selection(origins=("synthetic",), decisions=("accept",), exclude_batch_ids=(info.id,))),
              ("reference", Selection(origins=("real",)))]
     for scope, selection in cross:
@@ -547,10 +544,12 @@ def run_dedup(
             where = f"'{other.batch_names[f.other]}'"
             if scope == "accepted":
                 marks.append(NewMark(int(rows.ids[i]), "duplicate_of_accepted", target, f.score,
-                                     f"{_method_detail(f, t, key).capitalize()} of accepted sample #{target} in batch {where}."))
+                                     f"{_METHOD_TITLE[f.method]} of accepted sample #{target} in batch {where}: "
+                                     f"{_method_detail(f, t, key)}."))
             else:
                 marks.append(NewMark(int(rows.ids[i]), "copy_of_real", target, f.score,
-                                     f"Copies real sample #{target} in {where}: {_method_detail(f, t, key)}."))
+                                     f"Copies real sample #{target} in {where} ({_METHOD_TITLE[f.method].lower()}: "
+                                     f"{_method_detail(f, t, key)})."))
     if "eval" in scopes:
         advance("contamination with evaluation sets")
         for ev in batches_of_origin(engine, "eval"):
