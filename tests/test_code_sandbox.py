@@ -240,6 +240,9 @@ def test_objects_exceptions_and_in_place_mutation() -> None:
             if x < 0:
                 raise ValueError("negative")
             return (x, {x: {x}})
+
+        def big(n):
+            return 7 ** n, float("nan"), -0.0
         """
     )
     tests = textwrap.dedent(
@@ -249,6 +252,8 @@ def test_objects_exceptions_and_in_place_mutation() -> None:
         sort_in_place(a)
         assert a == [1, 2, 3]
         assert checked(2) == (2, {2: {2}})
+        n, nan, zero = big(9000)
+        assert n == 7 ** 9000 and nan != nan and str(zero) == "-0.0"
         try:
             checked(-1)
             raise AssertionError("no exception")
@@ -258,7 +263,7 @@ def test_objects_exceptions_and_in_place_mutation() -> None:
     )
     result = run_code(CodeJob(code, tests), limits=SandboxLimits(cpu_seconds=2))
     assert result.passed is True, result.details["tests"]
-    assert result.reason == "4/4 tests passed"
+    assert result.reason == "5/5 tests passed"
 
 
 @needs_sandbox

@@ -54,6 +54,7 @@ MIRRORED_MODULES = frozenset(
     "array bisect cmath collections copy datetime decimal fractions functools hashlib heapq itertools "
     "json math operator random re statistics string sys time typing unicodedata".split()
 )
+_DEFAULT_DIGITS = sys.int_info.default_max_str_digits
 _FLOAT_TAGS = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 _SIGNAL_NAMES = {
     getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")
@@ -312,11 +313,16 @@ class _Server:
             except (EOFError, OSError, ValueError):
                 return
             try:
+                # big ints cross the pipe whatever their size; the candidate's own code
+                # runs with Python's usual int/str conversion limit
+                sys.set_int_max_str_digits(0)
                 msg = decode(raw, self.resolve)
                 if msg[0] == "call":
                     sent = json_loads(raw)
                     msg.append((sent[2], dict(sent[3]["d"])))
+                sys.set_int_max_str_digits(_DEFAULT_DIGITS)
                 reply = self.handle(msg)
+                sys.set_int_max_str_digits(0)
                 frame = _frame(reply)
             except BaseException as exc:  # noqa: B036 - report everything the candidate raises
                 try:
@@ -370,6 +376,7 @@ def _candidate_main(cfg, req_fd, resp_fd, report_fd):
 
     builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
     builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
+    sys.set_int_max_str_digits(_DEFAULT_DIGITS)
     module = types.ModuleType("candidate")
     module.__dict__["__builtins__"] = builtins
     sys.modules["candidate"] = module
@@ -384,6 +391,7 @@ def _candidate_main(cfg, req_fd, resp_fd, report_fd):
     except BaseException as exc:  # noqa: B036 - SystemExit at import is a load failure too
         server.send(["load", "error", f"{_type_name(exc)}: {_safe_text(exc)}"[:ERR_LEN]])
         return
+    sys.set_int_max_str_digits(0)
     server.send(["load", "ok", _describe_names(module)])
     server.serve()
 
