@@ -9,7 +9,7 @@ Parameters (`VerifyParams`, the job's params)::
      "jobs": 2,                          # worker processes; default os.cpu_count()
      "reverify": false,                  # true: verify again even where a verdict exists
      "judge": {"base_url", "model", "api_key_env", ...} | null,   # null: ASSAY_JUDGE_* env
-     "chunk_size": 128}
+     "chunk_size": 256}
 
 Only what is missing is done: a sample is verified by a verifier when it has no
 verdict of that verifier's current version. With ``reverify`` the verdicts made
@@ -26,6 +26,7 @@ stored, so the next run asks again.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import defaultdict, deque
@@ -34,7 +35,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, false, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -59,7 +60,7 @@ class VerifyParams:
     jobs: int | None = None
     reverify: bool = False
     judge: dict[str, Any] | None = None
-    chunk_size: int = 128
+    chunk_size: int = 256
 
     def __post_init__(self) -> None:
         if not all(isinstance(b, str) and b for b in self.batches):
@@ -290,6 +291,15 @@ def _load_chunk(
 # -- writing ----------------------------------------------------------------------------------
 
 
+def _storable(details: dict[str, Any]) -> dict[str, Any]:
+    """`details` as JSON both stores accept; the common, clean case costs one C-level dump."""
+    try:
+        dumped = json.dumps(details, allow_nan=False)
+    except (TypeError, ValueError):
+        return _clean(details)
+    return _clean(details) if "\\u0000" in dumped else details
+
+
 def _clean(value: Any, depth: int = 0) -> Any:
     """JSON both stores accept: finite floats, string keys, no NUL characters."""
     if isinstance(value, str):
@@ -356,7 +366,7 @@ def write_verdicts(
                     "passed": verdict.passed if isinstance(verdict.passed, bool) else None,
                     "score": _number(verdict.score),
                     "reason": _clean(str(verdict.reason or ""))[:MAX_REASON_CHARS],
-                    "details": _clean(details),
+                    "details": _storable(details),
                     "duration_ms": _number(verdict.duration_ms),
                     "created_at": now,
                 }
@@ -375,7 +385,7 @@ def write_verdicts(
                         )
                     )
                 if rows:
-                    session.execute(insert(Verdict), rows)
+                    session.execute(insert(Verdict.__table__), rows)
                 outcomes = outcomes_for(session, list(sample_ids), family_of, current)
                 _store_outcomes(session, outcomes)
             return outcomes, len(rows), transient
@@ -388,7 +398,11 @@ def write_verdicts(
 
 def _store_outcomes(session: Any, outcomes: dict[int, bool | None]) -> None:
     if outcomes:
-        session.execute(update(Sample), [{"id": sid, "passed": passed} for sid, passed in outcomes.items()])
+        table = Sample.__table__
+        session.execute(
+            update(table).where(table.c.id == bindparam("sample_id")).values(passed=bindparam("outcome")),
+            [{"sample_id": sid, "outcome": passed} for sid, passed in outcomes.items()],
+        )
 
 
 def refresh_outcomes(engine: Engine, batch_ids: Iterable[int] | None = None, chunk: int = 1000) -> int:

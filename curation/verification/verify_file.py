@@ -59,7 +59,7 @@ def verify_file(
     jobs: int | None = None,
     verifiers: list[str] | None = None,
     judge: dict[str, Any] | None = None,
-    chunk_size: int = 128,
+    chunk_size: int = 256,
     progress: Callable[[int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Verify every record of `in_path` into `out_path` (JSONL); returns counts."""
