@@ -1,10 +1,11 @@
 """Import a file in the interchange format into a new batch, all or nothing.
 
-The whole file is validated first (streamed, nothing kept in memory); only a
-clean file is written. Rows go in chunk by chunk under a batch whose status is
-"importing", which every reader ignores; the last step flips it to "ready". A
-failed, cancelled or killed import is cleaned up by the job's cleanup hook, so
-no half-imported batch is ever visible.
+One streaming pass validates every record and stages the valid ones, chunk by
+chunk, under a batch whose status is "importing", which every reader ignores.
+Only a clean file flips the batch to "ready"; any bad record discards what was
+staged and raises an error naming the line and field. A cancelled or killed
+import is cleaned up by the job's cleanup hook, so no half-imported batch is
+ever visible.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, select, update
 
-from curation.interchange import detect_format, iter_records, validate_file
+from curation.interchange import RecordScan, detect_format
 from curation.jobs.registry import JobContext, job_kind
 from curation.store.db import session_scope
 from curation.store.models import Batch, Sample, utcnow
@@ -56,14 +57,7 @@ def import_file(
         if session.scalar(select(Batch.id).where(Batch.name == batch_name)) is not None:
             raise ValueError(f"a batch named {batch_name!r} already exists; choose another name")
 
-    progress(0, None, "validating")
-    total = validate_file(
-        path,
-        require_response=origin != "eval",
-        fmt=fmt,
-        on_progress=lambda n: progress(n, None, f"validated {n:,} records"),
-    )
-
+    require_response = origin != "eval"
     with session_scope(engine) as session:
         batch = Batch(
             name=batch_name,
@@ -76,38 +70,11 @@ def import_file(
         session.flush()
         batch_id = batch.id
 
-    families: dict[str, int] = {}
-    done = 0
-    chunk: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        with session_scope(engine) as session:
-            session.execute(insert(Sample), chunk)
-        chunk.clear()
-
-    for index, record in enumerate(iter_records(path, require_response=origin != "eval", fmt=fmt)):
-        families[record.family] = families.get(record.family, 0) + 1
-        chunk.append(
-            {
-                "batch_id": batch_id,
-                "external_id": record.id,
-                "item_index": index,
-                "candidate_index": 0,
-                "family": record.family,
-                "prompt": record.prompt,
-                "response": record.response,
-                "reference": record.reference,
-                "meta": record.metadata,
-                "content_hash": record.content_hash,
-                "created_at": utcnow(),
-            }
-        )
-        if len(chunk) >= CHUNK_ROWS:
-            flush()
-            done = index + 1
-            progress(done, total, f"imported {done:,} of {total:,}")
-    if chunk:
-        flush()
+    try:
+        total, families = _write_rows(engine, batch_id, path, fmt, require_response, progress)
+    except BaseException:
+        discard_partial_import(engine, {"batch": batch_name})
+        raise
     family = next(iter(families)) if len(families) == 1 else None
     with session_scope(engine) as session:
         session.execute(
@@ -117,6 +84,50 @@ def import_file(
         )
     progress(total, total, f"imported {total:,} records")
     return {"batch": batch_name, "batch_id": batch_id, "imported": total, "families": families}
+
+
+def _write_rows(
+    engine: Engine, batch_id: int, path: Path, fmt: str, require_response: bool, progress: Progress
+) -> tuple[int, dict[str, int]]:
+    """One pass: validate every record and stage the valid ones under the hidden
+    batch. Any error makes the whole file fail (the caller discards the staged rows)."""
+    scan = RecordScan(path, require_response=require_response, fmt=fmt)
+    families: dict[str, int] = {}
+    chunk: list[dict[str, Any]] = []
+    table = Sample.__table__
+
+    def flush() -> None:
+        with session_scope(engine) as session:
+            session.execute(table.insert(), chunk)
+        chunk.clear()
+
+    now = utcnow()
+    for record in scan:
+        if scan.errors:
+            continue  # keep reading only to report further problems
+        families[record.family] = families.get(record.family, 0) + 1
+        chunk.append(
+            {
+                "batch_id": batch_id,
+                "external_id": record.id,
+                "item_index": scan.count - 1,
+                "candidate_index": 0,
+                "family": record.family,
+                "prompt": record.prompt,
+                "response": record.response,
+                "reference": record.reference,
+                "metadata": record.metadata,
+                "content_hash": record.content_hash,
+                "created_at": now,
+            }
+        )
+        if len(chunk) >= CHUNK_ROWS:
+            flush()
+            progress(scan.count, None, f"imported {scan.count:,} records")
+    scan.raise_if_errors()
+    if chunk:
+        flush()
+    return scan.count, families
 
 
 def discard_partial_import(engine: Engine, params: dict[str, Any]) -> None:

@@ -164,6 +164,8 @@ def record_from_dict(
     for key, value in (("reference", reference), ("metadata", metadata)):
         if not isinstance(value, dict):
             raise _Bad(line, key, f"expected an object, got {_type_name(value)}", unit)
+        if not value:
+            continue
         size = len(json.dumps(value, ensure_ascii=False))
         if size > MAX_FIELD_CHARS:
             raise _Bad(line, key, f"{size:,} characters of JSON, over the {MAX_FIELD_CHARS:,} limit", unit)
@@ -257,23 +259,69 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, Any, str]]:
 _READERS = {"jsonl": _iter_jsonl, "csv": _iter_csv, "parquet": _iter_parquet}
 
 
+class RecordScan:
+    """One streaming pass over a file: yields the valid records and collects the
+    problems (up to `max_errors`), so a caller can validate and write in the same
+    pass and still refuse the whole file at the end (`raise_if_errors`).
+
+    After a bad JSONL line the scan goes on with the next line; a file that cannot
+    be framed further (bad CSV quoting, unreadable Parquet) stops at its first error."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        require_response: bool = True,
+        fmt: str | None = None,
+        max_errors: int = MAX_REPORTED_ERRORS,
+    ):
+        self.path = Path(path)
+        self.fmt = fmt or detect_format(self.path)
+        self.require_response = require_response
+        self.max_errors = max_errors
+        self.errors: list[RecordError] = []
+        self.count = 0
+
+    def __iter__(self) -> Iterator[SampleRecord]:
+        seen_ids: dict[str, int] = {}
+        iterator = _READERS[self.fmt](self.path)
+        while len(self.errors) < self.max_errors:
+            try:
+                line, obj, unit = next(iterator)
+            except StopIteration:
+                return
+            except _Bad as bad:
+                self.errors.append(bad.error)
+                if self.fmt != "jsonl":
+                    return
+                iterator = _iter_jsonl(self.path, bad.error.line)
+                continue
+            try:
+                record = record_from_dict(obj, line, require_response=self.require_response, unit=unit)
+                if record.id is not None:
+                    first = seen_ids.setdefault(record.id, line)
+                    if first != line:
+                        raise _Bad(line, "id", f"duplicate id {record.id!r} (first on {unit} {first})", unit)
+            except _Bad as bad:
+                self.errors.append(bad.error)
+                continue
+            self.count += 1
+            yield record
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise InterchangeError(self.errors, str(self.path), truncated=len(self.errors) >= self.max_errors)
+        if self.count == 0:
+            raise InterchangeError([RecordError(1, None, "the file holds no records")], str(self.path))
+
+
 def iter_records(
     path: str | Path, *, require_response: bool = True, fmt: str | None = None
 ) -> Iterator[SampleRecord]:
     """Stream validated records; raises InterchangeError at the first bad one."""
-    path = Path(path)
-    reader = _READERS[fmt or detect_format(path)]
-    seen_ids: dict[str, int] = {}
-    try:
-        for line, obj, unit in reader(path):
-            record = record_from_dict(obj, line, require_response=require_response, unit=unit)
-            if record.id is not None:
-                if record.id in seen_ids:
-                    raise _Bad(line, "id", f"duplicate id {record.id!r} (first on {unit} {seen_ids[record.id]})", unit)
-                seen_ids[record.id] = line
-            yield record
-    except _Bad as bad:
-        raise InterchangeError([bad.error], str(path)) from None
+    scan = RecordScan(path, require_response=require_response, fmt=fmt, max_errors=1)
+    yield from scan
+    scan.raise_if_errors()
 
 
 def validate_file(
@@ -284,47 +332,13 @@ def validate_file(
     on_progress: Any = None,
     max_errors: int = MAX_REPORTED_ERRORS,
 ) -> int:
-    """Check a whole file, collecting up to `max_errors` problems. Returns the record count.
-
-    Keeps going after a bad record so the user can fix several at once; a file
-    that cannot be parsed further (bad CSV framing, unreadable Parquet) stops early."""
-    path = Path(path)
-    reader = _READERS[fmt or detect_format(path)]
-    errors: list[RecordError] = []
-    seen_ids: dict[str, int] = {}
-    count = 0
-    iterator = reader(path)
-    while True:
-        try:
-            line, obj, unit = next(iterator)
-        except StopIteration:
-            break
-        except _Bad as bad:
-            errors.append(bad.error)
-            if fmt == "jsonl" or (fmt is None and detect_format(path) == "jsonl"):
-                iterator = _iter_jsonl(path, bad.error.line)
-                if len(errors) >= max_errors:
-                    break
-                continue
-            break
-        try:
-            record = record_from_dict(obj, line, require_response=require_response, unit=unit)
-            if record.id is not None:
-                if record.id in seen_ids:
-                    raise _Bad(line, "id", f"duplicate id {record.id!r} (first on {unit} {seen_ids[record.id]})", unit)
-                seen_ids[record.id] = line
-            count += 1
-        except _Bad as bad:
-            errors.append(bad.error)
-        if len(errors) >= max_errors:
-            break
-        if on_progress is not None and count % 5000 == 0:
-            on_progress(count)
-    if errors:
-        raise InterchangeError(errors, str(path), truncated=len(errors) >= max_errors)
-    if count == 0:
-        raise InterchangeError([RecordError(1, None, "the file holds no records")], str(path))
-    return count
+    """Check a whole file, collecting up to `max_errors` problems. Returns the record count."""
+    scan = RecordScan(path, require_response=require_response, fmt=fmt, max_errors=max_errors)
+    for _record in scan:
+        if on_progress is not None and scan.count % 5000 == 0:
+            on_progress(scan.count)
+    scan.raise_if_errors()
+    return scan.count
 
 
 def write_jsonl(records: Iterator[dict[str, Any]], path: str | Path) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,5 +42,9 @@ class SampleRecord:
 
 def content_hash(family: str, prompt: str, response: str) -> str:
     """Stable identity of a sample's content (exact, not normalised)."""
-    payload = json.dumps([family, prompt, response], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256()
+    for part in (family, prompt, response):
+        encoded = part.encode("utf-8")
+        digest.update(len(encoded).to_bytes(8, "big"))
+        digest.update(encoded)
+    return digest.hexdigest()

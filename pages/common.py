@@ -6,6 +6,7 @@ query in `curation`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -85,8 +86,10 @@ def _job_summary(job: JobView) -> str:
     return f"{job.progress_done:,}" if job.progress_done else ""
 
 
-def job_status(job_id: int, *, key: str) -> None:
-    """Live status of one job: a fragment that refreshes itself while the job runs."""
+def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] | None = None) -> None:
+    """Live status of one job: a fragment that refreshes itself while the job runs.
+
+    `on_success(job)` renders extra content (inside the fragment) once the job succeeded."""
 
     @st.fragment(run_every=1.0)
     def _panel() -> None:
@@ -115,6 +118,8 @@ def job_status(job_id: int, *, key: str) -> None:
         elif job.state == "succeeded":
             with st.status(label, state="complete", expanded=False):
                 show_json(job.result)
+            if on_success is not None:
+                on_success(job)
         else:
             with st.status(label, state="error", expanded=True):
                 if job.error:

@@ -61,6 +61,8 @@ if submitted:
 
 if "import_job" in st.session_state:
     st.subheader("Progress")
-    job_status(st.session_state["import_job"], key="import_job")
-    if st.session_state.get("import_job_state") == "succeeded":
-        st.page_link("pages/samples.py", label="Browse the samples", icon=":material/table_rows:")
+    job_status(
+        st.session_state["import_job"],
+        key="import_job",
+        on_success=lambda job: st.page_link("pages/samples.py", label="Browse the samples", icon=":material/table_rows:"),
+    )

@@ -121,3 +121,11 @@ def records_file(tmp_path: Path) -> Callable[..., Path]:
         return write_jsonl(tmp_path / name, sample_records(n))
 
     return factory
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (the browser fixture screenshots failures)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -52,17 +52,23 @@ def _worker_pid(engine, job_id: int) -> int | None:
         return session.get(Job, job_id).pid
 
 
+BIG = 150_000
+
+
 @pytest.fixture
 def big_file(tmp_path):
-    return write_jsonl(tmp_path / "big.jsonl", sample_records(60_000))
+    return write_jsonl(tmp_path / "big.jsonl", sample_records(BIG))
 
 
 def test_killed_worker_is_marked_failed_and_leaves_nothing_half_imported(engine, big_file):
     job_id = start_job(engine, "import", {"path": str(big_file), "batch": "big"})
-    # Wait until rows are going in, so the kill lands mid-import.
+    # Freeze the worker as soon as rows are going in, check the import is half done, then kill it.
     _wait_until(lambda: get_job(engine, job_id).message.startswith("imported"))
-    assert count(engine, Sample) > 0 or get_job(engine, job_id).state == "running"
-    os.kill(_worker_pid(engine, job_id), signal.SIGKILL)
+    pid = _worker_pid(engine, job_id)
+    os.kill(pid, signal.SIGSTOP)
+    assert get_job(engine, job_id).state == "running"
+    assert 0 < count(engine, Sample) < BIG
+    os.kill(pid, signal.SIGKILL)
     job = wait_for_job(engine, job_id, timeout=60)
     assert job.state == "failed"
     assert "exited without finishing" in job.error
@@ -72,7 +78,7 @@ def test_killed_worker_is_marked_failed_and_leaves_nothing_half_imported(engine,
     resumed = wait_for_job(engine, resume_job(engine, job_id), timeout=300)
     assert resumed.state == "succeeded", resumed.error
     assert resumed.resumed_from == job_id
-    assert count(engine, Sample) == 60_000
+    assert count(engine, Sample) == BIG
 
 
 def test_cancelled_job_stops_and_cleans_up(sqlite_engine, big_file):

@@ -22,8 +22,13 @@ def alembic_config(connection=None) -> Config:  # noqa: ANN001 - a SQLAlchemy Co
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision`. Each migration runs in a transaction."""
+    """Bring the schema to `revision`. Each migration runs in a transaction that
+    takes SQLite's write lock up front, so processes starting together queue
+    instead of failing with "database is locked"."""
+    if revision == "head" and current_revision(engine) == head_revision():
+        return
     with engine.connect() as connection:
+        connection.execution_options(assay_write=True)
         command.upgrade(alembic_config(connection), revision)
         connection.commit()
 
