@@ -189,6 +189,25 @@ def _live_bound(batch_id: int) -> None:
     )
 
 
+def _decision_bar(q: Queue, name: str, sample_id: int | None) -> None:
+    disabled = sample_id is None
+    spot = q.kind == "spot-check"
+    row = st.columns(5)
+    row[0].button("Accept", type="primary", icon=":material/check:", key="review_accept", shortcut="a",
+                  disabled=disabled, on_click=_decide, args=(q, name, sample_id, "accept"), width="stretch")
+    row[1].button("Reject", icon=":material/close:", key="review_reject", shortcut="x",
+                  disabled=disabled, on_click=_decide, args=(q, name, sample_id, "reject"), width="stretch")
+    row[2].button("Skip", icon=":material/skip_next:", key="review_skip", shortcut="s",
+                  disabled=disabled, on_click=_decide, args=(q, name, sample_id, "skip"), width="stretch",
+                  help="Recorded: the sample leaves the queue without a verdict.")
+    row[3].button("Undo", icon=":material/undo:", key="review_undo", shortcut="u",
+                  disabled=not _queue_state(q)["decided"], on_click=_undo, args=(q, name), width="stretch",
+                  help="Undo your last decision in this queue (appends an event).")
+    row[4].button("Next", icon=":material/arrow_forward:", key="review_next", shortcut="n",
+                  disabled=disabled or spot, on_click=_next, args=(q, name, sample_id), width="stretch",
+                  help="Random spot-check samples are read in order (skip records a skip)." if spot else "Leave it for later.")
+
+
 @st.fragment
 def review_panel(q: Queue, name: str) -> None:
     """The card: one sample and its decision buttons. Deciding reruns only this."""
@@ -201,7 +220,6 @@ def review_panel(q: Queue, name: str) -> None:
         st.toast(st.session_state.pop("review_flash"), icon=":material/check:")
     _live_bound(q.batch_id)
     sample_id = state["current"]
-    buttons_disabled = sample_id is None
     if sample_id is None:
         st.success(f"Nothing left for {name} in this queue.", icon=":material/done_all:")
         if q.kind == "spot-check":
@@ -211,59 +229,48 @@ def review_panel(q: Queue, name: str) -> None:
                 st.rerun(scope="fragment")
         if st.button("Check again", key="review_refresh", icon=":material/refresh:"):
             st.rerun(scope="fragment")
-    else:
-        card = review_card(eng, sample_id)
-        sample = card.sample
-        remaining = queue_remaining(eng, q, name)
-        head = st.columns([4, 2])
-        head[0].subheader(f"Sample {sample.id}")
-        head[0].caption(
-            f"batch **{sample.batch}** · {sample.family} · item {sample.item_index}"
-            + (f" · id `{sample.external_id}`" if sample.external_id else "")
-            + (f" · {remaining:,} left in this queue" if remaining is not None else "")
-        )
-        head[1].metric("Verifiers", OUTCOME[sample.passed])
-        left, right = st.columns([3, 2])
-        with left:
-            st.markdown("**Prompt**")
-            show_untrusted(sample.prompt)
-            st.markdown("**Response**")
-            rendered = st.toggle("Render as markdown", key="review_markdown", help="Formatting only; HTML and images never render.")
-            show_untrusted(sample.response, markdown=rendered, language="python" if sample.family == "code" and not rendered else None)
-            if sample.reference:
-                st.markdown("**Reference**")
-                show_json(sample.reference)
-        with right:
-            st.markdown("**Verdicts**")
-            _show_verdicts(sample.verdicts)
-            st.markdown("**Near-duplicates and matches**")
-            _show_related(card.marks, empty="No diversity marks.")
-            if card.neighbours is not None:
-                st.markdown("**Nearest neighbours**")
-                _show_related(card.neighbours, empty="No neighbours found.")
-            if sample.metadata:
-                with st.expander("Metadata", icon=":material/data_object:"):
-                    show_json(sample.metadata)
-            if sample.history:
-                with st.expander(f"History ({len(sample.history)} events)", icon=":material/history:", expanded=True):
-                    st.dataframe(
-                        pd.DataFrame(sample.history)[["id", "created_at", "reviewer", "action", "reason_tags", "note", "bulk_event_id", "undoes_id"]],
-                        hide_index=True,
-                    )
-        st.multiselect("Reasons", REASON_TAGS, key=f"review_tags_{sample_id}")
-        st.text_input("Note", key=f"review_note_{sample_id}", placeholder="optional")
-    row = st.columns(5)
-    row[0].button("Accept", type="primary", icon=":material/check:", key="review_accept", shortcut="a",
-                  disabled=buttons_disabled, on_click=_decide, args=(q, name, sample_id, "accept"))
-    row[1].button("Reject", icon=":material/close:", key="review_reject", shortcut="x",
-                  disabled=buttons_disabled, on_click=_decide, args=(q, name, sample_id, "reject"))
-    row[2].button("Skip", icon=":material/skip_next:", key="review_skip", shortcut="s",
-                  disabled=buttons_disabled, on_click=_decide, args=(q, name, sample_id, "skip"))
-    row[3].button("Undo", icon=":material/undo:", key="review_undo", shortcut="u",
-                  disabled=not state["decided"], on_click=_undo, args=(q, name))
-    row[4].button("Next", icon=":material/arrow_forward:", key="review_next", shortcut="n",
-                  disabled=buttons_disabled or q.kind == "spot-check", on_click=_next, args=(q, name, sample_id),
-                  help="Random spot-check samples are read in order (skip records a skip)." if q.kind == "spot-check" else "Leave it for later.")
+        _decision_bar(q, name, None)
+        return
+    card = review_card(eng, sample_id)
+    sample = card.sample
+    remaining = queue_remaining(eng, q, name)
+    st.subheader(f"Sample {sample.id}")
+    st.caption(
+        f"verifiers **{OUTCOME[sample.passed]}** · batch **{sample.batch}** · {sample.family} · item {sample.item_index}"
+        + (f" · id `{sample.external_id}`" if sample.external_id else "")
+        + (f" · {remaining:,} left in this queue" if remaining is not None else "")
+    )
+    _decision_bar(q, name, sample_id)
+    extra = st.columns([3, 2])
+    extra[0].multiselect("Reasons", REASON_TAGS, key=f"review_tags_{sample_id}", placeholder="reason tags (optional)")
+    extra[1].text_input("Note", key=f"review_note_{sample_id}", placeholder="optional")
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown("**Prompt**")
+        show_untrusted(sample.prompt)
+        st.markdown("**Response**")
+        rendered = st.toggle("Render as markdown", key="review_markdown", help="Formatting only; HTML and images never render.")
+        show_untrusted(sample.response, markdown=rendered, language="python" if sample.family == "code" and not rendered else None)
+        if sample.reference:
+            st.markdown("**Reference**")
+            show_json(sample.reference)
+    with right:
+        st.markdown("**Verdicts**")
+        _show_verdicts(sample.verdicts)
+        st.markdown("**Near-duplicates and matches**")
+        _show_related(card.marks, empty="No diversity marks.")
+        if card.neighbours is not None:
+            st.markdown("**Nearest neighbours**")
+            _show_related(card.neighbours, empty="No neighbours found.")
+        if sample.metadata:
+            with st.expander("Metadata", icon=":material/data_object:"):
+                show_json(sample.metadata)
+        if sample.history:
+            with st.expander(f"History ({len(sample.history)} events)", icon=":material/history:", expanded=True):
+                st.dataframe(
+                    pd.DataFrame(sample.history)[["id", "created_at", "reviewer", "action", "reason_tags", "note", "bulk_event_id", "undoes_id"]],
+                    hide_index=True,
+                )
 
 
 def acceptance_tab(batch_id: int, name: str) -> None:
