@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Text, cast, select
+from sqlalchemy import BigInteger, Engine, String, Text, bindparam, cast, func, literal_column, select
 
 from curation.store.db import session_scope
 from curation.store.models import Batch, Decision, Sample, Verdict
 
 CHUNK = 2000
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+#: A Python str as a JSON string literal (the C encoder json.dumps uses).
+_str = json.encoder.encode_basestring
+_VERDICT_CACHE_MAX = 50_000
 
 #: The keys of `provenance`, explained in the dataset card.
 PROVENANCE_FIELDS: dict[str, str] = {
@@ -89,6 +92,33 @@ def batch_info(engine: Engine, batch_ids: Iterable[int]) -> dict[int, BatchInfo]
     return out
 
 
+def id_filter(engine: Engine, column: Any) -> Any:
+    """`column IN (:ids)` with ONE bind parameter (a JSON array on SQLite, an array on
+    PostgreSQL): compiled once and cached, instead of one parameter per id."""
+    if engine.dialect.name == "sqlite":
+        values = select(literal_column("value")).select_from(func.json_each(bindparam("ids", type_=String)))
+        return column.in_(values)
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == func.any(bindparam("ids", type_=ARRAY(BigInteger)))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+def id_param(engine: Engine, ids: list[int]) -> Any:
+    """The value of the `ids` parameter of `id_filter`."""
+    return json.dumps(ids) if engine.dialect.name == "sqlite" else ids
+
+
+def _verdict_json(verifier: str, version: str, passed: bool | None, score: float | None, reason: str | None) -> str:
+    p = "null" if passed is None else "true" if passed else "false"
+    sc = "null" if score is None or score != score or score in (float("inf"), float("-inf")) else repr(float(score))
+    return (
+        f'{{"verifier":{_str(verifier)},"version":{_str(version)},"passed":{p},"score":{sc},'
+        f'"reason":{_str(reason) if reason is not None else "null"}}}'
+    )
+
+
 def _json_text(raw: str | None) -> str:
     """A nested field's stored JSON text; missing or null becomes {}."""
     if raw is None or raw == "null" or raw == "":
@@ -116,9 +146,37 @@ class ExportRecord:
         "content_hash",
     )
 
-    def __init__(self, **values: Any) -> None:
-        for name in self.__slots__:
-            setattr(self, name, values.get(name))
+    def __init__(
+        self,
+        sample_id: int,
+        id: str,
+        family: str,
+        prompt: str,
+        response: str,
+        reference_json: str,
+        metadata_json: str,
+        provenance_json: str,
+        source: str,
+        split: str,
+        verdicts: list[tuple[str, str, bool | None]],
+        decision: str | None,
+        batch: str,
+        content_hash: str,
+    ) -> None:
+        self.sample_id = sample_id
+        self.id = id
+        self.family = family
+        self.prompt = prompt
+        self.response = response
+        self.reference_json = reference_json
+        self.metadata_json = metadata_json
+        self.provenance_json = provenance_json
+        self.source = source
+        self.split = split
+        self.verdicts = verdicts
+        self.decision = decision
+        self.batch = batch
+        self.content_hash = content_hash
 
     @property
     def reference(self) -> dict[str, Any]:
@@ -177,31 +235,33 @@ def iter_records(
         Sample.content_hash,
         Sample.decision,
     )
+    sample_query = select(*columns).where(id_filter(engine, Sample.id))
+    verdict_query = (
+        select(Verdict.sample_id, Verdict.verifier, Verdict.version, Verdict.passed, Verdict.score, Verdict.reason)
+        .where(id_filter(engine, Verdict.sample_id))
+        .order_by(Verdict.id)
+    )
+    decision_query = (
+        select(Decision.sample_id, Decision.id, Decision.reviewer, Decision.created_at, Decision.reason_tags)
+        .where(id_filter(engine, Decision.sample_id))
+        .order_by(Decision.id)
+    )
+    verdict_cache: dict[tuple[Any, ...], str] = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        with session_scope(engine, write=False) as session:
-            samples = {row[0]: row for row in session.execute(select(*columns).where(Sample.id.in_(chunk)))}
+        param = {"ids": id_param(engine, chunk)}
+        with engine.connect() as conn:
+            samples = {row[0]: row for row in conn.execute(sample_query, param).all()}
             verdicts: dict[int, list[tuple[str, str, bool | None, str]]] = {}
-            for sample_id, verifier, version, passed, score, reason in session.execute(
-                select(Verdict.sample_id, Verdict.verifier, Verdict.version, Verdict.passed, Verdict.score, Verdict.reason)
-                .where(Verdict.sample_id.in_(chunk))
-                .order_by(Verdict.id)
-            ):
-                verdicts.setdefault(sample_id, []).append(
-                    (
-                        verifier,
-                        version,
-                        passed,
-                        _dumps({"verifier": verifier, "version": version, "passed": passed, "score": score, "reason": reason}),
-                    )
-                )
-            decisions: dict[int, tuple[Any, ...]] = {}
-            for row in session.execute(
-                select(Decision.sample_id, Decision.id, Decision.reviewer, Decision.created_at, Decision.reason_tags)
-                .where(Decision.sample_id.in_(chunk))
-                .order_by(Decision.id)
-            ):
-                decisions[row[0]] = row
+            if len(verdict_cache) > _VERDICT_CACHE_MAX:
+                verdict_cache.clear()
+            for sample_id, *verdict in conn.execute(verdict_query, param).all():
+                key = tuple(verdict)
+                text = verdict_cache.get(key)
+                if text is None:
+                    text = verdict_cache[key] = _verdict_json(*verdict)
+                verdicts.setdefault(sample_id, []).append((verdict[0], verdict[1], verdict[2], text))
+            decisions = {row[0]: row for row in conn.execute(decision_query, param).all()}
             missing = {row[1] for row in samples.values()} - set(batches)
         if missing:
             batches.update(batch_info(engine, missing))
@@ -213,19 +273,14 @@ def iter_records(
             info = batches[batch_id]
             source = "real" if info.origin == "real" else "synthetic"
             decision = decisions.get(sample_id)
-            decision_json = (
-                "null"
-                if decision is None or action is None
-                else _dumps(
-                    {
-                        "action": action,
-                        "reviewer": decision[2],
-                        "at": decision[3].isoformat(),
-                        "reason_tags": list(decision[4] or []),
-                        "decision_id": decision[1],
-                    }
+            if decision is None or action is None:
+                decision_json = "null"
+            else:
+                tags = decision[4]
+                decision_json = (
+                    f'{{"action":{_str(action)},"reviewer":{_str(decision[2])},"at":"{decision[3].isoformat()}",'
+                    f'"reason_tags":{_dumps(list(tags)) if tags else "[]"},"decision_id":{decision[1]}}}'
                 )
-            )
             found = verdicts.get(sample_id, ())
             verdict_json = "[" + ",".join(v[3] for v in found) + "]"
             provenance = (
@@ -233,20 +288,20 @@ def iter_records(
                 f'"verdicts":{verdict_json},"decision":{decision_json},"content_hash":"{chash}"}}'
             )
             yield ExportRecord(
-                sample_id=sample_id,
-                id=external_id or f"assay-{sample_id}",
-                family=family,
-                prompt=prompt,
-                response=response,
-                reference_json=_json_text(ref),
-                metadata_json=_json_text(meta),
-                provenance_json=provenance,
-                source=source,
-                split=split,
-                verdicts=[v[:3] for v in found],
-                decision=action,
-                batch=info.name,
-                content_hash=chash,
+                sample_id,
+                external_id or f"assay-{sample_id}",
+                family,
+                prompt,
+                response,
+                _json_text(ref),
+                _json_text(meta),
+                provenance,
+                source,
+                split,
+                [v[:3] for v in found],
+                action,
+                info.name,
+                chash,
             )
         if on_chunk is not None:
             on_chunk(len(chunk))

@@ -216,8 +216,8 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         for split_index, split in enumerate(SPLITS):
             ids = plan.ids[plan.splits == split_index].tolist()
             for start in range(0, len(ids), LINK_CHUNK):
-                session.execute(
-                    insert(ExportRow),
+                session.connection().execute(
+                    insert(ExportRow.__table__),
                     [{"export_id": export_id, "sample_id": i, "split": split} for i in ids[start : start + LINK_CHUNK]],
                 )
     manifest = {

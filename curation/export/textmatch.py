@@ -8,7 +8,6 @@ index here takes over (same normalisation: NFKC, casefold, word tokens)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -24,16 +23,23 @@ except ImportError:  # pragma: no cover - the diversity package is optional here
 
 
 def normalise_text(text: str) -> str:
-    """NFKC, casefolded, whitespace collapsed (the exact-duplicate form)."""
+    """NFKC, casefolded, whitespace collapsed (the exact-duplicate form).
+
+    ASCII text takes a fast path with the same result: NFKC leaves it unchanged,
+    casefold is lower(), and split/join collapses the same whitespace as `\\s+`."""
+    if text.isascii():
+        return " ".join(text.lower().split())
     if _normalise is not None:
         return _normalise(text)
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
 def text_key(prompt: str, response: str) -> int:
-    """64-bit key of a sample's normalised prompt and response: equal keys = the same text."""
-    payload = f"{normalise_text(prompt)}\x00{normalise_text(response)}".encode()
-    return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "little", signed=True)
+    """64-bit key of a sample's normalised prompt and response: equal keys = the same text.
+
+    Python's string hash: stable within one process, which is all a plan needs (keys
+    are compared within one plan, never stored)."""
+    return hash((normalise_text(prompt), normalise_text(response)))
 
 
 class NgramIndex:
