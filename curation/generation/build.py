@@ -34,10 +34,12 @@ def build_slots(
     latency_ms: float | None,
     last_error_kind: str | None,
     extra_meta: dict[str, Any] | None = None,
+    messages: list[dict[str, str]] | None = None,
 ) -> list[SlotResult]:
     prompt_share = [completion.prompt_tokens] + [0] * (len(candidates) - 1)
     completion_share = _split(completion.completion_tokens, len(candidates))
-    messages = item.messages
+    if messages is None:
+        messages = item.messages
     teacher_prompt = messages[-1]["content"] if messages else ""
     slots = []
     for position, (candidate, choice) in enumerate(zip(candidates, completion.choices, strict=False)):

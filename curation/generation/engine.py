@@ -26,6 +26,7 @@ from curation.generation.build import build_slots, failed_slots
 from curation.generation.limiter import AdaptiveLimiter, ErrorWindow, backoff_delay
 from curation.generation.persist import WriteBatch, Writer, percentile
 from curation.generation.plan import PlanItem
+from curation.generation.shard import ShardGroup, StopRequested, merge_counters
 from curation.teachers.base import ChatRequest, Completion, Teacher, TeacherError
 
 RESERVOIR = 20_000
@@ -66,6 +67,7 @@ class RunStats:
     errors: Counter = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     latency_count: int = 0
+    shards: int = 1
     started: float = field(default_factory=time.monotonic)
     history: deque = field(default_factory=lambda: deque(maxlen=30))
 
@@ -131,6 +133,8 @@ class GenerationEngine:
         progress: Callable[[dict[str, Any]], None] | None = None,
         tick_seconds: float = 1.0,
         extra_meta: Callable[[PlanItem], dict[str, Any]] | None = None,
+        concurrency: int | None = None,
+        peers: ShardGroup | None = None,
     ) -> None:
         self.teacher = teacher
         self.config = teacher.config
@@ -142,7 +146,9 @@ class GenerationEngine:
         self.progress = progress
         self.tick_seconds = tick_seconds
         self.extra_meta = extra_meta
-        self.limiter = AdaptiveLimiter(self.config.concurrency)
+        self.concurrency = concurrency or self.config.concurrency
+        self.limiter = AdaptiveLimiter(self.concurrency)
+        self.peers = peers
         self.stop_reason: str | None = None
         self.cancelled = False
         self._stop = asyncio.Event()
@@ -159,23 +165,16 @@ class GenerationEngine:
         ) / 1_000_000
 
     def counters(self) -> dict[str, Any]:
+        """Live counters of the run (merged with the shard processes', if any)."""
         stats = self.stats
         latencies = sorted(stats.latencies)
-        done = stats.base_ok + stats.slots_ok
-        finished = done + stats.slots_failed
         now = time.monotonic()
-        stats.history.append((now, finished))
-        eta = None
-        if len(stats.history) >= 2:
-            (t0, d0), (t1, d1) = stats.history[0], stats.history[-1]
-            if d1 > d0 and t1 > t0:
-                eta = round((stats.total_slots - finished) / ((d1 - d0) / (t1 - t0)), 1)
-        return {
+        own = {
             "teacher": self.teacher_info.get("teacher"),
             "slots": stats.total_slots,
-            "done": done,
+            "done": stats.base_ok + stats.slots_ok,
             "failed": stats.slots_failed,
-            "pending": max(0, stats.total_slots - finished),
+            "pending": 0,
             "retrying": stats.retrying_now,
             "retries": stats.retries,
             "rate_limited": stats.rate_limited,
@@ -191,8 +190,17 @@ class GenerationEngine:
             "truncated": self.writer.truncated,
             "parse_errors": self.writer.parse_errors,
             "elapsed_seconds": round(now - stats.started, 1),
-            "eta_seconds": eta,
         }
+        merged = merge_counters(own, self.peers.counters() if self.peers is not None else [])
+        finished = merged["done"] + merged["failed"]
+        stats.history.append((now, finished))
+        eta = None
+        if len(stats.history) >= 2:
+            (t0, d0), (t1, d1) = stats.history[0], stats.history[-1]
+            if d1 > d0 and t1 > t0:
+                eta = round(max(0, merged["slots"] - finished) / ((d1 - d0) / (t1 - t0)), 1)
+        merged["eta_seconds"] = eta
+        return merged
 
     # -- running --
 
@@ -202,13 +210,14 @@ class GenerationEngine:
         self._stop.set()
 
     async def run(self, calls: list[Call]) -> None:
-        """Process `calls` until done or stopped (then `stop_reason` / `cancelled` say why)."""
-        if not calls:
+        """Process `calls` (and wait for the shard processes, if any) until done or
+        stopped; then `stop_reason` / `cancelled` say why it stopped."""
+        if not calls and self.peers is None:
             return
         self._queue.extend(calls)
         workers = [
             asyncio.create_task(self._worker())
-            for _ in range(min(len(calls), max(self.config.concurrency * 2, self.config.concurrency + 4)))
+            for _ in range(min(len(calls), max(self.concurrency * 2, self.concurrency + 4)))
         ]
         ticker = asyncio.create_task(self._ticker())
         stopper = asyncio.create_task(self._stop.wait())
@@ -220,13 +229,26 @@ class GenerationEngine:
                 for task in done:
                     if task is not stopper and task.exception() is not None:
                         raise task.exception()
+            while self.peers is not None and not self.peers.finished and not self._stop.is_set():
+                await asyncio.sleep(0.05)
+                self._check_peers()
         finally:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            if self.peers is not None:
+                if self._stop.is_set():
+                    self.peers.stop()
+                await self.peers.wait()
+                self._check_peers()
             ticker.cancel()
             stopper.cancel()
             await asyncio.gather(ticker, stopper, return_exceptions=True)
+
+    def _check_peers(self) -> None:
+        reason = self.peers.stop_reason() if self.peers is not None else None
+        if reason:
+            self.stop(reason)
 
     async def _ticker(self) -> None:
         while True:
@@ -234,10 +256,14 @@ class GenerationEngine:
             if self.writer.error is not None:
                 self.stop(f"stopped: writing to the store failed: {type(self.writer.error).__name__}: {self.writer.error}")
                 return
+            self._check_peers()
             if self.progress is not None:
                 try:
                     await asyncio.to_thread(self.progress, self.counters())
-                except Exception as exc:  # noqa: BLE001 - JobCancelled and friends stop the run
+                except StopRequested:
+                    self.stop("stopped by the coordinating process")
+                    return
+                except Exception as exc:  # noqa: BLE001 - JobCancelled stops the run, anything else is a bug
                     if type(exc).__name__ == "JobCancelled":
                         self.cancelled = True
                         self.stop("cancelled by user")
@@ -250,7 +276,8 @@ class GenerationEngine:
             await self._process(call)
 
     def _emit_success(self, call: Call, completion: Completion, *, cached: bool, attempts: int,
-                      latency_ms: float | None, last_error: str | None) -> None:
+                      latency_ms: float | None, last_error: str | None,
+                      messages: list[dict[str, str]] | None = None) -> None:
         count = len(call.candidates)
         self.stats.slots_ok += count
         if cached:
@@ -271,6 +298,7 @@ class GenerationEngine:
             latency_ms=latency_ms,
             last_error_kind=last_error,
             extra_meta=self.extra_meta(call.item) if self.extra_meta else None,
+            messages=messages,
         )
         cache_entry = None if cached or call.key is None else (call.key, completion.to_payload())
         self.writer.put(WriteBatch(slots=[], cache=cache_entry, build=build))
@@ -314,7 +342,8 @@ class GenerationEngine:
                     self.stats.add_latency(latency_ms, self._rng)
                     self.window.record(None)
                     self._emit_success(call, completion, cached=False, attempts=attempts + 1,
-                                       latency_ms=round(latency_ms, 2), last_error=last_error)
+                                       latency_ms=round(latency_ms, 2), last_error=last_error,
+                                       messages=request.messages)
                     return
             attempts += 1
             last_error = error.kind

@@ -40,7 +40,7 @@ from curation.teachers.base import TeacherConfig
 
 MODES = ("solve", "write")
 #: Teacher settings that change how, not what, is generated.
-_RUNTIME_TEACHER_FIELDS = ("concurrency", "timeout", "max_retries", "api_key_env", "latency")
+_RUNTIME_TEACHER_FIELDS = ("concurrency", "timeout", "max_retries", "api_key_env", "latency", "processes")
 
 
 @dataclass

@@ -5,6 +5,8 @@ demo seeding call."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Callable
 from datetime import UTC, timedelta
 from typing import Any
@@ -33,6 +35,7 @@ from curation.generation.persist import (
     set_batch_state,
 )
 from curation.generation.plan import Plan, PlanItem, build_plan, solve_item
+from curation.generation.shard import ShardGroup, shard_count, split_concurrency
 from curation.store.db import session_scope
 from curation.store.models import Batch, Job, Sample, utcnow
 from curation.teachers.base import Teacher, TeacherConfig, make_teacher
@@ -210,13 +213,17 @@ class _Run:
                 continue
             groups = [[c] for c in missing] if split else [missing]
             calls.extend(Call(item=item, candidates=group) for group in groups)
-        if self.params.cache and calls:
-            for call in calls:
-                call.key = cache_key(self.teacher, make_request(self.teacher, call.item, call.candidates), call.item.index)
-            hits = lookup_cache(self.engine, [call.key for call in calls])
-            for call in calls:
-                call.cached = hits.get(call.key)
+        self._attach_cache(calls)
         return calls
+
+    def _attach_cache(self, calls: list[Call]) -> None:
+        if not (self.params.cache and calls):
+            return
+        for call in calls:
+            call.key = cache_key(self.teacher, make_request(self.teacher, call.item, call.candidates), call.item.index)
+        hits = lookup_cache(self.engine, [call.key for call in calls])
+        for call in calls:
+            call.cached = hits.get(call.key)
 
     def _progress(self, counters: dict[str, Any]) -> None:
         if self.progress is None:
@@ -245,8 +252,39 @@ class _Run:
             base_cost=cost,
         )
 
-    async def _phase(self, calls: list[Call], stats: RunStats, extra: dict[int, dict[str, Any]] | None,
-                     writes: list[WriteBatch]) -> GenerationEngine:
+    async def _phase(
+        self,
+        calls: list[Call],
+        stats: RunStats,
+        extra: dict[int, dict[str, Any]] | None,
+        writes: list[WriteBatch],
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> GenerationEngine:
+        config = self.teacher.config
+        shards = 1
+        if extra is None and not writes and progress is None:
+            shards = shard_count(config.processes, config.concurrency, len(calls), self.teacher.simulated)
+        shares = split_concurrency(config.concurrency, shards)
+        peers = None
+        if shards > 1:
+            parts = [calls[k::shards] for k in range(shards)]
+            calls = parts[0]
+            peers = ShardGroup()
+            await peers.start(
+                [
+                    {
+                        "url": self.engine.url.render_as_string(hide_password=False),
+                        "params": self.params.to_dict(),
+                        "batch_id": self.batch_id,
+                        "calls": [[call.item.index, call.candidates] for call in part],
+                        "concurrency": shares[k],
+                        "tick": self.tick_seconds,
+                        "api_key": self.teacher._api_key,
+                        "parent_pid": os.getpid(),
+                    }
+                    for k, part in enumerate(parts[1:], start=1)
+                ]
+            )
         writer = Writer(self.engine, self.batch_id).start()
         for item in writes:
             writer.put(item)
@@ -257,16 +295,49 @@ class _Run:
             prices=self.params.prices,
             error_window=ErrorWindow(self.params.error_window, self.params.error_rate_threshold),
             teacher_info=self.teacher_info,
-            progress=self._progress if self.progress else None,
+            progress=progress or (self._progress if self.progress else None),
             tick_seconds=self.tick_seconds,
             extra_meta=(lambda item: extra.get(item.index, {})) if extra else None,
+            concurrency=shares[0],
+            peers=peers,
         )
         try:
             await gen.run(calls)
         finally:
+            if peers is not None:
+                peers.kill()
             await asyncio.to_thread(writer.close)
-        self.last_writer = writer
+        if peers is not None:
+            for final in peers.finals.values():
+                child = final.get("stats") or {}
+                for name in ("requests", "retries", "rate_limited", "slots_ok", "slots_failed", "slots_cached",
+                             "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "cached_completion_tokens"):
+                    setattr(stats, name, getattr(stats, name) + int(child.get(name, 0)))
+                stats.errors.update(child.get("errors") or {})
+            stats.shards = shards
+            gen.peers = None  # their counts are in `stats` now
         return gen
+
+    def run_shard(
+        self, batch_id: int, pairs: list[list[Any]], progress: Callable[[dict[str, Any]], None]
+    ) -> tuple[GenerationEngine, RunStats]:
+        """The body of a shard process: answer the given (item, candidates) calls."""
+        self.batch_id = batch_id
+        with session_scope(self.engine, write=False) as session:
+            lineage = dict(session.get(Batch, batch_id).lineage or {})
+        self.plan = build_plan(self.params, self.engine, lineage=lineage)
+        by_index = {item.index: item for item in self.plan.items}
+        calls = [Call(item=by_index[int(index)], candidates=[int(c) for c in candidates]) for index, candidates in pairs]
+        self._attach_cache(calls)
+        stats = RunStats()
+
+        async def go() -> GenerationEngine:
+            try:
+                return await self._phase(calls, stats, None, [], progress=progress)
+            finally:
+                await self.teacher.aclose()
+
+        return asyncio.run(go()), stats
 
     def _phase_two(self, done: set[tuple[int, int]]) -> tuple[list[Call], dict[int, dict[str, Any]], list[WriteBatch]]:
         """Write mode with self-consistency: solve each written problem n-1 more times."""
@@ -348,6 +419,7 @@ class _Run:
         first = [0] if write_consistency else list(range(n))
         calls = self._calls(self.plan.items, first, done)
         gen: GenerationEngine | None = None
+        wall, cpu = time.perf_counter(), time.process_time()
         try:
             gen = asyncio.run(self._generate(calls, stats, write_consistency))
         except BaseException as exc:
@@ -366,7 +438,10 @@ class _Run:
             "slots_failed": stats.slots_failed,
             "slots_cached": stats.slots_cached,
             "seconds": round(max(0.0, (utcnow() - started).total_seconds()), 2),
+            "engine_seconds": round(time.perf_counter() - wall, 3),
+            "cpu_seconds": round(time.process_time() - cpu, 3),
             "stop_reason": gen.stop_reason if gen else None,
+            "shards": stats.shards,
         }
         self._finalise_consistency()
         result = self._record(run_summary, gen)
@@ -429,4 +504,4 @@ class _Run:
             k: stats[k] for k in ("slots", "ok", "failed", "pending", "skipped", "cached", "prompt_tokens",
                                   "completion_tokens", "cost", "latency_ms", "failures_by_kind", "truncated",
                                   "parse_errors", "stop_reason")
-        }, "requests": run_summary["requests"]}
+        }, "requests": run_summary["requests"], "run": run_summary}

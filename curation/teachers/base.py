@@ -135,6 +135,8 @@ class TeacherConfig:
     max_retries: int = 6
     #: One request per candidate instead of one request with `n` choices.
     split_candidates: bool = False
+    #: Processes to spread a run over (0: automatic, 2 for concurrency >= 128 on 2+ cores).
+    processes: int = 0
     #: Simulated teacher: share of candidates with an injected fault, and latency per call.
     fault_rate: float = 0.2
     latency: float = 0.0
@@ -216,6 +218,7 @@ class Teacher(ABC):
     def __init__(self, config: TeacherConfig, api_key: str | None = None) -> None:
         self.config = config
         self.scrub = Scrubber([api_key])
+        self._api_key = api_key
 
     @abstractmethod
     async def complete(self, request: ChatRequest) -> Completion:
