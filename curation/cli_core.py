@@ -74,7 +74,7 @@ def cmd_worker(args: argparse.Namespace, engine: Engine) -> int:
 def cmd_demo(args: argparse.Namespace, engine: Engine) -> int:
     from curation.demo import ensure_demo_workspace
 
-    created = ensure_demo_workspace(engine, force=args.force)
+    created = ensure_demo_workspace(engine, force=args.force, say=lambda message: print(f"demo: {message}", file=sys.stderr))
     print("demo workspace: " + (", ".join(created) if created else "already populated, nothing to do"))
     return 0
 

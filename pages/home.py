@@ -19,10 +19,10 @@ synthetic = [b for b in batches if b.origin == "synthetic"]
 real = [b for b in batches if b.origin == "real"]
 
 cols = st.columns(4)
-cols[0].metric("Synthetic samples", f"{sum(b.samples for b in synthetic):,}", f"{len(synthetic)} batches", delta_color="off")
+cols[0].metric("Synthetic samples", f"{sum(b.samples for b in synthetic):,}", help=f"in {len(synthetic)} batches")
 cols[1].metric("Accepted", f"{sum(b.accepted for b in synthetic):,}")
 cols[2].metric("Rejected", f"{sum(b.rejected for b in synthetic):,}")
-cols[3].metric("Real reference rows", f"{sum(b.samples for b in real):,}", f"{len(real)} sets", delta_color="off")
+cols[3].metric("Real reference rows", f"{sum(b.samples for b in real):,}", help=f"in {len(real)} reference sets")
 
 st.subheader("Batches")
 if not batches:
@@ -53,6 +53,7 @@ else:
         hide_index=True,
         column_config={
             "reviewed": st.column_config.ProgressColumn("reviewed", format="percent", min_value=0, max_value=1),
+            "source": st.column_config.TextColumn("source", width="small"),
             "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         },
     )

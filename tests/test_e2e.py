@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,14 +59,12 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> 
     raise TimeoutError(f"{url} never became healthy")
 
 
-@pytest.fixture
-def app_server(make_store_url, tmp_path) -> Iterator[tuple[str, str]]:
-    """The real app on a free port with its own SQLite workspace: (base URL, store URL)."""
-    store_url = make_store_url("sqlite")
-    open_store(store_url)
+@contextmanager
+def serve(store_url: str, tmp_path: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free port against `store_url`; yields the base URL."""
     port = free_port()
     env = {**os.environ, "ASSAY_DATABASE_URL": store_url, "PYTHONPATH": str(PROJECT_ROOT)}
-    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed below
+    log = open(tmp_path / f"streamlit-{port}.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
             sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
@@ -77,7 +76,7 @@ def app_server(make_store_url, tmp_path) -> Iterator[tuple[str, str]]:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, process)
-        yield base, store_url
+        yield base
     finally:
         process.terminate()
         try:
@@ -88,7 +87,16 @@ def app_server(make_store_url, tmp_path) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def page(app_server, request):
+def app_server(make_store_url, tmp_path) -> Iterator[tuple[str, str]]:
+    """The real app on a free port with its own empty SQLite workspace: (base URL, store URL)."""
+    store_url = make_store_url("sqlite")
+    open_store(store_url)
+    with serve(store_url, tmp_path) as base:
+        yield base, store_url
+
+
+@pytest.fixture
+def browser_page(request):
     """A Chromium page; on failure a screenshot FAILED-<test>.png is kept."""
     from playwright.sync_api import sync_playwright
 
@@ -102,6 +110,12 @@ def page(app_server, request):
         if report is not None and report.failed:
             screenshot(page, f"FAILED-{request.node.name}")
         browser.close()
+
+
+@pytest.fixture
+def page(app_server, browser_page):
+    """A browser page, with the empty-workspace app running."""
+    return browser_page
 
 
 def settle(page) -> None:
@@ -232,3 +246,30 @@ def test_model_output_is_never_rendered_as_html(page, app_server, tmp_path):
     screenshot(page, "09-hostile-response")
 
 
+
+
+@pytest.fixture
+def demo_server(make_store_url, tmp_path) -> Iterator[str]:
+    """The app on the demo workspace (reference sets, simulated batches, verdicts)."""
+    from curation.demo import ensure_demo_workspace
+
+    store_url = make_store_url("sqlite")
+    ensure_demo_workspace(open_store(store_url))
+    with serve(store_url, tmp_path) as base:
+        yield base
+
+
+def test_every_page_of_the_demo_workspace_renders(demo_server, browser_page):
+    """Visit every page in the navigation; none shows an exception. Screenshots each."""
+    page = browser_page
+    page.goto(demo_server)
+    settle(page)
+    links = page.get_by_test_id("stSidebarNav").get_by_role("link")
+    titles = [links.nth(i).inner_text().strip().split("\n")[-1] for i in range(links.count())]
+    assert {"Overview", "Import", "Samples", "Export", "Jobs"} <= set(titles)
+    for number, title in enumerate(titles, start=1):
+        go(page, title)
+        page.wait_for_timeout(500)
+        settle(page)
+        assert page.get_by_test_id("stException").count() == 0, f"{title} shows an exception"
+        screenshot(page, f"demo-{number:02d}-{title.lower().replace(' ', '-')}")
