@@ -94,15 +94,14 @@ def batch_info(engine: Engine, batch_ids: Iterable[int]) -> dict[int, BatchInfo]
 
 def id_filter(engine: Engine, column: Any) -> Any:
     """`column IN (:ids)` with ONE bind parameter (a JSON array on SQLite, an array on
-    PostgreSQL): compiled once and cached, instead of one parameter per id."""
+    PostgreSQL, the two supported stores): compiled once and cached, instead of one
+    parameter per id."""
     if engine.dialect.name == "sqlite":
         values = select(literal_column("value")).select_from(func.json_each(bindparam("ids", type_=String)))
         return column.in_(values)
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy.dialects.postgresql import ARRAY
 
-        return column == func.any(bindparam("ids", type_=ARRAY(BigInteger)))
-    return column.in_(bindparam("ids", expanding=True))
+    return column == func.any(bindparam("ids", type_=ARRAY(BigInteger)))
 
 
 def id_param(engine: Engine, ids: list[int]) -> Any:
@@ -242,7 +241,7 @@ def iter_records(
         .order_by(Verdict.id)
     )
     decision_query = (
-        select(Decision.sample_id, Decision.id, Decision.reviewer, Decision.created_at, Decision.reason_tags)
+        select(Decision.sample_id, Decision.id, Decision.reviewer, Decision.created_at, cast(Decision.reason_tags, Text))
         .where(id_filter(engine, Decision.sample_id))
         .order_by(Decision.id)
     )
@@ -279,7 +278,7 @@ def iter_records(
                 tags = decision[4]
                 decision_json = (
                     f'{{"action":{_str(action)},"reviewer":{_str(decision[2])},"at":"{decision[3].isoformat()}",'
-                    f'"reason_tags":{_dumps(list(tags)) if tags else "[]"},"decision_id":{decision[1]}}}'
+                    f'"reason_tags":{"[]" if not tags or tags == "null" else tags},"decision_id":{decision[1]}}}'
                 )
             found = verdicts.get(sample_id, ())
             verdict_json = "[" + ",".join(v[3] for v in found) + "]"

@@ -17,19 +17,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import BigInteger, Engine, String, bindparam, func, insert, literal_column, select
 
 from curation import __version__
 from curation.export.card import dataset_card
 from curation.export.config import ExportConfig
 from curation.export.plan import SPLITS, ExportPlan, plan_export, reason_label
-from curation.export.rows import ExportRecord, batch_info, iter_records
+from curation.export.rows import ExportRecord, batch_info, id_param, iter_records
 from curation.store.db import session_scope
 from curation.store.models import Export, ExportRow, MetricSnapshot
 from curation.writers import WRITERS
 
 Progress = Callable[[int, int | None, str], None]
-LINK_CHUNK = 5000
+LINK_CHUNK = 50_000
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,21 @@ def _acceptance_bounds(engine: Engine, plan: ExportPlan) -> dict[str, Any] | Non
     return out
 
 
+def _link_statement(engine: Engine) -> Any:
+    """INSERT INTO export_rows SELECT :export_id, id, :split over one id-array parameter
+    (the database expands the array: no per-row parameters for a million links)."""
+    table = ExportRow.__table__
+    if engine.dialect.name == "sqlite":
+        ids = select(literal_column("value")).select_from(func.json_each(bindparam("ids", type_=String)))
+    else:
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        ids = select(func.unnest(bindparam("ids", type_=ARRAY(BigInteger))))
+    ids = ids.subquery()
+    rows = select(bindparam("export_id", type_=BigInteger), ids.c[0], bindparam("split", type_=String))
+    return insert(table).from_select(["export_id", "sample_id", "split"], rows)
+
+
 def run_export(engine: Engine, config: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """Plan, then write the files, the Export row and links, the manifest and the card.
 
@@ -213,12 +228,12 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         session.add(export)
         session.flush()
         export_id = export.id
+        link = _link_statement(engine)
         for split_index, split in enumerate(SPLITS):
             ids = plan.ids[plan.splits == split_index].tolist()
             for start in range(0, len(ids), LINK_CHUNK):
                 session.connection().execute(
-                    insert(ExportRow.__table__),
-                    [{"export_id": export_id, "sample_id": i, "split": split} for i in ids[start : start + LINK_CHUNK]],
+                    link, {"export_id": export_id, "split": split, "ids": id_param(engine, ids[start : start + LINK_CHUNK])}
                 )
     manifest = {
         "export_id": export_id,

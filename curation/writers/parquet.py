@@ -7,7 +7,7 @@ from typing import Any
 from curation.writers.base import TABULAR_COLUMNS, WRITERS, Writer
 
 #: Rows per Parquet row group (and per Arrow record batch): memory stays bounded by one group.
-ROW_GROUP = 50_000
+ROW_GROUP = 20_000
 
 
 def arrow_schema() -> Any:
