@@ -145,3 +145,17 @@ def test_agreement_from_labels_uses_cohen_for_two_and_fleiss_for_more():
     assert len(result.pairs) == 3 and result.fleiss_raters == 3
     assert result.kappa == pytest.approx(22 / 70)
     assert not math.isnan(result.kappa)
+
+
+@pytest.mark.parametrize(("failures", "n", "confidence"), [(0, 59, 0.95), (3, 300, 0.99), (7, 40, 0.8)])
+def test_bounds_equal_scipy_stats_beta_ppf(failures, n, confidence):
+    from scipy.stats import beta
+
+    assert clopper_pearson_upper(failures, n, confidence) == pytest.approx(
+        beta.ppf(confidence, failures + 1, n - failures), rel=1e-12
+    )
+    low, high = clopper_pearson_interval(failures, n, confidence)
+    alpha = 1 - confidence
+    assert high == pytest.approx(beta.ppf(1 - alpha / 2, failures + 1, n - failures), rel=1e-12)
+    if failures:
+        assert low == pytest.approx(beta.ppf(alpha / 2, failures, n - failures + 1), rel=1e-12)

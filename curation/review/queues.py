@@ -118,12 +118,17 @@ def _check_reviewer(reviewer: str) -> str:
 # --------------------------------------------------------------------------- queries
 
 
+def _of_sample(column: Any, sample_id: Any) -> Any:
+    """A column of the sample `sample_id` refers to, as a correlated lookup: queries
+    over assignments then walk the (few) assignment rows by their reviewer index
+    instead of every sample of the batch."""
+    return select(column).where(Sample.id == sample_id).scalar_subquery()
+
+
 def pool_samples(batch_id: int) -> Select[tuple[int]]:
     """The sample ids of a batch's spot-check pool (a subquery-able select)."""
-    return (
-        select(Assignment.sample_id)
-        .join(Sample, Sample.id == Assignment.sample_id)
-        .where(Assignment.reviewer == POOL_REVIEWER, Sample.batch_id == batch_id)
+    return select(Assignment.sample_id).where(
+        Assignment.reviewer == POOL_REVIEWER, _of_sample(Sample.batch_id, Assignment.sample_id) == batch_id
     )
 
 
@@ -181,11 +186,10 @@ def _first(session: Session, query: Select[tuple[int]], column: Any, after: int 
 def _open_claims(reviewer: str, batch_id: int, queue_name: str) -> Select[tuple[int]]:
     return (
         select(Assignment.sample_id)
-        .join(Sample, Sample.id == Assignment.sample_id)
         .where(
             Assignment.reviewer == reviewer,
             Assignment.queue == queue_name,
-            Sample.batch_id == batch_id,
+            _of_sample(Sample.batch_id, Assignment.sample_id) == batch_id,
             ~decided_by(reviewer, Assignment.sample_id),
         )
         .order_by(Assignment.id)
@@ -256,8 +260,10 @@ def spot_check(engine: Engine, batch_id: int) -> SpotCheck | None:
 def _spot_check(session: Session, batch_id: int) -> SpotCheck | None:
     rows = session.execute(
         select(Assignment.queue, func.count())
-        .join(Sample, Sample.id == Assignment.sample_id)
-        .where(Assignment.reviewer == POOL_REVIEWER, Sample.batch_id == batch_id)
+        .where(
+            Assignment.reviewer == POOL_REVIEWER,
+            _of_sample(Sample.batch_id, Assignment.sample_id) == batch_id,
+        )
         .group_by(Assignment.queue)
     ).all()
     if not rows:
@@ -316,37 +322,42 @@ def draw_spot_check(
         return SpotCheck(batch_id=batch_id, size=have, overlap=overlap, seed=seed)
 
 
+def _claimable(reviewer: str, batch_id: int, overlap: int) -> list[Any]:
+    """Conditions on a pool row: `reviewer` may claim its sample now."""
+    claim = aliased(Assignment)
+    n_claims = (
+        select(func.count())
+        .where(claim.sample_id == Assignment.sample_id, claim.queue == CLAIM_QUEUE)
+        .scalar_subquery()
+    )
+    conditions = [
+        Assignment.reviewer == POOL_REVIEWER,
+        _of_sample(Sample.batch_id, Assignment.sample_id) == batch_id,
+        ~exists().where(claim.sample_id == Assignment.sample_id, claim.reviewer == reviewer),
+        n_claims < overlap,
+        ~decided_by(reviewer, Assignment.sample_id),
+    ]
+    if overlap == 1:
+        # Without overlap a sample someone decided elsewhere is done.
+        conditions.append(_of_sample(Sample.decision, Assignment.sample_id).is_(None))
+    return conditions
+
+
 def claim_spot_check(engine: Engine, batch_id: int, reviewer: str) -> int | None:
     """Claim the next pool sample for `reviewer`: the first one (in pool order) they
     have not claimed or decided, with fewer than `overlap` claims. None when none is left."""
     reviewer = _check_reviewer(reviewer)
-    claim = aliased(Assignment)
     with session_scope(engine) as session:
         _lock_batch(session, batch_id)
         settings = _spot_check(session, batch_id)
         if settings is None:
             return None
-        n_claims = (
-            select(func.count())
-            .where(claim.sample_id == Assignment.sample_id, claim.queue == CLAIM_QUEUE)
-            .scalar_subquery()
-        )
-        query = (
+        sample_id = session.scalar(
             select(Assignment.sample_id)
-            .join(Sample, Sample.id == Assignment.sample_id)
-            .where(
-                Assignment.reviewer == POOL_REVIEWER,
-                Sample.batch_id == batch_id,
-                ~exists().where(claim.sample_id == Assignment.sample_id, claim.reviewer == reviewer),
-                n_claims < settings.overlap,
-                ~decided_by(reviewer, Assignment.sample_id),
-            )
+            .where(*_claimable(reviewer, batch_id, settings.overlap))
             .order_by(Assignment.id)
             .limit(1)
         )
-        if settings.overlap == 1:
-            query = query.where(Sample.decision.is_(None))
-        sample_id = session.scalar(query)
         if sample_id is not None:
             session.add(Assignment(sample_id=sample_id, reviewer=reviewer, queue=CLAIM_QUEUE))
         return sample_id
@@ -355,7 +366,6 @@ def claim_spot_check(engine: Engine, batch_id: int, reviewer: str) -> int | None
 def spot_check_remaining(engine: Engine, batch_id: int, reviewer: str) -> int:
     """Pool samples `reviewer` could still read: open claims plus claimable ones."""
     reviewer = _check_reviewer(reviewer)
-    claim = aliased(Assignment)
     with session_scope(engine, write=False) as session:
         settings = _spot_check(session, batch_id)
         if settings is None:
@@ -363,26 +373,12 @@ def spot_check_remaining(engine: Engine, batch_id: int, reviewer: str) -> int:
         mine = session.scalar(
             select(func.count()).select_from(_open_claims(reviewer, batch_id, CLAIM_QUEUE).subquery())
         )
-        n_claims = (
-            select(func.count())
-            .where(claim.sample_id == Assignment.sample_id, claim.queue == CLAIM_QUEUE)
-            .scalar_subquery()
-        )
-        query = (
+        claimable = session.scalar(
             select(func.count())
             .select_from(Assignment)
-            .join(Sample, Sample.id == Assignment.sample_id)
-            .where(
-                Assignment.reviewer == POOL_REVIEWER,
-                Sample.batch_id == batch_id,
-                ~exists().where(claim.sample_id == Assignment.sample_id, claim.reviewer == reviewer),
-                n_claims < settings.overlap,
-                ~decided_by(reviewer, Assignment.sample_id),
-            )
+            .where(*_claimable(reviewer, batch_id, settings.overlap))
         )
-        if settings.overlap == 1:
-            query = query.where(Sample.decision.is_(None))
-        return (mine or 0) + (session.scalar(query) or 0)
+        return (mine or 0) + (claimable or 0)
 
 
 # --------------------------------------------------------------------------- assignments
@@ -427,8 +423,10 @@ def has_assignments(engine: Engine, batch_id: int) -> bool:
         return (
             session.scalar(
                 select(Assignment.id)
-                .join(Sample, Sample.id == Assignment.sample_id)
-                .where(Assignment.queue == ASSIGNED_QUEUE, Sample.batch_id == batch_id)
+                .where(
+                    Assignment.queue == ASSIGNED_QUEUE,
+                    _of_sample(Sample.batch_id, Assignment.sample_id) == batch_id,
+                )
                 .limit(1)
             )
             is not None

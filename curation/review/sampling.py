@@ -46,17 +46,24 @@ def zero_failure_sample_size(p: float, confidence: float) -> int:
     return max(1, math.ceil(n - 1e-9))
 
 
+def _beta_ppf(q: float, a: float, b: float) -> float:
+    """scipy.stats.beta.ppf(q, a, b), computed by the function it calls,
+    scipy.special.betaincinv, whose import is a fraction of scipy.stats' (the first
+    page load pays it)."""
+    from scipy.special import betaincinv
+
+    return float(betaincinv(a, b, q))
+
+
 def clopper_pearson_upper(failures: int, n: int, confidence: float) -> float:
     """One-sided Clopper–Pearson upper bound of a binomial rate at `confidence`
-    (the exact bound: Beta(c; k + 1, n - k)). 1.0 when nothing has been read."""
+    (the exact bound: the c-quantile of Beta(k + 1, n - k)). 1.0 when nothing has been read."""
     _check(0.5, confidence)
     if failures < 0 or n < 0 or failures > n:
         raise ValueError(f"need 0 <= failures <= n, got {failures} of {n}")
     if n == 0 or failures == n:
         return 1.0
-    from scipy.stats import beta
-
-    return float(beta.ppf(confidence, failures + 1, n - failures))
+    return _beta_ppf(confidence, failures + 1, n - failures)
 
 
 def clopper_pearson_interval(failures: int, n: int, confidence: float) -> tuple[float, float]:
@@ -66,11 +73,9 @@ def clopper_pearson_interval(failures: int, n: int, confidence: float) -> tuple[
         raise ValueError(f"need 0 <= failures <= n, got {failures} of {n}")
     if n == 0:
         return 0.0, 1.0
-    from scipy.stats import beta
-
     alpha = 1 - confidence
-    lower = 0.0 if failures == 0 else float(beta.ppf(alpha / 2, failures, n - failures + 1))
-    upper = 1.0 if failures == n else float(beta.ppf(1 - alpha / 2, failures + 1, n - failures))
+    lower = 0.0 if failures == 0 else _beta_ppf(alpha / 2, failures, n - failures + 1)
+    upper = 1.0 if failures == n else _beta_ppf(1 - alpha / 2, failures + 1, n - failures)
     return lower, upper
 
 
