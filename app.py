@@ -19,6 +19,7 @@ PAGES = {
         st.Page("pages/samples.py", title="Samples", icon=":material/table_rows:", url_path="samples"),
         st.Page("pages/verify.py", title="Verify", icon=":material/fact_check:", url_path="verify"),
         st.Page("pages/review.py", title="Review", icon=":material/rate_review:", url_path="review"),
+        st.Page("pages/diversity.py", title="Diversity", icon=":material/scatter_plot:", url_path="diversity"),
     ],
     "Ship": [
         st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),

@@ -823,3 +823,32 @@ def map_points(
         explained=[float(v) for v in projection.explained],
     )
 
+
+
+# -- helpers for the page ----------------------------------------------------------------
+
+
+def embedded_counts(
+    engine: Engine, selection: Selection, *, model: str | None = None, mode: str = "prompt+response"
+) -> tuple[int, int]:
+    """(samples in the selection, samples whose vector is cached)."""
+    key = cache_key(model or DEFAULT_MODEL, mode)
+    with session_scope(engine, write=False) as session:
+        total = session.scalar(selection.where(select(func.count(Sample.id)))) or 0
+        embedded = session.scalar(
+            selection.where(select(func.count(Sample.id))).join(
+                Embedding, (Embedding.content_hash == Sample.content_hash) & (Embedding.model == key)
+            )
+        ) or 0
+    return total, embedded
+
+
+def start_diversity_job(engine: Engine, kind: str, params: dict[str, Any], *, created_by: str = "") -> int:
+    """Start an "embed", "dedup" or "diversity" job in a worker process; returns its id."""
+    from curation.jobs import start_job
+
+    if kind not in ("embed", "dedup", "diversity"):
+        raise ValueError(f"not a diversity job kind: {kind!r}")
+    if kind != "embed" or not (params.get("reference") or params.get("eval")):
+        resolve_batch(engine, params["batch"])
+    return start_job(engine, kind, params, created_by=created_by)

@@ -1,0 +1,301 @@
+"""Diversity of a batch against the real reference set: warnings, metrics, a fixed 2-D map,
+neighbour and tail histograms, cluster occupancy, trends across generations, duplicate marks."""
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from curation.diversity.service import (
+    MARK_KINDS,
+    Selection,
+    collapse_for,
+    compute_diversity,
+    embedded_counts,
+    list_marks,
+    map_points,
+    override_mark,
+    start_diversity_job,
+)
+from curation.diversity.thresholds import DiversityThresholds
+from curation.samples import get_sample, list_batches
+from pages.common import engine, job_status, page_header, require_reviewer, reviewer, show_untrusted
+
+page_header(
+    "Diversity",
+    "Is the batch as varied as real data? Every metric is compared with the reference set (origin "
+    "'real') on equal-size samples. Duplicates become marks a reviewer can override — nothing is dropped.",
+)
+
+eng = engine()
+THRESHOLDS = DiversityThresholds()
+all_batches = list_batches(eng)
+batches = {b.name: b for b in all_batches if b.origin == "synthetic"}
+references = [b for b in all_batches if b.origin == "real"]
+if not references:
+    st.info(
+        "There is no reference set yet: import real, human-written data as a reference set "
+        "(Import page, or `python -m curation demo` for the bundled one).",
+        icon=":material/info:",
+    )
+    st.stop()
+if not batches:
+    st.info("No candidate batches yet.", icon=":material/info:")
+    st.stop()
+
+
+def plain(text: object) -> str:
+    """Text for Plotly hover and labels: shown as text, never as HTML."""
+    return html.escape(str(text)).replace("\n", " ")
+
+
+# -- what to look at ---------------------------------------------------------------------------
+
+c1, c2, c3 = st.columns([3, 2, 2])
+name = c1.selectbox("Batch", list(batches), key="diversity_batch")
+decisions = c2.multiselect(
+    "Decisions", ["accept", "reject", "skip", "undecided"], key="diversity_decisions", placeholder="All samples"
+)
+color_by = c3.radio("Colour the map by", ["source", "verdict", "decision", "cluster"], horizontal=True, key="diversity_color")
+batch = batches[name]
+selection = Selection(batch_ids=(batch.id,), decisions=tuple(decisions))
+
+# -- background work -------------------------------------------------------------------------------
+
+total, embedded = embedded_counts(eng, Selection(batch_ids=(batch.id,)))
+ref_total, ref_embedded = embedded_counts(eng, Selection(origins=("real",)))
+with st.container(border=True):
+    st.caption(
+        f"Embedded: this batch {embedded:,} / {total:,} · reference set {ref_embedded:,} / {ref_total:,} "
+        "(all-MiniLM-L6-v2, cached per text)"
+    )
+    b = st.columns(4)
+    jobs = {
+        "embed_batch": b[0].button("Embed batch", icon=":material/scatter_plot:", disabled=embedded == total, key="diversity_embed"),
+        "embed_reference": b[1].button("Embed reference set", icon=":material/library_books:", disabled=ref_embedded == ref_total, key="diversity_embed_ref"),
+        "dedup": b[2].button("Find duplicates", icon=":material/content_copy:", key="diversity_dedup"),
+        "snapshot": b[3].button("Save metrics snapshot", icon=":material/monitoring:", key="diversity_snapshot",
+                                disabled=embedded < total or ref_embedded < ref_total,
+                                help="Record the metrics of this batch for the trend across generations."),
+    }
+    params = {
+        "embed_batch": ("embed", {"batch": name}),
+        "embed_reference": ("embed", {"reference": True}),
+        "dedup": ("dedup", {"batch": name}),
+        "snapshot": ("diversity", {"batch": name}),
+    }
+    for action, clicked in jobs.items():
+        if clicked:
+            kind, job_params = params[action]
+            st.session_state["diversity_job"] = start_diversity_job(eng, kind, job_params, created_by=reviewer())
+    if st.session_state.get("diversity_job"):
+        job_status(st.session_state["diversity_job"], key="diversity_job")
+
+if embedded < total or ref_embedded < ref_total:
+    st.info("Embed the batch and the reference set to see the metrics and the map.", icon=":material/info:")
+    st.stop()
+
+
+@st.cache_data(show_spinner="Comparing with the reference set…", max_entries=8)
+def live_report(batch_id: int, decisions: tuple[str, ...], embedded: int, ref_embedded: int) -> dict:
+    result = compute_diversity(eng, Selection(batch_ids=(batch_id,), decisions=decisions), embed_missing=False, save=False)
+    return {"summary": result.to_dict(), "arrays": dict(result.report.arrays)}
+
+
+try:
+    live = live_report(batch.id, tuple(decisions), embedded, ref_embedded)
+except ValueError as exc:
+    st.warning(str(exc.args[0] if exc.args else exc), icon=":material/warning:")
+    st.stop()
+summary, arrays = live["summary"], live["arrays"]
+
+# -- warnings and metrics ---------------------------------------------------------------------------
+
+for w in summary["warnings"]:
+    st.warning(w["message"], icon=":material/warning:")
+if not summary["warnings"]:
+    st.success("No diversity warning: the batch looks as varied as the reference set.", icon=":material/check_circle:")
+sampled = " (subsampled with a fixed seed)" if summary["sampled"] else ""
+st.caption(
+    f"{summary['n_synthetic']:,} samples vs {summary['n_reference']:,} real samples in "
+    f"{', '.join(summary['reference'])}; compared on {summary['n_compared']:,} of each{sampled}."
+)
+metric_rows = [
+    {"metric": k, "synthetic": v["synthetic"], "reference": v["reference"], "ratio": v["ratio"]}
+    for k, v in summary["metrics"].items()
+]
+st.dataframe(pd.DataFrame(metric_rows), hide_index=True, key="diversity_metrics")
+with st.expander("Warning thresholds", icon=":material/tune:"):
+    st.markdown(
+        f"- Vendi ratio below **{THRESHOLDS.vendi_ratio_min}**\n"
+        f"- spread ratio below **{THRESHOLDS.spread_ratio_min}**\n"
+        f"- coverage below **{THRESHOLDS.coverage_fraction_min} ×** the reference-vs-reference baseline "
+        f"(two disjoint halves of the reference set)\n"
+        f"- more than **{THRESHOLDS.duplicate_share_max:.0%}** of samples with a neighbour at cosine ≥ "
+        f"**{THRESHOLDS.semantic_cosine}**\n"
+        f"- reference samples in clusters with no synthetic sample more than **{THRESHOLDS.empty_cluster_share_max:.0%}** "
+        "above the baseline (lost tails)\n"
+        f"- across generations: a slope of Vendi or coverage below **−{THRESHOLDS.collapse_slope_tolerance:.0%}** "
+        f"per generation (≥ {THRESHOLDS.collapse_min_generations} generations), a drop over "
+        f"**{THRESHOLDS.collapse_max_drop:.0%}** between generations, or the real share of few-shot sources falling "
+        f"by more than **{THRESHOLDS.real_share_drop:.0%}**\n"
+        f"- duplicates: exact (normalised text), near (Jaccard ≥ {THRESHOLDS.near_dup_jaccard} on word "
+        f"{THRESHOLDS.shingle_words}-grams), semantic (cosine ≥ {THRESHOLDS.semantic_cosine}), contamination "
+        f"(a shared word {THRESHOLDS.contamination_ngram}-gram with an evaluation set)"
+    )
+
+tab_map, tab_nn, tab_tails, tab_clusters, tab_gen, tab_dups = st.tabs(
+    ["Map", "Neighbours", "Tails", "Clusters", "Generations", "Duplicates"]
+)
+
+# -- the map -------------------------------------------------------------------------------------------
+
+with tab_map:
+    points = map_points(eng, selection)
+    if points.sampled:
+        st.caption(f"{len(points.x):,} of {points.total:,} points drawn (a seeded sample).")
+    labels = {"source": points.source, "verdict": points.verdict, "decision": points.decision,
+              "cluster": [f"cluster {c}" for c in points.cluster]}[color_by]
+    fig = go.Figure()
+    trace_ids: list[np.ndarray] = []
+    for value in sorted(set(labels)):
+        rows = np.array([i for i, v in enumerate(labels) if v == value])
+        is_real = points.origin[rows[0]] == "real" and color_by == "source"
+        fig.add_trace(go.Scattergl(
+            x=points.x[rows], y=points.y[rows], mode="markers", name=plain(value),
+            marker={"size": 5 if is_real else 7, "opacity": 0.45 if is_real else 0.85},
+            hovertext=[plain(f"#{points.sample_ids[i]} · {points.source[i]} · {points.prompt[i][:200]}") for i in rows],
+            hovertemplate="%{hovertext}<extra></extra>",
+        ))
+        trace_ids.append(points.sample_ids[rows])
+    axis = points.method.upper()
+    fig.update_layout(
+        height=520, margin={"t": 10, "b": 10}, legend={"orientation": "h"}, dragmode="lasso",
+        xaxis_title=f"{axis} 1 ({points.explained[0]:.0%} of reference variance)" if points.method == "pca" else "",
+        yaxis_title=f"{axis} 2 ({points.explained[1]:.0%})" if points.method == "pca" else "",
+    )
+    st.caption("Axes are fitted on the reference set, so every batch is drawn in the same frame. Select a point to open it.")
+    event = st.plotly_chart(fig, key="diversity_map", on_select="rerun", selection_mode=("points", "box", "lasso"))
+    chosen = []
+    for point in (event.selection.points if event and event.selection else []):
+        curve, index = point.get("curve_number"), point.get("point_index")
+        if curve is not None and index is not None and curve < len(trace_ids):
+            chosen.append(int(trace_ids[curve][index]))
+    if chosen:
+        st.session_state["diversity_sample"] = chosen[0]
+        if len(chosen) > 1:
+            st.caption(f"{len(chosen)} points selected; showing the first.")
+
+# -- histograms ------------------------------------------------------------------------------------------
+
+with tab_nn:
+    if "syn_nn" in arrays:
+        fig = go.Figure()
+        fig.add_trace(go.Histogram(x=arrays["ref_nn"], name="real", opacity=0.6, nbinsx=40, histnorm="probability"))
+        fig.add_trace(go.Histogram(x=arrays["syn_nn"], name="synthetic", opacity=0.6, nbinsx=40, histnorm="probability"))
+        fig.add_vline(x=THRESHOLDS.semantic_cosine, line_dash="dash",
+                      annotation_text=f"duplicate threshold {THRESHOLDS.semantic_cosine}")
+        fig.update_layout(barmode="overlay", height=360, margin={"t": 30, "b": 10},
+                          xaxis_title="cosine to the nearest other sample", yaxis_title="share of samples")
+        st.plotly_chart(fig, key="diversity_nn")
+    else:
+        st.caption("Too few samples for neighbour statistics.")
+
+with tab_tails:
+    fig = go.Figure()
+    fig.add_trace(go.Histogram(x=arrays["ref_centroid"], name="real", opacity=0.6, nbinsx=40, histnorm="probability"))
+    fig.add_trace(go.Histogram(x=arrays["syn_centroid"], name="synthetic", opacity=0.6, nbinsx=40, histnorm="probability"))
+    fig.update_layout(barmode="overlay", height=360, margin={"t": 10, "b": 10},
+                      xaxis_title="distance to the centre of the reference set", yaxis_title="share of samples")
+    st.caption("A synthetic histogram shifted left of the real one has lost the tails of the real distribution.")
+    st.plotly_chart(fig, key="diversity_tails")
+
+with tab_clusters:
+    clusters = summary["clusters"]
+    if clusters:
+        frame = pd.DataFrame({
+            "cluster": [f"{i}" for i in range(clusters["k"])],
+            "real": clusters["reference_share"],
+            "synthetic": clusters["synthetic_share"],
+        })
+        fig = go.Figure([
+            go.Bar(x=frame["cluster"], y=frame["real"], name="real"),
+            go.Bar(x=frame["cluster"], y=frame["synthetic"], name="synthetic"),
+        ])
+        fig.update_layout(barmode="group", height=340, margin={"t": 10, "b": 10},
+                          xaxis_title="k-means cluster (fitted on the reference)", yaxis_title="share", yaxis_tickformat=".0%")
+        st.plotly_chart(fig, key="diversity_clusters")
+        st.caption(
+            f"{clusters['empty_clusters']} of {clusters['k']} clusters hold no synthetic sample "
+            f"({clusters['empty_share']:.0%} of real samples; reference-vs-reference baseline "
+            f"{(clusters['baseline_empty_share'] or 0):.0%})."
+        )
+
+with tab_gen:
+    report = collapse_for(eng, batch.id, compute_missing=False)
+    if len(report.points) < 2:
+        st.caption(
+            "No lineage to follow yet: generations appear when a batch's few-shot examples come from accepted "
+            "samples of an earlier batch. Save a metrics snapshot of each generation to draw its trend."
+        )
+    else:
+        for w in report.warnings:
+            st.warning(w.message, icon=":material/trending_down:")
+        fig = go.Figure()
+        for trend in report.trends.values():
+            fig.add_trace(go.Scatter(x=trend["generations"], y=trend["values"], mode="lines+markers", name=plain(trend["label"])))
+        fig.update_layout(height=360, margin={"t": 10, "b": 10}, xaxis_title="generation", xaxis_dtick=1)
+        st.caption(f"Lineage of {report.root_name!r}.")
+        st.plotly_chart(fig, key="diversity_generations")
+
+with tab_dups:
+    marks = list_marks(eng, batch.id)
+    if not marks:
+        st.caption("No duplicate marks in this batch (run Find duplicates).")
+    else:
+        counts = pd.Series([m.kind for m in marks]).value_counts()
+        st.caption(" · ".join(f"{kind}: {int(counts.get(kind, 0))}" for kind in MARK_KINDS if counts.get(kind)))
+        frame = pd.DataFrame([
+            {"mark": m.id, "sample": m.sample_id, "kind": m.kind, "other": m.other_sample_id,
+             "score": m.score, "reason": m.reason, "overridden by": m.overridden_by or ""}
+            for m in marks
+        ])
+        picked = st.dataframe(frame, hide_index=True, on_select="rerun", selection_mode="single-row", key="diversity_marks")
+        if picked and picked.selection.rows:
+            mark = marks[picked.selection.rows[0]]
+            st.session_state["diversity_sample"] = mark.sample_id
+            who = require_reviewer()
+            label = "Restore the mark" if mark.overridden_by else "Override: not a duplicate"
+            if st.button(label, key="diversity_override", disabled=not who):
+                override_mark(eng, mark.id, who or "", undo=bool(mark.overridden_by))
+                st.rerun()
+
+# -- the chosen sample ---------------------------------------------------------------------------------
+
+sample_id = st.session_state.get("diversity_sample")
+if sample_id is not None:
+    try:
+        sample = get_sample(eng, int(sample_id))
+    except KeyError:
+        sample = None
+    if sample is not None:
+        st.divider()
+        st.subheader(f"Sample {sample.id}")
+        st.caption(f"{sample.batch} · {sample.family} · decision {sample.decision or 'undecided'}")
+        left, right = st.columns([3, 2])
+        with left:
+            st.markdown("**Prompt**")
+            show_untrusted(sample.prompt)
+            st.markdown("**Response**")
+            show_untrusted(sample.response)
+        with right:
+            st.markdown("**Diversity marks**")
+            for mark in sample.marks:
+                st.text(f"{mark['kind']}: {mark['reason']}" + (" (overridden)" if mark["overridden_by"] else ""))
+            if not sample.marks:
+                st.caption("None.")
+            if st.button("Open in Samples", icon=":material/open_in_new:", key="diversity_open"):
+                st.session_state["open_sample"] = sample.id
+                st.switch_page("pages/samples.py")
