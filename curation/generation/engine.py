@@ -116,7 +116,7 @@ def make_request(teacher: Teacher, item: PlanItem, candidates: list[int]) -> Cha
         max_tokens=config.max_tokens,
         seed=seed,
         candidates=list(candidates),
-        context=item.context(),
+        context=item.context() if teacher.simulated else {},
     )
 
 

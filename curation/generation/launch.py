@@ -1,0 +1,81 @@
+"""Starting and resuming generation jobs from the app, and the choices the page offers.
+
+A key typed into the page never enters job parameters: the worker process gets
+it through its environment, under a one-off variable name that the parameters
+name instead (`api_key_env`). The variable exists in this process only for the
+instant of spawning the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from typing import Any
+
+from sqlalchemy import Engine
+
+from curation.generation.params import GenerationParams
+
+_ENV_LOCK = threading.Lock()
+SESSION_KEY_PREFIX = "ASSAY_TEACHER_KEY_"
+
+#: (label, source kind) per (family, mode), in the order the page shows them.
+SOURCE_CHOICES: dict[tuple[str, str], list[tuple[str, str]]] = {
+    ("math", "solve"): [("reasoning-gym problems (with answers)", "reasoning_gym"), ("Problem file", "file")],
+    ("code", "solve"): [("HumanEval problems (with tests)", "humaneval"), ("Problem file", "file")],
+    ("instruction", "solve"): [("Instructions with IFEval-style constraints", "ifeval"), ("Problem file", "file")],
+    ("open", "solve"): [("Open-ended prompts", "open_prompts"), ("Problem file", "file")],
+}
+WRITE_CHOICE = [("New problems written by the teacher", "topics")]
+
+
+def source_choices(family: str, mode: str) -> list[tuple[str, str]]:
+    return WRITE_CHOICE if mode == "write" else SOURCE_CHOICES[(family, mode)]
+
+
+def math_datasets() -> list[str]:
+    from curation.sources.reasoning_gym_source import MATH_DATASETS
+
+    return sorted(MATH_DATASETS)
+
+
+def _spawn_with_key(var: str, api_key: str, spawn: Any) -> int:
+    with _ENV_LOCK:
+        os.environ[var] = api_key
+        try:
+            return spawn()
+        finally:
+            os.environ.pop(var, None)
+
+
+def start_generation(
+    engine: Engine, params: dict[str, Any], *, api_key: str | None = None, created_by: str = ""
+) -> int:
+    """Validate `params` and start a "generate" job in a worker process; returns the job id.
+    With `api_key`, the worker receives it through a one-off environment variable."""
+    from curation.jobs import start_job
+
+    checked = GenerationParams.from_dict(params).to_dict()
+    if not api_key:
+        return start_job(engine, "generate", checked, created_by=created_by)
+    var = SESSION_KEY_PREFIX + secrets.token_hex(6).upper()
+    checked["teacher"]["api_key_env"] = var
+    return _spawn_with_key(var, api_key, lambda: start_job(engine, "generate", checked, created_by=created_by))
+
+
+def resume_generation(engine: Engine, job_id: int, *, api_key: str | None = None, created_by: str = "") -> int:
+    """Resume a failed, stopped or cancelled generation (only what is missing is requested).
+    A run started with a typed-in key needs that key again (`api_key`)."""
+    from curation.jobs import get_job, resume_job
+
+    var = (get_job(engine, job_id).params.get("teacher") or {}).get("api_key_env")
+    if api_key and var:
+        return _spawn_with_key(var, api_key, lambda: resume_job(engine, job_id, created_by=created_by))
+    return resume_job(engine, job_id, created_by=created_by)
+
+
+def needs_session_key(params: dict[str, Any]) -> bool:
+    """True if the run's key was typed into the page (so a resume must be given it again)."""
+    var = (params.get("teacher") or {}).get("api_key_env") or ""
+    return var.startswith(SESSION_KEY_PREFIX) and var not in os.environ
