@@ -5,8 +5,9 @@
 For each concurrency level, a fresh SQLite store (as in real use: cache on, every
 response committed) and the real engine (`run_generation`) generate enough items
 to keep the endpoint busy for about `--seconds`. The server runs in a separate
-process, so the client CPU figure is the generating process's alone (event loop,
-openai client, writer thread). Ideal throughput is concurrency / latency.
+process, so the client CPU figure is the generating processes' alone (event loop,
+openai client, writer thread; shard processes included, see `--processes`).
+Ideal throughput is concurrency / latency.
 Prints a table; record it in BENCHMARKS.md. Not a test: nothing here asserts a time.
 """
 
@@ -52,7 +53,9 @@ def problem_file(path: Path, count: int, offset: int) -> None:
             handle.write(json.dumps(record) + "\n")
 
 
-def run_level(base_url: str, concurrency: int, latency: float, seconds: float, tmp: Path) -> dict[str, float]:
+def run_level(
+    base_url: str, concurrency: int, latency: float, seconds: float, tmp: Path, processes: int
+) -> dict[str, float]:
     count = max(50, int(concurrency / latency * seconds))
     path = tmp / f"problems-{concurrency}.jsonl"
     problem_file(path, count, offset=concurrency * 1_000_000)
@@ -70,6 +73,7 @@ def run_level(base_url: str, concurrency: int, latency: float, seconds: float, t
                 "api_key_env": KEY_ENV,
                 "concurrency": concurrency,
                 "timeout": 30,
+                "processes": processes,
             },
         },
     )
@@ -84,7 +88,8 @@ def run_level(base_url: str, concurrency: int, latency: float, seconds: float, t
         "achieved": achieved,
         "ideal": ideal,
         "ratio": achieved / ideal,
-        "cpu_per_1000": run["cpu_seconds"] / count * 1000,
+        "cpu_per_1000": (run["cpu_seconds"] + run["shard_cpu_seconds"]) / count * 1000,
+        "processes": run["shards"],
         "p50": result["latency_ms"]["p50"],
         "p99": result["latency_ms"]["p99"],
     }
@@ -95,6 +100,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--seconds", type=float, default=6.0, help="target duration of each level")
     parser.add_argument("--levels", default="1,16,64,256")
+    parser.add_argument("--processes", type=int, default=0, help="shard processes (0: automatic)")
     args = parser.parse_args()
     os.environ.setdefault(KEY_ENV, "bench-key")
     server, base_url = start_server(args.latency)
@@ -102,18 +108,18 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for level in (int(x) for x in args.levels.split(",")):
-                rows.append(run_level(base_url, level, args.latency, args.seconds, Path(tmp)))
+                rows.append(run_level(base_url, level, args.latency, args.seconds, Path(tmp), args.processes))
                 time.sleep(0.5)
     finally:
         server.kill()
         server.wait()
     print(f"generation throughput, local server with {args.latency * 1000:.0f} ms per request, "
           f"{os.cpu_count()} CPUs, SQLite store, cache on")
-    print(f"{'concurrency':>11} {'requests':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6} "
+    print(f"{'concurrency':>11} {'procs':>5} {'requests':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6} "
           f"{'CPU s/1k req':>12} {'p50 ms':>7} {'p99 ms':>7}")
     for row in rows:
         print(
-            f"{row['concurrency']:>11} {row['requests']:>8} {row['seconds']:>8.2f} {row['achieved']:>8.1f} "
+            f"{row['concurrency']:>11} {row['processes']:>5} {row['requests']:>8} {row['seconds']:>8.2f} {row['achieved']:>8.1f} "
             f"{row['ideal']:>8.0f} {row['ratio']:>6.2f} {row['cpu_per_1000']:>12.2f} {row['p50']:>7.1f} "
             f"{row['p99']:>7.1f}"
         )

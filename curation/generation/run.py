@@ -419,7 +419,7 @@ class _Run:
         first = [0] if write_consistency else list(range(n))
         calls = self._calls(self.plan.items, first, done)
         gen: GenerationEngine | None = None
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu, children = time.perf_counter(), time.process_time(), os.times()
         try:
             gen = asyncio.run(self._generate(calls, stats, write_consistency))
         except BaseException as exc:
@@ -440,6 +440,10 @@ class _Run:
             "seconds": round(max(0.0, (utcnow() - started).total_seconds()), 2),
             "engine_seconds": round(time.perf_counter() - wall, 3),
             "cpu_seconds": round(time.process_time() - cpu, 3),
+            # Shard processes' CPU (children that exited during the run).
+            "shard_cpu_seconds": round(
+                os.times().children_user + os.times().children_system - children.children_user - children.children_system, 3
+            ),
             "stop_reason": gen.stop_reason if gen else None,
             "shards": stats.shards,
         }
