@@ -129,3 +129,38 @@ def test_accept_the_set_is_offered_only_once_the_bound_holds(workspace):
     assert not app.exception
     assert get_sample(engine, ids[-1]).decision == "accept"
     assert get_sample(engine, ids[0]).decision is None  # failed by a verifier: never bulk-accepted
+
+
+@pytest.mark.parametrize("tab", ["Acceptance", "Reviewers", "Bulk actions"])
+def test_every_tab_renders(workspace, tab):
+    engine, _, ids = workspace
+    from curation.review.decisions import record_decision
+
+    record_decision(engine, ids[0], "ada", "accept")
+    record_decision(engine, ids[0], "bob", "reject")
+    app = run_page(reviewer_name="ada", review_tab=tab)
+    assert not app.exception
+
+
+def test_bulk_reject_from_the_page_and_its_undo(workspace):
+    engine, _, ids = workspace
+    app = run_page(reviewer_name="ada", review_tab="Bulk actions")
+    assert "checker: wrong final answer — 4 undecided" in app.selectbox(key="bulk_reason").options
+    assert app.button(key="bulk_reject").disabled
+    app.checkbox(key="confirm_bulk_reject").check().run()
+    app.button(key="bulk_reject").click().run()
+    assert not app.exception
+    assert [get_sample(engine, sample_id).decision for sample_id in ids[:5]] == ["reject"] * 4 + [None]
+    undo = next(b for b in app.button if b.key and b.key.startswith("undo_bulk_"))
+    undo.click().run()
+    assert [get_sample(engine, sample_id).decision for sample_id in ids[:4]] == [None] * 4
+
+
+def test_sign_in_is_offered_only_when_auth_is_configured(workspace):
+    app = run_page(reviewer_name="ada")
+    assert not [b for b in app.sidebar.button if b.label == "Sign in"]
+    app = AppTest.from_file(APP, default_timeout=90)
+    app.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
+    app.run()
+    app.switch_page(PAGE).run()
+    assert [b for b in app.sidebar.button if b.label == "Sign in"]
