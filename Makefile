@@ -47,12 +47,22 @@ system-deps: system-deps-run
 	  if [ "$(IS_ROOT)" = yes ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "note: chromium is missing; browser tests will be skipped (sudo apt-get install chromium)"; fi; }
 
-# PostgreSQL for the store tests: start the local cluster when it is installed but down.
+# PostgreSQL for the store tests: start the local cluster when it is installed but down;
+# as root on a machine without one, install it and let loopback connections in (trust),
+# the set-up the tests expect. Elsewhere the PostgreSQL tests skip and say why.
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
-	  if [ "$(IS_ROOT)" = yes ] && command -v pg_ctlcluster >/dev/null; then \
-	    pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start || true; \
-	  else echo "note: no PostgreSQL on 127.0.0.1:5432; its store tests will be skipped"; fi; }
+	  if [ "$(IS_ROOT)" != yes ]; then echo "note: no PostgreSQL on 127.0.0.1:5432; its store tests will be skipped"; exit 0; fi; \
+	  if ! command -v pg_ctlcluster >/dev/null; then \
+	    echo "installing PostgreSQL for the store tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	    hba=$$(ls /etc/postgresql/*/main/pg_hba.conf | head -1); \
+	    sed -i '1i host all all 127.0.0.1/32 trust' "$$hba"; \
+	  fi; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start || true; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main reload || true; \
+	  psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'test'" 2>/dev/null | grep -q 1 || \
+	    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE test" 2>/dev/null || true; }
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

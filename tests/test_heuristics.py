@@ -264,3 +264,20 @@ def test_registered_for_all_families() -> None:
     assert cls is QualityVerifier
     assert (cls.name, cls.version, cls.families) == ("quality", "1", FAMILIES)
     assert QualityVerifier().missing_dependencies() == []
+
+
+@pytest.mark.parametrize(
+    ("response", "family", "passed"),
+    [
+        ("Here are my tips. Sleep well every night. Sleep well every night. Sleep well every night.", "open", False),
+        ("Here are my tips. Sleep well every night. Sleep well every night. Then wake early.", "open", True),
+        ("Yes. Yes. Yes. Yes. That is all there is to say about the matter.", "open", True),
+        ("def f(x):\n    return x + 1\n    return x + 1\n    return x + 1\n    return x + 1\n", "code", True),
+    ],
+)
+def test_a_sentence_repeated_back_to_back_is_a_loop(response, family, passed):
+    from curation.records import SampleRecord
+    from curation.verifiers.heuristics import check_quality
+
+    verdict = check_quality(SampleRecord(family=family, prompt="Give me some advice please.", response=response))
+    assert verdict.details["checks"]["repetition"]["passed"] is passed

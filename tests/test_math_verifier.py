@@ -26,7 +26,8 @@ def math_sample(response: str, answer: str | None) -> SampleRecord:
 
 
 # Correctness tests must not depend on how busy the machine is: generous time limits.
-PATIENT = {"parse_timeout": 60, "compare_timeout": 60, "guard_timeout": 60, "hard_timeout": 300.0}
+# The issue reproductions compare bare `$...$` answers: extraction without an anchor.
+PATIENT = {"parse_timeout": 60, "compare_timeout": 60, "guard_timeout": 60, "hard_timeout": 300.0, "require_anchor": False}
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +201,7 @@ def test_missing_final_answer_fails(pool: MathVerifyPool, response: str) -> None
 
 
 def test_require_anchor_ignores_stray_numbers() -> None:
-    config = MathCheckConfig(require_anchor=True, **PATIENT)
+    config = MathCheckConfig(**{**PATIENT, "require_anchor": True})
     with MathVerifyPool(jobs=1, config=config) as strict:
         loose_text, boxed_text = "I think it is 4 or so", "I think it is $\\boxed{4}$"
         verdicts = strict.verify_many([math_sample(loose_text, "4"), math_sample(boxed_text, "4")])
@@ -358,3 +359,18 @@ def test_self_consistency_for_text_families() -> None:
 def test_self_consistency_of_nothing() -> None:
     result = self_consistency([])
     assert (result.majority_answer, result.agreement, result.verdicts) == (None, 0.0, [])
+
+
+@pytest.mark.parametrize(
+    ("response", "passed"),
+    [
+        ("12 + 30 = 42, and then we add 0 to get 42.", False),
+        ("12 + 30 = 42, so the answer is \\boxed{42}.", True),
+        ("12 + 30 = 42.\n\nFinal answer: 42", True),
+    ],
+)
+def test_by_default_a_final_answer_needs_an_anchor(response: str, passed: bool) -> None:
+    """A response that never states its final answer fails, even when its last number is right."""
+    verifier = MathAnswerVerifier(MathCheckConfig(parse_timeout=60, compare_timeout=60, guard_timeout=60, hard_timeout=300.0))
+    sample = SampleRecord(family="math", prompt="What is 12 + 30?", response=response, reference={"answer": "42"})
+    assert verifier.verify(sample).passed is passed

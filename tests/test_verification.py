@@ -521,11 +521,6 @@ def test_demo_verdicts_match_the_injected_faults(sqlite_engine):
         elif fault == "off_topic":
             # Without a judge nothing knows what the prompt was about: not detectable by design.
             assert passed is True
-        elif fault == "repetition":
-            # A known gap, not a design limit: one sentence said four times at the end of an
-            # answer stays under the quality check's loop thresholds (4-gram repeat ~0.44 < 0.5).
-            # When `quality` learns to catch it, move this kind to the detected ones.
-            assert passed is True, "quality now catches the simulated repetition: expect it detected"
         else:
             assert passed is False, f"{family} fault {fault} not detected: {response[:300]!r}"
     expected_kinds = {

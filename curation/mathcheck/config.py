@@ -53,7 +53,7 @@ class MathCheckConfig:
     #: Above this many digits (of the exponent of 10) a number is not evaluated at all.
     max_eval_digits: float = 1e15
     #: Only accept answers introduced by an anchor (\boxed, "final answer is", "answer:").
-    require_anchor: bool = False
+    require_anchor: bool = True
     parse_timeout: int = 5
     compare_timeout: int = 5
     guard_timeout: int = 5

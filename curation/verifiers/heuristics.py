@@ -16,7 +16,10 @@ Checks (each reported in ``details["checks"]``; the sample fails if any fails):
   compression ratio of the whole response of >= 500 characters (prose >= 0.34,
   code >= 0.14, loops <= 0.06; fail below 0.15, code 0.08); and the same ratio on
   the last 600 characters of a response of >= 1,200, which catches a loop that
-  starts halfway (prose >= 0.36, code >= 0.15; fail below 0.12, code 0.08).
+  starts halfway (prose >= 0.36, code >= 0.15; fail below 0.12, code 0.08); and
+  a sentence of >= 4 words said three or more times in a row (``sentence_run``; not
+  for code, where repeated lines are normal), which the ratios miss when a short
+  loop sits at the end of an otherwise varied answer.
 * ``length``: characters of the stripped response outside the family's
   ``length_bounds`` (defaults in `DEFAULT_LENGTH_BOUNDS`).
 * ``placeholder``: unfilled template slots, in the response and in the prompt:
@@ -70,6 +73,8 @@ class RepetitionLimits:
     max_ngram_repeat: float = 0.5
     min_compression: float = 0.15
     min_tail_compression: float = 0.12
+    #: Longest allowed run of one sentence repeated back to back (0 = no limit).
+    max_sentence_run: int = 2
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class QualityConfig:
     length_bounds: Mapping[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_LENGTH_BOUNDS))
     default_length_bounds: tuple[int, int] = (1, 32_000)
     repetition: Mapping[str, RepetitionLimits] = field(
-        default_factory=lambda: {"code": RepetitionLimits(0.75, 0.08, 0.08)}
+        default_factory=lambda: {"code": RepetitionLimits(0.75, 0.08, 0.08, max_sentence_run=0)}
     )
     default_repetition: RepetitionLimits = RepetitionLimits()
     ngram: int = 4
@@ -193,10 +198,33 @@ def _check_repetition(text: str, words: list[str], family: str, config: QualityC
             out["tail_compression"] = round(tail, 3)
             if tail < limits.min_tail_compression:
                 failed.append("tail_compression")
+    if limits.max_sentence_run:
+        run = _longest_sentence_run(text)
+        out["sentence_run"] = run
+        if run > limits.max_sentence_run:
+            failed.append("sentence_run")
     out["passed"] = not failed
     if failed:
         out["failed"] = failed
     return out
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def _longest_sentence_run(text: str, min_words: int = 4) -> int:
+    """Most times one sentence (of >= `min_words` words) appears back to back."""
+    longest = current = 0
+    previous = None
+    for piece in _SENTENCE_END.split(text):
+        sentence = " ".join(piece.split()).casefold()
+        if len(sentence.split()) < min_words:
+            previous, current = None, 0
+            continue
+        current = current + 1 if sentence == previous else 1
+        previous = sentence
+        longest = max(longest, current)
+    return longest
 
 
 def _check_length(text: str, family: str, config: QualityConfig) -> dict[str, Any]:
