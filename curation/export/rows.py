@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,8 +247,8 @@ def iter_records(
         .order_by(Decision.id)
     )
     verdict_cache: dict[tuple[Any, ...], str] = {}
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
+
+    def fetch(chunk: list[int]) -> tuple[dict[int, Any], dict[int, list[tuple[str, str, bool | None, str]]], dict[int, Any]]:
         param = {"ids": id_param(engine, chunk)}
         with engine.connect() as conn:
             samples = {row[0]: row for row in conn.execute(sample_query, param).all()}
@@ -261,46 +262,68 @@ def iter_records(
                     text = verdict_cache[key] = _verdict_json(*verdict)
                 verdicts.setdefault(sample_id, []).append((verdict[0], verdict[1], verdict[2], text))
             decisions = {row[0]: row for row in conn.execute(decision_query, param).all()}
+        return samples, verdicts, decisions
+
+    chunks = [ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK)]
+    # The next chunk is read in a background thread while this one is turned into rows
+    # (the database driver releases the GIL while it reads).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-fetch") as pool:
+        pending = pool.submit(fetch, chunks[0]) if chunks else None
+        for number, chunk in enumerate(chunks):
+            samples, verdicts, decisions = pending.result()
+            if number + 1 < len(chunks):
+                pending = pool.submit(fetch, chunks[number + 1])
             missing = {row[1] for row in samples.values()} - set(batches)
-        if missing:
-            batches.update(batch_info(engine, missing))
-        for sample_id in chunk:
-            row = samples.get(sample_id)
-            if row is None:
-                raise KeyError(f"sample {sample_id} disappeared from the store during the export")
-            _, batch_id, external_id, family, prompt, response, ref, meta, chash, action = row
-            info = batches[batch_id]
-            source = "real" if info.origin == "real" else "synthetic"
-            decision = decisions.get(sample_id)
-            if decision is None or action is None:
-                decision_json = "null"
-            else:
-                tags = decision[4]
-                decision_json = (
-                    f'{{"action":{_str(action)},"reviewer":{_str(decision[2])},"at":"{decision[3].isoformat()}",'
-                    f'"reason_tags":{"[]" if not tags or tags == "null" else tags},"decision_id":{decision[1]}}}'
-                )
-            found = verdicts.get(sample_id, ())
-            verdict_json = "[" + ",".join(v[3] for v in found) + "]"
-            provenance = (
-                f'{{"source":"{source}","sample_id":{sample_id},"split":"{split}",{info.fragment},'
-                f'"verdicts":{verdict_json},"decision":{decision_json},"content_hash":"{chash}"}}'
+            if missing:
+                batches.update(batch_info(engine, missing))
+            yield from _records(chunk, samples, verdicts, decisions, batches, split)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+
+
+def _records(
+    chunk: list[int],
+    samples: dict[int, Any],
+    verdicts: dict[int, list[tuple[str, str, bool | None, str]]],
+    decisions: dict[int, Any],
+    batches: dict[int, BatchInfo],
+    split: str,
+) -> Iterator[ExportRecord]:
+    for sample_id in chunk:
+        row = samples.get(sample_id)
+        if row is None:
+            raise KeyError(f"sample {sample_id} disappeared from the store during the export")
+        _, batch_id, external_id, family, prompt, response, ref, meta, chash, action = row
+        info = batches[batch_id]
+        source = "real" if info.origin == "real" else "synthetic"
+        decision = decisions.get(sample_id)
+        if decision is None or action is None:
+            decision_json = "null"
+        else:
+            tags = decision[4]
+            decision_json = (
+                f'{{"action":{_str(action)},"reviewer":{_str(decision[2])},"at":"{decision[3].isoformat()}",'
+                f'"reason_tags":{"[]" if not tags or tags == "null" else tags},"decision_id":{decision[1]}}}'
             )
-            yield ExportRecord(
-                sample_id,
-                external_id or f"assay-{sample_id}",
-                family,
-                prompt,
-                response,
-                _json_text(ref),
-                _json_text(meta),
-                provenance,
-                source,
-                split,
-                [v[:3] for v in found],
-                action,
-                info.name,
-                chash,
-            )
-        if on_chunk is not None:
-            on_chunk(len(chunk))
+        found = verdicts.get(sample_id, ())
+        verdict_json = "[" + ",".join(v[3] for v in found) + "]"
+        provenance = (
+            f'{{"source":"{source}","sample_id":{sample_id},"split":"{split}",{info.fragment},'
+            f'"verdicts":{verdict_json},"decision":{decision_json},"content_hash":"{chash}"}}'
+        )
+        yield ExportRecord(
+            sample_id,
+            external_id or f"assay-{sample_id}",
+            family,
+            prompt,
+            response,
+            _json_text(ref),
+            _json_text(meta),
+            provenance,
+            source,
+            split,
+            [v[:3] for v in found],
+            action,
+            info.name,
+            chash,
+        )
