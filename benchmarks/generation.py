@@ -92,6 +92,7 @@ def run_level(
         "processes": run["shards"],
         "p50": result["latency_ms"]["p50"],
         "p99": result["latency_ms"]["p99"],
+        "load": os.getloadavg()[0],
     }
 
 
@@ -116,13 +117,14 @@ def main() -> None:
     print(f"generation throughput, local server with {args.latency * 1000:.0f} ms per request, "
           f"{os.cpu_count()} CPUs, SQLite store, cache on")
     print(f"{'concurrency':>11} {'procs':>5} {'requests':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6} "
-          f"{'CPU s/1k req':>12} {'p50 ms':>7} {'p99 ms':>7}")
+          f"{'CPU s/1k req':>12} {'p50 ms':>7} {'p99 ms':>7} {'load':>5}")
     for row in rows:
         print(
             f"{row['concurrency']:>11} {row['processes']:>5} {row['requests']:>8} {row['seconds']:>8.2f} {row['achieved']:>8.1f} "
             f"{row['ideal']:>8.0f} {row['ratio']:>6.2f} {row['cpu_per_1000']:>12.2f} {row['p50']:>7.1f} "
-            f"{row['p99']:>7.1f}"
+            f"{row['p99']:>7.1f} {row['load']:>5.1f}"
         )
+    print("load: the machine's 1-minute load average after the level (other processes compete for the CPUs)")
 
 
 if __name__ == "__main__":

@@ -320,8 +320,11 @@ class GenerationEngine:
             started = time.perf_counter()
             error: TeacherError | None = None
             try:
-                async with asyncio.timeout(safety):
+                if self.teacher.enforces_timeout:
                     completion = await self.teacher.complete(request)
+                else:
+                    async with asyncio.timeout(safety):
+                        completion = await self.teacher.complete(request)
             except TeacherError as exc:
                 error = exc
             except TimeoutError:

@@ -214,6 +214,8 @@ class Teacher(ABC):
     label: ClassVar[str]
     #: True for the offline simulated teacher: shown as "simulated" everywhere.
     simulated: ClassVar[bool] = False
+    #: True if `complete` itself gives up after `config.timeout` (else the engine adds a guard).
+    enforces_timeout: ClassVar[bool] = False
 
     def __init__(self, config: TeacherConfig, api_key: str | None = None) -> None:
         self.config = config

@@ -61,6 +61,7 @@ def parse_retry_after(headers: Any) -> float | None:
 class OpenAITeacher(Teacher):
     name = "openai"
     label = "OpenAI-compatible endpoint"
+    enforces_timeout = True
 
     def __init__(self, config: TeacherConfig, api_key: str | None = None) -> None:
         key = resolve_api_key(config, api_key)
