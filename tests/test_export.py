@@ -16,6 +16,7 @@ from curation.export.textmatch import NgramIndex
 from curation.records import content_hash
 from curation.store import session_scope
 from curation.store.models import Batch, Decision, ExportRow, Mark, Sample, Verdict, utcnow
+from curation.writers import WRITERS
 
 EVAL_SENTENCE = "a farmer has seventeen sheep and all but nine run away so how many sheep does the farmer still have left"
 
@@ -370,3 +371,24 @@ def test_bulk_links_are_written_for_every_row(sqlite_engine, tmp_path):
         linked = session.scalars(select(ExportRow.sample_id).where(ExportRow.export_id == result.export_id)).all()
     assert len(set(linked)) == 4500
     assert pd.read_parquet(tmp_path / "out" / "data.parquet")["provenance"].map(json.loads).map(lambda p: p["decision"]).isna().all()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "chat", "csv", "parquet"])
+def test_worker_processes_write_the_same_rows_as_the_serial_path(engine, tmp_path, monkeypatch, fmt):
+    import curation.export.parallel as parallel
+
+    add_batch(engine, "syn", synthetic_rows(40))
+    add_batch(engine, "real", real_rows(15), origin="real")
+    serial = run_export(engine, config(tmp_path, out=str(tmp_path / "serial"), format=fmt, validation_fraction=0.2, seed=5))
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_ROWS", 10)
+    monkeypatch.setattr(parallel, "PIECE_ROWS", 7)
+    assert parallel.can_parallelise(engine, 55, WRITERS.get(fmt)())
+    forked = run_export(engine, config(tmp_path, out=str(tmp_path / "forked"), format=fmt, validation_fraction=0.2, seed=5))
+    assert forked.counts == serial.counts and forked.rows == 55
+    manifests = [json.loads(r.manifest_path.read_text()) for r in (serial, forked)]
+    assert manifests[0]["metrics"]["verifier_pass_rates"] == manifests[1]["metrics"]["verifier_pass_rates"]
+    for name in serial.files:
+        if fmt == "parquet":
+            assert pd.read_parquet(tmp_path / "forked" / name).equals(pd.read_parquet(tmp_path / "serial" / name))
+        else:
+            assert forked.files[name] == serial.files[name]

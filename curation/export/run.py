@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +21,9 @@ from sqlalchemy import BigInteger, Engine, String, bindparam, func, insert, lite
 from curation import __version__
 from curation.export.card import dataset_card
 from curation.export.config import ExportConfig
+from curation.export.parallel import Tally, can_parallelise, encoded_pieces
 from curation.export.plan import SPLITS, ExportPlan, plan_export, reason_label
-from curation.export.rows import ExportRecord, batch_info, id_param, iter_records
+from curation.export.rows import batch_info, id_param, iter_records
 from curation.store.db import session_scope
 from curation.store.models import Export, ExportRow, MetricSnapshot
 from curation.writers import WRITERS
@@ -77,32 +77,6 @@ def _folder_hashes(root: Path) -> dict[str, str]:
     return {
         str(path.relative_to(root.parent)): sha256_file(path) for path in sorted(root.rglob("*")) if path.is_file()
     }
-
-
-class _Tally:
-    """Verifier pass counts over the exported synthetic rows, gathered while writing."""
-
-    def __init__(self) -> None:
-        self.verdicts: Counter[tuple[str, str, str]] = Counter()
-        self.batches: Counter[str] = Counter()
-
-    def wrap(self, rows: Iterator[ExportRecord]) -> Iterator[ExportRecord]:
-        for row in rows:
-            self.batches[row.batch] += 1
-            if row.source == "synthetic":
-                for verifier, version, passed in row.verdicts:
-                    self.verdicts[(verifier, version, "unknown" if passed is None else "passed" if passed else "failed")] += 1
-            yield row
-
-    def pass_rates(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for (verifier, version, outcome), n in sorted(self.verdicts.items()):
-            entry = out.setdefault(f"{verifier}@{version}", {"verifier": verifier, "version": version, "passed": 0, "failed": 0, "unknown": 0})
-            entry[outcome] += n
-        for entry in out.values():
-            judged = entry["passed"] + entry["failed"]
-            entry["pass_rate"] = None if judged == 0 else round(entry["passed"] / judged, 4)
-        return out
 
 
 def _diversity(engine: Engine, plan: ExportPlan) -> dict[str, Any]:
@@ -172,7 +146,7 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
     total = plan.rows
     done = 0
     batches = batch_info(engine, plan.batch_names)
-    tally = _Tally()
+    tally = Tally()
 
     def on_chunk(n: int) -> None:
         nonlocal done
@@ -180,11 +154,20 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         if progress is not None:
             progress(done, total, f"wrote {done:,} of {total:,} rows")
 
-    streams = {
-        split: tally.wrap(iter_records(engine, plan.split_ids(split), split=split, batches=batches, on_chunk=on_chunk))
-        for split in splits
-    }
-    written = writer.write_splits(streams, out_dir, names)
+    if can_parallelise(engine, total, writer):
+        written = {
+            split: writer.write_encoded(
+                encoded_pieces(engine, config.format, plan.split_ids(split).tolist(), split, batches, tally, on_chunk),
+                out_dir / names[split],
+            )
+            for split in splits
+        }
+    else:
+        streams = {
+            split: tally.wrap(iter_records(engine, plan.split_ids(split), split=split, batches=batches, on_chunk=on_chunk))
+            for split in splits
+        }
+        written = writer.write_splits(streams, out_dir, names)
     if writer.folder:
         files = {}
         for split in splits:

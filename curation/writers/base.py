@@ -7,7 +7,7 @@ text so tabular formats never parse and re-serialise them row by row."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,6 +42,41 @@ class Writer(ABC):
     def load_snippet(self, files: list[str]) -> str:
         """Python that loads the export back (shown in the dataset card)."""
         return "\n".join(f'rows = [json.loads(line) for line in open("{name}", encoding="utf-8")]' for name in files)
+
+
+class TextWriter(Writer):
+    """A line-oriented text format. Subclasses give `lines(rows)` (and a `header()`);
+    `encode` turns a piece of rows into bytes in a worker process and `write_encoded`
+    concatenates the pieces, so big exports are encoded on every core."""
+
+    def header(self) -> str:
+        return ""
+
+    @abstractmethod
+    def lines(self, rows: Iterable[Any]) -> Iterator[str]:
+        """The text of each row, newline included."""
+
+    def write(self, rows: Iterable[Any], path: Path) -> int:
+        count = 0
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(self.header())
+            for line in self.lines(rows):
+                handle.write(line)
+                count += 1
+        return count
+
+    def encode(self, rows: Iterable[Any]) -> tuple[bytes, int]:
+        lines = list(self.lines(rows))
+        return "".join(lines).encode("utf-8"), len(lines)
+
+    def write_encoded(self, pieces: Iterable[tuple[bytes, int]], path: Path) -> int:
+        count = 0
+        with open(path, "wb") as handle:
+            handle.write(self.header().encode("utf-8"))
+            for data, rows in pieces:
+                handle.write(data)
+                count += rows
+        return count
 
 
 WRITERS: Registry[type[Writer]] = Registry("writer")

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from curation.writers.base import WRITERS, Writer
+from curation.writers.base import WRITERS, TextWriter
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: Metadata keys holding a system prompt, in the order they are looked up.
@@ -26,7 +26,7 @@ def messages(prompt: str, response: str, metadata: dict[str, Any]) -> list[dict[
 
 
 @WRITERS.register("chat")
-class ChatWriter(Writer):
+class ChatWriter(TextWriter):
     """JSONL in chat form: `messages` (system when the metadata has one, user, assistant),
     then id, family, metadata and provenance."""
 
@@ -34,19 +34,15 @@ class ChatWriter(Writer):
     extension = ".jsonl"
     description = "JSONL, chat messages (system/user/assistant) plus provenance"
 
-    def write(self, rows: Iterable[Any], path: Path) -> int:
-        count = 0
-        with open(path, "w", encoding="utf-8", newline="\n") as handle:
-            for row in rows:
-                meta_text = row.metadata_json
-                metadata = json.loads(meta_text) if any(key in meta_text for key in SYSTEM_KEYS) else {}
-                handle.write(
-                    f'{{"messages":{_dumps(messages(row.prompt, row.response, metadata))},"id":{_dumps(row.id)},'
-                    f'"family":{_dumps(row.family)},"reference":{row.reference_json},"metadata":{meta_text},'
-                    f'"provenance":{row.provenance_json}}}\n'
-                )
-                count += 1
-        return count
+    def lines(self, rows: Iterable[Any]) -> Iterator[str]:
+        for row in rows:
+            meta_text = row.metadata_json
+            metadata = json.loads(meta_text) if any(key in meta_text for key in SYSTEM_KEYS) else {}
+            yield (
+                f'{{"messages":{_dumps(messages(row.prompt, row.response, metadata))},"id":{_dumps(row.id)},'
+                f'"family":{_dumps(row.family)},"reference":{row.reference_json},"metadata":{meta_text},'
+                f'"provenance":{row.provenance_json}}}\n'
+            )
 
     def load_snippet(self, files: list[str]) -> str:
         lines = ["import json", ""]

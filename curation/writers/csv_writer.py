@@ -1,32 +1,41 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+import io
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from curation.writers.base import TABULAR_COLUMNS, WRITERS, Writer
+from curation.writers.base import TABULAR_COLUMNS, WRITERS, TextWriter
 
 
 @WRITERS.register("csv")
-class CsvWriter(Writer):
+class CsvWriter(TextWriter):
     """CSV with the interchange columns; reference, metadata and provenance as JSON text."""
 
     name = "csv"
     extension = ".csv"
     description = "CSV (interchange columns, nested fields and provenance as JSON text)"
 
-    def write(self, rows: Iterable[Any], path: Path) -> int:
-        count = 0
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            out = csv.writer(handle)
-            out.writerow(TABULAR_COLUMNS)
-            for row in rows:
-                out.writerow(
-                    (row.id, row.family, row.prompt, row.response, row.reference_json, row.metadata_json, row.provenance_json)
-                )
-                count += 1
-        return count
+    def header(self) -> str:
+        return self._format([TABULAR_COLUMNS])
+
+    @staticmethod
+    def _format(rows: Iterable[Iterable[str]]) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(rows)
+        return buffer.getvalue()
+
+    def lines(self, rows: Iterable[Any]) -> Iterator[str]:
+        buffer = io.StringIO()
+        out = csv.writer(buffer)
+        for row in rows:
+            out.writerow(
+                (row.id, row.family, row.prompt, row.response, row.reference_json, row.metadata_json, row.provenance_json)
+            )
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
 
     def load_snippet(self, files: list[str]) -> str:
         lines = ["import json", "import pandas as pd", ""]
