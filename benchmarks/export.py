@@ -98,6 +98,12 @@ def build(store: Path, rows: int) -> None:
     partial.rename(store)
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its reaped children (the export's worker processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_case(store: Path, fmt: str, out: Path) -> dict:
     """One export in this process: seconds, rows, peak RSS."""
     from sqlalchemy import delete
@@ -109,8 +115,7 @@ def run_case(store: Path, fmt: str, out: Path) -> dict:
     engine = open_store(f"sqlite:///{store}")
     shutil.rmtree(out, ignore_errors=True)
     phases: dict[str, float] = {}
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_before = usage.ru_utime + usage.ru_stime
+    cpu_before = _cpu()
     started = time.perf_counter()
 
     def progress(done: int, total: int | None, message: str) -> None:
@@ -119,8 +124,7 @@ def run_case(store: Path, fmt: str, out: Path) -> dict:
 
     result = run_export(engine, ExportConfig(out=str(out), format=fmt, eval_sets=[], seed=1), progress)
     seconds = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    cpu = _cpu() - cpu_before
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     with session_scope(engine) as session:
         session.execute(delete(Export).where(Export.id == result.export_id))
@@ -132,6 +136,7 @@ def run_case(store: Path, fmt: str, out: Path) -> dict:
         "cpu_seconds": round(cpu, 2),
         "rows_per_s": round(result.rows / seconds),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "worker_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
         "size_mb": round(size / 1e6, 1),
     }
 
@@ -165,11 +170,11 @@ def main() -> int:
             return 1
         results.append(json.loads(child.stdout.strip().splitlines()[-1]))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall time grows with it; CPU s does not)")
-    print(f"{'format':<9}{'rows':>11}{'wall s':>9}{'plan s':>8}{'CPU s':>8}{'rows/s':>10}{'peak RSS MB':>13}{'output MB':>11}")
+    print(f"{'format':<9}{'rows':>11}{'wall s':>9}{'plan s':>8}{'CPU s':>8}{'rows/s':>10}{'peak RSS MB':>13}{'worker RSS':>12}{'output MB':>11}")
     for r in results:
         print(
             f"{r['format']:<9}{r['rows']:>11,}{r['seconds']:>9.2f}{r['plan_seconds']:>8.2f}{r['cpu_seconds']:>8.2f}{r['rows_per_s']:>10,}"
-            f"{r['peak_rss_mb']:>13,}{r['size_mb']:>11.1f}"
+            f"{r['peak_rss_mb']:>13,}{r['worker_rss_mb']:>12,}{r['size_mb']:>11.1f}"
         )
     shutil.rmtree(args.out, ignore_errors=True)
     return 0
