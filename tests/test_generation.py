@@ -230,6 +230,11 @@ def test_killed_worker_is_reaped_and_resume_requests_only_what_is_missing(engine
     assert retried <= 2
     assert batch_row(engine).status == "ready"
     assert KEY not in _dump_text(engine)
+    from curation.jobs.runner import LOG_DIR
+
+    for job in (job_id, resumed.id):
+        log = LOG_DIR / f"job-{job}.log"
+        assert not log.exists() or KEY not in log.read_text(errors="replace")
 
 
 def test_cancel_stops_the_batch_and_keeps_what_was_answered(sqlite_engine, server, monkeypatch):

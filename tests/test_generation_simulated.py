@@ -231,6 +231,29 @@ def test_write_mode_self_consistency_solves_each_written_problem(sqlite_engine):
     assert batch.stats["pending"] == 0 and batch.status == "ready"
 
 
+def test_solve_mode_self_consistency_records_majority_and_agreement(sqlite_engine):
+    run_generation(
+        sqlite_engine,
+        {"batch": "sc", "family": "math", "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 20}},
+         "teacher": {"kind": "simulated", "fault_rate": 0.3}, "n": 3, "consistency": True},
+    )
+    with session_scope(sqlite_engine, write=False) as session:
+        rows = session.execute(select(Sample.item_index, Sample.reference, Sample.meta)).all()
+    assert len(rows) == 60
+    for _, reference, meta in rows:
+        result = meta["consistency"]
+        assert result["k"] == 3 and result["agreement"] in (0.0, 0.3333, 0.6667, 1.0)
+        if result["agreement"] > 0.5:
+            answers = [normalise_answer(m["extracted_answer"]) for i, _, m in rows if i == _item(rows, meta)]
+            assert answers.count(result["majority_answer"]) >= 2
+        if result["agreement"] == 1.0:
+            assert result["majority_answer"] == normalise_answer(reference["answer"]) or meta["simulated_fault"]
+
+
+def _item(rows, meta) -> int:
+    return next(i for i, _, m in rows if m is meta)
+
+
 def test_few_shot_lineage_from_reference_then_accepted_samples(sqlite_engine, tmp_path):
     from curation.importer import import_file
     from tests.conftest import sample_records, write_jsonl
