@@ -418,6 +418,13 @@ class _Run:
         done = finished_slots(self.engine, self.batch_id)
         first = [0] if write_consistency else list(range(n))
         calls = self._calls(self.plan.items, first, done)
+        if self.progress is not None:
+            try:
+                self.progress(stats.base_ok, stats.total_slots, f"{len(calls):,} requests to make", None)
+            except Exception as exc:
+                if type(exc).__name__ == "JobCancelled":
+                    set_batch_state(self.engine, self.batch_id, status="stopped", stop_reason="cancelled by user")
+                raise
         gen: GenerationEngine | None = None
         wall, cpu, children = time.perf_counter(), time.process_time(), os.times()
         try:
