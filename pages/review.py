@@ -17,6 +17,7 @@ from curation.review.bulk import (
     list_bulk_events,
     preview_accept_passed,
     preview_reject_failures,
+    resume_bulk,
     undo_bulk,
 )
 from curation.review.context import review_card
@@ -411,10 +412,19 @@ def bulk_tab(batch_id: int, name: str) -> None:
     if not events:
         st.caption("None yet.")
     for event in events:
-        status = f" · undone by {event.undone_by}" if event.undone_by else ""
+        status = f" · undone by #{event.undone_by}" if event.undone_by else ""
+        if event.state != "done":
+            status += f" · **{event.state}**"
         with st.container(border=True):
             st.markdown(f"**#{event.id} {event.action}** · {event.count:,} samples · {event.reviewer}{status}")
             st.caption(event.rule)
+            if event.state == "applying" and st.button(
+                "Resume", key=f"resume_bulk_{event.id}", icon=":material/play_arrow:",
+                help="Its process stopped before the end; resuming decides only what is missing.",
+            ):
+                result = resume_bulk(eng, event.id)
+                _flash(f"Bulk event {event.id}: {result.count:,} samples, {result.state}.")
+                st.rerun()
             if event.action != "undo" and not event.undone_by and st.button(
                 "Undo", key=f"undo_bulk_{event.id}", icon=":material/undo:", disabled=not name
             ):

@@ -15,6 +15,7 @@ from curation.review.bulk import (
     list_bulk_events,
     preview_accept_passed,
     preview_reject_failures,
+    resume_bulk,
     undo_bulk,
 )
 from curation.review.decisions import CLEAR, current_decision, record_decision, undo_last
@@ -202,3 +203,63 @@ def test_bulk_reject_failures_of_one_verifier_and_reason(engine, batch):
 def test_bulk_actions_need_a_reviewer(engine, batch):
     with pytest.raises(ValueError, match="reviewer"):
         bulk_reject_failures(engine, batch[0], "checker", "tests failed", " ")
+
+
+def test_a_bulk_action_cut_short_is_resumed_without_double_decisions(engine, batch, monkeypatch):
+    """A process dying after two chunks leaves the event "applying" with those chunks
+    decided; resume finishes it and every sample gets exactly one bulk decision."""
+    from curation.review import bulk
+
+    batch_id, _ = batch
+    monkeypatch.setattr(bulk, "CHUNK", 7)
+    real_chunk, calls = bulk._apply_chunk, []
+
+    def dying_chunk(session, event):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return real_chunk(session, event)
+
+    monkeypatch.setattr(bulk, "_apply_chunk", dying_chunk)
+    expected = preview_reject_failures(engine, batch_id, "checker", "tests failed")
+    with pytest.raises(KeyboardInterrupt):
+        bulk_reject_failures(engine, batch_id, "checker", "tests failed", "ada")
+    [event] = list_bulk_events(engine, batch_id)
+    assert (event.state, event.count) == ("applying", 14)
+    assert sum(d == "reject" for d in states(engine, batch_id).values()) == 14
+    monkeypatch.setattr(bulk, "_apply_chunk", real_chunk)
+    result = resume_bulk(engine, event.id)
+    assert (result.state, result.count) == ("done", expected)
+    assert resume_bulk(engine, event.id).count == expected  # idempotent
+    with session_scope(engine, write=False) as session:
+        per_sample = session.execute(
+            select(Decision.sample_id, func.count())
+            .where(Decision.bulk_event_id == event.id)
+            .group_by(Decision.sample_id)
+        ).all()
+    assert len(per_sample) == expected and {n for _, n in per_sample} == {1}
+
+
+def test_undoing_an_unfinished_bulk_action_stops_it(engine, batch, monkeypatch):
+    from curation.review import bulk
+
+    batch_id, _ = batch
+    monkeypatch.setattr(bulk, "CHUNK", 5)
+    real_chunk, calls = bulk._apply_chunk, []
+
+    def dying_chunk(session, event):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SystemExit("killed")  # the second chunk's transaction is rolled back
+        return real_chunk(session, event)
+
+    monkeypatch.setattr(bulk, "_apply_chunk", dying_chunk)
+    with pytest.raises(SystemExit):
+        bulk_reject_failures(engine, batch_id, "checker", "tests failed", "ada")
+    monkeypatch.setattr(bulk, "_apply_chunk", real_chunk)
+    [event] = list_bulk_events(engine, batch_id)
+    undo = undo_bulk(engine, event.id, "ada")
+    assert undo.count == event.count == 5
+    assert resume_bulk(engine, event.id).state == "abandoned"
+    assert all(d is None for d in states(engine, batch_id).values())
+    assert [e.state for e in list_bulk_events(engine, batch_id)] == ["done", "abandoned"]

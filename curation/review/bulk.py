@@ -9,12 +9,17 @@ sample pointing at it (`bulk_event_id`).
 
 A bulk action only ever touches undecided samples: it never overrides a human.
 
-Each action is one transaction, so nothing is ever half-applied: the samples are
-claimed with one ``UPDATE … WHERE decision IS NULL … RETURNING id`` (PostgreSQL
-re-checks each row under its lock, so a reviewer deciding a sample at the same
-moment wins and that sample is left out), then their events are inserted with
-INSERT … SELECT by chunks of ids. About 80k samples take a second and a half on
-SQLite (benchmarks/review.py); SQLite writers queue behind it for that long.
+Applied in chunks, resumable. One transaction over a million samples would hold
+SQLite's write lock for half a minute, and every reviewer's decision would queue
+behind it (and time out). So the BulkEvent is written first, carrying the frozen
+selection (its kind, parameters and the highest sample id at that moment) and a
+state in its `filter`: "applying", then "done". Each chunk of CHUNK samples is one
+transaction that locks the samples (PostgreSQL: FOR UPDATE, so a reviewer deciding
+one at the same moment wins and it is left out), sets their decision, appends their
+events with INSERT … SELECT, and advances the event's progress (`through`, `count`).
+A process that dies midway leaves an event in state "applying": `resume_bulk`
+finishes it, idempotently — samples already decided are never selected again. The
+page lists such an event with a Resume button; undoing it stops it for good.
 """
 
 from __future__ import annotations
@@ -44,8 +49,10 @@ from curation.review.sampling import DEFAULT_CONFIDENCE, DEFAULT_MAX_ERROR, acce
 from curation.store.db import session_scope
 from curation.store.models import Batch, BulkEvent, Decision, Sample, Verdict, utcnow
 
-CHUNK = 5000
+CHUNK = 10_000
 UNDO = "undo"
+APPLYING, DONE, ABANDONED = "applying", "done", "abandoned"
+ACCEPT_PASSED, REJECT_FAILURES = "accept-passed", "reject-failures"
 
 
 class BoundNotMet(ValueError):
@@ -58,6 +65,7 @@ class BulkResult:
     action: str
     count: int
     rule: str
+    state: str = DONE
 
 
 def _check_reviewer(reviewer: str) -> str:
@@ -72,10 +80,6 @@ def _batch_name(session: Session, batch_id: int) -> str:
     if name is None:
         raise KeyError(f"no batch {batch_id}")
     return name
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _event_columns(
@@ -96,36 +100,6 @@ def _event_columns(
 _EVENT_FIELDS = ["reviewer", "action", "reason_tags", "note", "bulk_event_id", "created_at"]
 
 
-def _apply(
-    session: Session,
-    event: BulkEvent,
-    selection: list[Any],
-    *,
-    reason_tags: Sequence[str] = (),
-    note: str = "",
-) -> int:
-    """Set the decision of the undecided samples matching `selection` and append
-    their events (INSERT … SELECT by chunks of ids: no per-row Python). Returns how many."""
-    ids = list(
-        session.scalars(
-            update(Sample)
-            .where(*selection, Sample.decision.is_(None))
-            .values(decision=event.action)
-            .returning(Sample.id)
-            .execution_options(synchronize_session=False)
-        )
-    )
-    constants = _event_columns(event.reviewer, event.action, reason_tags, note, event.id)
-    for chunk in _chunks(ids):
-        session.execute(
-            insert(Decision).from_select(
-                ["sample_id", *_EVENT_FIELDS], select(Sample.id, *constants).where(Sample.id.in_(chunk))
-            )
-        )
-    event.count = len(ids)
-    return len(ids)
-
-
 def _passed_selection(batch_id: int) -> list[Any]:
     return [Sample.batch_id == batch_id, Sample.passed.is_(True)]
 
@@ -140,6 +114,20 @@ def _failure_selection(batch_id: int, verifier: str, reason: str) -> list[Any]:
             Verdict.reason == reason,
         ),
     ]
+
+
+def _selection(spec: dict[str, Any]) -> list[Any]:
+    """The samples a bulk event's frozen selection names (undecided ones are taken)."""
+    if spec["kind"] == ACCEPT_PASSED:
+        conditions = _passed_selection(spec["batch_id"])
+    elif spec["kind"] == REJECT_FAILURES:
+        conditions = _failure_selection(spec["batch_id"], spec["verifier"], spec["reason"])
+    else:
+        raise ValueError(f"unknown bulk selection {spec['kind']!r}")
+    return [*conditions, Sample.id <= spec["max_sample_id"]]
+
+
+# --------------------------------------------------------------------------- previews
 
 
 def preview_accept_passed(engine: Engine, batch_id: int) -> int:
@@ -180,6 +168,126 @@ def failure_reasons(engine: Engine, batch_id: int, *, limit: int = 50) -> list[t
     return [(verifier, reason, n) for verifier, reason, n in rows]
 
 
+# --------------------------------------------------------------------------- applying
+
+
+def _apply_chunk(session: Session, event: BulkEvent) -> bool:
+    """Decide the next chunk of an applying event's samples. False once none is left."""
+    spec = dict(event.filter)
+    ids = list(
+        session.scalars(
+            select(Sample.id)
+            .where(*_selection(spec), Sample.decision.is_(None), Sample.id > spec["through"])
+            .order_by(Sample.id)
+            .limit(CHUNK)
+            .with_for_update()
+        )
+    )
+    if not ids:
+        event.filter = {**spec, "state": DONE}
+        return False
+    decided = list(
+        session.scalars(
+            update(Sample)
+            .where(Sample.id.in_(ids), Sample.decision.is_(None))
+            .values(decision=event.action)
+            .returning(Sample.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    constants = _event_columns(event.reviewer, event.action, spec["reason_tags"], spec["note"], event.id)
+    session.execute(
+        insert(Decision).from_select(
+            ["sample_id", *_EVENT_FIELDS], select(Sample.id, *constants).where(Sample.id.in_(decided))
+        )
+    )
+    event.filter = {**spec, "through": ids[-1]}
+    event.count = (event.count or 0) + len(decided)
+    return True
+
+
+def _undo_chunk(session: Session, event: BulkEvent) -> bool:
+    """Reverse the next chunk of the undone event's decisions. False once none is left."""
+    spec = dict(event.filter)
+    undone_event = spec["undoes_bulk_event_id"]
+    rows = session.execute(
+        select(Decision.id, Decision.sample_id)
+        .where(Decision.bulk_event_id == undone_event, Decision.id > spec["through"])
+        .order_by(Decision.id)
+        .limit(CHUNK)
+    ).all()
+    if not rows:
+        event.filter = {**spec, "state": DONE}
+        return False
+    sample_ids = [sample_id for _, sample_id in rows]
+    session.execute(select(Sample.id).where(Sample.id.in_(sample_ids)).with_for_update())
+    later = aliased(Decision)
+    still_latest = dict(
+        session.execute(
+            select(Decision.sample_id, Decision.id).where(
+                Decision.id.in_([decision_id for decision_id, _ in rows]),
+                ~exists().where(later.sample_id == Decision.sample_id, later.id > Decision.id),
+            )
+        ).all()
+    )
+    cleared = list(
+        session.scalars(
+            update(Sample)
+            .where(Sample.id.in_(list(still_latest)), Sample.decision == spec["undone_action"])
+            .values(decision=None)
+            .returning(Sample.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    constants = _event_columns(event.reviewer, CLEAR, (), f"undo of bulk event {undone_event}", event.id)
+    session.execute(
+        insert(Decision).from_select(
+            ["sample_id", *_EVENT_FIELDS, "undoes_id"],
+            select(Decision.sample_id, *constants, Decision.id).where(
+                Decision.id.in_([still_latest[sample_id] for sample_id in cleared])
+            ),
+        )
+    )
+    event.filter = {**spec, "through": rows[-1][0]}
+    event.count = (event.count or 0) + len(cleared)
+    return True
+
+
+def _run(engine: Engine, bulk_event_id: int) -> BulkResult:
+    """Apply an event chunk by chunk until it is done (or stopped by an undo)."""
+    while True:
+        with session_scope(engine) as session:
+            # The event row lock serialises two processes resuming the same event.
+            event = session.get(BulkEvent, bulk_event_id, with_for_update=True)
+            if event is None:
+                raise KeyError(f"no bulk event {bulk_event_id}")
+            state = (event.filter or {}).get("state", DONE)
+            if state == APPLYING:
+                step = _undo_chunk if event.action == UNDO else _apply_chunk
+                if step(session, event):
+                    continue
+                state = DONE
+            return BulkResult(event.id, event.action, event.count or 0, event.rule, state)
+
+
+def resume_bulk(engine: Engine, bulk_event_id: int) -> BulkResult:
+    """Finish a bulk event a dead process left "applying" (a no-op for finished ones)."""
+    return _run(engine, bulk_event_id)
+
+
+def _start(session: Session, reviewer: str, action: str, rule: str, spec: dict[str, Any]) -> int:
+    event = BulkEvent(
+        reviewer=reviewer, action=action, rule=rule, count=0, filter={**spec, "state": APPLYING, "through": 0}
+    )
+    session.add(event)
+    session.flush()
+    return event.id
+
+
+def _max_sample_id(session: Session, batch_id: int) -> int:
+    return session.scalar(select(func.max(Sample.id)).where(Sample.batch_id == batch_id)) or 0
+
+
 def bulk_accept_passed(
     engine: Engine,
     batch_id: int,
@@ -205,25 +313,22 @@ def bulk_accept_passed(
             f"at {confidence:.0%} confidence ({summary.failures} failure(s) in {summary.reviewed}, "
             f"upper bound {summary.upper_bound:.2%})"
         )
-        event = BulkEvent(
-            reviewer=reviewer,
-            action="accept",
-            rule=rule,
-            filter={
-                "batch_id": batch_id,
-                "passed": True,
-                "decision": "undecided",
-                "max_error": max_error,
-                "confidence": confidence,
-                "reviewed": summary.reviewed,
-                "failures": summary.failures,
-                "upper_bound": summary.upper_bound,
-            },
-        )
-        session.add(event)
-        session.flush()
-        count = _apply(session, event, _passed_selection(batch_id), note=f"bulk {event.id}: {rule}")
-        return BulkResult(event.id, "accept", count, rule)
+        spec = {
+            "kind": ACCEPT_PASSED,
+            "batch_id": batch_id,
+            "passed": True,
+            "decision": "undecided",
+            "max_sample_id": _max_sample_id(session, batch_id),
+            "max_error": max_error,
+            "confidence": confidence,
+            "reviewed": summary.reviewed,
+            "failures": summary.failures,
+            "upper_bound": summary.upper_bound,
+            "reason_tags": [],
+            "note": f"bulk: verifier-passed, spot-check upper bound {summary.upper_bound:.2%} ≤ {max_error:.1%}",
+        }
+        event_id = _start(session, reviewer, "accept", rule, spec)
+    return _run(engine, event_id)
 
 
 def bulk_reject_failures(
@@ -240,37 +345,29 @@ def bulk_reject_failures(
     with session_scope(engine) as session:
         name = _batch_name(session, batch_id)
         rule = f"reject the samples of batch {name!r} that {verifier} failed with reason {reason!r}"
-        event = BulkEvent(
-            reviewer=reviewer,
-            action="reject",
-            rule=rule,
-            filter={
-                "batch_id": batch_id,
-                "verifier": verifier,
-                "reason": reason,
-                "passed": False,
-                "decision": "undecided",
-            },
-        )
-        session.add(event)
-        session.flush()
-        count = _apply(
-            session,
-            event,
-            _failure_selection(batch_id, verifier, reason),
-            reason_tags=reason_tags,
-            note=f"bulk {event.id}: {verifier}: {reason}",
-        )
-        return BulkResult(event.id, "reject", count, rule)
+        spec = {
+            "kind": REJECT_FAILURES,
+            "batch_id": batch_id,
+            "verifier": verifier,
+            "reason": reason,
+            "passed": False,
+            "decision": "undecided",
+            "max_sample_id": _max_sample_id(session, batch_id),
+            "reason_tags": list(reason_tags),
+            "note": f"bulk: {verifier}: {reason}",
+        }
+        event_id = _start(session, reviewer, "reject", rule, spec)
+    return _run(engine, event_id)
 
 
 def undo_bulk(engine: Engine, bulk_event_id: int, reviewer: str) -> BulkResult:
     """Undo a bulk action: each of its decisions that is still its sample's latest
     event gets a reversing event (the sample becomes undecided again), under a new
-    BulkEvent of action "undo". Samples decided again since are left alone."""
+    BulkEvent of action "undo". Samples decided again since are left alone. An
+    event still applying is stopped first."""
     reviewer = _check_reviewer(reviewer)
     with session_scope(engine) as session:
-        original = session.get(BulkEvent, bulk_event_id)
+        original = session.get(BulkEvent, bulk_event_id, with_for_update=True)
         if original is None:
             raise KeyError(f"no bulk event {bulk_event_id}")
         if original.action == UNDO:
@@ -278,39 +375,17 @@ def undo_bulk(engine: Engine, bulk_event_id: int, reviewer: str) -> BulkResult:
         for other in session.scalars(select(BulkEvent).where(BulkEvent.action == UNDO)):
             if (other.filter or {}).get("undoes_bulk_event_id") == bulk_event_id:
                 raise ValueError(f"bulk event {bulk_event_id} was already undone by bulk event {other.id}")
+        if (original.filter or {}).get("state") == APPLYING:
+            original.filter = {**original.filter, "state": ABANDONED}
         rule = f"undo of bulk event {bulk_event_id}: {original.rule}"
-        event = BulkEvent(
-            reviewer=reviewer, action=UNDO, rule=rule, filter={"undoes_bulk_event_id": bulk_event_id}
+        event_id = _start(
+            session,
+            reviewer,
+            UNDO,
+            rule,
+            {"kind": UNDO, "undoes_bulk_event_id": bulk_event_id, "undone_action": original.action},
         )
-        session.add(event)
-        session.flush()
-        bulk_decision = aliased(Decision)
-        later = aliased(Decision)
-        still_latest = select(bulk_decision.sample_id).where(
-            bulk_decision.bulk_event_id == bulk_event_id,
-            ~exists().where(later.sample_id == bulk_decision.sample_id, later.id > bulk_decision.id),
-        )
-        ids = list(
-            session.scalars(
-                update(Sample)
-                .where(Sample.id.in_(still_latest), Sample.decision == original.action)
-                .values(decision=None)
-                .returning(Sample.id)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        constants = _event_columns(reviewer, CLEAR, (), f"undo of bulk event {bulk_event_id}", event.id)
-        for chunk in _chunks(ids):
-            session.execute(
-                insert(Decision).from_select(
-                    ["sample_id", *_EVENT_FIELDS, "undoes_id"],
-                    select(Decision.sample_id, *constants, Decision.id).where(
-                        Decision.bulk_event_id == bulk_event_id, Decision.sample_id.in_(chunk)
-                    ),
-                )
-            )
-        event.count = len(ids)
-        return BulkResult(event.id, UNDO, len(ids), rule)
+    return _run(engine, event_id)
 
 
 @dataclass(frozen=True)
@@ -322,6 +397,8 @@ class BulkEventView:
     count: int
     created_at: Any
     undone_by: int | None
+    #: "applying" (unfinished: resume it), "done" or "abandoned" (undone while applying).
+    state: str
 
 
 def list_bulk_events(engine: Engine, batch_id: int | None = None) -> list[BulkEventView]:
@@ -338,7 +415,16 @@ def list_bulk_events(engine: Engine, batch_id: int | None = None) -> list[BulkEv
         return (event.filter or {}).get("batch_id")
 
     return [
-        BulkEventView(e.id, e.reviewer, e.action, e.rule, e.count, e.created_at, undone_by.get(e.id))
+        BulkEventView(
+            e.id,
+            e.reviewer,
+            e.action,
+            e.rule,
+            e.count,
+            e.created_at,
+            undone_by.get(e.id),
+            (e.filter or {}).get("state", DONE),
+        )
         for e in events
         if batch_id is None or batch_of(e) == batch_id
     ]

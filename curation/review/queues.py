@@ -440,7 +440,8 @@ def cluster_key(engine: Engine, batch_id: int) -> str | None:
     """The metadata key holding cluster labels in this batch, from its first samples."""
     with session_scope(engine, write=False) as session:
         metas = session.scalars(
-            select(Sample.meta).where(Sample.batch_id == batch_id).order_by(Sample.id).limit(_CLUSTER_PROBE)
+            # Any few samples will do; no ORDER BY, which would sort the whole batch.
+            select(Sample.meta).where(Sample.batch_id == batch_id).limit(_CLUSTER_PROBE)
         )
         seen = {
             key

@@ -161,7 +161,7 @@ class Decision(Base):
     __table_args__ = (
         Index("ix_decisions_sample_id", "sample_id", "id"),
         Index("ix_decisions_undoes_id", "undoes_id"),
-        Index("ix_decisions_bulk_event_id", "bulk_event_id"),
+        Index("ix_decisions_bulk_event_id", "bulk_event_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)

@@ -10,7 +10,7 @@ Create Date: 2026-11-22 09:00:00
 * verdicts (passed, sample_id): the uncertain and disagreement queues walk the
   null / failed verdicts in sample order.
 * decisions (undoes_id): "has this event been undone?" without a scan.
-* decisions (bulk_event_id): undo of a bulk event finds its decisions.
+* decisions (bulk_event_id, id): undo of a bulk event walks its decisions in order.
 """
 
 from collections.abc import Sequence
@@ -27,7 +27,7 @@ def upgrade() -> None:
     op.create_index("ix_samples_batch_passed_decision", "samples", ["batch_id", "passed", "decision", "id"])
     op.create_index("ix_verdicts_passed_sample", "verdicts", ["passed", "sample_id"])
     op.create_index("ix_decisions_undoes_id", "decisions", ["undoes_id"])
-    op.create_index("ix_decisions_bulk_event_id", "decisions", ["bulk_event_id"])
+    op.create_index("ix_decisions_bulk_event_id", "decisions", ["bulk_event_id", "id"])
 
 
 def downgrade() -> None:
