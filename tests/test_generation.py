@@ -309,7 +309,7 @@ def test_a_run_spread_over_two_processes_counts_exactly(sqlite_engine, server, m
     late = result["run"]["errors_by_kind"].get("timeout", 0)
     assert 300 <= server.stats.completions_ok <= 300 + late
     assert result["requests"] == server.stats.chat_requests
-    assert any(c.get("shards") == 2 for c in progress)
+    assert any(c and c.get("shards") == 2 for c in progress)
     assert progress[-1]["done"] == 300
 
 
