@@ -16,6 +16,7 @@ PAGES = {
         st.Page("pages/import_data.py", title="Import", icon=":material/upload_file:", url_path="import"),
     ],
     "Curate": [
+        st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:", url_path="generate"),
         st.Page("pages/samples.py", title="Samples", icon=":material/table_rows:", url_path="samples"),
         st.Page("pages/verify.py", title="Verify", icon=":material/fact_check:", url_path="verify"),
         st.Page("pages/review.py", title="Review", icon=":material/rate_review:", url_path="review"),

@@ -1,23 +1,21 @@
 """Starting and resuming generation jobs from the app, and the choices the page offers.
 
 A key typed into the page never enters job parameters: the worker process gets
-it through its environment, under a one-off variable name that the parameters
-name instead (`api_key_env`). The variable exists in this process only for the
-instant of spawning the worker.
+it through its own environment (`start_job(env=...)`), under a one-off variable
+name that the parameters name instead (`api_key_env`). This process's
+environment never holds it.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import threading
 from typing import Any
 
 from sqlalchemy import Engine
 
 from curation.generation.params import GenerationParams
 
-_ENV_LOCK = threading.Lock()
 SESSION_KEY_PREFIX = "ASSAY_TEACHER_KEY_"
 
 #: (label, source kind) per (family, mode), in the order the page shows them.
@@ -40,15 +38,6 @@ def math_datasets() -> list[str]:
     return sorted(MATH_DATASETS)
 
 
-def _spawn_with_key(var: str, api_key: str, spawn: Any) -> int:
-    with _ENV_LOCK:
-        os.environ[var] = api_key
-        try:
-            return spawn()
-        finally:
-            os.environ.pop(var, None)
-
-
 def start_generation(
     engine: Engine, params: dict[str, Any], *, api_key: str | None = None, created_by: str = ""
 ) -> int:
@@ -61,7 +50,7 @@ def start_generation(
         return start_job(engine, "generate", checked, created_by=created_by)
     var = SESSION_KEY_PREFIX + secrets.token_hex(6).upper()
     checked["teacher"]["api_key_env"] = var
-    return _spawn_with_key(var, api_key, lambda: start_job(engine, "generate", checked, created_by=created_by))
+    return start_job(engine, "generate", checked, created_by=created_by, env={var: api_key})
 
 
 def resume_generation(engine: Engine, job_id: int, *, api_key: str | None = None, created_by: str = "") -> int:
@@ -71,7 +60,7 @@ def resume_generation(engine: Engine, job_id: int, *, api_key: str | None = None
 
     var = (get_job(engine, job_id).params.get("teacher") or {}).get("api_key_env")
     if api_key and var:
-        return _spawn_with_key(var, api_key, lambda: resume_job(engine, job_id, created_by=created_by))
+        return resume_job(engine, job_id, created_by=created_by, env={var: api_key})
     return resume_job(engine, job_id, created_by=created_by)
 
 

@@ -139,21 +139,25 @@ def start_job(
     title: str = "",
     created_by: str = "",
     resumed_from: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> int:
-    """Create a job and spawn its worker process. Returns the job id at once."""
+    """Create a job and spawn its worker process. Returns the job id at once.
+
+    `env` adds variables to the worker's environment only (e.g. an API key typed
+    into the page): never stored with the job, never visible to other workers."""
     job_id = submit_job(
         engine, kind, params, title=title, created_by=created_by, resumed_from=resumed_from
     )
-    spawn_worker(engine, job_id)
+    spawn_worker(engine, job_id, env=env)
     return job_id
 
 
-def spawn_worker(engine: Engine, job_id: int) -> subprocess.Popen:
+def spawn_worker(engine: Engine, job_id: int, *, env: dict[str, str] | None = None) -> subprocess.Popen:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = open(LOG_DIR / f"job-{job_id}.log", "ab")  # noqa: SIM115 - handed to the child
     url = engine.url.render_as_string(hide_password=False)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    worker_env = {**os.environ, **(env or {})}
+    worker_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), worker_env.get("PYTHONPATH")]))
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "curation", "--db", url, "worker", str(job_id)],
@@ -161,7 +165,7 @@ def spawn_worker(engine: Engine, job_id: int) -> subprocess.Popen:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=str(PROJECT_ROOT),
-            env=env,
+            env=worker_env,
             start_new_session=True,
         )
     finally:
@@ -315,14 +319,16 @@ def cancel_job(engine: Engine, job_id: int) -> None:
         )
 
 
-def resume_job(engine: Engine, job_id: int, *, created_by: str = "") -> int:
+def resume_job(
+    engine: Engine, job_id: int, *, created_by: str = "", env: dict[str, str] | None = None
+) -> int:
     """Start a new job with the same kind and parameters as a failed or cancelled one.
     Job kinds are written so that a rerun only does what is missing."""
     old = get_job(engine, job_id)
     if old.active:
         raise ValueError(f"job {job_id} is still {old.state}")
     return start_job(
-        engine, old.kind, old.params, title=old.title, created_by=created_by, resumed_from=job_id
+        engine, old.kind, old.params, title=old.title, created_by=created_by, resumed_from=job_id, env=env
     )
 
 
