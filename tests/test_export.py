@@ -382,6 +382,7 @@ def test_worker_processes_write_the_same_rows_as_the_serial_path(engine, tmp_pat
     serial = run_export(engine, config(tmp_path, out=str(tmp_path / "serial"), format=fmt, validation_fraction=0.2, seed=5))
     monkeypatch.setattr(parallel, "PARALLEL_MIN_ROWS", 10)
     monkeypatch.setattr(parallel, "PIECE_ROWS", 7)
+    monkeypatch.setattr(parallel, "BUCKET_ROWS", 9)
     assert parallel.can_parallelise(engine, 55, WRITERS.get(fmt)())
     forked = run_export(engine, config(tmp_path, out=str(tmp_path / "forked"), format=fmt, validation_fraction=0.2, seed=5))
     assert forked.counts == serial.counts and forked.rows == 55

@@ -1,22 +1,34 @@
-"""Big exports use every core: pieces of the plan's ordered ids are read and encoded
-by worker processes (fetch, provenance JSON, Arrow batch or JSONL/CSV text) while the
-parent writes the encoded pieces to one file, in order.
+"""Big exports: read in id order on every core, then put the rows in the plan's order.
 
-At most `IN_FLIGHT` pieces are pending at a time, so memory stays bounded by a few
-pieces whatever the export's size. Workers are forked (the `python -m curation`
-entry point cannot be re-imported by spawn) and open their own engine; the parent's
-connections are never used in a child. Small exports, in-memory stores and formats
-without `encode` take the serial path."""
+Reading a million rows in shuffled order is a million random lookups; reading them in
+id order walks the tables sequentially. So for a big export:
+
+1. pieces of the split's ids *sorted* are read and encoded by forked worker processes
+   (fetch, provenance JSON, then an Arrow table: the format's columns, or one `line`
+   column for text formats);
+2. the parent tags each row with its output position and scatters the piece into
+   bucket files (Arrow IPC), bucket k holding positions [k·B, (k+1)·B);
+3. each bucket in turn is read back, sorted by position and written.
+
+Memory stays bounded by `IN_FLIGHT` pieces plus one bucket whatever the export's size;
+the buckets take about the output's uncompressed size on disk, next to it, and are
+removed at the end. Workers are forked (the `python -m curation` entry point cannot be
+re-imported by spawn) and open their own engine. Small exports, in-memory stores and
+formats without `encode_table` take the serial path."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine
 
 from curation.export.rows import BatchInfo, ExportRecord, iter_records
@@ -24,6 +36,8 @@ from curation.export.rows import BatchInfo, ExportRecord, iter_records
 #: Exports with fewer rows than this are written in-process.
 PARALLEL_MIN_ROWS = 200_000
 PIECE_ROWS = 20_000
+#: Rows per reorder bucket (the most rows held at once while putting rows in order).
+BUCKET_ROWS = 50_000
 IN_FLIGHT = 4
 
 _worker_engines: dict[str, Engine] = {}
@@ -75,14 +89,16 @@ def can_parallelise(engine: Engine, rows: int, writer: Any) -> bool:
     return (
         rows >= PARALLEL_MIN_ROWS
         and workers() > 1
-        and hasattr(writer, "encode")
+        and hasattr(writer, "encode_table")
         and "fork" in multiprocessing.get_all_start_methods()
         and not (engine.dialect.name == "sqlite" and database in ("", ":memory:"))
     )
 
 
-def _encode_piece(url: str, fmt: str, ids: list[int], split: str, batches: dict[int, BatchInfo]) -> tuple[Any, int, Tally]:
-    """In a worker: rows of `ids` encoded by the format's writer."""
+def _encode_piece(url: str, fmt: str, ids: list[int], split: str, batches: dict[int, BatchInfo]) -> tuple[bytes, Tally]:
+    """In a worker: rows of `ids` (sorted) as the format's Arrow table, in IPC bytes."""
+    import pyarrow as pa
+
     from curation.store.db import make_engine
     from curation.writers import WRITERS
 
@@ -90,32 +106,79 @@ def _encode_piece(url: str, fmt: str, ids: list[int], split: str, batches: dict[
     if engine is None:
         engine = _worker_engines[url] = make_engine(url)
     tally = Tally()
-    data, rows = WRITERS.get(fmt)().encode(tally.wrap(iter_records(engine, ids, split=split, batches=batches)))
-    return data, rows, tally
+    table = WRITERS.get(fmt)().encode_table(tally.wrap(iter_records(engine, ids, split=split, batches=batches)))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return sink.getvalue().to_pybytes(), tally
 
 
-def encoded_pieces(
+def write_split(
     engine: Engine,
+    writer: Any,
     fmt: str,
-    ids: list[int],
+    ids: np.ndarray,
     split: str,
     batches: dict[int, BatchInfo],
+    path: Path,
     tally: Tally,
     on_piece: Callable[[int], None] | None = None,
-) -> Iterator[Any]:
-    """(encoded piece, rows) for `ids`, in order, made by worker processes."""
+) -> int:
+    """Write `ids` (in output order) to `path`, reading in id order on worker processes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     url = engine.url.render_as_string(hide_password=False)
-    pieces = [ids[start : start + PIECE_ROWS] for start in range(0, len(ids), PIECE_ROWS)]
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers(), mp_context=context) as pool:
-        pending: list[Future] = []
-        submitted = 0
-        for _ in pieces:
-            while submitted < len(pieces) and len(pending) < IN_FLIGHT:
-                pending.append(pool.submit(_encode_piece, url, fmt, pieces[submitted], split, batches))
-                submitted += 1
-            data, rows, piece_tally = pending.pop(0).result()
-            tally.merge(piece_tally)
-            if on_piece is not None:
-                on_piece(rows)
-            yield data, rows
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    positions = order  # output position of sorted_ids[i]
+    n = len(ids)
+    buckets = max(1, -(-n // BUCKET_ROWS))
+    scratch = Path(tempfile.mkdtemp(prefix=".assay-reorder-", dir=path.parent))
+    try:
+        sinks: dict[int, Any] = {}
+        files: dict[int, Any] = {}
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers(), mp_context=context) as pool:
+            starts = list(range(0, n, PIECE_ROWS))
+            pending: list[tuple[int, Future]] = []
+            submitted = 0
+            for _ in starts:
+                while submitted < len(starts) and len(pending) < IN_FLIGHT:
+                    start = starts[submitted]
+                    piece = sorted_ids[start : start + PIECE_ROWS].tolist()
+                    pending.append((start, pool.submit(_encode_piece, url, fmt, piece, split, batches)))
+                    submitted += 1
+                start, future = pending.pop(0)
+                data, piece_tally = future.result()
+                tally.merge(piece_tally)
+                table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+                pos = positions[start : start + table.num_rows]
+                table = table.append_column("pos", pa.array(pos, type=pa.int64()))
+                bucket_of = pos // BUCKET_ROWS
+                for bucket in np.unique(bucket_of):
+                    part = table.filter(pa.array(bucket_of == bucket))
+                    if bucket not in sinks:
+                        files[bucket] = pa.OSFile(str(scratch / f"{bucket}.arrow"), "wb")
+                        sinks[bucket] = pa.ipc.new_stream(files[bucket], table.schema)
+                    sinks[bucket].write_table(part)
+                if on_piece is not None:
+                    on_piece(table.num_rows)
+        for bucket in sinks:
+            sinks[bucket].close()
+            files[bucket].close()
+
+        def ordered() -> Iterator[Any]:
+            for bucket in range(buckets):
+                source = scratch / f"{bucket}.arrow"
+                if not source.exists():
+                    continue
+                with pa.memory_map(str(source)) as mapped:
+                    table = pa.ipc.open_stream(mapped).read_all()
+                table = table.take(pc.sort_indices(table, sort_keys=[("pos", "ascending")])).drop_columns(["pos"])
+                source.unlink()
+                yield table
+
+        return writer.write_tables(ordered(), path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

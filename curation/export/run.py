@@ -21,7 +21,7 @@ from sqlalchemy import BigInteger, Engine, String, bindparam, func, insert, lite
 from curation import __version__
 from curation.export.card import dataset_card
 from curation.export.config import ExportConfig
-from curation.export.parallel import Tally, can_parallelise, encoded_pieces
+from curation.export.parallel import Tally, can_parallelise, write_split
 from curation.export.plan import SPLITS, ExportPlan, plan_export, reason_label
 from curation.export.rows import batch_info, id_param, iter_records
 from curation.store.db import session_scope
@@ -156,9 +156,8 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
 
     if can_parallelise(engine, total, writer):
         written = {
-            split: writer.write_encoded(
-                encoded_pieces(engine, config.format, plan.split_ids(split).tolist(), split, batches, tally, on_chunk),
-                out_dir / names[split],
+            split: write_split(
+                engine, writer, config.format, plan.split_ids(split), split, batches, out_dir / names[split], tally, on_chunk
             )
             for split in splits
         }

@@ -46,8 +46,8 @@ class Writer(ABC):
 
 class TextWriter(Writer):
     """A line-oriented text format. Subclasses give `lines(rows)` (and a `header()`);
-    `encode` turns a piece of rows into bytes in a worker process and `write_encoded`
-    concatenates the pieces, so big exports are encoded on every core."""
+    `encode_table` turns a piece of rows into an Arrow table of lines in a worker
+    process and `write_tables` concatenates them, so big exports use every core."""
 
     def header(self) -> str:
         return ""
@@ -65,17 +65,20 @@ class TextWriter(Writer):
                 count += 1
         return count
 
-    def encode(self, rows: Iterable[Any]) -> tuple[bytes, int]:
-        lines = list(self.lines(rows))
-        return "".join(lines).encode("utf-8"), len(lines)
+    def encode_table(self, rows: Iterable[Any]) -> Any:
+        """Rows as an Arrow table with one `line` column (made in a worker process)."""
+        import pyarrow as pa
 
-    def write_encoded(self, pieces: Iterable[tuple[bytes, int]], path: Path) -> int:
+        return pa.table({"line": pa.array(list(self.lines(rows)), type=pa.large_string())})
+
+    def write_tables(self, tables: Iterable[Any], path: Path) -> int:
+        """Concatenate the `line` columns of encoded tables, in order."""
         count = 0
         with open(path, "wb") as handle:
             handle.write(self.header().encode("utf-8"))
-            for data, rows in pieces:
-                handle.write(data)
-                count += rows
+            for table in tables:
+                handle.write("".join(table.column("line").to_pylist()).encode("utf-8"))
+                count += table.num_rows
         return count
 
 

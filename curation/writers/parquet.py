@@ -62,27 +62,19 @@ class ParquetWriter(Writer):
                 count += batch.num_rows
         return count
 
-    def encode(self, rows: Iterable[Any]) -> tuple[bytes, int]:
-        """A piece of rows as an Arrow IPC stream (made in a worker process)."""
+    def encode_table(self, rows: Iterable[Any]) -> Any:
+        """A piece of rows as an Arrow table (made in a worker process)."""
         import pyarrow as pa
 
-        sink = pa.BufferOutputStream()
-        count = 0
-        with pa.ipc.new_stream(sink, arrow_schema()) as stream:
-            for batch in record_batches(rows):
-                stream.write_batch(batch)
-                count += batch.num_rows
-        return sink.getvalue().to_pybytes(), count
+        return pa.Table.from_batches(list(record_batches(rows)), schema=arrow_schema())
 
-    def write_encoded(self, pieces: Iterable[tuple[bytes, int]], path: Path) -> int:
-        import pyarrow as pa
+    def write_tables(self, tables: Iterable[Any], path: Path) -> int:
         import pyarrow.parquet as pq
 
         count = 0
         with pq.ParquetWriter(path, arrow_schema(), compression="zstd") as writer:
-            for data, _rows in pieces:
-                table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-                writer.write_table(table, row_group_size=ROW_GROUP)
+            for table in tables:
+                writer.write_table(table.select(list(arrow_schema().names)), row_group_size=ROW_GROUP)
                 count += table.num_rows
         return count
 
