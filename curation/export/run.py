@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import BigInteger, Engine, String, bindparam, func, insert, literal_column, select
 
 from curation import __version__
@@ -212,7 +213,8 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         export_id = export.id
         link = _link_statement(engine)
         for split_index, split in enumerate(SPLITS):
-            ids = plan.ids[plan.splits == split_index].tolist()
+            # in id order: the (export_id, sample_id) and sample_id indexes are appended to, not scattered into
+            ids = np.sort(plan.ids[plan.splits == split_index]).tolist()
             for start in range(0, len(ids), LINK_CHUNK):
                 session.connection().execute(
                     link, {"export_id": export_id, "split": split, "ids": id_param(engine, ids[start : start + LINK_CHUNK])}
