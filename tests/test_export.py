@@ -373,7 +373,7 @@ def test_bulk_links_are_written_for_every_row(sqlite_engine, tmp_path):
     assert pd.read_parquet(tmp_path / "out" / "data.parquet")["provenance"].map(json.loads).map(lambda p: p["decision"]).isna().all()
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "chat", "csv", "parquet"])
+@pytest.mark.parametrize("fmt", ["jsonl", "chat", "csv", "parquet", "hf"])
 def test_worker_processes_write_the_same_rows_as_the_serial_path(engine, tmp_path, monkeypatch, fmt):
     import curation.export.parallel as parallel
 
@@ -391,5 +391,12 @@ def test_worker_processes_write_the_same_rows_as_the_serial_path(engine, tmp_pat
     for name in serial.files:
         if fmt == "parquet":
             assert pd.read_parquet(tmp_path / "forked" / name).equals(pd.read_parquet(tmp_path / "serial" / name))
+        elif fmt == "hf":
+            from datasets import load_from_disk
+
+            loaded = [load_from_disk(str(tmp_path / run)) for run in ("serial", "forked")]
+            assert list(loaded[0]) == list(loaded[1]) == ["train", "validation"]
+            assert all(loaded[0][s].to_list() == loaded[1][s].to_list() for s in loaded[0])
+            break
         else:
             assert forked.files[name] == serial.files[name]

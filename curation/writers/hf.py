@@ -36,13 +36,40 @@ class HuggingFaceWriter(Writer):
 
     def _dataset(self, rows: Iterable[Any], cache: Path) -> Any:
         """Rows → a Parquet file (one row group at a time) → a memory-mapped Dataset."""
-        from datasets import Dataset, disable_progress_bars
-
-        disable_progress_bars()
         cache.mkdir(parents=True, exist_ok=True)
         staged = cache / "rows.parquet"
         ParquetWriter().write(rows, staged)
-        return Dataset.from_parquet(str(staged), features=_features(), cache_dir=str(cache / "arrow"), keep_in_memory=False)
+        return self._from_parquet(staged, cache / "arrow")
+
+    def _from_parquet(self, staged: Path, cache: Path) -> Any:
+        from datasets import Dataset, disable_progress_bars
+
+        disable_progress_bars()
+        return Dataset.from_parquet(str(staged), features=_features(), cache_dir=str(cache), keep_in_memory=False)
+
+    def encode_table(self, rows: Iterable[Any]) -> Any:
+        return ParquetWriter().encode_table(rows)
+
+    def write_tables(self, tables: Iterable[Any], path: Path) -> int:
+        """One split from encoded tables (the parallel path): staged as Parquet, saved
+        under `path`; `dataset_dict.json` beside it lists every split saved so far."""
+        cache = Path(tempfile.mkdtemp(prefix=".hf-cache-", dir=path.parent))
+        try:
+            staged = cache / "rows.parquet"
+            ParquetWriter().write_tables(tables, staged)
+            dataset = self._from_parquet(staged, cache / "arrow")
+            if path.exists():
+                shutil.rmtree(path)
+            dataset.save_to_disk(str(path))
+            rows = dataset.num_rows
+            del dataset
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        splits = [p.name for p in sorted(path.parent.iterdir()) if (p / "state.json").is_file()]
+        order = {"train": 0, "validation": 1, "test": 2}
+        splits.sort(key=lambda name: (order.get(name, 3), name))
+        (path.parent / "dataset_dict.json").write_text(json.dumps({"splits": splits}), encoding="utf-8")
+        return rows
 
     def write(self, rows: Iterable[Any], path: Path) -> int:
         return self.write_splits({"train": rows}, path, {"train": "train"})["train"]
