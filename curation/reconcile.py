@@ -139,7 +139,7 @@ class Reconciliation:
             for step in b.steps:
                 line = f"  {step.name:<13}{step.count:>10,}"
                 if step.reasons:
-                    line += f"   -{describe(step.reasons)}"
+                    line += f"   why fewer: {describe(step.reasons)}"
                 if step.breakdown:
                     line += f"   [{describe(step.breakdown)}]"
                 if step.note:

@@ -41,6 +41,13 @@ def preview(config_json: str, url: str) -> dict:
     return {"summary": plan.summary(), "dropped": plan.dropped_table(), "examples": plan.contamination_examples}
 
 
+@st.cache_data(ttl=10, show_spinner="Reconciling…")
+def reconciliation(url: str, export_id: int | None) -> dict:
+    """The reconciliation table, its problems and the cost tables (cached briefly)."""
+    report = reconcile(eng, export_id=export_id)
+    return {"table": report.table(), "problems": report.problems(), "costs": cost_table(eng)}
+
+
 export_tab, reconcile_tab = st.tabs(["Export", "Reconciliation and cost"])
 
 with export_tab:
@@ -223,15 +230,15 @@ with reconcile_tab:
     if exports:
         labels = {e["id"]: f"export {e['id']} · {e['rows']:,} rows · {e['created_at']:%Y-%m-%d %H:%M} · {e['created_by'] or '—'}" for e in exports}
         export_id = st.selectbox("Against export", list(labels), format_func=labels.get, key="reconcile_export")
-    report = reconcile(eng, export_id=export_id)
+    report = reconciliation(str(eng.url), export_id)
     st.caption(
         "requested → generated → verified → deduplicated → reviewed → exported: each “why fewer” column "
         "explains the drop from the column before it."
     )
-    st.dataframe(pd.DataFrame(report.table()), hide_index=True)
-    for problem in report.problems():
+    st.dataframe(pd.DataFrame(report["table"]), hide_index=True)
+    for problem in report["problems"]:
         st.error(problem, icon=":material/error:")
-    costs = cost_table(eng)
+    costs = report["costs"]
     st.subheader("Cost per accepted sample")
     if costs["by_batch"]:
         money = st.column_config.NumberColumn(format="%.6f")
