@@ -313,10 +313,12 @@ def test_manifest_and_dataset_card_describe_the_export(sqlite_engine, tmp_path):
     rates = manifest["metrics"]["verifier_pass_rates"]
     assert set(rates) == {"math@1.2", "heuristics@0.4"} and rates["heuristics@0.4"]["pass_rate"] == 1.0
     assert manifest["config"]["batches_resolved"]["eval"] == ["gsm-test"]
+    bound = manifest["metrics"]["acceptance_sampling"]["syn"]
+    assert (bound["max_error"], bound["confidence"], bound["holds"]) == (0.05, 0.95, False)
     card = result.card_path.read_text()
     assert card.startswith("---\nlicense: other\n")
     for text in ("task_categories:", "size_categories:", "- \"n<1K\"", "## Rows by source and family", "simulated (sim-1)",
-                 "| math | 10 | 10 | 50.0% |", "not needed for the synthetic share", "gsm-test", "pd.read_parquet", "`content_hash`"):
+                 "| math | 10 | 10 | 50.0% |", "not needed for the synthetic share", "gsm-test", "## Acceptance sampling", "pd.read_parquet", "`content_hash`"):
         assert text in card, text
 
 

@@ -121,6 +121,19 @@ def dataset_card(manifest: dict[str, Any], writer: Any, batches: dict[int, Batch
         )
     else:
         body.append("No verifier verdicts on the exported rows.")
+    bounds = manifest["metrics"].get("acceptance_sampling") or {}
+    if bounds:
+        body += ["", "## Acceptance sampling (random spot-check by reviewers)", ""]
+        body.append(
+            _table(
+                ["batch", "claim", "reviewed", "failures", "upper bound", "holds"],
+                [
+                    [name, f"error rate ≤ {b['max_error']:.0%} at {b['confidence']:.0%}", b["reviewed"], b["failures"],
+                     b["upper_bound"], "yes" if b["holds"] else f"not yet ({b['remaining']:,} more to read)"]
+                    for name, b in sorted(bounds.items())
+                ],
+            )
+        )
     body += ["", "## Rows left out (deduplication, decontamination, mix)", ""]
     dropped = manifest["dropped"]
     if dropped:

@@ -94,25 +94,19 @@ def _diversity(engine: Engine, plan: ExportPlan) -> dict[str, Any]:
 
 
 def _acceptance_bounds(engine: Engine, plan: ExportPlan) -> dict[str, Any] | None:
-    """Acceptance-sampling bounds from `curation.review.sampling`, when that module exists."""
+    """The acceptance-sampling state (`curation.review.sampling`) of each exported synthetic batch:
+    the Clopper–Pearson upper bound of its error rate from the random spot-check."""
     try:
-        from curation.review import sampling
-    except ImportError:
+        from curation.review.sampling import acceptance_summary
+    except ImportError:  # pragma: no cover - the review package is part of the app
         return None
-    bound = getattr(sampling, "acceptance_bound", None) or getattr(sampling, "batch_bound", None)
-    if bound is None:
-        return None
-    out: dict[str, Any] = {}
-    for batch_id, name in plan.batch_names.items():
-        if name not in plan.batches.get("synthetic", []):
-            continue
-        try:
-            value = bound(engine, batch_id)
-        except Exception as exc:  # noqa: BLE001 - another module's bound must not break an export
-            value = {"error": str(exc)}
-        if value is not None:
-            out[name] = value if isinstance(value, dict | int | float | str) else getattr(value, "__dict__", str(value))
-    return out
+    synthetic = set(plan.batches.get("synthetic", []))
+    exported = set(plan.batch_ids.tolist())
+    return {
+        name: acceptance_summary(engine, batch_id).to_dict()
+        for batch_id, name in plan.batch_names.items()
+        if name in synthetic and batch_id in exported
+    }
 
 
 def _link_statement(engine: Engine) -> Any:
