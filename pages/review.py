@@ -113,12 +113,14 @@ def _flash(message: str) -> None:
     st.session_state["review_flash"] = message
 
 
-def _queue_state(q: Queue) -> dict:
-    return st.session_state.setdefault("review_queues", {}).setdefault(q.key, {"current": None, "decided": []})
+def _queue_state(q: Queue, name: str) -> dict:
+    """This session's place in a queue: the sample shown and the ones decided (for undo)."""
+    queues = st.session_state.setdefault("review_queues", {})
+    return queues.setdefault(f"{name}|{q.key}", {"current": None, "decided": []})
 
 
 def _decide(q: Queue, name: str, sample_id: int, action: str) -> None:
-    state = _queue_state(q)
+    state = _queue_state(q, name)
     tags = st.session_state.get(f"review_tags_{sample_id}", [])
     note = st.session_state.get(f"review_note_{sample_id}", "")
     record_decision(eng, sample_id, name, action, reason_tags=tags, note=note)
@@ -128,11 +130,11 @@ def _decide(q: Queue, name: str, sample_id: int, action: str) -> None:
 
 
 def _next(q: Queue, name: str, sample_id: int) -> None:
-    _queue_state(q)["current"] = next_sample(eng, q, name, after=sample_id)
+    _queue_state(q, name)["current"] = next_sample(eng, q, name, after=sample_id)
 
 
 def _undo(q: Queue, name: str) -> None:
-    state = _queue_state(q)
+    state = _queue_state(q, name)
     if not state["decided"]:
         return
     undone = undo_last_decision(eng, name, state["decided"].pop())
@@ -202,7 +204,7 @@ def _decision_bar(q: Queue, name: str, sample_id: int | None) -> None:
                   disabled=disabled, on_click=_decide, args=(q, name, sample_id, "skip"), width="stretch",
                   help="Recorded: the sample leaves the queue without a verdict.")
     row[3].button("Undo", icon=":material/undo:", key="review_undo", shortcut="u",
-                  disabled=not _queue_state(q)["decided"], on_click=_undo, args=(q, name), width="stretch",
+                  disabled=not _queue_state(q, name)["decided"], on_click=_undo, args=(q, name), width="stretch",
                   help="Undo your last decision in this queue (appends an event).")
     row[4].button("Next", icon=":material/arrow_forward:", key="review_next", shortcut="n",
                   disabled=disabled or spot, on_click=_next, args=(q, name, sample_id), width="stretch",
@@ -214,7 +216,7 @@ def review_panel(q: Queue, name: str) -> None:
     """The card: one sample and its decision buttons. Deciding reruns only this."""
     if q.kind == "spot-check" and spot_check(eng, q.batch_id) is None:
         draw_spot_check(eng, q.batch_id, zero_failure_sample_size(max_error, confidence))
-    state = _queue_state(q)
+    state = _queue_state(q, name)
     if state["current"] is None:
         state["current"] = next_sample(eng, q, name)
     if "review_flash" in st.session_state:

@@ -22,6 +22,8 @@ a thousand samples or a million:
 Only samples still open for the reviewer are served: undecided ones (no current
 decision) in the shared queues; in the spot-check and assigned queues, samples the
 reviewer has no live decision on (with overlap, others may have decided them).
+A skip is a recorded decision: the sample leaves the shared queues (it stays
+findable in Samples under "skip") and counts as not read in the spot-check.
 """
 
 from __future__ import annotations
@@ -136,9 +138,9 @@ def _shared(queue: Queue) -> Select[tuple[int]] | None:
     """The shared queues as one select of sample ids, ordered; None for claim-based ones."""
     open_sample = (Sample.batch_id == queue.batch_id, Sample.decision.is_(None))
     if queue.kind == "undecided":
-        return select(Sample.id.label("sid")).where(*open_sample).order_by(Sample.id)
+        return select(Sample.id).where(*open_sample).order_by(Sample.id)
     if queue.kind == "failures":
-        query = select(Sample.id.label("sid")).where(*open_sample, Sample.passed.is_(False))
+        query = select(Sample.id).where(*open_sample, Sample.passed.is_(False))
         if queue.verifier:
             query = query.where(
                 exists().where(
@@ -150,11 +152,11 @@ def _shared(queue: Queue) -> Select[tuple[int]] | None:
         return query.order_by(Sample.id)
     if queue.kind == "cluster":
         key = cluster_key_expression(queue.cluster_key)
-        return select(Sample.id.label("sid")).where(*open_sample, key == queue.cluster).order_by(Sample.id)
+        return select(Sample.id).where(*open_sample, key == queue.cluster).order_by(Sample.id)
     if queue.kind in ("uncertain", "disagreement"):
         # Walk the (few) null or failed verdicts in sample order, not the samples.
         query = (
-            select(Verdict.sample_id.label("sid"))
+            select(Verdict.sample_id)
             .join(Sample, Sample.id == Verdict.sample_id)
             .where(*open_sample)
             .order_by(Verdict.sample_id)
