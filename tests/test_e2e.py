@@ -273,3 +273,15 @@ def test_every_page_of_the_demo_workspace_renders(demo_server, browser_page):
         settle(page)
         assert page.get_by_test_id("stException").count() == 0, f"{title} shows an exception"
         screenshot(page, f"demo-{number:02d}-{title.lower().replace(' ', '-')}")
+
+
+def test_a_deep_link_opened_first_on_a_fresh_server_goes_through_the_router(page, app_server):
+    """Streamlit's old `pages/` mode must not take over: the sidebar and navigation of app.py show."""
+    base, _ = app_server
+    page.goto(base + "/jobs")
+    settle(page)
+    page.get_by_role("heading", name="Jobs").wait_for()
+    assert page.get_by_label("Reviewer name", exact=True).count() == 1
+    links = page.get_by_test_id("stSidebarNav").get_by_role("link")
+    titles = [links.nth(i).inner_text().strip().split("\n")[-1] for i in range(links.count())]
+    assert "Overview" in titles and "common" not in titles
