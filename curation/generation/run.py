@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, select, update
 
+from curation import aio
 from curation.generation.build import skipped_slots
 from curation.generation.engine import (
     Call,
@@ -62,7 +63,7 @@ def teacher_models(config: TeacherConfig | dict[str, Any], api_key: str | None =
         finally:
             await teacher.aclose()
 
-    return asyncio.run(go())
+    return aio.run(go())
 
 
 def _contains_secret(exc: BaseException, teacher: Teacher) -> bool:
@@ -337,7 +338,7 @@ class _Run:
             finally:
                 await self.teacher.aclose()
 
-        return asyncio.run(go()), stats
+        return aio.run(go()), stats
 
     def _phase_two(self, done: set[tuple[int, int]]) -> tuple[list[Call], dict[int, dict[str, Any]], list[WriteBatch]]:
         """Write mode with self-consistency: solve each written problem n-1 more times."""
@@ -428,7 +429,7 @@ class _Run:
         gen: GenerationEngine | None = None
         wall, cpu, children = time.perf_counter(), time.process_time(), os.times()
         try:
-            gen = asyncio.run(self._generate(calls, stats, write_consistency))
+            gen = aio.run(self._generate(calls, stats, write_consistency))
         except BaseException as exc:
             reason = f"{type(exc).__name__}: {self.teacher.scrub(str(exc))}"[:1000]
             set_batch_state(self.engine, self.batch_id, status="failed", stop_reason=reason)

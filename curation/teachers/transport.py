@@ -222,7 +222,10 @@ class LeanAsyncTransport(httpx2.AsyncBaseTransport):
         port = url.port or (443 if scheme == "https" else 80)
         key = (scheme, host, port)
         timeouts = request.extensions.get("timeout", {})
-        body = await request.aread()
+        try:
+            body = request.content  # read at construction for a bytes body (the usual case)
+        except httpx2.RequestNotRead:
+            body = await request.aread()
         head = [request.method.encode() + b" " + url.raw_path + b" HTTP/1.1"]
         has_length = False
         for name, value in request.headers.raw:
@@ -264,10 +267,12 @@ class LeanAsyncTransport(httpx2.AsyncBaseTransport):
             else:
                 connection.close()
                 self._all.discard(connection)
+        # content= (not stream=): the body is whole, so the response counts as read and
+        # the client's read of it costs nothing.
         return httpx2.Response(
             status_code=status,
             headers=headers,
-            stream=httpx2.ByteStream(content),
+            content=content,
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
 

@@ -42,6 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from curation import aio
+
 FAULT_KINDS: tuple[str, ...] = ("rate_limit", "server_error", "hang", "malformed", "truncated", "drop")
 
 #: A custom answer: (messages, choice index) -> text. Overrides the built-in answers.
@@ -353,7 +355,7 @@ class OpenAICompatServer:
 
     def start(self) -> OpenAICompatServer:
         """Serve from a daemon thread; returns once the port is bound."""
-        self._thread = threading.Thread(target=lambda: asyncio.run(self.serve()), daemon=True)
+        self._thread = threading.Thread(target=lambda: aio.run(self.serve()), daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("test server did not start")
@@ -552,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         await task
 
     try:
-        asyncio.run(run())
+        aio.run(run())
     except KeyboardInterrupt:
         pass
     return 0
