@@ -435,7 +435,10 @@ class OpenAICompatServer:
         except (ValueError, KeyError, TypeError):
             self._count("bad_request", number=number)
             return ("respond", 400, {"error": {"message": "invalid request body", "type": "invalid_request_error"}}, {})
-        prompt_hash = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
+        # Only the request log uses the hash (the benchmark server runs without one).
+        prompt_hash = (
+            hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16] if self.record_log else ""
+        )
         denied = self._check_key(headers)
         if denied:
             self._count("unauthorized", model, n, prompt_hash, number)
