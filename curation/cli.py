@@ -14,6 +14,7 @@ from curation.config import database_url, redact_url
 
 CLI_MODULES: list[str] = [
     "curation.cli_core",
+    "curation.export_cli",
     "curation.generation.cli",
     "curation.verification.cli",
     "curation.review.cli",
