@@ -83,3 +83,27 @@ def test_review_a_queue_with_the_keyboard(page, app_server):  # noqa: F811
         ("ada", "clear"),
         ("ada", "accept"),
     ]
+
+    # Export what was accepted, then load it with pandas and datasets; provenance resolves back.
+    out_dir = Path(engine.url.database).parent / "review-export"
+    go(page, "Export")
+    page.get_by_label("Output folder", exact=True).fill(str(out_dir))
+    page.get_by_label("Output folder", exact=True).press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Export", exact=True).click()
+    page.get_by_text("Wrote 2 rows").wait_for()
+    screenshot(page, "11-review-export")
+
+    import datasets
+    import pandas as pd
+
+    [data_file] = out_dir.glob("*.jsonl")
+    frame = pd.read_json(data_file, lines=True)
+    loaded = datasets.load_dataset("json", data_files=str(data_file), split="train")
+    assert len(frame) == len(loaded) == 2
+    for row in loaded:
+        provenance = row["provenance"]
+        sample = get_sample(engine, provenance["sample_id"])
+        assert sample.content_hash == provenance["content_hash"]
+        assert sample.decision == "accept" == provenance["decision"]["action"]
+        assert provenance["decision"]["reviewer"] == "ada"
