@@ -47,4 +47,24 @@ def ensure_demo_workspace(
     from curation.generation.demo import DEMO_BATCHES
 
     verify_demo_batches(engine, batches=[*DEMO_BATCHES, EXAMPLE_BATCH])
+    say("embedding the demo data and the reference sets (bundled MiniLM, offline)")
+    describe_diversity(engine, list(DEMO_BATCHES))
     return created
+
+
+def describe_diversity(engine: Engine, batch_names: list[str]) -> None:
+    """Embeddings, duplicate marks and a metric snapshot per batch, so the Diversity
+    and Review pages have something to show from the first start."""
+    from curation.diversity.service import (
+        Selection,
+        compute_diversity,
+        embed_selection,
+        resolve_batch,
+        run_dedup,
+    )
+
+    embed_selection(engine, Selection(origins=("real", "synthetic")))
+    for name in batch_names:
+        batch_id = resolve_batch(engine, name).id
+        run_dedup(engine, name)
+        compute_diversity(engine, Selection(batch_ids=(batch_id,)))

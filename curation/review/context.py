@@ -20,6 +20,7 @@ PREVIEW_CHARS = 600
 #: Names a per-sample neighbour lookup may have in curation.diversity.service:
 #: f(engine, sample_id, k=...) -> rows with a sample id and a similarity.
 NEIGHBOUR_FUNCTIONS = ("nearest_neighbours", "sample_neighbours", "neighbours_of")
+NEIGHBOUR_MODULES = ("curation.diversity.neighbours", "curation.diversity.service")
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,15 @@ def _previews(engine: Engine, sample_ids: list[int]) -> dict[int, tuple[str, str
 
 def neighbour_lookup() -> Callable[..., Any] | None:
     """The diversity package's per-sample neighbour function, if it has one."""
-    try:
-        service = importlib.import_module("curation.diversity.service")
-    except ImportError:
-        return None
-    for name in NEIGHBOUR_FUNCTIONS:
-        function = getattr(service, name, None)
-        if callable(function):
-            return function
+    for module_name in NEIGHBOUR_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name in NEIGHBOUR_FUNCTIONS:
+            function = getattr(module, name, None)
+            if callable(function):
+                return function
     return None
 
 

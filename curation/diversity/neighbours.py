@@ -1,0 +1,64 @@
+"""Nearest neighbours of one sample, for the review card: the most similar samples of
+its own batch and of the reference sets, from cached embeddings only (nothing is
+embedded here; a batch that was never embedded has no neighbours to show)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from sqlalchemy import Engine, select
+
+from curation.diversity.embed import DEFAULT_MODEL, cache_key
+from curation.diversity.service import Selection, load_samples, load_vectors
+from curation.store.db import session_scope
+from curation.store.models import Batch, Sample
+
+#: Candidate pools above this size are not searched per card (use the dedup job instead).
+MAX_CANDIDATES = 50_000
+_POOL_TTL_SECONDS = 60.0
+_pools: dict[tuple[str, int], tuple[float, np.ndarray, np.ndarray]] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(engine: Engine, batch_id: int, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(sample ids, unit vectors) of the batch plus the reference sets, cached for a minute."""
+    cache_id = (f"{engine.url.render_as_string(hide_password=True)}|{key}", batch_id)
+    with _pools_lock:
+        hit = _pools.get(cache_id)
+        if hit is not None and time.monotonic() - hit[0] < _POOL_TTL_SECONDS:
+            return hit[1], hit[2]
+    with session_scope(engine, write=False) as session:
+        real = tuple(session.scalars(select(Batch.id).where(Batch.origin == "real")))
+    table = load_samples(engine, Selection(batch_ids=(batch_id, *real)))
+    if len(table) == 0 or len(table) > MAX_CANDIDATES:
+        return None
+    vectors, present = load_vectors(engine, table, key)
+    ids = table.ids[present]
+    matrix = vectors[present].astype(np.float32, copy=False)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix = matrix / np.maximum(norms, 1e-12)
+    with _pools_lock:
+        _pools[cache_id] = (time.monotonic(), ids, matrix)
+    return ids, matrix
+
+
+def nearest_neighbours(engine: Engine, sample_id: int, k: int = 5, model: str | None = None) -> list[tuple[int, float]]:
+    """Up to `k` (sample id, cosine similarity) pairs, most similar first; empty when the
+    sample has no cached embedding."""
+    with session_scope(engine, write=False) as session:
+        batch_id = session.scalar(select(Sample.batch_id).where(Sample.id == sample_id))
+    if batch_id is None:
+        raise KeyError(f"no sample {sample_id}")
+    pool = _pool(engine, batch_id, cache_key(model or DEFAULT_MODEL))
+    if pool is None:
+        return []
+    ids, matrix = pool
+    where = np.flatnonzero(ids == sample_id)
+    if where.size == 0:
+        return []
+    scores = matrix @ matrix[where[0]]
+    scores[where[0]] = -np.inf
+    top = np.argsort(-scores)[:k]
+    return [(int(ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
