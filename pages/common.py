@@ -15,6 +15,7 @@ from curation.config import database_url, redact_url
 from curation.jobs import JobView, cancel_job, get_job, resume_job
 from curation.safety import neutralise_markdown
 
+
 def _leave_legacy_pages_mode() -> None:
     """Streamlit treats a `pages/` folder beside the entry point as old-style pages until
     `st.navigation` first runs in the server process, so a deep link (say /review) opened
