@@ -10,18 +10,23 @@ because a duplicate or a narrowed batch shows in either half, and a response
 means little without its prompt. "prompt" or "response" alone can be chosen; the
 mode is part of the cache key, so vectors of different modes never mix.
 
-Speed path (measured on 2 CPU cores, see benchmarks/diversity.py): the baseline
+Speed path (measured on 2 shared CPU cores, see benchmarks/diversity.py): the baseline
 `SentenceTransformer.encode` runs fp32 with batches of 32 sorted by character
 length. The fast path here
 
 * tokenises once, sorts by *token* length and packs batches up to a token budget
-  (``batch_tokens``), so padding is near zero and big batches amortise overhead;
-* runs the transformer in bfloat16 where the CPU has native bf16 matrix units
+  (``batch_tokens`` = 2048: small enough for the activations to stay in cache), so
+  padding is near zero;
+* runs the transformer in bfloat16 where the CPU has native bf16 instructions
   (AVX512-BF16 / AMX), with mean pooling and L2 normalisation in fp32.
+
+Measured side by side on the benchmark texts: 1.8–1.95× the baseline's throughput
+(the matrix products run 2.1× faster; bf16 attention does not gain), mean cosine
+0.99995 to the fp32 vectors, identical semantic-dedup decisions.
 
 At first use on a machine the fast path is calibrated against fp32 on a sample of
 the texts being embedded: it is kept only when the mean cosine to the fp32
-vectors is at least ``MIN_COSINE`` (0.99) and it is actually faster; otherwise the
+vectors is at least ``MIN_COSINE`` (0.99) and it is not slower; otherwise the
 fp32 torch path (still length-bucketed) is used. The decision is cached under
 data/cache/embeddings/, keyed on the model, library versions and CPU.
 ONNX Runtime int8 (dynamic quantisation) was the other candidate: it needs the
@@ -159,7 +164,7 @@ class Embedder:
         model: str | None = None,
         *,
         backend: str | None = None,
-        batch_tokens: int = 8192,
+        batch_tokens: int = 2048,
         max_batch: int = 128,
         threads: int | None = None,
         cache_dir: Path | None = None,
@@ -303,7 +308,7 @@ class Embedder:
 
         key = json.dumps(
             [resolve_model(self.model), torch.__version__, transformers.__version__,
-             sentence_transformers.__version__, _cpu_signature(), self.batch_tokens],
+             sentence_transformers.__version__, _cpu_signature(), self.batch_tokens, 2],
         )
         return self.cache_dir / f"calibration-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
@@ -328,7 +333,8 @@ class Embedder:
 
         Cosine is measured on (up to) `sample` of `texts`; speed on a fixed workload
         of 32 texts of about 150 words made from them (short texts are dominated by
-        per-call overhead and would say nothing about the matrix units)."""
+        per-call overhead and would say nothing about the matrix units). With native
+        bf16 instructions the bf16 path is kept unless it measures slower."""
         self._load()
         texts = [t for t in texts if t.strip()] or ["calibration text"]
         step = max(1, len(texts) // sample)
@@ -340,15 +346,16 @@ class Embedder:
             pool = " ".join(probe).split()
             pool = (pool * (150 // max(len(pool), 1) + 1)) if len(pool) < 150 else pool
             workload = [" ".join(pool[(i * 37) % len(pool):] + pool)[: 150 * 8].rsplit(" ", 1)[0] for i in range(32)]
-            timings: dict[bool, float] = {}
-            for bf16 in (False, True):
-                self._encode_own(workload[:8], bf16=bf16)
-                best = float("inf")
-                for _ in range(2):
+            # Interleaved (fp32, bf16, bf16, fp32) twice, best of each: a load spike
+            # from another process then cannot make either path look slower than it is.
+            timings: dict[bool, float] = {False: float("inf"), True: float("inf")}
+            self._encode_own(workload[:8], bf16=False)
+            self._encode_own(workload[:8], bf16=True)
+            for _ in range(2):
+                for bf16 in (False, True, True, False):
                     start = time.perf_counter()
                     self._encode_own(workload, bf16=bf16)
-                    best = min(best, time.perf_counter() - start)
-                timings[bf16] = best
+                    timings[bf16] = min(timings[bf16], time.perf_counter() - start)
             cos = (self._encode_own(probe, bf16=False) * self._encode_own(probe, bf16=True)).sum(axis=1)
             record.update(
                 mean_cosine=float(cos.mean()), min_cosine=float(cos.min()),
@@ -356,8 +363,8 @@ class Embedder:
             )
             if cos.mean() < MIN_COSINE:
                 record.update(backend="torch-fp32", reason=f"bf16 mean cosine {cos.mean():.4f} < {MIN_COSINE}")
-            elif timings[True] > 0.85 * timings[False]:
-                record.update(backend="torch-fp32", reason="bf16 not clearly faster on this CPU")
+            elif timings[True] >= timings[False]:
+                record.update(backend="torch-fp32", reason="bf16 not faster on this CPU")
             else:
                 record.update(backend="torch-bf16", reason="bf16 faster and within the cosine bar")
         self.backend = record["backend"]
