@@ -285,3 +285,10 @@ def test_a_deep_link_opened_first_on_a_fresh_server_goes_through_the_router(page
     links = page.get_by_test_id("stSidebarNav").get_by_role("link")
     titles = [links.nth(i).inner_text().strip().split("\n")[-1] for i in range(links.count())]
     assert "Overview" in titles and "common" not in titles
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_screenshots() -> None:
+    """Screenshots of this run only (the folder is git-ignored)."""
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
