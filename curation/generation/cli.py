@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -130,7 +129,8 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_generate_command(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.jobs import get_job, run_job, submit_job
+    from curation.jobs import submit_job
+    from curation.jobs.console import run_job_with_progress
     from curation.store.db import session_scope
     from curation.store.models import Batch
 
@@ -140,32 +140,8 @@ def run_generate_command(args: argparse.Namespace, engine: Engine) -> int:
     if exists and not args.resume:
         raise ValueError(f"batch {args.batch!r} already exists; pass --resume to continue it")
     job_id = submit_job(engine, "generate", params, created_by="cli")
-    stop = threading.Event()
-    interactive = sys.stderr.isatty()
-
-    def report() -> None:
-        last = ""
-        while not stop.wait(1.0):
-            try:
-                job = get_job(engine, job_id)
-            except Exception:  # noqa: BLE001 - a busy store just skips one progress line
-                continue
-            if job.message and job.message != last:
-                last = job.message
-                print(("\r" if interactive else "") + job.message, end="" if interactive else "\n",
-                      file=sys.stderr, flush=True)
-
-    printer = threading.Thread(target=report, daemon=True)
-    printer.start()
-    try:
-        job = run_job(engine, job_id)
-    finally:
-        stop.set()
-        printer.join(2)
-        if interactive:
-            print(file=sys.stderr)
+    job = run_job_with_progress(engine, job_id)
     if job.state != "succeeded":
-        print(f"job {job_id} {job.state}: {job.error or job.message}", file=sys.stderr)
         return 1
     result = job.result
     print(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from typing import Any
 
 from sqlalchemy import Engine
@@ -84,7 +83,8 @@ def _table(title: str, by_verifier: dict[str, dict[str, int]], overall: dict[str
 
 
 def cmd_verify(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.jobs import get_job, run_job, submit_job
+    from curation.jobs import JobView, submit_job
+    from curation.jobs.console import run_job_with_progress
     from curation.samples import batch_id_by_name
     from curation.verification.report import outcome_counts, verifier_summary
     from curation.verification.runner import VerifyParams, plan_verification
@@ -101,40 +101,18 @@ def cmd_verify(args: argparse.Namespace, engine: Engine) -> int:
     for name, why in plan.skipped.items():
         print(f"note: {name} skipped: {why}", file=sys.stderr)
     job_id = submit_job(engine, "verify", params.to_dict(), created_by="cli")
-    stop = threading.Event()
-    interactive = sys.stderr.isatty()
 
-    def report() -> None:
-        last = ""
-        while not stop.wait(1.0):
-            try:
-                job = get_job(engine, job_id)
-            except Exception:  # noqa: BLE001 - a busy store just skips one progress line
-                continue
-            counters = job.counters or {}
-            line = job.message
-            if line and counters:
-                line += f"  pass {counters.get('passed', 0):,} · fail {counters.get('failed', 0):,} · unknown {counters.get('unknown', 0):,}"
-            if line and line != last:
-                last = line
-                print(
-                    ("\r" if interactive else "") + line,
-                    end="" if interactive else "\n",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    def line(job: JobView) -> str:
+        counters = job.counters or {}
+        if not (job.message and counters):
+            return job.message
+        return (
+            f"{job.message}  pass {counters.get('passed', 0):,} · fail {counters.get('failed', 0):,}"
+            f" · unknown {counters.get('unknown', 0):,}"
+        )
 
-    printer = threading.Thread(target=report, daemon=True)
-    printer.start()
-    try:
-        job = run_job(engine, job_id)
-    finally:
-        stop.set()
-        printer.join(2)
-        if interactive:
-            print(file=sys.stderr)
+    job = run_job_with_progress(engine, job_id, line)
     if job.state != "succeeded":
-        print(f"job {job_id} {job.state}: {job.error or job.message}", file=sys.stderr)
         return 1
     result = job.result
     print(
