@@ -3,11 +3,12 @@ context, batch summaries. Only batches whose status is visible are ever shown.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, func, or_, select
 
 from curation.store.db import session_scope
 from curation.store.models import Batch, Decision, Mark, Sample, Verdict
@@ -144,6 +145,20 @@ def batch_id_by_name(engine: Engine, name: str) -> int:
     return batch_id
 
 
+def decision_clause(decisions: Sequence[str]) -> ColumnElement[bool]:
+    """Samples whose current decision is one of `decisions` ("undecided" = none yet)."""
+    named = [d for d in decisions if d != "undecided"]
+    clauses = [Sample.decision.in_(named)] if named else []
+    if "undecided" in decisions:
+        clauses.append(Sample.decision.is_(None))
+    return or_(*clauses)
+
+
+def passed_clause(values: Sequence[bool | None]) -> ColumnElement[bool]:
+    """Samples whose overall verifier outcome is one of `values` (None = not judged)."""
+    return or_(*(Sample.passed.is_(value) for value in values))
+
+
 def _apply_filter(query: Select, filters: SampleFilter) -> Select:
     query = query.join(Batch, Batch.id == Sample.batch_id).where(Batch.status.not_in(HIDDEN_STATUSES))
     if filters.origins:
@@ -153,14 +168,9 @@ def _apply_filter(query: Select, filters: SampleFilter) -> Select:
     if filters.families:
         query = query.where(Sample.family.in_(filters.families))
     if filters.decisions:
-        named = [d for d in filters.decisions if d != "undecided"]
-        clauses = [Sample.decision.in_(named)] if named else []
-        if "undecided" in filters.decisions:
-            clauses.append(Sample.decision.is_(None))
-        query = query.where(or_(*clauses))
+        query = query.where(decision_clause(filters.decisions))
     if filters.passed:
-        clauses = [Sample.passed.is_(value) for value in filters.passed]
-        query = query.where(or_(*clauses))
+        query = query.where(passed_clause(filters.passed))
     if filters.search.strip():
         pattern = f"%{_escape_like(filters.search.strip())}%"
         query = query.where(

@@ -29,7 +29,7 @@ from curation.diversity.embed import (
 )
 from curation.diversity.metrics import MAX_SAMPLES, DiversityReport, compare
 from curation.diversity.thresholds import DiversityThresholds
-from curation.samples import HIDDEN_STATUSES
+from curation.samples import HIDDEN_STATUSES, decision_clause, passed_clause
 from curation.store.db import session_scope
 from curation.store.models import Batch, Embedding, Mark, MetricSnapshot, Sample, utcnow
 
@@ -121,17 +121,9 @@ class Selection:
         if self.families:
             query = query.where(Sample.family.in_(self.families))
         if self.decisions:
-            named = [d for d in self.decisions if d != "undecided"]
-            clauses = [Sample.decision.in_(named)] if named else []
-            if "undecided" in self.decisions:
-                clauses.append(Sample.decision.is_(None))
-            query = query.where(clauses[0] if len(clauses) == 1 else clauses[0] | clauses[1])
+            query = query.where(decision_clause(self.decisions))
         if self.passed:
-            clauses = [Sample.passed.is_(v) for v in self.passed]
-            cond = clauses[0]
-            for c in clauses[1:]:
-                cond = cond | c
-            query = query.where(cond)
+            query = query.where(passed_clause(self.passed))
         return query
 
     def describe(self) -> str:

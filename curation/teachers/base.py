@@ -35,6 +35,20 @@ FATAL_KINDS: frozenset[str] = frozenset({"auth", "not_found", "quota"})
 SECRET_FIELD_NAMES = frozenset({"api_key", "key", "secret", "token", "password"})
 
 
+def check_endpoint_settings(data: Any, config_class: type, what: str) -> None:
+    """Refuse settings for an endpoint config (teacher, judge) that carry a secret
+    (keys are named by environment variable, never stored) or a field it does not have."""
+    secret = SECRET_FIELD_NAMES & set(data)
+    if secret:
+        raise ValueError(
+            "API keys are never stored: give the name of an environment variable in 'api_key_env' "
+            f"instead of {', '.join(sorted(secret))}"
+        )
+    unknown = set(data) - {f.name for f in fields(config_class)}
+    if unknown:
+        raise ValueError(f"unknown {what} settings: {', '.join(sorted(unknown))}")
+
+
 @dataclass
 class ChatRequest:
     """One call to the teacher. `candidates` are the candidate indices the choices fill
@@ -158,16 +172,7 @@ class TeacherConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TeacherConfig:
-        secret = SECRET_FIELD_NAMES & set(data)
-        if secret:
-            raise ValueError(
-                "API keys are never stored: give the name of an environment variable in 'api_key_env' "
-                f"instead of {', '.join(sorted(secret))}"
-            )
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown teacher settings: {', '.join(sorted(unknown))}")
+        check_endpoint_settings(data, cls, "teacher")
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -38,16 +38,16 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from curation.records import SampleRecord
+from curation.teachers.base import check_endpoint_settings
 from curation.verifiers.base import VERIFIERS, Verdict, Verifier
 
 PROMPT_VERSION = "rubric-1"
 ENV_PREFIX = "ASSAY_JUDGE_"
-SECRET_FIELDS = frozenset({"api_key", "key", "secret", "token", "password"})
 REPLY_EXCERPT_CHARS = 500
 
 
@@ -151,16 +151,7 @@ class JudgeConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JudgeConfig:
-        secret = SECRET_FIELDS & set(data)
-        if secret:
-            raise ValueError(
-                "API keys are never stored: give the name of an environment variable in 'api_key_env' "
-                f"instead of {', '.join(sorted(secret))}"
-            )
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown judge settings: {', '.join(sorted(unknown))}")
+        check_endpoint_settings(data, cls, "judge")
         values = dict(data)
         if "rubric" in values:
             values["rubric"] = tuple(
