@@ -60,6 +60,7 @@ def run_level(
     path = tmp / f"problems-{concurrency}.jsonl"
     problem_file(path, count, offset=concurrency * 1_000_000)
     engine = open_store(f"sqlite:///{tmp}/bench-{concurrency}.db")
+    total_started = time.perf_counter()
     result = run_generation(
         engine,
         {
@@ -77,6 +78,7 @@ def run_level(
             },
         },
     )
+    total_seconds = time.perf_counter() - total_started
     run = result["run"]
     assert result["ok"] == count and run["requests"] == count, result
     achieved = count / run["engine_seconds"]
@@ -85,6 +87,8 @@ def run_level(
         "concurrency": concurrency,
         "requests": count,
         "seconds": run["engine_seconds"],
+        "total_seconds": total_seconds,
+        "by_process": "/".join(str(n) for n in run.get("requests_by_process") or [count]),
         "achieved": achieved,
         "ideal": ideal,
         "ratio": achieved / ideal,
@@ -117,13 +121,17 @@ def main() -> None:
     print(f"generation throughput, local server with {args.latency * 1000:.0f} ms per request, "
           f"{os.cpu_count()} CPUs, SQLite store, cache on")
     print(f"{'concurrency':>11} {'procs':>5} {'requests':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6} "
-          f"{'CPU s/1k req':>12} {'p50 ms':>7} {'p99 ms':>7} {'load':>5}")
+          f"{'CPU s/1k req':>12} {'p50 ms':>7} {'p99 ms':>7} {'total s':>8} {'by process':>12} {'load':>5}")
     for row in rows:
         print(
             f"{row['concurrency']:>11} {row['processes']:>5} {row['requests']:>8} {row['seconds']:>8.2f} {row['achieved']:>8.1f} "
             f"{row['ideal']:>8.0f} {row['ratio']:>6.2f} {row['cpu_per_1000']:>12.2f} {row['p50']:>7.1f} "
-            f"{row['p99']:>7.1f} {row['load']:>5.1f}"
+            f"{row['p99']:>7.1f} {row['total_seconds']:>8.2f} {row['by_process']:>12} {row['load']:>5.1f}"
         )
+    print("seconds: the engine's run, from its start after the preparation to the last answer committed (shard")
+    print("processes are started before, while the run prepares); total s: the whole run_generation call (plan,")
+    print("request rows, cache keys, shard start-up included);")
+    print("by process: requests made by the coordinator / each shard process (work is shared as it goes);")
     print("load: the machine's 1-minute load average after the level (other processes compete for the CPUs)")
 
 

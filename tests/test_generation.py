@@ -295,8 +295,10 @@ def test_teacher_models_lists_the_endpoint_models(server):
 
 
 def test_a_run_spread_over_two_processes_counts_exactly(sqlite_engine, server, monkeypatch):
+    """The shard process asks for calls as it goes; both processes must have done
+    some (the run outlasts the shard's start-up), and every slot exactly once."""
     monkeypatch.setenv(KEY_ENV, KEY)
-    server.configure(latency=0.01, faults={"server_error": 0.05, "truncated": 0.05})
+    server.configure(latency=0.04, faults={"server_error": 0.05, "truncated": 0.05})
     progress: list[dict[str, Any]] = []
     result = run_generation(
         sqlite_engine,
@@ -305,6 +307,8 @@ def test_a_run_spread_over_two_processes_counts_exactly(sqlite_engine, server, m
         tick_seconds=0.1,
     )
     assert result["run"]["shards"] == 2
+    by_process = result["run"]["requests_by_process"]
+    assert len(by_process) == 2 and min(by_process) > 0 and sum(by_process) == result["run"]["requests"]
     assert counts(sqlite_engine) == {"samples": 300, "distinct_slots": 300, "ok": 300}
     late = result["run"]["errors_by_kind"].get("timeout", 0)
     assert 300 <= server.stats.completions_ok <= 300 + late
@@ -336,3 +340,40 @@ def test_shards_of_a_killed_worker_stop_and_resume_completes(sqlite_engine, serv
     assert counts(sqlite_engine) == {"samples": 300, "distinct_slots": 300, "ok": 300}
     retried = sum(resumed.result["run"]["errors_by_kind"].values())
     assert server.stats.chat_requests - requests_before == 300 - answered + retried
+
+
+def test_a_rerun_with_the_cache_keeps_cached_calls_in_the_coordinator(sqlite_engine, server, monkeypatch):
+    """Cached answers cost no request, so shards never receive them: a second run
+    of the same configuration (new batch name, so every slot is missing) asks the
+    endpoint for nothing, even spread over two processes."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    server.configure(latency=0.02)
+    first = run_generation(sqlite_engine, params(server, count=200, teacher={"processes": 2, "concurrency": 8}))
+    before = server.stats.chat_requests
+    assert first["run"]["requests"] == before
+    again = run_generation(
+        sqlite_engine, params(server, batch="b2", count=200, teacher={"processes": 2, "concurrency": 8})
+    )
+    assert server.stats.chat_requests == before
+    assert again["run"]["slots_cached"] == 200 and sum(again["run"]["requests_by_process"]) == 0
+
+
+def test_shards_spawned_but_not_needed_exit(sqlite_engine, server, monkeypatch):
+    """Shard processes start before the run knows how many calls are left; with a
+    single call there is nothing to share and the spare process exits."""
+    from curation.generation import shard
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    groups: list[shard.ShardGroup] = []
+    spawn = shard.ShardGroup.spawn.__func__
+
+    def recording_spawn(cls, count):
+        groups.append(spawn(cls, count))
+        return groups[-1]
+
+    monkeypatch.setattr(shard.ShardGroup, "spawn", classmethod(recording_spawn))
+    result = run_generation(sqlite_engine, params(server, count=1, teacher={"processes": 2}))
+    assert result["run"]["shards"] == 1 and result["run"]["requests_by_process"] == [1]
+    assert counts(sqlite_engine) == {"samples": 1, "distinct_slots": 1, "ok": 1}
+    assert len(groups) == 1 and groups[0]._released
+    assert all(process.poll() is not None for process in groups[0]._released)

@@ -26,7 +26,7 @@ from curation.generation.build import build_slots, failed_slots
 from curation.generation.limiter import AdaptiveLimiter, ErrorWindow, backoff_delay
 from curation.generation.persist import WriteBatch, Writer, percentile
 from curation.generation.plan import PlanItem
-from curation.generation.shard import ShardGroup, StopRequested, merge_counters
+from curation.generation.shard import CallFeed, ShardGroup, StopRequested, WireCall, merge_counters
 from curation.teachers.base import ChatRequest, Completion, Teacher, TeacherError
 
 RESERVOIR = 20_000
@@ -68,6 +68,8 @@ class RunStats:
     latencies: list[float] = field(default_factory=list)
     latency_count: int = 0
     shards: int = 1
+    #: Requests made by each process of a sharded run (the coordinator first).
+    process_requests: list[int] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     history: deque = field(default_factory=lambda: deque(maxlen=30))
 
@@ -135,6 +137,7 @@ class GenerationEngine:
         extra_meta: Callable[[PlanItem], dict[str, Any]] | None = None,
         concurrency: int | None = None,
         peers: ShardGroup | None = None,
+        feed: CallFeed | None = None,
     ) -> None:
         self.teacher = teacher
         self.config = teacher.config
@@ -149,11 +152,13 @@ class GenerationEngine:
         self.concurrency = concurrency or self.config.concurrency
         self.limiter = AdaptiveLimiter(self.concurrency)
         self.peers = peers
+        self.feed = feed
         self.stop_reason: str | None = None
         self.cancelled = False
         self._stop = asyncio.Event()
         self._rng = random.Random(0)
         self._queue: deque[Call] = deque()
+        self._cached: deque[Call] = deque()
         self._max_rate_limited = max(20, self.config.max_retries * 10)
 
     # -- accounting --
@@ -210,15 +215,21 @@ class GenerationEngine:
         self._stop.set()
 
     async def run(self, calls: list[Call]) -> None:
-        """Process `calls` (and wait for the shard processes, if any) until done or
-        stopped; then `stop_reason` / `cancelled` say why it stopped."""
-        if not calls and self.peers is None:
+        """Process `calls`, and those the feed brings (in a shard process), and wait for
+        the shard processes, if any, until done or stopped; then `stop_reason` /
+        `cancelled` say why it stopped."""
+        if not calls and self.peers is None and self.feed is None:
             return
-        self._queue.extend(calls)
-        workers = [
-            asyncio.create_task(self._worker())
-            for _ in range(min(len(calls), max(self.concurrency * 2, self.concurrency + 4)))
-        ]
+        # Calls with a cached answer go first and are never given away (they cost no
+        # request); the rest form the queue that shard processes take from too.
+        self._cached.extend(call for call in calls if call.cached is not None)
+        self._queue.extend(call for call in calls if call.cached is None)
+        if self.feed is not None:
+            self.feed.bind(self._queue)
+        workers_wanted = max(self.concurrency * 2, self.concurrency + 4)
+        if self.feed is None:
+            workers_wanted = min(len(calls), workers_wanted)
+        workers = [asyncio.create_task(self._worker()) for _ in range(workers_wanted)]
         ticker = asyncio.create_task(self._ticker())
         stopper = asyncio.create_task(self._stop.wait())
         try:
@@ -271,9 +282,34 @@ class GenerationEngine:
                     raise
 
     async def _worker(self) -> None:
-        while self._queue and not self._stop.is_set():
-            call = self._queue.popleft()
+        queue, cached, feed = self._queue, self._cached, self.feed
+        while not self._stop.is_set():
+            if cached:
+                await self._process(cached.popleft())
+                continue
+            try:
+                call = queue.popleft()
+            except IndexError:  # empty (a shard's reader thread may have taken the last one)
+                if feed is None or not await feed.wait():
+                    return
+                continue
+            if feed is not None:
+                feed.top_up()
             await self._process(call)
+
+    def give_away(self, count: int) -> list[WireCall]:
+        """Up to `count` calls from the far end of this engine's queue, for a shard
+        process (called from the shard's reader thread: deque pops are atomic). Calls
+        with a cached answer are in another queue and stay here."""
+        out: list[WireCall] = []
+        queue = self._queue
+        while len(out) < count and not self._stop.is_set():
+            try:
+                call = queue.pop()
+            except IndexError:
+                break
+            out.append([call.item.index, call.candidates, call.key])
+        return out
 
     def _emit_success(self, call: Call, completion: Completion, *, cached: bool, attempts: int,
                       latency_ms: float | None, last_error: str | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, timedelta
@@ -36,7 +37,7 @@ from curation.generation.persist import (
     set_batch_state,
 )
 from curation.generation.plan import Plan, PlanItem, build_plan, solve_item
-from curation.generation.shard import ShardGroup, shard_count, split_concurrency
+from curation.generation.shard import CallFeed, ShardGroup, shard_count, split_concurrency
 from curation.store.db import session_scope
 from curation.store.models import Batch, Job, Sample, utcnow
 from curation.teachers.base import Teacher, TeacherConfig, make_teacher
@@ -122,6 +123,7 @@ class _Run:
         self.tick_seconds = tick_seconds
         self.batch_id = 0
         self.plan: Plan | None = None
+        self._own_concurrency: int | None = None
         self.teacher_info: dict[str, Any] = {"teacher": teacher.name, "teacher_model": teacher.config.model or None}
         if teacher.simulated:
             self.teacher_info = {"teacher": "simulated", "simulated": True}
@@ -205,7 +207,9 @@ class _Run:
 
     # -- calls --
 
-    def _calls(self, items: list[PlanItem], candidates: list[int], done: set[tuple[int, int]]) -> list[Call]:
+    def _calls(
+        self, items: list[PlanItem], candidates: list[int], done: set[tuple[int, int]], *, attach_cache: bool = True
+    ) -> list[Call]:
         calls: list[Call] = []
         split = self.teacher.config.split_candidates
         for item in items:
@@ -214,7 +218,8 @@ class _Run:
                 continue
             groups = [[c] for c in missing] if split else [missing]
             calls.extend(Call(item=item, candidates=group) for group in groups)
-        self._attach_cache(calls)
+        if attach_cache:
+            self._attach_cache(calls)
         return calls
 
     def _attach_cache(self, calls: list[Call]) -> None:
@@ -260,32 +265,11 @@ class _Run:
         extra: dict[int, dict[str, Any]] | None,
         writes: list[WriteBatch],
         progress: Callable[[dict[str, Any]], None] | None = None,
+        peers: ShardGroup | None = None,
+        feed: CallFeed | None = None,
     ) -> GenerationEngine:
-        config = self.teacher.config
-        shards = 1
-        if extra is None and not writes and progress is None:
-            shards = shard_count(config.processes, config.concurrency, len(calls), self.teacher.simulated)
-        shares = split_concurrency(config.concurrency, shards)
-        peers = None
-        if shards > 1:
-            parts = [calls[k::shards] for k in range(shards)]
-            calls = parts[0]
-            peers = ShardGroup()
-            await peers.start(
-                [
-                    {
-                        "url": self.engine.url.render_as_string(hide_password=False),
-                        "params": self.params.to_dict(),
-                        "batch_id": self.batch_id,
-                        "calls": [[call.item.index, call.candidates] for call in part],
-                        "concurrency": shares[k],
-                        "tick": self.tick_seconds,
-                        "api_key": self.teacher._api_key,
-                        "parent_pid": os.getpid(),
-                    }
-                    for k, part in enumerate(parts[1:], start=1)
-                ]
-            )
+        """One pass over `calls`; with `peers` (configured shard processes) sharing the
+        work, or, in a shard process, with `feed` bringing the calls."""
         writer = Writer(self.engine, self.batch_id).start()
         for item in writes:
             writer.put(item)
@@ -299,9 +283,12 @@ class _Run:
             progress=progress or (self._progress if self.progress else None),
             tick_seconds=self.tick_seconds,
             extra_meta=(lambda item: extra.get(item.index, {})) if extra else None,
-            concurrency=shares[0],
+            concurrency=self._own_concurrency if peers is not None else None,
             peers=peers,
+            feed=feed,
         )
+        if peers is not None:
+            peers.serve(gen.give_away)
         try:
             await gen.run(calls)
         finally:
@@ -309,32 +296,38 @@ class _Run:
                 peers.kill()
             await asyncio.to_thread(writer.close)
         if peers is not None:
+            stats.process_requests = [stats.requests] + [
+                int((peers.finals.get(index) or {}).get("stats", {}).get("requests", 0))
+                for index in range(1, len(peers.processes) + 1)
+            ]
             for final in peers.finals.values():
                 child = final.get("stats") or {}
                 for name in ("requests", "retries", "rate_limited", "slots_ok", "slots_failed", "slots_cached",
                              "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "cached_completion_tokens"):
                     setattr(stats, name, getattr(stats, name) + int(child.get(name, 0)))
                 stats.errors.update(child.get("errors") or {})
-            stats.shards = shards
+            stats.shards = 1 + len(peers.processes)
             gen.peers = None  # their counts are in `stats` now
         return gen
 
     def run_shard(
-        self, batch_id: int, pairs: list[list[Any]], progress: Callable[[dict[str, Any]], None]
+        self, batch_id: int, feed: CallFeed, progress: Callable[[dict[str, Any]], None]
     ) -> tuple[GenerationEngine, RunStats]:
-        """The body of a shard process: answer the given (item, candidates) calls."""
+        """The body of a shard process: answer the calls its coordinator hands over
+        (item index, candidates, cache key) through `feed`, until there are none left."""
         self.batch_id = batch_id
         with session_scope(self.engine, write=False) as session:
             lineage = dict(session.get(Batch, batch_id).lineage or {})
         self.plan = build_plan(self.params, self.engine, lineage=lineage)
         by_index = {item.index: item for item in self.plan.items}
-        calls = [Call(item=by_index[int(index)], candidates=[int(c) for c in candidates]) for index, candidates in pairs]
-        self._attach_cache(calls)
+        feed.make_call = lambda wire: Call(
+            item=by_index[int(wire[0])], candidates=[int(c) for c in wire[1]], key=wire[2] if len(wire) > 2 else None
+        )
         stats = RunStats()
 
         async def go() -> GenerationEngine:
             try:
-                return await self._phase(calls, stats, None, [], progress=progress)
+                return await self._phase([], stats, None, [], progress=progress, feed=feed)
             finally:
                 await self.teacher.aclose()
 
@@ -394,9 +387,11 @@ class _Run:
 
     # -- the run --
 
-    async def _generate(self, calls: list[Call], stats: RunStats, write_consistency: bool) -> GenerationEngine:
+    async def _generate(
+        self, calls: list[Call], stats: RunStats, write_consistency: bool, peers: ShardGroup | None
+    ) -> GenerationEngine:
         try:
-            gen = await self._phase(calls, stats, None, [])
+            gen = await self._phase(calls, stats, None, [], peers=peers)
             if write_consistency and not (gen.stop_reason or gen.cancelled):
                 done = finished_slots(self.engine, self.batch_id)
                 calls2, extra, writes = self._phase_two(done)
@@ -406,19 +401,62 @@ class _Run:
         finally:
             await self.teacher.aclose()
 
+    def _spawn_shards(self) -> ShardGroup | None:
+        """Start the shard processes this run may use, before anything else, so that
+        their start-up overlaps the preparation here (see curation.generation.shard)."""
+        config = self.teacher.config
+        possible = shard_count(config.processes, config.concurrency, sys.maxsize, self.teacher.simulated)
+        return ShardGroup.spawn(possible - 1) if possible > 1 else None
+
+    def _configure_shards(self, spawned: ShardGroup | None, calls: int) -> ShardGroup | None:
+        """Configure as many of the spawned shards as `calls` warrant (the rest exit);
+        the coordinator keeps the first share of the concurrency."""
+        if spawned is None:
+            return None
+        config = self.teacher.config
+        shards = min(1 + len(spawned.processes), shard_count(config.processes, config.concurrency, calls, False))
+        shares = split_concurrency(config.concurrency, shards)
+        self._own_concurrency = shares[0]
+        spawned.start(
+            [
+                {
+                    "url": self.engine.url.render_as_string(hide_password=False),
+                    "params": self.params.to_dict(),
+                    "batch_id": self.batch_id,
+                    "concurrency": shares[k],
+                    "tick": self.tick_seconds,
+                    "api_key": self.teacher._api_key,
+                    "parent_pid": os.getpid(),
+                }
+                for k in range(1, shards)
+            ]
+        )
+        return spawned if shards > 1 else None
+
     def execute(self) -> dict[str, Any]:
         self._check_no_other_run()
+        spawned = self._spawn_shards()
+        try:
+            return self._execute(spawned)
+        finally:
+            if spawned is not None:
+                spawned.kill()
+
+    def _execute(self, spawned: ShardGroup | None) -> dict[str, Any]:
         self._open_batch()
         assert self.plan is not None
         params = self.params
         n = params.n
         write_consistency = params.mode == "write" and params.consistency and n >= 2
+        done = finished_slots(self.engine, self.batch_id)
+        first = [0] if write_consistency else list(range(n))
+        calls = self._calls(self.plan.items, first, done, attach_cache=False)
+        # The shards build their plan while the request rows and cache keys are made here.
+        peers = self._configure_shards(spawned, len(calls))
         create_request_rows(self.engine, self.batch_id, ((item.index, c) for item in self.plan.items for c in range(n)))
         started = utcnow()
         stats = self._stats()
-        done = finished_slots(self.engine, self.batch_id)
-        first = [0] if write_consistency else list(range(n))
-        calls = self._calls(self.plan.items, first, done)
+        self._attach_cache(calls)
         if self.progress is not None:
             try:
                 self.progress(stats.base_ok, stats.total_slots, f"{len(calls):,} requests to make", None)
@@ -429,7 +467,7 @@ class _Run:
         gen: GenerationEngine | None = None
         wall, cpu, children = time.perf_counter(), time.process_time(), os.times()
         try:
-            gen = aio.run(self._generate(calls, stats, write_consistency))
+            gen = aio.run(self._generate(calls, stats, write_consistency, peers))
         except BaseException as exc:
             reason = f"{type(exc).__name__}: {self.teacher.scrub(str(exc))}"[:1000]
             set_batch_state(self.engine, self.batch_id, status="failed", stop_reason=reason)
@@ -454,6 +492,7 @@ class _Run:
             ),
             "stop_reason": gen.stop_reason if gen else None,
             "shards": stats.shards,
+            "requests_by_process": stats.process_requests or [stats.requests],
         }
         self._finalise_consistency()
         result = self._record(run_summary, gen)

@@ -2,15 +2,23 @@
 
 Why: the OpenAI client costs roughly half a millisecond of CPU per request, so
 one Python process tops out below ~2,000 requests/s however fast the endpoint
-is. For high concurrency against a real endpoint the run splits its calls
-round-robin: the coordinating process keeps one share and starts
-``python -m curation.generation.shard`` children for the others. Each child
-rebuilds the (deterministic) plan, runs its own engine, limiter and writer
-against the same store (the unique slot constraints keep everything exactly
-once) and reports counters as JSON lines on stdout. The coordinator merges them
-for progress, forwards a stop (cancel, breaker) as a line on the child's stdin,
-and a child whose coordinator died exits at its next tick. The API key goes to
-the child through its stdin, never its command line or environment.
+is. For high concurrency against a real endpoint the run spreads its calls over
+the coordinating process and ``python -m curation.generation.shard`` children.
+
+* The children are started first thing in a run (`ShardGroup.spawn`), so their
+  imports and their rebuild of the (deterministic) plan overlap the coordinator's
+  own preparation (plan, request rows, cache lookup) instead of delaying the first
+  requests. Children that turn out not to be needed (few calls left) are told to exit.
+* Work is shared, not split up front: a child asks its coordinator for a chunk of
+  calls whenever its queue runs low (``want`` on stdout, ``calls`` on stdin), and
+  the coordinator hands them from the far end of its own queue. A child that
+  started late or runs slower simply takes fewer, so all processes finish together.
+* Each child runs its own engine, limiter and writer against the same store (the
+  unique slot constraints keep everything exactly once) and reports counters as
+  JSON lines on stdout. The coordinator merges them for progress, forwards a stop
+  (cancel, breaker) as a line on the child's stdin, and a child whose coordinator
+  died exits at once. The API key goes to the child through its stdin, never its
+  command line or environment.
 """
 
 from __future__ import annotations
@@ -18,9 +26,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from curation.config import PROJECT_ROOT
@@ -31,6 +42,13 @@ SUMMED = (
     "concurrency", "prompt_tokens", "completion_tokens", "cost", "truncated", "parse_errors",
 )
 STOP_GRACE_SECONDS = 60.0
+#: More calls than this in total before the automatic setting spreads a run.
+MIN_CALLS_TO_SHARD = 2000
+#: Total concurrency from which the automatic setting spreads a run.
+MIN_CONCURRENCY_TO_SHARD = 128
+
+#: (item index, candidate indices, cache key or None): a call as it crosses a pipe.
+WireCall = list[Any]
 
 
 class StopRequested(Exception):
@@ -45,7 +63,7 @@ def shard_count(requested: int, concurrency: int, calls: int, simulated: bool) -
     cpus = os.cpu_count() or 1
     if requested > 0:
         return max(1, min(requested, cpus, calls, concurrency))
-    return 2 if concurrency >= 128 and cpus >= 2 and calls >= 2000 else 1
+    return 2 if concurrency >= MIN_CONCURRENCY_TO_SHARD and cpus >= 2 and calls >= MIN_CALLS_TO_SHARD else 1
 
 
 def split_concurrency(total: int, shards: int) -> list[int]:
@@ -71,52 +89,109 @@ def merge_counters(own: dict[str, Any], others: list[dict[str, Any]]) -> dict[st
 
 
 class ShardGroup:
-    """The coordinator's view of its child shards."""
+    """The coordinator's view of its child shards.
 
-    def __init__(self) -> None:
-        self.processes: list[asyncio.subprocess.Process] = []
+    Each child has a reader thread: it answers the child's requests for calls
+    straight from the coordinator's queue (deque pops are atomic) and keeps its
+    latest counters, so the coordinator's event loop does none of this work."""
+
+    def __init__(self, processes: list[subprocess.Popen]) -> None:
+        self.processes = processes
         self.latest: dict[int, dict[str, Any]] = {}
         self.finals: dict[int, dict[str, Any]] = {}
         self.errors: list[str] = []
-        self._readers: list[asyncio.Task] = []
+        self._readers: list[threading.Thread] = []
+        self._released: list[subprocess.Popen] = []
+        self._write_locks = [threading.Lock() for _ in processes]
+        self._take: Callable[[int], list[WireCall]] = lambda count: []
+        self._serving = threading.Event()
         self._stopping = False
 
-    async def start(self, configs: list[dict[str, Any]]) -> None:
+    @classmethod
+    def spawn(cls, count: int) -> ShardGroup:
+        """Start `count` children; they import and then wait for their configuration."""
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-        for index, config in enumerate(configs, start=1):
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "curation.generation.shard",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(PROJECT_ROOT), env=env,
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "curation.generation.shard"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(PROJECT_ROOT), env=env,
             )
-            assert process.stdin is not None
-            process.stdin.write((json.dumps(config) + "\n").encode())
-            await process.stdin.drain()
-            self.processes.append(process)
-            self._readers.append(asyncio.create_task(self._read(index, process)))
+            for _ in range(count)
+        ]
+        return cls(processes)
 
-    async def _read(self, index: int, process: asyncio.subprocess.Process) -> None:
+    def start(self, configs: list[dict[str, Any]]) -> None:
+        """Configure the first len(configs) children; the rest are told to exit. A
+        configured child builds its plan, then asks for calls (see `serve`)."""
+        used, unused = self.processes[: len(configs)], self.processes[len(configs):]
+        for process in unused:
+            self._send(process, {"type": "end"}, close=True)
+        self._released.extend(unused)
+        self.processes = used
+        self._write_locks = self._write_locks[: len(used)]
+        for index, (process, config) in enumerate(zip(used, configs, strict=True), start=1):
+            self._send(process, {"type": "config", **config}, lock=self._write_locks[index - 1])
+            reader = threading.Thread(target=self._read, args=(index, process), daemon=True, name=f"shard-{index}")
+            reader.start()
+            self._readers.append(reader)
+
+    def release(self) -> None:
+        """Tell every child that was never configured to exit (the run did not need them)."""
+        self.start([])
+
+    def serve(self, take: Callable[[int], list[WireCall]]) -> None:
+        """Answer the children's requests for calls with `take(count)` from now on
+        (requests that came earlier wait for this)."""
+        self._take = take
+        self._serving.set()
+
+    @staticmethod
+    def _send(process: subprocess.Popen, message: dict[str, Any], *, close: bool = False,
+              lock: threading.Lock | None = None) -> None:
+        if process.stdin is None or process.stdin.closed:
+            return
+        data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        try:
+            if lock is None:
+                process.stdin.write(data)
+                process.stdin.flush()
+            else:
+                with lock:
+                    process.stdin.write(data)
+                    process.stdin.flush()
+            if close:
+                process.stdin.close()
+        except (OSError, ValueError):
+            pass
+
+    def _read(self, index: int, process: subprocess.Popen) -> None:
         assert process.stdout is not None
-        async for line in process.stdout:
+        lock = self._write_locks[index - 1]
+        for line in process.stdout:
             try:
                 message = json.loads(line)
             except ValueError:
                 continue
             kind = message.get("type")
-            if kind == "counters":
+            if kind == "want":
+                self._serving.wait()
+                calls = [] if self._stopping else self._take(int(message.get("count") or 1))
+                self._send(process, {"type": "calls", "calls": calls, "end": not calls}, lock=lock)
+            elif kind == "counters":
                 self.latest[index] = message["counters"]
             elif kind == "final":
                 self.finals[index] = message
                 self.latest[index] = message.get("counters") or self.latest.get(index, {})
             elif kind == "error":
                 self.errors.append(f"shard {index}: {message.get('message', 'failed')}")
-        code = await process.wait()
+        code = process.wait()
         if index not in self.finals and not any(e.startswith(f"shard {index}:") for e in self.errors):
             self.errors.append(f"shard {index}: process exited with code {code} before finishing")
 
     @property
     def finished(self) -> bool:
-        return all(task.done() for task in self._readers)
+        return not any(reader.is_alive() for reader in self._readers)
 
     def stop_reason(self) -> str | None:
         if self.errors:
@@ -130,56 +205,133 @@ class ShardGroup:
         if self._stopping:
             return
         self._stopping = True
-        for process in self.processes:
-            if process.returncode is None and process.stdin is not None:
-                try:
-                    process.stdin.write(b"stop\n")
-                except (ConnectionError, RuntimeError):
-                    pass
+        for process, lock in zip(self.processes, self._write_locks, strict=True):
+            if process.poll() is None:
+                self._send(process, {"type": "stop"}, lock=lock)
 
     async def wait(self) -> None:
-        try:
-            await asyncio.wait_for(asyncio.gather(*self._readers, return_exceptions=True),
-                                   None if not self._stopping else STOP_GRACE_SECONDS)
-        except TimeoutError:
-            self.kill()
-            await asyncio.gather(*self._readers, return_exceptions=True)
+        """Until every configured child has exited (at most the grace period once stopping)."""
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while not self.finished:
+            if self._stopping and time.monotonic() > deadline:
+                self.kill()
+            await asyncio.sleep(0.02)
+        self._reap()
 
     def kill(self) -> None:
-        for process in self.processes:
-            if process.returncode is None:
+        self._stopping = True
+        self._serving.set()
+        for process in self.processes + self._released:
+            if process.poll() is None:
                 process.kill()
+        self._reap()
+
+    def _reap(self) -> None:
+        for process in self._released:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def counters(self) -> list[dict[str, Any]]:
         return list(self.latest.values())
 
 
+class CallFeed:
+    """A shard's supply of calls: when its queue runs low it asks the coordinator for
+    another chunk (one request outstanding at a time); the coordinator's answer is
+    delivered on the event loop. An empty answer means there is no more work."""
+
+    def __init__(self, ask: Callable[[int], None], chunk: int) -> None:
+        self._ask = ask
+        self.make_call: Callable[[WireCall], Any] = lambda call: call
+        self.chunk = max(1, chunk)
+        self.ended = False
+        self._asked = False
+        self._queue: deque[Any] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._arrived: asyncio.Event | None = None
+
+    def bind(self, queue: deque[Any]) -> None:
+        """Feed `queue` (the engine's), from the running event loop. Calls are only
+        asked for from then on, so every delivery finds the loop set."""
+        self._queue = queue
+        self._loop = asyncio.get_running_loop()
+        self._arrived = asyncio.Event()
+
+    def top_up(self) -> None:
+        if not self._asked and not self.ended and len(self._queue) < self.chunk:
+            self._asked = True
+            self._ask(self.chunk)
+
+    async def wait(self) -> bool:
+        """Until the queue has calls (True) or the coordinator has no more (False)."""
+        while not self._queue and not self.ended:
+            self.top_up()
+            assert self._arrived is not None
+            await self._arrived.wait()
+        return bool(self._queue)
+
+    def deliver_threadsafe(self, calls: list[WireCall], end: bool) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._deliver, calls, end)
+
+    def _deliver(self, calls: list[WireCall], end: bool) -> None:
+        self._queue.extend(self.make_call(call) for call in calls)
+        self._asked = False
+        if end or not calls:
+            self.ended = True
+        arrived, self._arrived = self._arrived, asyncio.Event()
+        if arrived is not None:
+            arrived.set()
+
+
+_EMIT_LOCK = threading.Lock()
+
+
 def _emit(message: dict[str, Any]) -> None:
+    """One JSON line on stdout (called from the event loop and the progress thread)."""
+    line = json.dumps(message, default=str, separators=(",", ":")) + "\n"
     try:
-        sys.stdout.write(json.dumps(message, default=str) + "\n")
-        sys.stdout.flush()
+        with _EMIT_LOCK:
+            sys.stdout.write(line)
+            sys.stdout.flush()
     except (BrokenPipeError, ValueError):
         os._exit(3)
 
 
 def main() -> int:
-    """A child shard: read its config from stdin, run its calls, report on stdout."""
+    """A child shard: wait for its config on stdin, answer calls it asks for, report on stdout."""
     from curation.generation.params import GenerationParams
     from curation.generation.run import _Run
     from curation.store.db import make_engine
     from curation.teachers.base import make_teacher
 
-    config = json.loads(sys.stdin.readline())
+    first = sys.stdin.readline()
+    if not first:
+        return 0
+    config = json.loads(first)
+    if config.get("type") != "config":
+        return 0
     api_key = config.pop("api_key", None)
     parent = int(config["parent_pid"])
     stop = threading.Event()
+    feed = CallFeed(lambda count: _emit({"type": "want", "count": count}), chunk=int(config["concurrency"]))
 
     def watch_stdin() -> None:
-        # "stop" asks for a graceful stop; end of input means the coordinator is gone.
-        if sys.stdin.readline().strip() == "stop":
-            stop.set()
-        else:
-            os._exit(3)
+        # Calls from the coordinator, or "stop" (a graceful stop); end of input
+        # means the coordinator is gone.
+        for line in sys.stdin:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if message.get("type") == "stop":
+                stop.set()
+            elif message.get("type") == "calls":
+                feed.deliver_threadsafe(message["calls"], bool(message.get("end")))
+        os._exit(3)
 
     def watch_parent() -> None:
         while os.getppid() == parent:
@@ -200,7 +352,7 @@ def main() -> int:
             if stop.is_set():
                 raise StopRequested()
 
-        gen, stats = run.run_shard(int(config["batch_id"]), config["calls"], progress)
+        gen, stats = run.run_shard(int(config["batch_id"]), feed, progress)
         _emit(
             {
                 "type": "final",

@@ -30,6 +30,63 @@ from curation.teachers.base import (
 
 #: Sent when no key is configured: local servers (vLLM, llama.cpp) accept anything.
 NO_KEY = "no-key"
+_TEMPLATED_CLIENT: Any = None
+
+
+def templated_client_class() -> Any:
+    """`openai.AsyncOpenAI` that reuses the request it built for the same options.
+
+    Why: the SDK builds every request from scratch (headers merged, validated and
+    normalised three times over, the URL parsed twice): about 110 µs of CPU, a sixth
+    of a request's whole cost at hundreds of requests/s. The engine's requests
+    differ only in their body, so the first request built for a given set of
+    options (everything but the body and the idempotency key) becomes a template,
+    and the next ones are the same method, URL, headers and extensions with the new
+    body (about 12 µs). Anything else (a JSON body, files, a provider runtime or an
+    API-key provider that can change the headers) goes through the SDK's own path."""
+    global _TEMPLATED_CLIENT
+    if _TEMPLATED_CLIENT is not None:
+        return _TEMPLATED_CLIENT
+    import httpx2
+    import openai
+
+    class TemplatedAsyncOpenAI(openai.AsyncOpenAI):
+        @property
+        def user_agent(self) -> str:
+            return f"AsyncOpenAI/Python {self._version}"  # as the SDK's own class sends
+
+        def _build_request(self, options: Any, *, retries_taken: int = 0) -> httpx2.Request:
+            content = options.content
+            if (
+                not isinstance(content, bytes)
+                or options.json_data is not None
+                or options.files is not None
+                or options.extra_json is not None
+                or getattr(self, "_provider_runtime", None) is not None
+                or getattr(self, "_api_key_provider", None) is not None
+                or self._idempotency_header
+            ):
+                return super()._build_request(options, retries_taken=retries_taken)
+            key = repr((
+                options.method, options.url, options.params, options.headers, options.timeout,
+                options.follow_redirects, options.security, retries_taken, self.api_key,
+            ))
+            templates = self.__dict__.setdefault("_assay_request_templates", {})
+            template = templates.get(key)
+            if template is None:
+                built = super()._build_request(options, retries_taken=retries_taken)
+                headers = httpx2.Headers(
+                    [(name, value) for name, value in built.headers.raw if name.lower() != b"content-length"]
+                )
+                if len(templates) > 64:
+                    templates.clear()
+                templates[key] = (built.method, built.url, headers, dict(built.extensions))
+                return built
+            method, url, headers, extensions = template
+            return httpx2.Request(method, url, headers=headers, content=content, extensions=dict(extensions))
+
+    _TEMPLATED_CLIENT = TemplatedAsyncOpenAI
+    return _TEMPLATED_CLIENT
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 
 
@@ -96,7 +153,7 @@ class OpenAITeacher(Teacher):
             from curation.teachers.transport import LeanAsyncTransport
 
             http_client = httpx2.AsyncClient(transport=LeanAsyncTransport(), timeout=self.config.timeout)
-        return openai.AsyncOpenAI(
+        return templated_client_class()(
             base_url=self.config.base_url,
             api_key=key,
             max_retries=0,
