@@ -227,12 +227,18 @@ class ShardGroup:
         self._reap()
 
     def _reap(self) -> None:
-        for process in self._released:
+        """Wait for every child that has exited or was killed, and close its pipes."""
+        for process in self.processes + self._released:
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                continue  # still running (a configured child, not stopped yet)
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None and not pipe.closed and (process in self._released or self.finished):
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
 
     def counters(self) -> list[dict[str, Any]]:
         return list(self.latest.values())
