@@ -49,6 +49,20 @@ def test_generate_against_an_endpoint_and_list_its_models(db, capsys, monkeypatc
         assert "auth (401)" in err and "sk-not-the-right-one-000" not in err
 
 
+def test_generate_spreads_over_the_processes_asked_for(db, capsys, monkeypatch):
+    monkeypatch.setenv("CLI_TEACHER_KEY", KEY)
+    with OpenAICompatServer(api_key=KEY, models=("beta",), latency=0.05) as server:
+        args = ["--db", db, "generate", "--batch", "p", "--source", "reasoning_gym:basic_arithmetic:80",
+                "--teacher", "openai", "--base-url", server.base_url, "--model", "beta",
+                "--api-key-env", "CLI_TEACHER_KEY", "--concurrency", "4", "--processes", "2"]
+        assert main(args) == 0
+        assert "80/80 ok" in capsys.readouterr().out
+        assert server.stats.completions_ok == 80
+    with session_scope(open_store(db), write=False) as session:
+        run = session.scalar(select(Batch).where(Batch.name == "p")).stats["runs"][-1]
+    assert run["shards"] == 2 and sum(run["requests_by_process"]) == 80
+
+
 def test_generate_reports_bad_arguments(db, capsys):
     assert main(["--db", db, "generate", "--batch", "x", "--source", "topics:3"]) == 1
     assert "give --family for a topics source" in capsys.readouterr().err

@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--n", type=int, default=1, help="candidates per problem")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--concurrency", type=int, default=16)
+    gen.add_argument(
+        "--processes", type=int, default=0,
+        help="processes to spread the requests over (0: two from concurrency 128 on a multi-core machine)",
+    )
     gen.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     gen.add_argument("--max-retries", type=int, default=6)
     gen.add_argument("--temperature", type=float, default=0.7)
@@ -103,6 +107,7 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
         "system_prompt": args.system_prompt,
         "timeout": args.timeout,
         "concurrency": args.concurrency,
+        "processes": args.processes,
         "max_retries": args.max_retries,
         "split_candidates": args.split_candidates,
         "fault_rate": args.fault_rate,
