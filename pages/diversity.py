@@ -153,7 +153,25 @@ tab_map, tab_nn, tab_tails, tab_clusters, tab_gen, tab_dups = st.tabs(
 # -- the map -------------------------------------------------------------------------------------------
 
 with tab_map:
-    points = map_points(eng, selection)
+    projection = st.radio(
+        "Projection", ["PCA", "UMAP"], horizontal=True, key="diversity_projection",
+        help="PCA: linear axes of the reference set, instant. UMAP: keeps neighbourhoods; fitted once per "
+             "reference set (the first time takes from seconds to minutes), then loaded from a cache.",
+    )
+    method = projection.lower()
+    note = st.empty()
+    with st.spinner("Placing the points on the UMAP map…" if method == "umap" else "Placing the points…"):
+        points = map_points(eng, selection, method=method,
+                            progress=lambda _done, _total, message: note.caption(message[:1].upper() + message[1:] + "…"))
+    note.empty()
+    if points.fallback:
+        st.error(f"UMAP failed, so the PCA map is shown instead. Reason: {points.fallback}", icon=":material/error:")
+    elif points.method == "umap":
+        fitted = f"fitted on {points.n_fit:,} reference samples"
+        took = f" in {points.fit_seconds:.0f} s" if points.fit_seconds is not None else ""
+        st.caption({"fitted": f"UMAP {fitted}{took} (first time for this reference set; cached for next time).",
+                    "disk": f"UMAP loaded from the cache ({fitted}{took}).",
+                    "memory": f"UMAP reused from memory ({fitted}{took})."}.get(points.cache, f"UMAP {fitted}."))
     if points.sampled:
         st.caption(f"{len(points.x):,} of {points.total:,} points drawn (a seeded sample).")
     labels = {"source": points.source, "verdict": points.verdict, "decision": points.decision,
@@ -173,8 +191,8 @@ with tab_map:
     axis = points.method.upper()
     fig.update_layout(
         height=520, margin={"t": 10, "b": 10}, legend={"orientation": "h"}, dragmode="lasso",
-        xaxis_title=f"{axis} 1 ({points.explained[0]:.0%} of reference variance)" if points.method == "pca" else "",
-        yaxis_title=f"{axis} 2 ({points.explained[1]:.0%})" if points.method == "pca" else "",
+        xaxis_title=f"{axis} 1 ({points.explained[0]:.0%} of reference variance)" if points.method == "pca" else f"{axis} 1",
+        yaxis_title=f"{axis} 2 ({points.explained[1]:.0%})" if points.method == "pca" else f"{axis} 2",
     )
     st.caption("Axes are fitted on the reference set, so every batch is drawn in the same frame. Select a point to open it.")
     event = st.plotly_chart(fig, key="diversity_map", on_select="rerun", selection_mode=("points", "box", "lasso"))

@@ -10,7 +10,7 @@ import pytest
 from curation.diversity.collapse import GenerationPoint, collapse_report, real_share_of, slope
 from curation.diversity.knn import build_index, drop_self, knn, search
 from curation.diversity.metrics import compare, distinct_n, prdc, spread, vendi_score
-from curation.diversity.projection import fit_pca, sample_points, umap_available
+from curation.diversity.projection import fit_pca, sample_points
 from curation.diversity.thresholds import DiversityThresholds
 
 DIM = 64
@@ -239,12 +239,3 @@ def test_sample_points_caps_and_reports() -> None:
     assert not sampled and list(rows) == list(range(10))
     rows, sampled = sample_points(1000, max_points=100, seed=1)
     assert sampled and len(rows) == 100 and len(set(rows.tolist())) == 100
-
-
-def test_umap_is_optional() -> None:
-    from curation.diversity.projection import fit_umap
-
-    if umap_available():
-        pytest.skip("umap-learn is installed here")
-    with pytest.raises(RuntimeError, match="umap-learn"):
-        fit_umap(np.eye(4, dtype=np.float32))

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from curation.config import DEMO_DIR, PROJECT_ROOT
 from curation.diversity import embed as embed_module
+from curation.diversity import projection
 from curation.diversity.service import Selection, embed_selection, list_marks, resolve_batch, run_dedup
 from curation.importer import import_file
 from curation.jobs import list_jobs, wait_for_job
@@ -44,6 +45,15 @@ def embed_cache(tmp_path_factory: pytest.TempPathFactory):
     embed_module.CACHE_DIR = tmp_path_factory.mktemp("embed-cache")
     yield
     embed_module.CACHE_DIR = saved
+
+
+@pytest.fixture(autouse=True)
+def projection_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Fitted UMAP models go to a temporary folder and are forgotten after each test."""
+    monkeypatch.setattr(projection, "CACHE_DIR", tmp_path / "projections")
+    projection.clear_memory_cache()
+    yield
+    projection.clear_memory_cache()
 
 
 @pytest.fixture
@@ -114,3 +124,32 @@ def test_page_without_reference_says_what_to_do(monkeypatch: pytest.MonkeyPatch,
     import_file(open_store(url), _write(tmp_path / "b.jsonl", GSM8K[:3]), "lonely")
     app = open_page()
     assert any("reference set" in i.value for i in app.info)
+
+
+def _map_spec(app: AppTest) -> dict:
+    charts = [c for c in app.get("plotly_chart") if "diversity_map" in str(c.proto.id)]
+    assert charts, "the map was not drawn"
+    return json.loads(charts[0].proto.spec)
+
+
+def test_map_on_demand_with_umap_fitted_once(workspace: Engine) -> None:
+    app = open_page(diversity_projection="UMAP")
+    captions = " ".join(c.value for c in app.caption)
+    assert "UMAP fitted on 40 reference samples" in captions and "first time" in captions
+    spec = _map_spec(app)
+    assert spec["layout"]["xaxis"]["title"]["text"] == "UMAP 1"
+    assert sum(len(t["hovertext"]) for t in spec["data"]) == 40 + 26
+    app.run()
+    assert "UMAP reused from memory" in " ".join(c.value for c in app.caption)
+    projection.clear_memory_cache()  # as a new server process would
+    app.run()
+    assert "UMAP loaded from the cache" in " ".join(c.value for c in app.caption)
+    assert not app.error
+
+
+def test_map_falls_back_to_pca_when_umap_fails(workspace: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(projection, "UMAP_MIN_POINTS", 1000)
+    app = open_page(diversity_projection="UMAP")
+    errors = " ".join(e.value for e in app.error)
+    assert "UMAP failed" in errors and "at least 1000 embedded reference samples" in errors
+    assert _map_spec(app)["layout"]["xaxis"]["title"]["text"].startswith("PCA 1")

@@ -746,6 +746,8 @@ def collapse_for(
 
 # -- 2-D map -----------------------------------------------------------------------------
 
+MAP_METHODS = ("pca", "umap")
+
 
 @dataclass
 class MapData:
@@ -764,6 +766,12 @@ class MapData:
     total: int
     method: str
     explained: list[float]
+    #: UMAP only: where the fitted model came from ("fitted", "memory", "disk") and its fit time.
+    cache: str = ""
+    fit_seconds: float | None = None
+    n_fit: int = 0
+    #: Why the map is PCA although UMAP was asked for (UMAP failed), else "".
+    fallback: str = ""
 
 
 def map_points(
@@ -777,17 +785,36 @@ def map_points(
     method: str = "pca",
     seed: int = 0,
     embed_missing: bool = False,
+    umap_epochs: int | None = None,
+    progress: Progress = _no_progress,
 ) -> MapData:
-    """2-D coordinates on axes fitted on the reference set (fixed across batches)."""
+    """2-D coordinates on axes fitted on the reference set (fixed across batches).
+
+    `method` "pca" (the default) or "umap". UMAP is fitted once per reference set and
+    cached (see curation.diversity.projection); reference points keep their fitted
+    coordinates and the others are placed with the model's transform. When UMAP fails,
+    the PCA map is returned with the reason in `fallback`.
+    """
     from curation.diversity.metrics import assign_clusters, default_clusters, fit_clusters
     from curation.diversity.projection import fit_pca, fit_umap, sample_points
 
+    if method not in MAP_METHODS:
+        raise ValueError(f"unknown map method {method!r}; use one of {', '.join(MAP_METHODS)}")
     syn = load_samples(engine, selection)
     ref = load_samples(engine, reference_selection(engine, syn.families if len(syn) else ()))
     if len(ref) < 2:
         raise ValueError("the map needs an embedded reference set (origin 'real') of at least two samples")
     ref_x = vectors_for(engine, ref, model=model, mode=mode, embed_missing=embed_missing)
-    projection = fit_umap(ref_x, seed=seed) if method == "umap" else fit_pca(ref_x, seed=seed)
+    fallback = ""
+    projection = None
+    if method == "umap":
+        try:
+            projection = fit_umap(ref_x, seed=seed, n_epochs=umap_epochs, progress=progress,
+                                  label=cache_key(model or DEFAULT_MODEL, mode))
+        except Exception as exc:  # UMAP is an extra view: any failure falls back to the PCA map, with the reason
+            fallback = f"{type(exc).__name__}: {exc}"
+    if projection is None:
+        projection = fit_pca(ref_x, seed=seed)
     centroids = fit_clusters(ref_x, default_clusters(len(ref_x)), seed)
     tables = [ref] if include_reference else []
     arrays = [ref_x] if include_reference else []
@@ -797,7 +824,18 @@ def map_points(
     ids = np.concatenate([t.ids for t in tables]) if tables else np.zeros(0, dtype=np.int64)
     x = np.concatenate(arrays) if arrays else np.zeros((0, ref_x.shape[1]), dtype=np.float32)
     rows, sampled = sample_points(len(ids), max_points, seed)
-    xy = projection.transform(x[rows]) if len(rows) else np.zeros((0, 2), dtype=np.float32)
+    fitted = np.full(len(ids), -1, dtype=np.int64)  # per point: its row in the UMAP fit, or -1
+    if include_reference:
+        fitted[: len(ref)] = projection.fit_positions(len(ref))
+    if len(rows) and (fitted[rows] < 0).any() and projection.method == "umap":
+        progress(0, None, f"placing {int((fitted[rows] < 0).sum()):,} points on the UMAP map")
+    try:
+        xy = projection.place(x[rows], fitted[rows]) if len(rows) else np.zeros((0, 2), dtype=np.float32)
+    except Exception as exc:  # a model that cannot transform (should not happen): fall back as above
+        if projection.method != "umap":
+            raise
+        fallback, projection = f"{type(exc).__name__}: {exc}", fit_pca(ref_x, seed=seed)
+        xy = projection.transform(x[rows]) if len(rows) else np.zeros((0, 2), dtype=np.float32)
 
     def col(name: str) -> list[Any]:
         values = [v for t in tables for v in getattr(t, name)]
@@ -812,7 +850,9 @@ def map_points(
         origin=col("origins"), decision=[d or "undecided" for d in col("decisions")],
         verdict=[verdict(p) for p in col("passed")], cluster=assign_clusters(centroids, x[rows]),
         prompt=[p[:300] for p in col("prompts")], sampled=sampled, total=len(ids), method=projection.method,
-        explained=[float(v) for v in projection.explained],
+        explained=[float(v) for v in projection.explained], cache=projection.cache,
+        fit_seconds=projection.fit_seconds,
+        n_fit=len(projection.fit_rows) if projection.fit_rows is not None else 0, fallback=fallback,
     )
 
 
