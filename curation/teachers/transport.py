@@ -267,14 +267,17 @@ class LeanAsyncTransport(httpx2.AsyncBaseTransport):
             else:
                 connection.close()
                 self._all.discard(connection)
-        # content= (not stream=): the body is whole, so the response counts as read and
-        # the client's read of it costs nothing.
-        return httpx2.Response(
+        # stream= and an immediate read: the body is whole, so the response counts as
+        # read and the client's read of it costs nothing; content= would also re-derive
+        # the content headers, which costs more than the rest of building the response.
+        response = httpx2.Response(
             status_code=status,
             headers=headers,
-            content=content,
+            stream=httpx2.ByteStream(content),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
+        response.read()
+        return response
 
     async def aclose(self) -> None:
         for connection in list(self._all):
