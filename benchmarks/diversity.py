@@ -1,6 +1,7 @@
 """Diversity benchmark on generated text (varied sentences from word lists, near-duplicates planted).
 
     python benchmarks/diversity.py [--sizes 10000 100000] [--embed-texts 2000] [--skip-embed] [--json out.json]
+    python benchmarks/diversity.py --embed-texts 2000 --parts     # the embed part only
 
 Parts, each timed at every size (growth = time(largest) / time(smallest); ~10 is linear for 10k → 100k):
 
@@ -173,7 +174,8 @@ def bench_embed(n_texts: int, chunk: int = 250) -> dict:
         "baseline_rate": n_texts / tb, "fast_rate": n_texts / tf, "ratio": tb / tf,
         "median_chunk_ratio": float(np.median(pair_ratios)), "min_chunk_ratio": float(np.min(pair_ratios)),
         "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
-        "backend": fast.backend, "calibration": fast.calibration,
+        "backend": fast.backend, "forward": fast.forward_kind, "threads": fast.threads,
+        "batch_tokens": fast.batch_tokens, "calibration": fast.calibration,
         "dedup_same": decisions_base == decisions_fast, "dedup_findings": len(decisions_base),
         "dedup_diff": len(decisions_base ^ decisions_fast),
         "chunk_times": {"baseline": base_times, "fast": fast_times},
@@ -241,7 +243,8 @@ def main() -> None:
     print(f"CPUs: {results['cpus']}; load average before {results['load_before'][0]:.1f}, after {results['load_after'][0]:.1f}")
     if "embed" in results:
         e = results["embed"]
-        print(f"| embed ({e['texts']} texts) | baseline {e['baseline_rate']:.1f} texts/s | fast ({e['backend']}) "
+        print(f"| embed ({e['texts']} texts) | baseline {e['baseline_rate']:.1f} texts/s | fast ({e['backend']}, "
+              f"{e['forward']} forward, {e['threads']} worker threads, {e['batch_tokens']}-token batches) "
               f"{e['fast_rate']:.1f} texts/s | ratio {e['ratio']:.2f}× (median per chunk {e['median_chunk_ratio']:.2f}×, "
               f"min {e['min_chunk_ratio']:.2f}×; goal ≥ 2) | cosine mean {e['mean_cosine']:.5f} "
               f"min {e['min_cosine']:.5f} (goal ≥ 0.99) | semantic dedup decisions identical: {e['dedup_same']} "

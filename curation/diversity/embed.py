@@ -10,29 +10,60 @@ because a duplicate or a narrowed batch shows in either half, and a response
 means little without its prompt. "prompt" or "response" alone can be chosen; the
 mode is part of the cache key, so vectors of different modes never mix.
 
-Speed path (measured on 2 shared CPU cores, see benchmarks/diversity.py): the baseline
-`SentenceTransformer.encode` runs fp32 with batches of 32 sorted by character
-length. The fast path here
+Speed path (measured on 2 CPU cores shared with other work: AMD EPYC, AVX512-BF16,
+no AMX; see benchmarks/diversity.py). The baseline, plain `SentenceTransformer.encode`,
+runs fp32 in batches of 32 sorted by character length, each op split across both cores
+by torch's OpenMP threads. The fast path here
 
 * tokenises once, sorts by *token* length and packs batches up to a token budget
-  (``batch_tokens`` = 2048: small enough for the activations to stay in cache), so
-  padding is near zero;
-* runs the transformer in bfloat16 where the CPU has native bf16 instructions
-  (AVX512-BF16 / AMX), with mean pooling and L2 normalisation in fp32.
+  (``batch_tokens`` = 1024), so padding is about 1 %;
+* runs the batches on ``threads`` worker threads (default: torch's thread count, one per
+  core), each with *one* torch thread. Hidden size 384 makes small matrices: splitting
+  every op across cores costs an OpenMP barrier per op, and when another process holds a
+  core each barrier waits for a descheduled thread. Beside a one-core busy loop, plain
+  encode fell to 38 texts/s and the previous fast path (same bf16 idea, ops split across
+  2 threads) to 95, while 2 independent single-threaded workers reached 275;
+* runs BERT encoders (all-MiniLM-L6-v2 is one) through `LeanBert`: Q/K/V as one matrix
+  product, weights packed once for oneDNN (1.3× over `F.linear`, which re-lays them out
+  every call), GELU fused into the up-projection, attention as two batched matrix
+  products with the softmax in fp32 (10 % faster overall than SDPA's flash kernel for
+  32-wide heads and rows of ~60 tokens), no attention mask when a batch has one length.
+  Any other architecture runs the model's own forward, in the same workers;
+* computes in bfloat16 where the CPU has native bf16 instructions (AVX512-BF16 / AMX),
+  with the embedding sum, softmax, mean pooling and L2 normalisation in fp32.
 
-Measured side by side on the benchmark texts: 1.8–2.0× the baseline's throughput
-(the matrix products run 2.1× faster; bf16 attention does not gain), mean cosine
-0.99995 to the fp32 vectors, identical semantic-dedup decisions.
+Measured by benchmarks/diversity.py (2,000 texts, each chunk of 250 run base, fast,
+fast, base; ratio = total baseline time / total fast time): 4.30×, 4.66×, 4.13× at load
+averages 1.4–3.1 (fast 284–425 texts/s, baseline 69–99); 7.33× beside a one-core busy
+loop (baseline 36 texts/s, fast 265). Side by side in one run at load 2.8, the previous
+fast path (HF forward in bf16, ops split across 2 threads, 2,048-token batches) made
+2.92× and this one 4.01×; beside the busy loop 2.50× and 7.27×. Mean cosine to the
+fp32 vectors 0.99995 (min 0.99989), semantic-dedup decisions identical (97 findings).
+In fp32 LeanBert reproduces the baseline (cosine 1.00000).
 
-At first use on a machine the fast path is calibrated against fp32 on a sample of
-the texts being embedded: it is kept only when the mean cosine to the fp32
-vectors is at least ``MIN_COSINE`` (0.99) and it is not slower; otherwise the
-fp32 torch path (still length-bucketed) is used. The decision is cached under
-data/cache/embeddings/, keyed on the model, library versions and CPU.
-ONNX Runtime int8 (dynamic quantisation) was the other candidate: it needs the
-`onnx` package, which is not installed here, and int8 dynamic quantisation of
-this model in torch measured a mean cosine of only 0.94–0.98 to fp32 — below the
-0.99 bar — so it is not used.
+Tried and rejected (same-run comparisons, texts/s or seconds on the benchmark texts):
+SDPA flash attention instead of the two matrix products (244 vs 271 texts/s);
+exact-length buckets so that no batch needs a mask (no gain: padding is ~1 % and the
+batches get small); the residual add fused into the output projection as a oneDNN
+post-op (160 vs 271); 512- or 2,048-token batches (248, 264 vs 271 at 1,024); the
+attention scale folded into W_q with a bf16-input softmax (4.02 vs 3.93 s); unpacked
+`F.linear` (203 vs 271). int8 with VNNI (`torch._int_mm`, per-token activation and
+per-channel weight scales): mean cosine 0.9968 (min 0.9942) with every linear layer in
+int8, 0.9974 with only Q/K/V and the up-projection, and slower than bf16 without fused
+quantise/dequantise kernels (6.98 vs 4.68 s per 2,000 texts); torch's dynamic int8
+earlier measured 0.94–0.98. ONNX Runtime (pinned for nothing else; exporting needs the
+`onnx` package, not a dependency, so measured with a throwaway copy): fp32 with 2
+threads 3.95 s per 1,000 texts vs 2.10 s here, cosine 1.0; it has no bf16 matrix
+product on CPU, and its int8 is the dynamic quantisation above. torch.compile was not
+tried (compiling per shape on first use, and in the tests).
+
+At first use on a machine the own path is calibrated on a sample of the texts being
+embedded, against plain fp32 `SentenceTransformer.encode`: LeanBert in fp32 must reach a
+mean cosine of ``LEAN_MIN_COSINE`` (0.9999) or the model's own forward is used instead;
+bf16 is kept only when its mean cosine is at least ``MIN_COSINE`` (0.99) and it is not
+slower than fp32 on the same workers; otherwise the fp32 path (still length-bucketed and
+threaded) is used. The decision is cached under data/cache/embeddings/, keyed on the
+model, library versions, CPU, thread count, batch size and ``CALIBRATION_VERSION``.
 """
 
 from __future__ import annotations
@@ -41,8 +72,10 @@ import hashlib
 import json
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +88,11 @@ _BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 TEXT_MODES = ("prompt+response", "prompt", "response")
 BACKENDS = ("auto", "torch-bf16", "torch-fp32", "sentence-transformers")
 MIN_COSINE = 0.99
+# fp32 LeanBert against the baseline: it does the same arithmetic, so anything short of
+# this is a bug or a model it misreads, not rounding.
+LEAN_MIN_COSINE = 0.9999
+# Part of the calibration cache key: a decision made by an older calibration is not reused.
+CALIBRATION_VERSION = 3
 CACHE_DIR = DATA_DIR / "cache" / "embeddings"
 
 Progress = Callable[[int, int], None]
@@ -153,20 +191,201 @@ def native_bf16() -> bool:
     return False
 
 
+def _single_threaded_worker() -> None:
+    """Initialiser of a pool thread: torch ops run in this thread use one core.
+
+    torch keeps the intra-op thread count per thread (OpenMP's and MKL's settings are
+    thread-local), but it also remembers the last value set as the default of threads
+    that have not run an op yet. `get_num_threads` first runs that lazy per-thread
+    start-up, so it cannot later undo the `set_num_threads(1)` that follows."""
+    import torch
+
+    torch.get_num_threads()
+    torch.set_num_threads(1)
+
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def worker_pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of `threads` threads, each running torch ops on one core (one per process and size).
+
+    The calling thread's torch thread count, and the default of threads started later,
+    are left as they were (a baseline measured in the same process runs as without it)."""
+    import torch
+
+    key = (os.getpid(), threads)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            before = torch.get_num_threads()
+            pool = ThreadPoolExecutor(threads, thread_name_prefix="embed", initializer=_single_threaded_worker)
+            # Start every thread now (tasks that wait for each other each need their own),
+            # then put back the default that the initialisers changed.
+            started = threading.Barrier(threads)
+            for future in [pool.submit(started.wait, 60) for _ in range(threads)]:
+                future.result()
+            torch.set_num_threads(before)
+            _pools[key] = pool
+        return pool
+
+
+def lean_bert_unsupported(model: Any) -> str | None:
+    """Why `LeanBert` cannot stand in for `model` (None when it can).
+
+    Only what it reproduces is accepted: a transformers `BertModel` encoder with absolute
+    positions and exact GELU; anything else (another architecture, a decoder, relative
+    positions, another activation) runs through the model's own forward."""
+    config = getattr(model, "config", None)
+    if type(model).__name__ != "BertModel" or getattr(config, "model_type", None) != "bert":
+        return f"{type(model).__name__} is not a BertModel"
+    if getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
+        return "decoder or cross-attention"
+    if getattr(config, "position_embedding_type", "absolute") != "absolute":
+        return f"position embeddings {config.position_embedding_type!r}"
+    if config.hidden_act != "gelu":
+        return f"activation {config.hidden_act!r}"
+    if config.hidden_size % config.num_attention_heads:
+        return "hidden size not a multiple of the heads"
+    try:
+        layer = model.encoder.layer[0]
+        parts = (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value,
+                 layer.attention.output.dense, layer.attention.output.LayerNorm, layer.intermediate.dense,
+                 layer.output.dense, layer.output.LayerNorm, model.embeddings.word_embeddings,
+                 model.embeddings.position_embeddings, model.embeddings.token_type_embeddings)
+    except (AttributeError, IndexError):
+        return "unexpected module layout"
+    if any(getattr(p, "bias", True) is None for p in parts[:4] + parts[5:7]):
+        return "a linear layer without bias"
+    return None
+
+
+class _Linear:
+    """y = x Wᵀ + b (optionally GELU), with the weight packed once for oneDNN.
+
+    `F.linear` hands oneDNN the plain weight and it is re-laid out on every call;
+    packing it once measured 1.3× on the whole forward. Falls back to `F.linear`
+    when the packed op is missing or disagrees with it."""
+
+    def __init__(self, weight: Any, bias: Any, dtype: Any, gelu: bool = False) -> None:
+        import torch
+
+        self.weight = weight.detach().to(dtype).contiguous()
+        self.bias = bias.detach().to(dtype).contiguous()
+        self.gelu = gelu
+        self.packed: Any = None
+        try:
+            packed = torch.ops.mkldnn._reorder_linear_weight(self.weight)
+            probe = torch.linspace(-1, 1, 3 * self.weight.shape[1]).reshape(3, -1).to(dtype)
+            ok = torch.allclose(self._packed(probe, packed).float(), self._plain(probe).float(), rtol=0.02, atol=0.02)
+            self.packed = packed if ok else None
+        except (AttributeError, RuntimeError, TypeError, ValueError):
+            self.packed = None
+
+    def _packed(self, x: Any, packed: Any) -> Any:
+        import torch
+
+        attr = "gelu" if self.gelu else "none"
+        return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, attr, [], "none" if self.gelu else None)
+
+    def _plain(self, x: Any) -> Any:
+        import torch.nn.functional as F  # noqa: N812
+
+        y = F.linear(x, self.weight, self.bias)
+        return F.gelu(y) if self.gelu else y
+
+    def __call__(self, x: Any) -> Any:
+        return self._plain(x) if self.packed is None else self._packed(x, self.packed)
+
+
+class LeanBert:
+    """The forward of a BERT encoder (see `lean_bert_unsupported`), written for CPU inference.
+
+    Same arithmetic as transformers' BertModel, less of its generality: Q, K and V are
+    one matrix product; weights are packed for oneDNN once; the embedding sum and its
+    LayerNorm are fp32; attention is two batched matrix products in `dtype` with the
+    softmax in fp32 (faster on CPU than SDPA's flash kernel for 32-wide heads and short
+    rows, and closer to fp32); no mask at all when every row of the batch has the same
+    length. Returns the last hidden state, (batch, length, hidden), in `dtype`."""
+
+    def __init__(self, model: Any, dtype: Any) -> None:
+        import torch
+
+        reason = lean_bert_unsupported(model)
+        if reason:
+            raise ValueError(f"LeanBert cannot run this model: {reason}")
+        config = model.config
+        self.dtype = dtype
+        self.hidden = config.hidden_size
+        self.heads = config.num_attention_heads
+        self.eps = config.layer_norm_eps
+        emb = model.embeddings
+        self.word = emb.word_embeddings.weight.detach().float()
+        # token type 0 everywhere, as in transformers when no token_type_ids are given
+        self.position = (emb.position_embeddings.weight.detach().float()
+                         + emb.token_type_embeddings.weight.detach().float()[0])
+        self.embed_norm = (emb.LayerNorm.weight.detach().float(), emb.LayerNorm.bias.detach().float())
+
+        def norm(module: Any) -> tuple[Any, Any]:
+            return module.weight.detach().to(dtype), module.bias.detach().to(dtype)
+
+        self.layers = []
+        for layer in model.encoder.layer:
+            att = layer.attention.self
+            self.layers.append((
+                _Linear(torch.cat([att.query.weight, att.key.weight, att.value.weight]),
+                        torch.cat([att.query.bias, att.key.bias, att.value.bias]), dtype),
+                _Linear(layer.attention.output.dense.weight, layer.attention.output.dense.bias, dtype),
+                norm(layer.attention.output.LayerNorm),
+                _Linear(layer.intermediate.dense.weight, layer.intermediate.dense.bias, dtype, gelu=True),
+                _Linear(layer.output.dense.weight, layer.output.dense.bias, dtype),
+                norm(layer.output.LayerNorm),
+            ))
+
+    def __call__(self, input_ids: Any, lengths: Any) -> Any:
+        import torch
+        import torch.nn.functional as F  # noqa: N812
+
+        batch, length = input_ids.shape
+        heads, width = self.heads, self.hidden // self.heads
+        x = F.embedding(input_ids, self.word) + self.position[:length]
+        x = F.layer_norm(x, (self.hidden,), *self.embed_norm, self.eps).to(self.dtype).reshape(batch * length, self.hidden)
+        bias = None
+        if bool((lengths < length).any()):
+            padding = torch.arange(length)[None, :] >= lengths[:, None]
+            bias = torch.zeros(batch, 1, 1, length).masked_fill(padding[:, None, None, :], float("-inf"))
+        scale = width ** -0.5
+        for qkv, out, norm1, up, down, norm2 in self.layers:
+            q, k, v = qkv(x).view(batch, length, 3, heads, width).permute(2, 0, 3, 1, 4)
+            q, k, v = (t.reshape(batch * heads, length, width) for t in (q, k, v))
+            scores = torch.bmm(q, k.transpose(1, 2)).view(batch, heads, length, length).float().mul_(scale)
+            if bias is not None:
+                scores.add_(bias)
+            probs = scores.softmax(-1).to(self.dtype).view(batch * heads, length, length)
+            attended = torch.bmm(probs, v).view(batch, heads, length, width).transpose(1, 2).reshape(batch * length, self.hidden)
+            x = F.layer_norm(out(attended) + x, (self.hidden,), *norm1, self.eps)
+            x = F.layer_norm(down(up(x)) + x, (self.hidden,), *norm2, self.eps)
+        return x.view(batch, length, self.hidden)
+
+
 class Embedder:
     """Encode texts into L2-normalised float32 vectors.
 
     backend: "auto" (calibrated fast path, see the module docstring), "torch-bf16",
-    "torch-fp32" (length-bucketed fp32), or "sentence-transformers" (plain encode)."""
+    "torch-fp32" (length-bucketed fp32), or "sentence-transformers" (plain encode).
+    threads: how many cores the own path uses, as that many worker threads of one
+    torch thread each (default: torch's thread count; env ASSAY_EMBED_THREADS)."""
 
     def __init__(
         self,
         model: str | None = None,
         *,
         backend: str | None = None,
-        batch_tokens: int = 2048,
+        batch_tokens: int = 1024,
         max_batch: int = 128,
         threads: int | None = None,
+        lean: bool = True,
         cache_dir: Path | None = None,
     ) -> None:
         self.model = model or DEFAULT_MODEL
@@ -176,13 +395,16 @@ class Embedder:
         self.requested_backend = backend
         self.batch_tokens = batch_tokens
         self.max_batch = max_batch
-        self.threads = threads or (int(os.environ["ASSAY_EMBED_THREADS"]) if os.environ.get("ASSAY_EMBED_THREADS") else None)
+        env_threads = os.environ.get("ASSAY_EMBED_THREADS")
+        self.threads: int | None = threads or (int(env_threads) if env_threads else None)
         self.cache_dir = cache_dir or CACHE_DIR
         self._st: Any = None
-        self._fp32: Any = None
-        self._bf16: Any = None
+        self._hf: Any = None
+        self._forwards: dict[tuple[bool, bool], Callable[[Any, Any, Any], Any]] = {}
         self._pooling = "mean"
-        self._normalise = True
+        # Whether the own path uses LeanBert; set off for a model it does not know, or by calibration.
+        self.lean = lean
+        self.lean_reason: str | None = None
         self.backend: str | None = None if backend == "auto" else backend
         self.calibration: dict[str, Any] = {}
 
@@ -201,8 +423,7 @@ class Embedder:
             hf_logging.disable_progress_bar()
         except ImportError:
             pass
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        self.threads = max(1, self.threads or torch.get_num_threads())
         self._st = SentenceTransformer(resolve_model(self.model), device="cpu")
         self._st.eval()
         modules = list(self._st)
@@ -216,7 +437,12 @@ class Embedder:
         )
         if own_path_ok:
             self._pooling = pooling
-            self._fp32 = modules[0].auto_model.eval()
+            self._hf = modules[0].auto_model.eval()
+            self.lean_reason = lean_bert_unsupported(self._hf)
+            if self.lean_reason is None and self.max_seq_length > self._hf.config.max_position_embeddings:
+                self.lean_reason = "max_seq_length beyond the position embeddings"
+            if self.lean_reason is not None:
+                self.lean = False
         elif self.backend in ("torch-bf16", "torch-fp32"):
             raise ValueError(f"model {self.model!r} is not a plain transformer + pooling model; use backend 'sentence-transformers'")
         else:
@@ -232,6 +458,12 @@ class Embedder:
     def max_seq_length(self) -> int:
         self._load()
         return int(self._st.max_seq_length or 512)
+
+    @property
+    def forward_kind(self) -> str:
+        """"lean" (LeanBert) or "transformers" (the model's own forward): what the own path runs."""
+        self._load()
+        return "lean" if self.lean else "transformers"
 
     # -- encoding ------------------------------------------------------------
 
@@ -253,50 +485,78 @@ class Embedder:
         vectors = self._st.encode(list(texts), convert_to_numpy=True, show_progress_bar=False)
         return normalise_rows(vectors)
 
-    def _bf16_model(self) -> Any:
-        if self._bf16 is None:
+    def _forward(self, bf16: bool, lean: bool) -> Callable[[Any, Any, Any], Any]:
+        """(input_ids, attention_mask, lengths) -> last hidden state, built once per kind."""
+        key = (bf16, lean)
+        if key not in self._forwards:
             import copy
 
             import torch
 
-            self._bf16 = copy.deepcopy(self._fp32).to(torch.bfloat16).eval()
-        return self._bf16
+            dtype = torch.bfloat16 if bf16 else torch.float32
+            if lean:
+                lean_model = LeanBert(self._hf, dtype)
+                self._forwards[key] = lambda ids, _mask, lengths: lean_model(ids, lengths)
+            else:
+                model = copy.deepcopy(self._hf).to(dtype).eval() if bf16 else self._hf
+                self._forwards[key] = lambda ids, mask, _lengths: model(input_ids=ids, attention_mask=mask).last_hidden_state
+        return self._forwards[key]
 
-    def _encode_own(self, texts: list[str], *, bf16: bool, progress: Progress | None = None) -> np.ndarray:
+    def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        """Row indices, longest texts first, packed up to `batch_tokens` tokens (padding is
+        near zero once sorted), and small enough that every worker thread gets a batch."""
+        order = np.argsort(-lengths, kind="stable")
+        per_thread = -(-len(order) // (self.threads or 1))
+        batches, done = [], 0
+        while done < len(order):
+            longest = int(lengths[order[done]]) or 1
+            size = max(1, min(self.max_batch, self.batch_tokens // longest, per_thread))
+            batches.append(order[done : done + size])
+            done += size
+        return batches
+
+    def _encode_own(
+        self, texts: list[str], *, bf16: bool, progress: Progress | None = None, lean: bool | None = None
+    ) -> np.ndarray:
         import torch
 
-        model = self._bf16_model() if bf16 else self._fp32
+        forward = self._forward(bf16, self.lean if lean is None else lean)
         tokenizer = self._st.tokenizer
         ids = tokenizer(
             texts, truncation=True, max_length=self.max_seq_length, padding=False, return_attention_mask=False
         )["input_ids"]
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        order = np.argsort(-lengths, kind="stable")
         pad = tokenizer.pad_token_id or 0
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        done = 0
-        with torch.inference_mode():
-            while done < len(order):
-                longest = int(lengths[order[done]]) or 1
-                size = max(1, min(self.max_batch, self.batch_tokens // longest))
-                rows = order[done : done + size]
-                input_ids = np.full((len(rows), longest), pad, dtype=np.int64)
-                mask = np.zeros((len(rows), longest), dtype=np.int64)
-                for r, j in enumerate(rows):
-                    n = lengths[j]
-                    input_ids[r, :n] = ids[j]
-                    mask[r, :n] = 1
+        cls_pooling = self._pooling == "cls"
+
+        def run(rows: np.ndarray) -> np.ndarray:
+            longest = int(lengths[rows].max()) or 1
+            input_ids = np.full((len(rows), longest), pad, dtype=np.int64)
+            mask = np.zeros((len(rows), longest), dtype=np.int64)
+            for r, j in enumerate(rows):
+                n = lengths[j]
+                input_ids[r, :n] = ids[j]
+                mask[r, :n] = 1
+            with torch.inference_mode():
                 mask_t = torch.from_numpy(mask)
-                hidden = model(input_ids=torch.from_numpy(input_ids), attention_mask=mask_t).last_hidden_state.float()
-                if self._pooling == "cls":
+                hidden = forward(torch.from_numpy(input_ids), mask_t, torch.from_numpy(lengths[rows])).float()
+                if cls_pooling:
                     pooled = hidden[:, 0]
                 else:
                     weights = mask_t.unsqueeze(-1).to(hidden.dtype)
                     pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-                out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
-                done += len(rows)
-                if progress is not None:
-                    progress(done, len(order))
+                return torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
+
+        batches = self._batches(lengths)
+        pool = worker_pool(self.threads or 1)
+        futures = [pool.submit(run, rows) for rows in batches]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        done = 0
+        for rows, future in zip(batches, futures, strict=True):
+            out[rows] = future.result()
+            done += len(rows)
+            if progress is not None:
+                progress(done, len(texts))
         return out
 
     # -- calibration ---------------------------------------------------------
@@ -308,7 +568,8 @@ class Embedder:
 
         key = json.dumps(
             [resolve_model(self.model), torch.__version__, transformers.__version__,
-             sentence_transformers.__version__, _cpu_signature(), self.batch_tokens, 2],
+             sentence_transformers.__version__, _cpu_signature(), self.batch_tokens, self.threads,
+             self.forward_kind, CALIBRATION_VERSION],
         )
         return self.cache_dir / f"calibration-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
@@ -316,11 +577,15 @@ class Embedder:
         path = self._calibration_path()
         try:
             record = json.loads(path.read_text())
-            self.backend = record["backend"]
-            self.calibration = record
-            return
+            backend, forward = record["backend"], record["forward"]
         except (OSError, ValueError, KeyError):
             pass
+        else:
+            if backend in BACKENDS[1:] and forward in ("lean", "transformers"):
+                self.backend = backend
+                self.lean = self.lean and forward == "lean"
+                self.calibration = record
+                return
         record = self.calibrate(texts)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -329,17 +594,30 @@ class Embedder:
             pass
 
     def calibrate(self, texts: Sequence[str], sample: int = 48) -> dict[str, Any]:
-        """Compare the bf16 path with fp32 and pick the backend.
+        """Check the own path against plain fp32 `SentenceTransformer.encode` and pick the backend.
 
-        Cosine is measured on (up to) `sample` of `texts`; speed on a fixed workload
-        of 32 texts of about 150 words made from them (short texts are dominated by
-        per-call overhead and would say nothing about the matrix units). With native
-        bf16 instructions the bf16 path is kept unless it measures slower."""
+        Cosine is measured on (up to) `sample` of `texts`, against the baseline's vectors:
+        the fp32 own path must reproduce them (mean cosine ≥ ``LEAN_MIN_COSINE``) or LeanBert
+        is dropped for the model's own forward; bf16 must reach ``MIN_COSINE``. Speed is
+        measured on a fixed workload of 32 texts of about 150 words made from them (short
+        texts are dominated by per-call overhead and would say nothing about the matrix
+        units). With native bf16 instructions the bf16 path is kept unless it measures slower."""
         self._load()
         texts = [t for t in texts if t.strip()] or ["calibration text"]
         step = max(1, len(texts) // sample)
         probe = texts[::step][:sample]
-        record: dict[str, Any] = {"model": self.model, "sample": len(probe), "native_bf16": native_bf16()}
+        reference = self.encode_baseline(probe)
+        record: dict[str, Any] = {"model": str(self.model), "sample": len(probe), "native_bf16": native_bf16(),
+                                  "threads": self.threads, "batch_tokens": self.batch_tokens}
+        if self.lean:
+            cos = (self._encode_own(probe, bf16=False, lean=True) * reference).sum(axis=1)
+            record.update(lean_fp32_mean_cosine=float(cos.mean()), lean_fp32_min_cosine=float(cos.min()))
+            if cos.mean() < LEAN_MIN_COSINE:
+                self.lean = False
+                self.lean_reason = f"fp32 mean cosine {cos.mean():.5f} < {LEAN_MIN_COSINE} to the baseline"
+        record["forward"] = self.forward_kind
+        if not self.lean:
+            record["lean_off_reason"] = self.lean_reason
         if not record["native_bf16"]:
             record.update(backend="torch-fp32", reason="no native bf16 on this CPU")
         else:
@@ -356,7 +634,7 @@ class Embedder:
                     start = time.perf_counter()
                     self._encode_own(workload, bf16=bf16)
                     timings[bf16] = min(timings[bf16], time.perf_counter() - start)
-            cos = (self._encode_own(probe, bf16=False) * self._encode_own(probe, bf16=True)).sum(axis=1)
+            cos = (self._encode_own(probe, bf16=True) * reference).sum(axis=1)
             record.update(
                 mean_cosine=float(cos.mean()), min_cosine=float(cos.min()),
                 seconds_fp32=round(timings[False], 3), seconds_bf16=round(timings[True], 3),
