@@ -42,7 +42,7 @@ SUMMED = (
     "concurrency", "prompt_tokens", "completion_tokens", "cost", "truncated", "parse_errors",
 )
 STOP_GRACE_SECONDS = 60.0
-#: More calls than this in total before the automatic setting spreads a run.
+#: Calls a run must have (at least) before the automatic setting spreads it.
 MIN_CALLS_TO_SHARD = 2000
 #: Total concurrency from which the automatic setting spreads a run.
 MIN_CONCURRENCY_TO_SHARD = 128
@@ -102,7 +102,8 @@ class ShardGroup:
         self.errors: list[str] = []
         self._readers: list[threading.Thread] = []
         self._released: list[subprocess.Popen] = []
-        self._write_locks = [threading.Lock() for _ in processes]
+        # stdin of a child is written by its reader thread (calls) and by the event loop (stop).
+        self._write_locks = {process: threading.Lock() for process in processes}
         self._take: Callable[[int], list[WireCall]] = lambda count: []
         self._serving = threading.Event()
         self._stopping = False
@@ -129,16 +130,11 @@ class ShardGroup:
             self._send(process, {"type": "end"}, close=True)
         self._released.extend(unused)
         self.processes = used
-        self._write_locks = self._write_locks[: len(used)]
         for index, (process, config) in enumerate(zip(used, configs, strict=True), start=1):
-            self._send(process, {"type": "config", **config}, lock=self._write_locks[index - 1])
+            self._send(process, {"type": "config", **config})
             reader = threading.Thread(target=self._read, args=(index, process), daemon=True, name=f"shard-{index}")
             reader.start()
             self._readers.append(reader)
-
-    def release(self) -> None:
-        """Tell every child that was never configured to exit (the run did not need them)."""
-        self.start([])
 
     def serve(self, take: Callable[[int], list[WireCall]]) -> None:
         """Answer the children's requests for calls with `take(count)` from now on
@@ -146,28 +142,21 @@ class ShardGroup:
         self._take = take
         self._serving.set()
 
-    @staticmethod
-    def _send(process: subprocess.Popen, message: dict[str, Any], *, close: bool = False,
-              lock: threading.Lock | None = None) -> None:
+    def _send(self, process: subprocess.Popen, message: dict[str, Any], *, close: bool = False) -> None:
         if process.stdin is None or process.stdin.closed:
             return
         data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
         try:
-            if lock is None:
+            with self._write_locks[process]:
                 process.stdin.write(data)
                 process.stdin.flush()
-            else:
-                with lock:
-                    process.stdin.write(data)
-                    process.stdin.flush()
-            if close:
-                process.stdin.close()
+                if close:
+                    process.stdin.close()
         except (OSError, ValueError):
             pass
 
     def _read(self, index: int, process: subprocess.Popen) -> None:
         assert process.stdout is not None
-        lock = self._write_locks[index - 1]
         for line in process.stdout:
             try:
                 message = json.loads(line)
@@ -177,7 +166,7 @@ class ShardGroup:
             if kind == "want":
                 self._serving.wait()
                 calls = [] if self._stopping else self._take(int(message.get("count") or 1))
-                self._send(process, {"type": "calls", "calls": calls, "end": not calls}, lock=lock)
+                self._send(process, {"type": "calls", "calls": calls, "end": not calls})
             elif kind == "counters":
                 self.latest[index] = message["counters"]
             elif kind == "final":
@@ -205,9 +194,9 @@ class ShardGroup:
         if self._stopping:
             return
         self._stopping = True
-        for process, lock in zip(self.processes, self._write_locks, strict=True):
+        for process in self.processes:
             if process.poll() is None:
-                self._send(process, {"type": "stop"}, lock=lock)
+                self._send(process, {"type": "stop"})
 
     async def wait(self) -> None:
         """Until every configured child has exited (at most the grace period once stopping)."""

@@ -11,6 +11,7 @@ retryable error rather than a crash.
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import os
 import time
@@ -30,9 +31,10 @@ from curation.teachers.base import (
 
 #: Sent when no key is configured: local servers (vLLM, llama.cpp) accept anything.
 NO_KEY = "no-key"
-_TEMPLATED_CLIENT: Any = None
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 
 
+@functools.cache
 def templated_client_class() -> Any:
     """`openai.AsyncOpenAI` that reuses the request it built for the same options.
 
@@ -44,9 +46,6 @@ def templated_client_class() -> Any:
     and the next ones are the same method, URL, headers and extensions with the new
     body (about 12 µs). Anything else (a JSON body, files, a provider runtime or an
     API-key provider that can change the headers) goes through the SDK's own path."""
-    global _TEMPLATED_CLIENT
-    if _TEMPLATED_CLIENT is not None:
-        return _TEMPLATED_CLIENT
     import httpx2
     import openai
 
@@ -93,9 +92,7 @@ def templated_client_class() -> Any:
             request.read()
             return request
 
-    _TEMPLATED_CLIENT = TemplatedAsyncOpenAI
-    return _TEMPLATED_CLIENT
-PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+    return TemplatedAsyncOpenAI
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -146,12 +143,13 @@ class OpenAITeacher(Teacher):
             if parsed.query or parsed.fragment
             else config.base_url.rstrip("/") + "/chat/completions"
         )
-        self._options: dict[str, Any] = {"max_retries": 0, "timeout": config.timeout, "headers": {}}
         # The request options, built once: `client.post` would build them (a pydantic
         # model with a dozen defaults) on every call; `client.request` takes them ready.
         from openai._models import FinalRequestOptions
 
-        self._request_options = FinalRequestOptions.construct(method="post", url=self._chat_url, **self._options)
+        self._request_options = FinalRequestOptions.construct(
+            method="post", url=self._chat_url, max_retries=0, timeout=config.timeout, headers={}
+        )
 
     def _make_client(self, key: str) -> Any:
         import httpx2
