@@ -159,18 +159,39 @@ def passed_clause(values: Sequence[bool | None]) -> ColumnElement[bool]:
     return or_(*(Sample.passed.is_(value) for value in values))
 
 
-def _apply_filter(query: Select, filters: SampleFilter) -> Select:
+def where_visible(
+    query: Select,
+    *,
+    batch_ids: Sequence[int] = (),
+    exclude_batch_ids: Sequence[int] = (),
+    origins: Sequence[str] = (),
+    families: Sequence[str] = (),
+    decisions: Sequence[str] = (),
+    passed: Sequence[bool | None] = (),
+) -> Select:
+    """`query` over samples of visible batches, narrowed by each non-empty criterion
+    (the browse filter and the diversity selection share it)."""
     query = query.join(Batch, Batch.id == Sample.batch_id).where(Batch.status.not_in(HIDDEN_STATUSES))
-    if filters.origins:
-        query = query.where(Batch.origin.in_(filters.origins))
-    if filters.batch_ids:
-        query = query.where(Sample.batch_id.in_(filters.batch_ids))
-    if filters.families:
-        query = query.where(Sample.family.in_(filters.families))
-    if filters.decisions:
-        query = query.where(decision_clause(filters.decisions))
-    if filters.passed:
-        query = query.where(passed_clause(filters.passed))
+    if batch_ids:
+        query = query.where(Sample.batch_id.in_(batch_ids))
+    if exclude_batch_ids:
+        query = query.where(Sample.batch_id.not_in(exclude_batch_ids))
+    if origins:
+        query = query.where(Batch.origin.in_(origins))
+    if families:
+        query = query.where(Sample.family.in_(families))
+    if decisions:
+        query = query.where(decision_clause(decisions))
+    if passed:
+        query = query.where(passed_clause(passed))
+    return query
+
+
+def _apply_filter(query: Select, filters: SampleFilter) -> Select:
+    query = where_visible(
+        query, batch_ids=filters.batch_ids, origins=filters.origins, families=filters.families,
+        decisions=filters.decisions, passed=filters.passed,
+    )
     if filters.search.strip():
         pattern = f"%{_escape_like(filters.search.strip())}%"
         query = query.where(

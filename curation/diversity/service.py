@@ -29,7 +29,7 @@ from curation.diversity.embed import (
 )
 from curation.diversity.metrics import MAX_SAMPLES, DiversityReport, compare
 from curation.diversity.thresholds import DiversityThresholds
-from curation.samples import HIDDEN_STATUSES, decision_clause, passed_clause
+from curation.samples import HIDDEN_STATUSES, where_visible
 from curation.store.db import session_scope
 from curation.store.models import Batch, Embedding, Mark, MetricSnapshot, Sample, utcnow
 
@@ -111,20 +111,10 @@ class Selection:
     exclude_batch_ids: tuple[int, ...] = ()
 
     def where(self, query: Select) -> Select:
-        query = query.join(Batch, Batch.id == Sample.batch_id).where(Batch.status.not_in(HIDDEN_STATUSES))
-        if self.batch_ids:
-            query = query.where(Sample.batch_id.in_(self.batch_ids))
-        if self.exclude_batch_ids:
-            query = query.where(Sample.batch_id.not_in(self.exclude_batch_ids))
-        if self.origins:
-            query = query.where(Batch.origin.in_(self.origins))
-        if self.families:
-            query = query.where(Sample.family.in_(self.families))
-        if self.decisions:
-            query = query.where(decision_clause(self.decisions))
-        if self.passed:
-            query = query.where(passed_clause(self.passed))
-        return query
+        return where_visible(
+            query, batch_ids=self.batch_ids, exclude_batch_ids=self.exclude_batch_ids, origins=self.origins,
+            families=self.families, decisions=self.decisions, passed=self.passed,
+        )
 
     def describe(self) -> str:
         parts = []
