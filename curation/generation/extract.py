@@ -111,9 +111,13 @@ def _json_objects(text: str) -> list[dict[str, Any]]:
                 continue
             if isinstance(value, dict):
                 found.append(value)
-    if found:
-        return found
+    return found or embedded_json_objects(text)
+
+
+def embedded_json_objects(text: str) -> list[dict[str, Any]]:
+    """Every JSON object embedded in `text` (outermost ones, in order)."""
     decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
     index = text.find("{")
     while index >= 0:
         try:

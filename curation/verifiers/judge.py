@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
+from curation.generation.extract import embedded_json_objects
 from curation.records import SampleRecord
 from curation.teachers.base import check_endpoint_settings
 from curation.verifiers.base import VERIFIERS, Verdict, Verifier
@@ -285,21 +286,8 @@ _NO = frozenset({"no", "n", "false", "fail", "failed", "not met", "0"})
 
 
 def _json_objects(text: str) -> list[dict[str, Any]]:
-    """Every JSON object embedded in `text` (outermost ones, in order)."""
-    text = _THINK.sub(" ", text)
-    decoder = json.JSONDecoder()
-    found: list[dict[str, Any]] = []
-    index = text.find("{")
-    while index >= 0:
-        try:
-            value, end = decoder.raw_decode(text, index)
-        except json.JSONDecodeError:
-            index = text.find("{", index + 1)
-            continue
-        if isinstance(value, dict):
-            found.append(value)
-        index = text.find("{", end)
-    return found
+    """Every JSON object embedded in `text` outside reasoning (think) blocks."""
+    return embedded_json_objects(_THINK.sub(" ", text))
 
 
 def _lower_keys(value: Mapping[str, Any]) -> dict[str, Any]:
