@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
-REQ_HASH := $(shell cat requirements.txt constraints.txt | sha1sum | cut -c1-12)
+REQ_HASH := $(shell cat requirements.txt constraints.txt pyproject.toml | sha1sum | cut -c1-12)
 DEV_HASH := $(shell cat requirements-dev.txt constraints.txt | sha1sum | cut -c1-12)
 RUNTIME_STAMP := $(VENV)/.runtime-$(REQ_HASH)
 DEV_STAMP := $(VENV)/.dev-$(DEV_HASH)
@@ -28,8 +28,9 @@ install-dev: $(RUNTIME_STAMP) $(DEV_STAMP)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(RUNTIME_STAMP): requirements.txt constraints.txt | $(PY)
+$(RUNTIME_STAMP): requirements.txt constraints.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.runtime-* && touch $@
 
 $(DEV_STAMP): requirements-dev.txt constraints.txt | $(PY)

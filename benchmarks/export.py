@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from curation.records import content_hash  # noqa: E402
+from curation.data import content_hash  # noqa: E402
 
 DEFAULT_STORE = Path(tempfile.gettempdir()) / "assay-export-bench.db"
 FAMILIES = ("math", "code", "instruction", "open")

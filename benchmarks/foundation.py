@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from curation.importer import import_file  # noqa: E402
-from curation.samples import SampleFilter, count_samples, get_sample, list_batches, query_samples  # noqa: E402
+from curation.io.importer import import_file  # noqa: E402
 from curation.store import open_store  # noqa: E402
+from curation.store.queries import SampleFilter, count_samples, get_sample, list_batches, query_samples  # noqa: E402
 
 
 def make_file(path: Path, rows: int) -> None:

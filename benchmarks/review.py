@@ -43,10 +43,10 @@ from curation.review.queues import (  # noqa: E402
 )
 from curation.review.sampling import acceptance_summary  # noqa: E402
 from curation.review.stats import review_stats  # noqa: E402
-from curation.review.synthetic import insert_review_batch, mixed_rows  # noqa: E402
 from curation.store import open_store, session_scope  # noqa: E402
 from curation.store.db import dispose_engines  # noqa: E402
 from curation.store.models import Batch  # noqa: E402
+from curation.testing.review_batches import insert_review_batch, mixed_rows  # noqa: E402
 
 QUEUES = ("disagreement", "failures", "uncertain", "spot-check", "cluster", "undecided")
 rows_out: list[tuple[str, str]] = []

@@ -110,7 +110,7 @@ def _cpu_seconds() -> float:
 
 
 def end_to_end(n: int, jobs: int, db: str | None) -> dict[str, Any]:
-    from curation.importer import import_file
+    from curation.io.importer import import_file
     from curation.store import open_store
     from curation.verification.runner import run_verification
     from curation.verification.verify_file import verify_file

@@ -285,7 +285,7 @@ def build_sample(rng: random.Random) -> dict[str, Any]:
 
 
 def build_samples(n: int, seed: int = 0) -> list[Any]:
-    from curation.records import SampleRecord
+    from curation.data import SampleRecord
 
     rng = random.Random(seed)
     samples = []
@@ -298,7 +298,7 @@ def build_samples(n: int, seed: int = 0) -> list[Any]:
 def run(n: int = 5000, seed: int = 0) -> dict[str, Any]:
     """Verify ``n`` synthetic samples; returns throughput and outcome rates."""
     from curation.ifeval import count_words
-    from curation.verifiers.instruction import InstructionVerifier
+    from curation.verification.instruction import InstructionVerifier
 
     samples = build_samples(n, seed)
     verifier = InstructionVerifier()

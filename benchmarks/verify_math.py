@@ -21,9 +21,9 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from curation.data import SampleRecord
 from curation.mathcheck.config import MathCheckConfig
 from curation.mathcheck.pool import MathVerifyPool
-from curation.records import SampleRecord
 
 STEPS = [
     "First, we rewrite the condition as ${a} + {b} = {c}$.",

@@ -1,30 +1,21 @@
 """`python -m curation ...`: the command line on the same library functions as the app.
 
-Each feature area registers its own subcommands: a module listed in CLI_MODULES
-exposes `register(subparsers)` and sets `func(args, engine) -> int` on its parsers.
+Each feature (`curation.features.DEFAULT_FEATURES`) registers its own commands from
+its `cli.py`; the same commands are installed as the `assay` console script.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from curation.config import database_url, redact_url
-
-CLI_MODULES: list[str] = [
-    "curation.cli_core",
-    "curation.export_cli",
-    "curation.generation.cli",
-    "curation.verification.cli",
-    "curation.review.cli",
-    "curation.diversity.cli",
-]
+from curation.features import feature_modules
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "assay") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m curation",
+        prog=prog,
         description="Assay: curate synthetic LLM training data (generate, verify, review, export).",
     )
     parser.add_argument(
@@ -34,13 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"store URL (default: $ASSAY_DATABASE_URL or the workspace, now {redact_url(database_url())})",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in CLI_MODULES:
-        importlib.import_module(module).register(subparsers)
+    for module in feature_modules("cli"):
+        module.register(subparsers)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = "assay") -> int:
+    """Run one command; the exit status. `assay` (the console script) and
+    `python -m curation` both land here."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -20,7 +20,7 @@ from curation.diversity.service import (
     start_diversity_job,
 )
 from curation.diversity.thresholds import DiversityThresholds
-from curation.samples import get_sample, list_batches
+from curation.store.queries import get_sample, list_batches
 from pages.common import engine, job_status, page_header, require_reviewer, reviewer, show_untrusted
 
 page_header(

@@ -9,13 +9,13 @@ import pandas as pd
 import streamlit as st
 
 from curation.config import DEFAULT_EXPORT_DIR
+from curation.data import FAMILIES
 from curation.export import ExportConfig, plan_export, reason_label
-from curation.exporter import archive_export
+from curation.export.archive import archive_export
+from curation.export.reconcile import cost_table, list_exports, reconcile
+from curation.io.writers import WRITERS
 from curation.jobs import get_job, start_job
-from curation.reconcile import cost_table, list_exports, reconcile
-from curation.records import FAMILIES
-from curation.samples import list_batches
-from curation.writers import WRITERS
+from curation.store.queries import list_batches
 from pages.common import engine, job_status, page_header, reviewer, show_untrusted
 
 page_header(

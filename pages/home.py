@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from curation.jobs import list_jobs
-from curation.samples import list_batches
+from curation.store.queries import list_batches
 from pages.common import engine, page_header
 
 page_header(

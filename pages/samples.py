@@ -3,9 +3,16 @@
 import pandas as pd
 import streamlit as st
 
-from curation.records import FAMILIES
+from curation.data import FAMILIES
 from curation.review.decisions import REASON_TAGS, record_decision, undo_last
-from curation.samples import PAGE_SIZE, SampleFilter, count_samples, get_sample, list_batches, query_samples
+from curation.store.queries import (
+    PAGE_SIZE,
+    SampleFilter,
+    count_samples,
+    get_sample,
+    list_batches,
+    query_samples,
+)
 from pages.common import engine, page_header, require_reviewer, show_json, show_untrusted
 
 page_header("Samples", "Every candidate in the workspace. Select a row to read it in full and decide.")

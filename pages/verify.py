@@ -7,10 +7,12 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from curation.records import FAMILIES
-from curation.samples import get_sample, list_batches
+from curation.data import FAMILIES
+from curation.store.queries import get_sample, list_batches
+from curation.verification import VERIFIERS
 from curation.verification.chains import DEFAULT_CHAINS
 from curation.verification.jobs import start_verification
+from curation.verification.judge import judge_config_from_env
 from curation.verification.report import (
     VerdictFilter,
     failure_reasons,
@@ -20,8 +22,6 @@ from curation.verification.report import (
     verifier_summary,
     verifier_versions,
 )
-from curation.verifiers import VERIFIERS
-from curation.verifiers.judge import judge_config_from_env
 from pages.common import engine, job_status, page_header, reviewer, show_json, show_untrusted
 
 page_header(

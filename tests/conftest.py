@@ -6,12 +6,10 @@ Where no server answers, those tests are skipped with the reason shown."""
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -19,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from curation.store import open_store
 from curation.store.db import dispose_engines
+from tests.helpers import sample_records, write_jsonl
 
 PG_ADMIN_URL = os.environ.get("ASSAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 _pg_problem: list[str | None] = []
@@ -89,28 +88,6 @@ def engine(store_url: str) -> Engine:
 def sqlite_engine(make_store_url: Callable[[str], str]) -> Engine:
     """A migrated SQLite store, for tests that are not about the backend."""
     return open_store(make_store_url("sqlite"))
-
-
-def write_jsonl(path: Path, records: list[Any]) -> Path:
-    with open(path, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(record if isinstance(record, str) else json.dumps(record, ensure_ascii=False))
-            handle.write("\n")
-    return path
-
-
-def sample_records(n: int, family: str = "math") -> list[dict[str, Any]]:
-    return [
-        {
-            "id": f"r{i}",
-            "family": family,
-            "prompt": f"What is {i} + {i + 1}?",
-            "response": f"{i} + {i + 1} = {2 * i + 1}. \\boxed{{{2 * i + 1}}}",
-            "reference": {"answer": str(2 * i + 1)},
-            "metadata": {"n": i},
-        }
-        for i in range(n)
-    ]
 
 
 @pytest.fixture

@@ -5,19 +5,28 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from curation.config import PROJECT_ROOT
-from tests.conftest import write_jsonl
+import pytest
+
+from tests.helpers import cli, write_jsonl
 
 
-def cli(*args: str, db: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "curation", "--db", db, *args],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        timeout=300,
-    )
+def _commands(help_text: str) -> list[str]:
+    """The command names listed in an argparse help text (indented four spaces)."""
+    return [line.split()[0] for line in help_text.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+
+
+def test_the_assay_console_script_has_the_same_commands(store_url):
+    script = Path(sys.executable).parent / "assay"
+    if not script.exists():
+        pytest.skip(f"{script} is not installed (make install puts it there with pip install -e .)")
+    assay = subprocess.run([str(script), "--db", store_url, "--help"], capture_output=True, text=True, timeout=120)
+    module = cli("--help", db=store_url)
+    assert assay.returncode == module.returncode == 0
+    assert assay.stdout.startswith("usage: assay") and module.stdout.startswith("usage: python -m curation")
+    assert _commands(assay.stdout) == _commands(module.stdout)
+    assert {"import", "generate", "verify", "review-stats", "embed", "export", "reconcile", "demo"} <= set(_commands(assay.stdout))
 
 
 def test_help_lists_the_commands(store_url):
@@ -30,8 +39,8 @@ def test_help_lists_the_commands(store_url):
 def test_import_then_export_round_trip(store_url, records_file, tmp_path):
     assert cli("import", str(records_file(6)), "--batch", "b", db=store_url).returncode == 0
     from curation.review.decisions import record_decision
-    from curation.samples import SampleFilter, query_samples
     from curation.store import open_store
+    from curation.store.queries import SampleFilter, query_samples
 
     engine = open_store(store_url)
     rows, _ = query_samples(engine, SampleFilter())

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from sqlalchemy import Engine
 
-
-def _progress(done: int, total: int | None, message: str) -> None:
-    line = f"{done:,}/{total:,}  {message}" if total else message
-    if sys.stderr.isatty():
-        print(f"\r{line:<78}", end="", file=sys.stderr, flush=True)
-    else:
-        print(line, file=sys.stderr, flush=True)
-
-
-def _end_progress() -> None:
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+from curation.jobs.console import end_progress, print_progress
 
 
 def _fmt(v: Any) -> str:
@@ -41,8 +29,8 @@ def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
     else:
         info = resolve_batch(engine, args.batch)
         selection, target = Selection(batch_ids=(info.id,)), f"batch {info.name!r}"
-    stats = embed_selection(engine, selection, model=args.model, mode=args.text_mode, progress=_progress)
-    _end_progress()
+    stats = embed_selection(engine, selection, model=args.model, mode=args.text_mode, progress=print_progress)
+    end_progress()
     rate = f", {stats.computed / stats.seconds:,.1f} texts/s" if stats.computed and stats.seconds else ""
     print(f"{target}: {stats.samples:,} samples, {stats.distinct:,} distinct texts, {stats.cached:,} already cached, "
           f"{stats.computed:,} embedded in {stats.seconds:.1f}s{rate} ({stats.model}, backend {stats.backend or 'n/a'})")
@@ -53,8 +41,8 @@ def cmd_dedup(args: argparse.Namespace, engine: Engine) -> int:
     from curation.diversity.service import SCOPES, run_dedup
 
     result = run_dedup(engine, args.batch, scopes=args.scope or SCOPES, semantic=not args.no_semantic,
-                       model=args.model, mode=args.text_mode, progress=_progress)
-    _end_progress()
+                       model=args.model, mode=args.text_mode, progress=print_progress)
+    end_progress()
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -96,8 +84,8 @@ def cmd_diversity(args: argparse.Namespace, engine: Engine) -> int:
     info = resolve_batch(engine, args.batch)
     selection = Selection(batch_ids=(info.id,), decisions=tuple(args.decision or ()))
     result = compute_diversity(engine, selection, model=args.model, mode=args.text_mode, seed=args.seed,
-                               save=not args.no_save, progress=_progress)
-    _end_progress()
+                               save=not args.no_save, progress=print_progress)
+    end_progress()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -108,8 +96,8 @@ def cmd_diversity(args: argparse.Namespace, engine: Engine) -> int:
 def cmd_collapse(args: argparse.Namespace, engine: Engine) -> int:
     from curation.diversity.service import collapse_for
 
-    report = collapse_for(engine, args.batch, model=args.model, mode=args.text_mode, progress=_progress)
-    _end_progress()
+    report = collapse_for(engine, args.batch, model=args.model, mode=args.text_mode, progress=print_progress)
+    end_progress()
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
         return 0

@@ -29,9 +29,9 @@ from curation.diversity.embed import (
 )
 from curation.diversity.metrics import MAX_SAMPLES, DiversityReport, compare
 from curation.diversity.thresholds import DiversityThresholds
-from curation.samples import HIDDEN_STATUSES, where_visible
 from curation.store.db import session_scope
 from curation.store.models import Batch, Embedding, Mark, MetricSnapshot, Sample, utcnow
+from curation.store.queries import HIDDEN_STATUSES, where_visible
 
 Progress = Callable[[int, int | None, str], None]
 

@@ -7,6 +7,10 @@ in a chosen format with provenance on every row, a manifest and a dataset card.
 * `run` — `run_export`: files, Export/ExportRow rows, manifest, card.
 * `card` — the Hugging Face style dataset card.
 * `textmatch` — normalised-text keys and the 13-gram decontamination index.
+* `jobs` — the "export" job kind; `archive` — one zip of an export folder.
+* `reconcile` — requested → generated → verified → deduplicated → reviewed → exported,
+  every difference explained; the cost per accepted sample.
+* `cli` — the `export` and `reconcile` commands.
 """
 
 from curation.export.config import ExportConfig, parse_share

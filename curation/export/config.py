@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from curation.records import FAMILIES
+from curation.data import FAMILIES
 
 #: Under this share of real rows the plan warns (model-collapse risk grows with the synthetic share).
 MIN_REAL_SHARE = 0.10

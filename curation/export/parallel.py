@@ -99,8 +99,8 @@ def _encode_piece(url: str, fmt: str, ids: list[int], split: str, batches: dict[
     """In a worker: rows of `ids` (sorted) as the format's Arrow table, in IPC bytes."""
     import pyarrow as pa
 
+    from curation.io.writers import WRITERS
     from curation.store.db import make_engine
-    from curation.writers import WRITERS
 
     engine = _worker_engines.get(url)
     if engine is None:

@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, func, select
 
+from curation.data import FAMILIES
 from curation.export.config import MIN_REAL_SHARE, ExportConfig
 from curation.export.textmatch import NgramIndex, text_key
-from curation.records import FAMILIES
-from curation.samples import HIDDEN_STATUSES
 from curation.store.db import session_scope
 from curation.store.models import Batch, Mark, Sample
+from curation.store.queries import HIDDEN_STATUSES
 
 SCAN_ROWS = 5000
 CONTAMINATION_BLOCK = 20_000

@@ -4,7 +4,7 @@ ExportRow links, then write the manifest and the dataset card.
 The Export row, its links (with the split) and the ids of every dropped row (by
 reason) are written in one transaction after the files, so every exported row
 resolves back to its sample and every row left out can be explained later
-(`curation.reconcile`)."""
+(`curation.export.reconcile`)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from curation.export.config import ExportConfig
 from curation.export.parallel import Tally, can_parallelise, write_split
 from curation.export.plan import SPLITS, ExportPlan, plan_export, reason_label
 from curation.export.rows import batch_info, id_param, iter_records
+from curation.io.writers import WRITERS
 from curation.store.db import session_scope
 from curation.store.models import Export, ExportRow, MetricSnapshot
-from curation.writers import WRITERS
 
 Progress = Callable[[int, int | None, str], None]
 LINK_CHUNK = 50_000

@@ -4,8 +4,8 @@ offline simulated teacher), robust at scale, resumable, cached and accounted.
 Entry points (import from the submodules; this package stays light):
 
 - `curation.generation.params.GenerationParams`: the job parameters.
-- `curation.generation.job.run_generation(engine, params, api_key=None)`: run in-process.
-- job kind "generate" (`curation.generation.job`), started with `curation.jobs.start_job`.
+- `curation.generation.jobs.run_generation(engine, params, api_key=None)`: run in-process.
+- job kind "generate" (`curation.generation.jobs`), started with `curation.jobs.start_job`.
 - `curation.generation.demo.create_demo_batches(engine)`: the simulated demo batches.
 - `curation.generation.templates`: prompt templates, `render_preview`.
 - `curation.generation.run.teacher_models(config, api_key=None)`: "test connection".

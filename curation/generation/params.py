@@ -34,8 +34,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from curation.data import FAMILIES
 from curation.generation.templates import PromptTemplate, TemplateError, check_template, default_template
-from curation.records import FAMILIES
 from curation.teachers.base import TeacherConfig
 
 MODES = ("solve", "write")

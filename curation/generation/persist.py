@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, insert, select, update
 
-from curation.records import content_hash
+from curation.data import content_hash
 from curation.store.db import session_scope
 from curation.store.models import Batch, GenerationRequest, ResponseCache, Sample, utcnow
 

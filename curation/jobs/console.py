@@ -1,4 +1,5 @@
-"""Run a job in this process (for the CLI) while printing its progress to stderr."""
+"""Progress on the command line: a callback for library functions, and running a job
+in this process (for the CLI) while printing its progress to stderr."""
 
 from __future__ import annotations
 
@@ -9,6 +10,22 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 
 from curation.jobs.runner import JobView, get_job, run_job
+
+
+def print_progress(done: int, total: int | None, message: str) -> None:
+    """Progress callback `(done, total, message)` for commands: at a terminal one line,
+    rewritten in place (counts first); in a log or a pipe only the final line."""
+    if sys.stderr.isatty():
+        line = f"{done:,}/{total:,}  {message}" if total else message
+        print(f"\r{line:<78}", end="", file=sys.stderr, flush=True)
+    elif total is None or done >= total:
+        print(message, file=sys.stderr, flush=True)
+
+
+def end_progress() -> None:
+    """End the rewritten progress line (at a terminal) before printing results."""
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
 
 
 def run_job_with_progress(
@@ -40,7 +57,7 @@ def run_job_with_progress(
         stop.set()
         printer.join(2)
         if interactive:
-            print(file=sys.stderr)
+            end_progress()
     if job.state != "succeeded":
         print(f"job {job_id} {job.state}: {job.error or job.message}", file=sys.stderr)
     return job

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,18 +9,10 @@ from typing import Any
 
 from sqlalchemy import Engine, update
 
+from curation.features import feature_modules
 from curation.registry import Registry
 from curation.store.db import session_scope
 from curation.store.models import Job, utcnow
-
-#: Modules that register job kinds; the worker imports them all before running a job.
-JOB_MODULES: list[str] = [
-    "curation.importer",
-    "curation.exporter",
-    "curation.generation.job",
-    "curation.diversity.jobs",
-    "curation.verification.jobs",
-]
 
 
 class JobCancelled(Exception):
@@ -106,5 +97,5 @@ def job_kind(
 
 
 def load_job_modules() -> None:
-    for module in JOB_MODULES:
-        importlib.import_module(module)
+    """Register every feature's job kinds (the worker does this before running a job)."""
+    feature_modules("jobs")

@@ -1,8 +1,8 @@
 """Math answer checking built on math-verify, with guards against its known false
 positives and worker processes with hard time limits.
 
-Entry points: `curation.verifiers.math` (the ``math_answer`` verifier and
-``verify_many``) and `curation.verifiers.consistency`. Importing this package is
+Entry points: `curation.verification.math` (the ``math_answer`` verifier and
+``verify_many``) and `curation.verification.consistency`. Importing this package is
 cheap: math-verify and sympy are imported only inside the worker processes.
 """
 

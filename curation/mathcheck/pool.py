@@ -29,15 +29,10 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
+from curation.data import SampleRecord, Verdict
 from curation.mathcheck.config import MathCheckConfig
-from curation.records import SampleRecord
-
-if TYPE_CHECKING:
-    # Imported lazily at run time: `curation.verifiers` imports this module (through
-    # `curation.verifiers.math`), and worker processes need not load the verifiers.
-    from curation.verifiers.base import Verdict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -329,8 +324,7 @@ class MathVerifyPool:
     # verdicts ------------------------------------------------------------------
 
     def verify_many(self, samples: Sequence[SampleRecord]) -> list[Verdict]:
-        """One verdict per sample, in order; see `curation.verifiers.math`."""
-        from curation.verifiers.base import Verdict
+        """One verdict per sample, in order; see `curation.verification.math`."""
 
         verdicts: list[Verdict | None] = [None] * len(samples)
         requests, where = [], []
@@ -357,7 +351,6 @@ class MathVerifyPool:
 
 
 def reply_to_verdict(reply: dict[str, Any]) -> Verdict:
-    from curation.verifiers.base import Verdict
 
     if "result" in reply:
         r = reply["result"]

@@ -70,7 +70,7 @@ def format_stats(name: str, stats) -> str:  # noqa: ANN001 - a ReviewStats
 
 def cmd_review_stats(args: argparse.Namespace, engine: Engine) -> int:
     from curation.review.stats import review_stats
-    from curation.samples import batch_id_by_name
+    from curation.store.queries import batch_id_by_name
 
     batch_id = batch_id_by_name(engine, args.batch)
     stats = review_stats(engine, batch_id, args.max_error, args.confidence)

@@ -1,5 +1,5 @@
 """Everything the review card shows about one sample: the sample with its verdicts
-and history (`curation.samples.get_sample`), its diversity marks with a preview of
+and history (`curation.store.queries.get_sample`), its diversity marks with a preview of
 the other sample each one points at, and its nearest neighbours when the diversity
 package offers a per-sample neighbour lookup."""
 
@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from curation.samples import SampleDetail, get_sample
 from curation.store.db import session_scope
 from curation.store.models import Batch, Sample
+from curation.store.queries import SampleDetail, get_sample
 
 PREVIEW_CHARS = 600
 #: Names a per-sample neighbour lookup may have in curation.diversity.service:

@@ -37,9 +37,9 @@ from sqlalchemy import Engine, Select, String, cast, exists, func, insert, selec
 from sqlalchemy.orm import Session, aliased
 
 from curation.review.decisions import decided_by
-from curation.samples import HIDDEN_STATUSES
 from curation.store.db import session_scope
 from curation.store.models import Assignment, Batch, Sample, Verdict
+from curation.store.queries import HIDDEN_STATUSES
 
 QUEUE_KINDS = ("disagreement", "uncertain", "spot-check", "failures", "cluster", "assigned", "undecided")
 QUEUE_LABELS = {

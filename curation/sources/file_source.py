@@ -28,7 +28,7 @@ class FileSource(ProblemSource):
             raise FileNotFoundError(f"problem file not found: {self.path}")
 
     def problems(self, family: str, seed: int, limit: int | None = None) -> list[Problem]:
-        from curation.interchange import iter_records
+        from curation.io.interchange import iter_records
 
         out: list[Problem] = []
         for number, record in enumerate(iter_records(self.path, require_response=False), start=1):

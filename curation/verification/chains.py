@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from curation.records import FAMILIES
+from curation.data import FAMILIES
 
 DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
     "math": ("quality", "math_answer"),

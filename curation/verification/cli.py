@@ -85,7 +85,7 @@ def _table(title: str, by_verifier: dict[str, dict[str, int]], overall: dict[str
 def cmd_verify(args: argparse.Namespace, engine: Engine) -> int:
     from curation.jobs import JobView, submit_job
     from curation.jobs.console import run_job_with_progress
-    from curation.samples import batch_id_by_name
+    from curation.store.queries import batch_id_by_name
     from curation.verification.report import outcome_counts, verifier_summary
     from curation.verification.runner import VerifyParams, plan_verification
 

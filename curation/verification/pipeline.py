@@ -31,8 +31,8 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from curation.records import SampleRecord
-from curation.verifiers.base import Verdict, Verifier
+from curation.data import SampleRecord
+from curation.verification.base import Verdict, Verifier
 
 #: Verifiers with their own batch API (everything else goes to the process pool).
 BATCH_VERIFIERS: frozenset[str] = frozenset({"math_answer", "code_tests", "judge"})
@@ -63,7 +63,7 @@ def die_with_parent() -> None:
 def _verify_in_worker(name: str, module: str, records: list[SampleRecord]) -> list[Verdict]:
     """Run in a pool process: one verifier over a list of records (never raises per record).
     `module` is where the verifier is defined (imported first, so verifiers registered
-    outside `curation.verifiers` work too)."""
+    outside `curation.verification` work too)."""
     verifier = _WORKER_VERIFIERS.get(name)
     if verifier is None:
         verifier = _WORKER_VERIFIERS[name] = _instantiate(name, module)
@@ -73,9 +73,8 @@ def _verify_in_worker(name: str, module: str, records: list[SampleRecord]) -> li
 def _instantiate(name: str, module: str) -> Verifier:
     import importlib
 
-    from curation.verifiers import VERIFIERS, load_verifiers
+    from curation.verification import VERIFIERS
 
-    load_verifiers()
     if name not in VERIFIERS:
         importlib.import_module(module)
     return VERIFIERS.get(name)()
@@ -94,7 +93,7 @@ def safe_verify(verifier: Verifier, record: SampleRecord) -> Verdict:
 
 
 def _module_of(name: str) -> str:
-    from curation.verifiers import VERIFIERS
+    from curation.verification import VERIFIERS
 
     return VERIFIERS.get(name).__module__
 
@@ -134,7 +133,7 @@ class ChainPipeline:
     def _process_pool(self) -> ProcessPoolExecutor:
         if self._processes is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["curation.verification.forkserver_init", "curation.verifiers"])
+            context.set_forkserver_preload(["curation.verification.forkserver_init", "curation.verification"])
             self._processes = ProcessPoolExecutor(
                 max_workers=self.jobs, mp_context=context, initializer=die_with_parent
             )
@@ -148,21 +147,21 @@ class ChainPipeline:
     def _math(self) -> Any:
         if self._math_pool is None:
             from curation.mathcheck.pool import MathVerifyPool
-            from curation.verifiers.math import MathAnswerVerifier
+            from curation.verification.math import MathAnswerVerifier
 
             self._math_pool = MathVerifyPool(jobs=self.jobs, config=MathAnswerVerifier().config)
         return self._math_pool
 
     def _code_verifier(self) -> Any:
         if self._code is None:
-            from curation.verifiers.code import CodeTestsVerifier
+            from curation.verification.code import CodeTestsVerifier
 
             self._code = CodeTestsVerifier()
         return self._code
 
     def _judge_verifier(self) -> Any:
         if self._judge is None:
-            from curation.verifiers.judge import JudgeVerifier
+            from curation.verification.judge import JudgeVerifier
 
             self._judge = JudgeVerifier(self.judge_config, api_key=self.judge_api_key)
         return self._judge

@@ -39,7 +39,7 @@ from sqlalchemy import Engine, and_, bindparam, delete, false, func, insert, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from curation.records import FAMILIES, SampleRecord
+from curation.data import FAMILIES, SampleRecord
 from curation.store.db import session_scope
 from curation.store.models import Batch, Job, Sample, Verdict, utcnow
 from curation.verification.chains import chains_for, overall_outcome
@@ -81,7 +81,7 @@ class VerifyParams:
         if not isinstance(self.chunk_size, int) or not 1 <= self.chunk_size <= 10_000:
             raise ValueError("chunk_size must be between 1 and 10000")
         if self.judge is not None:
-            from curation.verifiers.judge import JudgeConfig
+            from curation.verification.judge import JudgeConfig
 
             JudgeConfig.from_dict(self.judge)
 
@@ -109,19 +109,17 @@ class Plan:
 
 def current_versions() -> dict[str, str]:
     """name -> version of every registered verifier."""
-    from curation.verifiers import VERIFIERS, load_verifiers
+    from curation.verification import VERIFIERS
 
-    load_verifiers()
     return {name: VERIFIERS.get(name).version for name in VERIFIERS}
 
 
 def plan_verification(params: VerifyParams) -> Plan:
     """Resolve the chains, check each verifier can run here. A verifier named
     explicitly that cannot run is an error; one from a default chain is skipped."""
-    from curation.verifiers import VERIFIERS, load_verifiers
-    from curation.verifiers.judge import JudgeVerifier, resolve_judge_config
+    from curation.verification import VERIFIERS
+    from curation.verification.judge import JudgeVerifier, resolve_judge_config
 
-    load_verifiers()
     judge = resolve_judge_config(params.judge)
     families_of = {name: tuple(VERIFIERS.get(name).families) for name in VERIFIERS}
     chains = chains_for(params.verifiers, families_of, judge_configured=judge is not None)

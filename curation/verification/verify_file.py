@@ -1,7 +1,7 @@
 """`verify-file`: verify an interchange file without a store.
 
 Reads IN (JSONL, CSV or Parquet, streamed and validated by
-`curation.interchange.iter_records`) and writes OUT as JSONL: each record as
+`curation.io.interchange.iter_records`) and writes OUT as JSONL: each record as
 read, plus
 
     "verdicts": [{"verifier", "version", "passed", "score", "reason"}, ...],
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from curation.records import SampleRecord
+from curation.data import SampleRecord
 from curation.verification.chains import overall_outcome
 from curation.verification.pipeline import ChainPipeline, default_jobs
 from curation.verification.runner import OUTCOME_NAMES, VerifyParams, plan_verification
@@ -63,7 +63,7 @@ def verify_file(
     progress: Callable[[int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Verify every record of `in_path` into `out_path` (JSONL); returns counts."""
-    from curation.interchange import iter_records
+    from curation.io.interchange import iter_records
 
     in_path, out_path = Path(in_path), Path(out_path)
     if in_path.resolve() == out_path.resolve():

@@ -1,0 +1,40 @@
+"""Nearest neighbours for the review card, from cached vectors of the batch and the reference sets."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import select
+
+from curation.diversity.embed import DEFAULT_MODEL, cache_key, encode_vectors
+from curation.diversity.neighbours import nearest_neighbours
+from curation.io.importer import import_file
+from curation.review.context import neighbour_lookup
+from curation.store import session_scope
+from curation.store.models import Embedding, Sample
+from tests.helpers import sample_records, write_jsonl
+
+
+def test_neighbours_come_from_the_batch_and_the_reference_set_most_similar_first(engine, tmp_path):
+    import_file(engine, write_jsonl(tmp_path / "s.jsonl", sample_records(4)), "synthetic")
+    real = [{**r, "prompt": "real " + r["prompt"]} for r in sample_records(2)]
+    import_file(engine, write_jsonl(tmp_path / "r.jsonl", real), "real", origin="real")
+    # Unit vectors at known angles: the synthetic samples at 0, 10, 20, 30 degrees, the real ones at 12 and 200.
+    with session_scope(engine, write=False) as session:
+        rows = session.execute(select(Sample.id, Sample.content_hash, Sample.batch_id).order_by(Sample.id)).all()
+    degrees = [0, 10, 20, 30, 12, 200]
+    vectors = np.array([[np.cos(np.radians(d)), np.sin(np.radians(d))] for d in degrees], dtype=np.float32)
+    with session_scope(engine) as session:
+        for (_sample_id, content_hash, _batch), blob in zip(rows, encode_vectors(vectors, "float32"), strict=True):
+            session.add(Embedding(model=cache_key(DEFAULT_MODEL), content_hash=content_hash, dim=2, vector=blob))
+    ids = [row[0] for row in rows]
+    found = nearest_neighbours(engine, ids[1], k=3)
+    assert [sample_id for sample_id, _ in found] == [ids[4], ids[0], ids[2]]
+    assert abs(found[0][1] - np.cos(np.radians(2))) < 1e-6
+    assert neighbour_lookup() is nearest_neighbours
+
+
+def test_a_sample_without_embeddings_has_no_neighbours(sqlite_engine, records_file):
+    import_file(sqlite_engine, records_file(3), "b")
+    with session_scope(sqlite_engine, write=False) as session:
+        sample_id = session.scalar(select(Sample.id))
+    assert nearest_neighbours(sqlite_engine, sample_id) == []

@@ -1,0 +1,87 @@
+"""Decisions are append-only with undo; export carries provenance that resolves back."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from curation.export import ExportConfig, run_export, sha256_file
+from curation.io.importer import import_file
+from curation.review.decisions import current_decision, record_decision, undo_last
+from curation.store import session_scope
+from curation.store.models import Decision, ExportRow, Sample
+from curation.store.queries import SampleFilter, get_sample, query_samples
+
+
+@pytest.fixture
+def batch(engine, records_file):
+    import_file(engine, records_file(10), "b")
+    rows, _ = query_samples(engine, SampleFilter())
+    return [row.id for row in rows]
+
+
+def test_latest_decision_wins_and_history_is_kept(engine, batch):
+    first = batch[0]
+    record_decision(engine, first, "ada", "accept")
+    record_decision(engine, first, "bob", "reject", reason_tags=["wrong answer"], note="off by one")
+    detail = get_sample(engine, first)
+    assert detail.decision == "reject" == current_decision(engine, first)
+    assert [(h["reviewer"], h["action"]) for h in detail.history] == [("ada", "accept"), ("bob", "reject")]
+    assert detail.history[1]["reason_tags"] == ["wrong answer"]
+
+
+def test_undo_appends_an_event_restoring_the_previous_state(engine, batch):
+    sample_id = batch[1]
+    record_decision(engine, sample_id, "ada", "accept")
+    record_decision(engine, sample_id, "ada", "reject")
+    assert undo_last(engine, "ada") is not None
+    assert current_decision(engine, sample_id) == "accept"
+    assert undo_last(engine, "ada") is not None
+    assert current_decision(engine, sample_id) is None
+    assert undo_last(engine, "ada") is None
+    with session_scope(engine, write=False) as session:
+        assert session.scalar(select(Decision.id).where(Decision.sample_id == sample_id).order_by(Decision.id.desc())) == 4
+
+
+@pytest.mark.parametrize(("reviewer", "action", "error"), [("", "accept", "reviewer"), ("ada", "maybe", "action")])
+def test_bad_decisions_are_refused(engine, batch, reviewer, action, error):
+    with pytest.raises(ValueError, match=error):
+        record_decision(engine, batch[0], reviewer, action)
+
+
+def test_filters_find_decided_samples(engine, batch):
+    record_decision(engine, batch[2], "ada", "accept")
+    record_decision(engine, batch[3], "ada", "reject")
+    rows, total = query_samples(engine, SampleFilter(decisions=["accept"]))
+    assert (total, [r.id for r in rows]) == (1, [batch[2]])
+    _, undecided = query_samples(engine, SampleFilter(decisions=["undecided"]))
+    assert undecided == 8
+    rows, total = query_samples(engine, SampleFilter(search="5 + 6"))
+    assert total == 1 and "5 + 6" in rows[0].prompt
+
+
+def test_export_has_provenance_that_resolves_back_to_the_store(engine, batch, tmp_path):
+    for sample_id in batch[:4]:
+        record_decision(engine, sample_id, "ada", "accept", reason_tags=["great example"])
+    record_decision(engine, batch[4], "ada", "reject")
+    config = ExportConfig(out=str(tmp_path / "out"), reference_sets=[], eval_sets=[], created_by="ada")
+    result = run_export(engine, config)
+    data = tmp_path / "out" / "data.jsonl"
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert result.rows == 4
+    assert manifest["files"] == {"data.jsonl": sha256_file(data)}
+    frame = pd.read_json(data, lines=True)
+    assert len(frame) == 4
+    with session_scope(engine, write=False) as session:
+        for row in frame.to_dict("records"):
+            provenance = row["provenance"]
+            sample = session.get(Sample, provenance["sample_id"])
+            assert sample.content_hash == provenance["content_hash"]
+            assert (sample.prompt, sample.response, sample.decision) == (row["prompt"], row["response"], "accept")
+            assert provenance["decision"]["reviewer"] == "ada"
+            assert provenance["batch"] == "b"
+        linked = set(session.scalars(select(ExportRow.sample_id).where(ExportRow.export_id == result.export_id)))
+    assert linked == set(batch[:4])

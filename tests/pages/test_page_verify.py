@@ -1,0 +1,148 @@
+"""The Verify page under streamlit.testing.v1.AppTest, against a real store."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from curation.config import PROJECT_ROOT
+from curation.io.importer import import_file
+from curation.jobs import wait_for_job
+from curation.sandbox import resolve_mode
+from curation.store import open_store
+from curation.store.db import session_scope
+from curation.store.models import Sample, Verdict
+from curation.verification.runner import run_verification
+from tests.helpers import sample_records, write_jsonl
+
+APP = str(PROJECT_ROOT / "app.py")
+PAGE = "pages/verify.py"
+SANDBOX = resolve_mode()[0] is not None
+
+
+def records() -> list[dict]:
+    rows = sample_records(8)
+    rows[1]["response"] = "1 + 2 = 4, so the final answer is \\boxed{4}."
+    rows.append(
+        {
+            "id": "i1",
+            "family": "instruction",
+            "prompt": "Describe the sea without commas.",
+            "response": "The sea is wide, blue, and calm.",
+            "reference": {"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
+        }
+    )
+    if SANDBOX:
+        rows.append(
+            {
+                "id": "c1",
+                "family": "code",
+                "prompt": 'def add(a, b):\n    """Return a + b."""\n',
+                "response": "```python\ndef add(a, b):\n    print('<b>hi</b>')\n    return a - b\n```",
+                "reference": {"tests": "assert add(1, 2) == 3\nassert add(0, 0) == 0"},
+            }
+        )
+    return rows
+
+
+@pytest.fixture
+def workspace(monkeypatch, make_store_url, tmp_path):
+    url = make_store_url("sqlite")
+    monkeypatch.setenv("ASSAY_DATABASE_URL", url)
+    monkeypatch.delenv("ASSAY_JUDGE_BASE_URL", raising=False)
+    engine = open_store(url)
+    import_file(engine, write_jsonl(tmp_path / "b.jsonl", records()), "batch <one>")
+    return engine
+
+
+def ids(engine) -> dict[str, int]:
+    with session_scope(engine, write=False) as session:
+        return dict(session.execute(select(Sample.external_id, Sample.id)).all())
+
+
+def table_with(app: AppTest, column: str):
+    """The first dataframe on the page with this column (display tables carry no key)."""
+    return next(frame.value for frame in app.dataframe if column in frame.value.columns)
+
+
+def open_page(**state) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=120)
+    for key, value in state.items():
+        app.session_state[key] = value
+    app.run()
+    app.switch_page(PAGE).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def test_start_verification_from_the_page(workspace):
+    app = open_page()
+    assert app.title[0].value == "Verify"
+    assert "No verdicts in these batches yet." in [c.value for c in app.caption]
+    assert app.button(key="verify_start").disabled
+    app.multiselect(key="verify_batches").select("batch <one>").run()
+    app.number_input(key="verify_jobs").set_value(1).run()
+    app.button(key="verify_start").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    job_id = app.session_state["verify_job"]
+    job = wait_for_job(workspace, job_id, timeout=300)
+    assert job.state == "succeeded", job.error
+    assert job.result["samples"] == len(records())
+
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert len(app.get("plotly_chart")) == 2, "pass rates and failure reasons"
+    table = app.dataframe(key="verify_table").value
+    assert len(table) == len(records())
+    assert table.set_index("id").loc[ids(workspace)["r1"], "outcome"] == "fail"
+
+    app.multiselect(key="verify_filter_outcome").select("failed").run()
+    failed = app.dataframe(key="verify_table").value
+    assert set(failed["id"]) == {ids(workspace)[k] for k in ("r1", "i1", "c1") if k in ids(workspace)}
+
+
+def test_sample_detail_shows_each_verifier(workspace):
+    run_verification(workspace, {"batches": ["batch <one>"], "jobs": 1})
+    sample = ids(workspace)
+    app = open_page(verify_sample=sample["r1"])
+    facts = table_with(app, "value")
+    values = dict(zip(facts[""], facts["value"], strict=True))
+    assert (values["extracted answer"], values["reference answer"]) == ("4", "3")
+
+    app = open_page(verify_sample=sample["i1"])
+    parts = table_with(app, "constraint")
+    assert parts.iloc[0][["constraint", "strict", "loose"]].tolist() == [
+        "punctuation:no_comma",
+        "fail",
+        "fail",
+    ]
+
+    if SANDBOX:
+        app = open_page(verify_sample=sample["c1"])
+        tests = table_with(app, "test")
+        assert tests["outcome"].tolist() == ["fail", "pass"], "a - b is right for add(0, 0)"
+        assert any("<b>hi</b>" in code.value for code in app.code), "stdout shown as text"
+        assert not any("<b>hi</b>" in m.value for m in app.markdown)
+
+
+def test_verdict_changes_between_versions(workspace):
+    sample = ids(workspace)
+    maths = [sid for key, sid in sample.items() if key.startswith("r")]
+    with session_scope(workspace) as session:
+        session.add_all(
+            Verdict(
+                sample_id=sid,
+                verifier="math_answer",
+                version="0",
+                passed=sid != sample["r2"],
+                reason="old rule",
+            )
+            for sid in maths
+        )
+    run_verification(workspace, {"batches": ["batch <one>"], "verifiers": ["math_answer"], "jobs": 1})
+    app = open_page()
+    assert app.selectbox(key="flip_verifier").value == "math_answer"
+    flips = table_with(app, "change")
+    changes = dict(zip(flips["id"], flips["change"], strict=True))
+    assert changes == {sample["r1"]: "pass → fail", sample["r2"]: "fail → pass"}
