@@ -11,7 +11,7 @@ The rows themselves are the tables in `curation.store.models`."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -71,13 +71,7 @@ class Verdict:
     duration_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "score": self.score,
-            "reason": self.reason,
-            "details": self.details,
-            "duration_ms": self.duration_ms,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
