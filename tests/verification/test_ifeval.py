@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from curation.config import PROJECT_ROOT
 from curation.data import SampleRecord
 from curation.ifeval import (
     CHECKERS,
@@ -26,7 +26,7 @@ from curation.ifeval.checkers import first_word
 from curation.verification.base import VERIFIERS
 from curation.verification.instruction import InstructionVerifier
 
-EXTERNAL = Path(__file__).resolve().parents[1].parent / "shared" / "external-checks"
+EXTERNAL = PROJECT_ROOT.parent / "shared" / "external-checks"
 UNIT_CASES = EXTERNAL / "ifeval_unit_cases.json"
 IDS_FILE = EXTERNAL / "ifeval_instruction_ids.json"
 ABSENT = f"shared IFEval reference data not found at {EXTERNAL} (only present in the project workspace)"
@@ -678,7 +678,7 @@ def test_deeply_nested_json_is_not_a_crash() -> None:
 def test_benchmark_run_smoke() -> None:
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "verify_instruction.py"
+    path = PROJECT_ROOT / "benchmarks" / "verify_instruction.py"
     spec = importlib.util.spec_from_file_location("verify_instruction_benchmark", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
