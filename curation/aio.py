@@ -24,7 +24,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     if os.environ.get(NO_UVLOOP_ENV):
         return None
     try:
-        import uvloop
+        import uvloop  # optional (not on Windows): loaded only when a loop is made
     except ImportError:
         return None
     return uvloop.new_event_loop

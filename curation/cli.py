@@ -11,6 +11,7 @@ import sys
 
 from curation.config import database_url, redact_url
 from curation.features import feature_modules
+from curation.store import open_store
 
 
 def build_parser(prog: str = "assay") -> argparse.ArgumentParser:
@@ -39,8 +40,6 @@ def main(argv: list[str] | None = None, prog: str = "assay") -> int:
         parser.print_help()
         return 2
     if getattr(args, "needs_store", True):
-        from curation.store import open_store
-
         engine = open_store(args.db)
     else:
         engine = None

@@ -9,9 +9,12 @@ from collections.abc import Callable
 from sqlalchemy import Engine, select
 
 from curation.config import DEMO_DIR
+from curation.diversity.service import Selection, compute_diversity, embed_selection, resolve_batch, run_dedup
+from curation.generation.demo import DEMO_BATCHES, create_demo_batches
 from curation.io.importer import import_file
 from curation.store.db import session_scope
 from curation.store.models import Batch
+from curation.verification.demo import verify_demo_batches
 
 EXAMPLE_BATCH = "example import"
 
@@ -24,9 +27,6 @@ def ensure_demo_workspace(
     engine: Engine, *, force: bool = False, say: Callable[[str], None] = _say
 ) -> list[str]:
     """Populate an empty workspace (or add what is missing with `force`). Returns the batches created."""
-    from curation.generation.demo import create_demo_batches
-    from curation.verification.demo import verify_demo_batches
-
     with session_scope(engine, write=False) as session:
         existing = set(session.scalars(select(Batch.name)))
     if existing and not force:
@@ -44,8 +44,6 @@ def ensure_demo_workspace(
     say("generating the demo batches with the simulated teacher (offline)")
     created += create_demo_batches(engine)
     say("verifying the demo batches")
-    from curation.generation.demo import DEMO_BATCHES
-
     verify_demo_batches(engine, batches=[*DEMO_BATCHES, EXAMPLE_BATCH])
     say("embedding the demo data and the reference sets (bundled MiniLM, offline)")
     describe_diversity(engine, list(DEMO_BATCHES))
@@ -55,14 +53,6 @@ def ensure_demo_workspace(
 def describe_diversity(engine: Engine, batch_names: list[str]) -> None:
     """Embeddings, duplicate marks and a metric snapshot per batch, so the Diversity
     and Review pages have something to show from the first start."""
-    from curation.diversity.service import (
-        Selection,
-        compute_diversity,
-        embed_selection,
-        resolve_batch,
-        run_dedup,
-    )
-
     embed_selection(engine, Selection(origins=("real", "synthetic")))
     for name in batch_names:
         batch_id = resolve_batch(engine, name).id

@@ -8,6 +8,9 @@ import sys
 
 from sqlalchemy import Engine
 
+from curation.export import ExportConfig, plan_export, reason_label, run_export
+from curation.export.reconcile import cost_table, reconcile
+from curation.io.writers import WRITERS
 from curation.jobs.console import end_progress, print_progress
 
 
@@ -21,9 +24,7 @@ def _family_shares(values: list[str] | None) -> dict[str, str]:
     return out
 
 
-def config_from_args(args: argparse.Namespace) -> object:
-    from curation.export import ExportConfig
-
+def config_from_args(args: argparse.Namespace) -> ExportConfig:
     return ExportConfig(
         out=args.out,
         format=args.format,
@@ -41,8 +42,6 @@ def config_from_args(args: argparse.Namespace) -> object:
 
 
 def _print_plan(summary: dict) -> None:
-    from curation.export import reason_label
-
     share = summary["synthetic_share"]
     print(
         f"plan: {summary['rows']:,} rows — {summary['synthetic']:,} synthetic, {summary['real']:,} real"
@@ -61,8 +60,6 @@ def _print_plan(summary: dict) -> None:
 
 
 def cmd_export(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.export import plan_export, run_export
-
     config = config_from_args(args)
     if args.plan:
         plan = plan_export(engine, config)
@@ -81,8 +78,6 @@ def cmd_export(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.export.reconcile import cost_table, reconcile
-
     report = reconcile(engine, batch=args.batch, export_id=args.export)
     costs = cost_table(engine, batch=args.batch)
     if args.json:
@@ -105,8 +100,6 @@ def cmd_reconcile(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from curation.io.writers import WRITERS
-
     p = subparsers.add_parser(
         "export",
         help="export accepted synthetic samples mixed with real data, with provenance, manifest and card",

@@ -32,6 +32,8 @@ import numpy as np
 from sqlalchemy import Engine
 
 from curation.export.rows import BatchInfo, ExportRecord, iter_records
+from curation.io.writers import WRITERS
+from curation.store.db import make_engine
 
 #: Exports with fewer rows than this are written in-process.
 PARALLEL_MIN_ROWS = 200_000
@@ -97,10 +99,7 @@ def can_parallelise(engine: Engine, rows: int, writer: Any) -> bool:
 
 def _encode_piece(url: str, fmt: str, ids: list[int], split: str, batches: dict[int, BatchInfo]) -> tuple[bytes, Tally]:
     """In a worker: rows of `ids` (sorted) as the format's Arrow table, in IPC bytes."""
-    import pyarrow as pa
-
-    from curation.io.writers import WRITERS
-    from curation.store.db import make_engine
+    import pyarrow as pa  # heavy: only the Arrow formats are written in parallel
 
     engine = _worker_engines.get(url)
     if engine is None:
@@ -125,6 +124,7 @@ def write_split(
     on_piece: Callable[[int], None] | None = None,
 ) -> int:
     """Write `ids` (in output order) to `path`, reading in id order on worker processes."""
+    # heavy: only the Arrow formats are written in parallel
     import pyarrow as pa
     import pyarrow.compute as pc
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import BigInteger, Engine, String, Text, bindparam, cast, func, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from curation.store.db import session_scope
 from curation.store.models import Batch, Decision, Sample, Verdict
@@ -100,8 +101,6 @@ def id_filter(engine: Engine, column: Any) -> Any:
     if engine.dialect.name == "sqlite":
         values = select(literal_column("value")).select_from(func.json_each(bindparam("ids", type_=String)))
         return column.in_(values)
-    from sqlalchemy.dialects.postgresql import ARRAY
-
     return column == func.any(bindparam("ids", type_=ARRAY(BigInteger)))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import BigInteger, Engine, String, bindparam, func, insert, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from curation import __version__
 from curation.export.card import dataset_card
@@ -26,6 +27,7 @@ from curation.export.parallel import Tally, can_parallelise, write_split
 from curation.export.plan import SPLITS, ExportPlan, plan_export, reason_label
 from curation.export.rows import batch_info, id_param, iter_records
 from curation.io.writers import WRITERS
+from curation.review.sampling import acceptance_summary
 from curation.store.db import session_scope
 from curation.store.models import Export, ExportRow, MetricSnapshot
 
@@ -93,13 +95,9 @@ def _diversity(engine: Engine, plan: ExportPlan) -> dict[str, Any]:
     return out
 
 
-def _acceptance_bounds(engine: Engine, plan: ExportPlan) -> dict[str, Any] | None:
+def _acceptance_bounds(engine: Engine, plan: ExportPlan) -> dict[str, Any]:
     """The acceptance-sampling state (`curation.review.sampling`) of each exported synthetic batch:
     the Clopper–Pearson upper bound of its error rate from the random spot-check."""
-    try:
-        from curation.review.sampling import acceptance_summary
-    except ImportError:  # pragma: no cover - the review package is part of the app
-        return None
     synthetic = set(plan.batches.get("synthetic", []))
     exported = set(plan.batch_ids.tolist())
     return {
@@ -116,8 +114,6 @@ def _link_statement(engine: Engine) -> Any:
     if engine.dialect.name == "sqlite":
         ids = select(literal_column("value")).select_from(func.json_each(bindparam("ids", type_=String)))
     else:
-        from sqlalchemy.dialects.postgresql import ARRAY
-
         ids = select(func.unnest(bindparam("ids", type_=ARRAY(BigInteger))))
     ids = ids.subquery()
     rows = select(bindparam("export_id", type_=BigInteger), ids.c[0], bindparam("split", type_=String))

@@ -3,23 +3,21 @@ and word 13-gram decontamination against evaluation sets.
 
 Both use the diversity package's definitions (`curation.diversity.text.normalise_text`
 and `curation.diversity.dedup.contamination`), so the export agrees with the marks the
-dedup job writes. Where that package is not importable, a small equivalent 13-gram
-index here takes over (same normalisation: NFKC, casefold, word tokens)."""
+dedup job writes. A small equivalent 13-gram index here (same normalisation: NFKC,
+casefold, word tokens) is kept as a cross-check: `NgramIndex.use_fallback`."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from curation.diversity.dedup import contamination
+from curation.diversity.text import normalise_text as _normalise
 
 CONTAMINATION_NGRAM = 13
-_SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
-
-try:
-    from curation.diversity.text import normalise_text as _normalise
-except ImportError:  # pragma: no cover - the diversity package is optional here
-    _normalise = None
 
 
 def normalise_text(text: str) -> str:
@@ -29,9 +27,7 @@ def normalise_text(text: str) -> str:
     casefold is lower(), and split/join collapses the same whitespace as `\\s+`."""
     if text.isascii():
         return " ".join(text.lower().split())
-    if _normalise is not None:
-        return _normalise(text)
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    return _normalise(text)
 
 
 def text_key(prompt: str, response: str) -> int:
@@ -50,11 +46,7 @@ class NgramIndex:
         self.eval_texts = list(eval_texts)
         self.n = n
         self._grams: dict[tuple[str, ...], int] | None = None
-        try:
-            from curation.diversity.dedup import contamination
-        except ImportError:  # pragma: no cover - exercised through use_fallback
-            contamination = None
-        self._contamination = contamination
+        self._contamination: Callable[..., Any] | None = contamination
 
     def use_fallback(self) -> NgramIndex:
         """Use the local index even when the diversity package is present (tests compare both)."""

@@ -243,7 +243,7 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, Any, str]]:
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[int, Any, str]]:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # heavy: only for Parquet files
 
     parquet = pq.ParquetFile(path)
     for column in parquet.schema_arrow.names:

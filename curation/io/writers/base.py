@@ -67,7 +67,7 @@ class TextWriter(Writer):
 
     def encode_table(self, rows: Iterable[Any]) -> Any:
         """Rows as an Arrow table with one `line` column (made in a worker process)."""
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: only on the parallel export path
 
         return pa.table({"line": pa.array(list(self.lines(rows)), type=pa.large_string())})
 

@@ -12,7 +12,7 @@ from curation.io.writers.parquet import ParquetWriter
 
 
 def _features() -> Any:
-    from datasets import Features, Value
+    from datasets import Features, Value  # heavy: only for this format
 
     return Features({name: Value("string") for name in TABULAR_COLUMNS})
 
@@ -29,7 +29,7 @@ class HuggingFaceWriter(Writer):
 
     def missing_dependencies(self) -> list[str]:
         try:
-            import datasets  # noqa: F401
+            import datasets  # noqa: F401  # optional and heavy: only asked when this format is chosen
         except ImportError:
             return ["datasets"]
         return []
@@ -42,7 +42,7 @@ class HuggingFaceWriter(Writer):
         return self._from_parquet(staged, cache / "arrow")
 
     def _from_parquet(self, staged: Path, cache: Path) -> Any:
-        from datasets import Dataset, disable_progress_bars
+        from datasets import Dataset, disable_progress_bars  # heavy: only for this format
 
         disable_progress_bars()
         return Dataset.from_parquet(str(staged), features=_features(), cache_dir=str(cache), keep_in_memory=False)

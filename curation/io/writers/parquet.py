@@ -11,14 +11,14 @@ ROW_GROUP = 20_000
 
 
 def arrow_schema() -> Any:
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: only for the Arrow formats
 
     return pa.schema([(name, pa.string()) for name in TABULAR_COLUMNS])
 
 
 def record_batches(rows: Iterable[Any], size: int = ROW_GROUP) -> Iterator[Any]:
     """Arrow record batches of the tabular columns, `size` rows each."""
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: only for the Arrow formats
 
     schema = arrow_schema()
     columns: list[list[str]] = [[] for _ in TABULAR_COLUMNS]
@@ -53,7 +53,7 @@ class ParquetWriter(Writer):
     description = "Parquet (interchange columns, nested fields and provenance as JSON text)"
 
     def write(self, rows: Iterable[Any], path: Path) -> int:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # heavy: only for the Arrow formats
 
         count = 0
         with pq.ParquetWriter(path, arrow_schema(), compression="zstd") as writer:
@@ -64,12 +64,12 @@ class ParquetWriter(Writer):
 
     def encode_table(self, rows: Iterable[Any]) -> Any:
         """A piece of rows as an Arrow table (made in a worker process)."""
-        import pyarrow as pa
+        import pyarrow as pa  # heavy: only for the Arrow formats
 
         return pa.Table.from_batches(list(record_batches(rows)), schema=arrow_schema())
 
     def write_tables(self, tables: Iterable[Any], path: Path) -> int:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # heavy: only for the Arrow formats
 
         count = 0
         with pq.ParquetWriter(path, arrow_schema(), compression="zstd") as writer:
