@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from curation.data import FAMILIES
+from curation.settings import from_dict
 
 #: Under this share of real rows the plan warns (model-collapse risk grows with the synthetic share).
 MIN_REAL_SHARE = 0.10
@@ -69,11 +70,7 @@ class ExportConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExportConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown export parameters: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return from_dict(cls, data, "export parameters")
 
     def share_for(self, family: str) -> float | None:
         return self.family_shares.get(family, self.synthetic_share)

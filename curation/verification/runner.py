@@ -31,7 +31,7 @@ import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from curation.data import FAMILIES, SampleRecord
+from curation.settings import from_dict
 from curation.store.db import session_scope
 from curation.store.models import Batch, Job, Sample, Verdict, utcnow
 from curation.verification.chains import chains_for, overall_outcome
@@ -87,11 +88,7 @@ class VerifyParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VerifyParams:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown verification settings: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return from_dict(cls, data, "verification settings")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
