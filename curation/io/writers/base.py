@@ -44,6 +44,16 @@ class Writer(ABC):
         return "\n".join(f'rows = [json.loads(line) for line in open("{name}", encoding="utf-8")]' for name in files)
 
 
+def pandas_snippet(files: list[str], reader: str, options: str = "") -> str:
+    """Python that loads tabular export files with pandas' `reader` and parses the provenance column."""
+    lines = ["import json", "import pandas as pd", ""]
+    for name in files:
+        stem = Path(name).stem
+        lines.append(f'{stem} = pd.{reader}("{name}"{options})')
+        lines.append(f"{stem}['provenance'] = {stem}['provenance'].map(json.loads)")
+    return "\n".join(lines)
+
+
 class TextWriter(Writer):
     """A line-oriented text format. Subclasses give `lines(rows)` (and a `header()`);
     `encode_table` turns a piece of rows into an Arrow table of lines in a worker

@@ -3,10 +3,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
-from curation.io.writers.base import TABULAR_COLUMNS, WRITERS, TextWriter
+from curation.io.writers.base import TABULAR_COLUMNS, WRITERS, TextWriter, pandas_snippet
 
 
 @WRITERS.register("csv")
@@ -38,9 +37,4 @@ class CsvWriter(TextWriter):
             buffer.truncate()
 
     def load_snippet(self, files: list[str]) -> str:
-        lines = ["import json", "import pandas as pd", ""]
-        for name in files:
-            stem = Path(name).stem
-            lines.append(f'{stem} = pd.read_csv("{name}", keep_default_na=False)')
-            lines.append(f"{stem}['provenance'] = {stem}['provenance'].map(json.loads)")
-        return "\n".join(lines)
+        return pandas_snippet(files, "read_csv", ", keep_default_na=False")

@@ -4,7 +4,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from curation.io.writers.base import TABULAR_COLUMNS, WRITERS, Writer
+from curation.io.writers.base import TABULAR_COLUMNS, WRITERS, Writer, pandas_snippet
 
 #: Rows per Parquet row group (and per Arrow record batch): memory stays bounded by one group.
 ROW_GROUP = 20_000
@@ -79,9 +79,4 @@ class ParquetWriter(Writer):
         return count
 
     def load_snippet(self, files: list[str]) -> str:
-        lines = ["import json", "import pandas as pd", ""]
-        for name in files:
-            stem = Path(name).stem
-            lines.append(f'{stem} = pd.read_parquet("{name}")')
-            lines.append(f"{stem}['provenance'] = {stem}['provenance'].map(json.loads)")
-        return "\n".join(lines)
+        return pandas_snippet(files, "read_parquet")
