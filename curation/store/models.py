@@ -7,7 +7,7 @@ latest one so that queues and filters over a million samples stay index-backed.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from sqlalchemy import (
     JSON,
@@ -30,11 +30,28 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """An aware datetime: SQLite gives back naive ones, which are UTC as written."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 ID = BigInteger().with_variant(Integer, "sqlite")
+
+# Column types shared by the tables (nullability comes from `Mapped[... | None]`).
+IdKey = Annotated[int, mapped_column(ID, primary_key=True)]
+Moment = Annotated[datetime, mapped_column(DateTime(timezone=True))]
+CreatedAt = Annotated[datetime, mapped_column(DateTime(timezone=True), default=utcnow)]
+UpdatedAt = Annotated[datetime, mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)]
+JsonDict = Annotated[dict[str, Any], mapped_column(JSON, default=dict)]
+Reviewer = Annotated[str, mapped_column(String(120))]
+Name = Annotated[str, mapped_column(String(200))]
+Count = Annotated[int, mapped_column(Integer, default=0)]
+LongText = Annotated[str, mapped_column(Text, default="")]
+SampleRef = Annotated[int, mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))]
 
 
 class Batch(Base):
@@ -43,19 +60,19 @@ class Batch(Base):
 
     __tablename__ = "batches"
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    id: Mapped[IdKey]
     name: Mapped[str] = mapped_column(String(200), unique=True)
     origin: Mapped[str] = mapped_column(String(16), default="synthetic")
     family: Mapped[str | None] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(500), default="")
-    generation_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    generation_config: Mapped[JsonDict]
     status: Mapped[str] = mapped_column(String(16), default="ready")
-    generation: Mapped[int] = mapped_column(Integer, default=0)
+    generation: Mapped[Count]
     parent_batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"))
-    lineage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    lineage: Mapped[JsonDict]
+    stats: Mapped[JsonDict]
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
 
     samples: Mapped[list[Sample]] = relationship(back_populates="batch", passive_deletes=True)
 
@@ -69,20 +86,20 @@ class Sample(Base):
         Index("ix_samples_batch_passed_decision", "batch_id", "passed", "decision", "id"),
     )
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    id: Mapped[IdKey]
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
-    external_id: Mapped[str | None] = mapped_column(String(200))
+    external_id: Mapped[Name | None]
     item_index: Mapped[int] = mapped_column(Integer)
-    candidate_index: Mapped[int] = mapped_column(Integer, default=0)
+    candidate_index: Mapped[Count]
     family: Mapped[str] = mapped_column(String(16))
     prompt: Mapped[str] = mapped_column(Text)
-    response: Mapped[str] = mapped_column(Text, default="")
-    reference: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    response: Mapped[LongText]
+    reference: Mapped[JsonDict]
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     passed: Mapped[bool | None] = mapped_column(Boolean)
     decision: Mapped[str | None] = mapped_column(String(8))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[CreatedAt]
 
     batch: Mapped[Batch] = relationship(back_populates="samples")
 
@@ -93,12 +110,12 @@ class GenerationRequest(Base):
     __tablename__ = "generation_requests"
     __table_args__ = (UniqueConstraint("batch_id", "item_index", "candidate_index", name="uq_request_slot"),)
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    id: Mapped[IdKey]
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     item_index: Mapped[int] = mapped_column(Integer)
-    candidate_index: Mapped[int] = mapped_column(Integer, default=0)
+    candidate_index: Mapped[Count]
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[Count]
     error_kind: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     finish_reason: Mapped[str | None] = mapped_column(String(32))
@@ -107,7 +124,7 @@ class GenerationRequest(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     sample_id: Mapped[int | None] = mapped_column(ForeignKey("samples.id", ondelete="SET NULL"))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[UpdatedAt]
 
 
 class ResponseCache(Base):
@@ -117,7 +134,7 @@ class ResponseCache(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[CreatedAt]
 
 
 class Verdict(Base):
@@ -128,16 +145,16 @@ class Verdict(Base):
         Index("ix_verdicts_passed_sample", "passed", "sample_id"),
     )
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    id: Mapped[IdKey]
+    sample_id: Mapped[SampleRef] = mapped_column(index=True)
     verifier: Mapped[str] = mapped_column(String(64))
     version: Mapped[str] = mapped_column(String(32))
     passed: Mapped[bool | None] = mapped_column(Boolean)
     score: Mapped[float | None] = mapped_column(Float)
-    reason: Mapped[str] = mapped_column(Text, default="")
-    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[LongText]
+    details: Mapped[JsonDict]
     duration_ms: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[CreatedAt]
 
 
 class BulkEvent(Base):
@@ -145,13 +162,13 @@ class BulkEvent(Base):
 
     __tablename__ = "bulk_events"
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
-    reviewer: Mapped[str] = mapped_column(String(120))
+    id: Mapped[IdKey]
+    reviewer: Mapped[Reviewer]
     action: Mapped[str] = mapped_column(String(8))
     rule: Mapped[str] = mapped_column(Text)
-    filter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    count: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    filter: Mapped[JsonDict]
+    count: Mapped[Count]
+    created_at: Mapped[CreatedAt]
 
 
 class Decision(Base):
@@ -164,26 +181,26 @@ class Decision(Base):
         Index("ix_decisions_bulk_event_id", "bulk_event_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
-    reviewer: Mapped[str] = mapped_column(String(120), index=True)
+    id: Mapped[IdKey]
+    sample_id: Mapped[SampleRef]
+    reviewer: Mapped[Reviewer] = mapped_column(index=True)
     action: Mapped[str] = mapped_column(String(8))
     reason_tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    note: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[LongText]
     bulk_event_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_events.id", ondelete="SET NULL"))
     undoes_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[CreatedAt]
 
 
 class Assignment(Base):
     __tablename__ = "assignments"
     __table_args__ = (UniqueConstraint("sample_id", "reviewer", name="uq_assignment"),)
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
-    reviewer: Mapped[str] = mapped_column(String(120), index=True)
+    id: Mapped[IdKey]
+    sample_id: Mapped[SampleRef] = mapped_column(index=True)
+    reviewer: Mapped[Reviewer] = mapped_column(index=True)
     queue: Mapped[str] = mapped_column(String(32), default="spot-check")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[CreatedAt]
 
 
 class Mark(Base):
@@ -193,15 +210,15 @@ class Mark(Base):
     __tablename__ = "marks"
     __table_args__ = (Index("ix_marks_sample_kind", "sample_id", "kind"),)
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
+    id: Mapped[IdKey]
+    sample_id: Mapped[SampleRef]
     kind: Mapped[str] = mapped_column(String(32))
     other_sample_id: Mapped[int | None] = mapped_column(ForeignKey("samples.id", ondelete="SET NULL"))
     score: Mapped[float | None] = mapped_column(Float)
-    reason: Mapped[str] = mapped_column(Text, default="")
-    overridden_by: Mapped[str | None] = mapped_column(String(120))
-    overridden_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reason: Mapped[LongText]
+    overridden_by: Mapped[Reviewer | None]
+    overridden_at: Mapped[Moment | None]
+    created_at: Mapped[CreatedAt]
 
 
 class Embedding(Base):
@@ -216,24 +233,24 @@ class Embedding(Base):
 class MetricSnapshot(Base):
     __tablename__ = "metric_snapshots"
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    id: Mapped[IdKey]
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     scope: Mapped[str] = mapped_column(String(200), default="batch")
-    model: Mapped[str] = mapped_column(String(200))
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    model: Mapped[Name]
+    metrics: Mapped[JsonDict]
+    created_at: Mapped[CreatedAt]
 
 
 class Export(Base):
     __tablename__ = "exports"
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    id: Mapped[IdKey]
     out_path: Mapped[str] = mapped_column(Text)
-    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    config: Mapped[JsonDict]
+    counts: Mapped[JsonDict]
+    files: Mapped[JsonDict]
     created_by: Mapped[str] = mapped_column(String(120), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[CreatedAt]
 
 
 class ExportRow(Base):
@@ -242,9 +259,9 @@ class ExportRow(Base):
     __tablename__ = "export_rows"
     __table_args__ = (UniqueConstraint("export_id", "sample_id", name="uq_export_row"),)
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    id: Mapped[IdKey]
     export_id: Mapped[int] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"), index=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    sample_id: Mapped[SampleRef] = mapped_column(index=True)
     split: Mapped[str] = mapped_column(String(16), default="train")
 
 
@@ -255,24 +272,24 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_state", "state"),)
 
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    id: Mapped[IdKey]
     kind: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(300), default="")
-    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    params: Mapped[JsonDict]
     state: Mapped[str] = mapped_column(String(16), default="queued")
     progress_done: Mapped[int] = mapped_column(BigInteger, default=0)
     progress_total: Mapped[int | None] = mapped_column(BigInteger)
-    message: Mapped[str] = mapped_column(Text, default="")
-    counters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    message: Mapped[LongText]
+    counters: Mapped[JsonDict]
+    result: Mapped[JsonDict]
     error: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    host: Mapped[str | None] = mapped_column(String(200))
+    host: Mapped[Name | None]
     pid: Mapped[int | None] = mapped_column(Integer)
     pid_start: Mapped[str | None] = mapped_column(String(32))
     resumed_from: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     created_by: Mapped[str] = mapped_column(String(120), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[CreatedAt]
+    started_at: Mapped[Moment | None]
+    heartbeat_at: Mapped[Moment | None]
+    finished_at: Mapped[Moment | None]
