@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from curation.store.db import session_scope
 from curation.store.models import Batch, Sample
-from curation.store.queries import SampleDetail, get_sample
+from curation.store.queries import SampleDetail, get_sample, text_previews
 
 PREVIEW_CHARS = 600
 #: Names a per-sample neighbour lookup may have in curation.diversity.service:
@@ -55,8 +55,7 @@ def _previews(engine: Engine, sample_ids: list[int]) -> dict[int, tuple[str, str
                 Sample.id,
                 Batch.name,
                 Batch.origin,
-                func.substr(Sample.prompt, 1, PREVIEW_CHARS),
-                func.substr(Sample.response, 1, PREVIEW_CHARS),
+                *text_previews(PREVIEW_CHARS),
             )
             .join(Batch, Batch.id == Sample.batch_id)
             .where(Sample.id.in_(sample_ids))

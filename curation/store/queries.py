@@ -132,6 +132,12 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def text_previews(chars: int) -> tuple[ColumnElement[str], ColumnElement[str]]:
+    """The first `chars` characters of the prompt and the response, cut by the database
+    (a million long samples never travel whole to show a table)."""
+    return func.substr(Sample.prompt, 1, chars), func.substr(Sample.response, 1, chars)
+
+
 def query_samples(
     engine: Engine, filters: SampleFilter, *, offset: int = 0, limit: int = PAGE_SIZE, preview_chars: int = 240
 ) -> tuple[list[SampleRow], int]:
@@ -141,8 +147,7 @@ def query_samples(
             Sample.id,
             Batch.name,
             Sample.family,
-            func.substr(Sample.prompt, 1, preview_chars),
-            func.substr(Sample.response, 1, preview_chars),
+            *text_previews(preview_chars),
             Sample.passed,
             Sample.decision,
             Sample.external_id,
