@@ -5,18 +5,42 @@
 * `Verdict` — one verifier's judgement of one sample.
 * `BatchSummary`, `SampleFilter`, `SampleRow`, `SampleDetail` — the read-side views of
   the store (built by `curation.store.queries`).
+* `record_dict` — the one rule for a record's `to_dict` (reports, stats, outcomes).
 
 The rows themselves are the tables in `curation.store.models`."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Iterable
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime
 from typing import Any
 
 FAMILIES: tuple[str, ...] = ("math", "code", "instruction", "open")
 DECISIONS: tuple[str, ...] = ("accept", "reject", "skip")
+
+
+def record_dict(record: Any, *, derived: Iterable[str] = (), exclude: Collection[str] = ()) -> dict[str, Any]:
+    """A dataclass record as a plain dict, the form reports and job results store:
+    its fields as `dataclasses.asdict` gives them (nested records as dicts, values
+    copied), then the `derived` properties; `exclude` leaves out internal state
+    (never copied, so large arrays cost nothing)."""
+    out = {f.name: _plain(getattr(record, f.name)) for f in fields(record) if f.name not in exclude}
+    out.update((name, getattr(record, name)) for name in derived)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """`asdict`'s treatment of one field value."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return copy.deepcopy(value)
 
 
 @dataclass

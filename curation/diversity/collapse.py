@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from curation.data import record_dict
 from curation.diversity.metrics import DiversityWarning
 from curation.diversity.thresholds import DiversityThresholds
 
@@ -43,13 +44,7 @@ class GenerationPoint:
     real_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "generation": self.generation,
-            "batch_ids": self.batch_ids,
-            "batch_names": self.batch_names,
-            "metrics": self.metrics,
-            "real_share": self.real_share,
-        }
+        return record_dict(self)
 
 
 @dataclass

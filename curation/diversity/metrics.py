@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from curation.data import record_dict
 from curation.diversity.knn import EXACT_MAX, train_quantizer
 from curation.diversity.text import ngram_hashes, tokenise
 from curation.diversity.thresholds import DiversityThresholds
@@ -178,7 +179,7 @@ class DiversityWarning:
     threshold: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "value": self.value, "threshold": self.threshold}
+        return record_dict(self)
 
 
 @dataclass
@@ -208,19 +209,7 @@ class DiversityReport:
         return self.metrics.get(name, {}).get(side)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "n_synthetic": self.n_synthetic,
-            "n_reference": self.n_reference,
-            "n_compared": self.n_compared,
-            "sampled": self.sampled,
-            "seed": self.seed,
-            "metrics": self.metrics,
-            "baseline": self.baseline,
-            "clusters": self.clusters,
-            "lengths": self.lengths,
-            "warnings": [w.to_dict() for w in self.warnings],
-            "thresholds": self.thresholds,
-        }
+        return record_dict(self, derived=("sampled",), exclude=("arrays",))
 
 
 def _clean(v: float | None) -> float | None:

@@ -18,14 +18,15 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, func, select
 
+from curation.data import record_dict
 from curation.export.plan import MARK_PRIORITY, reason_label
 from curation.store.db import session_scope
-from curation.store.models import Batch, Decision, Export, ExportRow, GenerationRequest, Mark, Sample
+from curation.store.models import Batch, Decision, Export, ExportRow, GenerationRequest, Mark, Sample, as_utc
 from curation.store.queries import HIDDEN_STATUSES
 
 STEPS = ("requested", "generated", "verified", "deduplicated", "reviewed", "exported")
@@ -92,17 +93,7 @@ class BatchReconciliation:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "batch": self.batch,
-            "batch_id": self.batch_id,
-            "origin": self.origin,
-            "requested_basis": self.requested_basis,
-            "steps": [
-                {"name": s.name, "count": s.count, "reasons": s.reasons, "breakdown": s.breakdown, "note": s.note}
-                for s in self.steps
-            ],
-            "differences": self.differences(),
-        }
+        return {**record_dict(self), "differences": self.differences()}
 
 
 def describe(counts: dict[str, int]) -> str:
@@ -333,7 +324,7 @@ def _exported_step(
             )
         if later:
             reasons["decided after the export"] += later
-        created_later = batch.created_at is not None and _aware(batch.created_at) > _aware(export.created_at)
+        created_later = batch.created_at is not None and as_utc(batch.created_at) > as_utc(export.created_at)
         rest = len(undetermined) - later
         if rest:
             reasons["batch created after the export" if created_later else UNEXPLAINED] += rest
@@ -347,10 +338,6 @@ def _exported_step(
     if extra:
         reasons["exported, then rejected, un-accepted or marked after the export"] -= extra
     return Step("exported", exported, reasons=dict(reasons), note=f"export {export.id}")
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def reconcile(engine: Engine, *, batch: str | None = None, export_id: int | None = None) -> Reconciliation:

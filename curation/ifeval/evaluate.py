@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from curation.data import record_dict
 from curation.ifeval.checkers import Checker, InstructionError, build_checker
 
 
@@ -52,13 +53,7 @@ class InstructionOutcome:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "instruction_id": self.instruction_id,
-            "kwargs": self.kwargs,
-            "strict": self.strict,
-            "loose": self.loose,
-            "reason": self.reason,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True)

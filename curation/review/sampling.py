@@ -16,11 +16,12 @@ Pure functions first; `acceptance_summary` reads the store.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from curation.data import record_dict
 from curation.review.decisions import latest_is_human
 from curation.review.queues import pool_samples
 from curation.store.db import session_scope
@@ -141,12 +142,7 @@ class AcceptanceSummary:
         return self.failures / self.reviewed if self.reviewed else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            **asdict(self),
-            "holds": self.holds,
-            "remaining": self.remaining,
-            "observed_rate": self.observed_rate,
-        }
+        return record_dict(self, derived=("holds", "remaining", "observed_rate"))
 
 
 def acceptance_summary(

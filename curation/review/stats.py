@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from curation.data import record_dict
 from curation.review.agreement import Agreement, reviewer_agreement
 from curation.review.decisions import ACTIONS, latest_is_human
 from curation.review.queues import pool_samples
@@ -170,13 +171,7 @@ class VerifierScore:
         return (self.tp + self.tn) / self.n if self.n else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            **asdict(self),
-            "n": self.n,
-            "precision": self.precision,
-            "recall": self.recall,
-            "agreement": self.agreement,
-        }
+        return record_dict(self, derived=("n", "precision", "recall", "agreement"))
 
 
 def verifier_scores(engine: Engine, batch_id: int) -> list[VerifierScore]:
