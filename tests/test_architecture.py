@@ -109,7 +109,9 @@ def absolute_base(module: Module, node: ast.ImportFrom) -> str:
     return ".".join(package + ([node.module] if node.module else []))
 
 
-def imported_targets(module: Module, node: ast.Import | ast.ImportFrom, modules: dict[str, Module]) -> set[str]:
+def imported_targets(
+    module: Module, node: ast.Import | ast.ImportFrom, modules: dict[str, Module]
+) -> set[str]:
     """The project modules an import statement executes (see rule 1)."""
     named: set[str] = set()
     if isinstance(node, ast.Import):
@@ -199,7 +201,9 @@ def has_comment(lines: list[str], lineno: int) -> bool:
     above = lineno - 2
     while above >= 0 and lines[above].strip().startswith(("import ", "from ")) and "#" not in lines[above]:
         above -= 1
-    return above >= 0 and (lines[above].strip().startswith("#") or (above < lineno - 2 and "#" in lines[above]))
+    return above >= 0 and (
+        lines[above].strip().startswith("#") or (above < lineno - 2 and "#" in lines[above])
+    )
 
 
 def late_import_problems(root: Path, package: str = PACKAGE) -> list[str]:

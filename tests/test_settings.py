@@ -25,7 +25,10 @@ def test_unknown_keys_are_named_sorted() -> None:
 
 @pytest.mark.parametrize(
     ("cls", "message"),
-    [(ExportConfig, "unknown export parameters: colour"), (VerifyParams, "unknown verification settings: colour")],
+    [
+        (ExportConfig, "unknown export parameters: colour"),
+        (VerifyParams, "unknown verification settings: colour"),
+    ],
 )
 def test_export_and_verification_settings_share_the_rule(cls: type, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
