@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, String, Text, bindparam, cast, func, literal_column, select
+from sqlalchemy import BigInteger, Engine, Select, String, Text, bindparam, cast, func, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from curation.store.db import session_scope
@@ -94,14 +94,28 @@ def batch_info(engine: Engine, batch_ids: Iterable[int]) -> dict[int, BatchInfo]
     return out
 
 
+def _sqlite_ids() -> Select:
+    """The ids of the one `ids` parameter (a JSON array) as rows, on SQLite."""
+    return select(literal_column("value")).select_from(func.json_each(bindparam("ids", type_=String)))
+
+
+def _postgres_ids() -> Any:
+    """The one `ids` parameter, an array, on PostgreSQL."""
+    return bindparam("ids", type_=ARRAY(BigInteger))
+
+
 def id_filter(engine: Engine, column: Any) -> Any:
     """`column IN (:ids)` with ONE bind parameter (a JSON array on SQLite, an array on
     PostgreSQL, the two supported stores): compiled once and cached, instead of one
     parameter per id."""
     if engine.dialect.name == "sqlite":
-        values = select(literal_column("value")).select_from(func.json_each(bindparam("ids", type_=String)))
-        return column.in_(values)
-    return column == func.any(bindparam("ids", type_=ARRAY(BigInteger)))
+        return column.in_(_sqlite_ids())
+    return column == func.any(_postgres_ids())
+
+
+def id_rows(engine: Engine) -> Select:
+    """The ids of the `ids` parameter as rows of one column (for INSERT ... SELECT)."""
+    return _sqlite_ids() if engine.dialect.name == "sqlite" else select(func.unnest(_postgres_ids()))
 
 
 def id_param(engine: Engine, ids: list[int]) -> Any:

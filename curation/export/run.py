@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, Engine, String, bindparam, func, insert, literal_column, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Engine, String, bindparam, insert, select
 
 from curation import __version__
 from curation.export.card import dataset_card
 from curation.export.config import ExportConfig
 from curation.export.parallel import Tally, can_parallelise, write_split
 from curation.export.plan import SPLITS, ExportPlan, plan_export, reason_label
-from curation.export.rows import batch_info, id_param, iter_records
+from curation.export.rows import batch_info, id_param, id_rows, iter_records
 from curation.io.writers import WRITERS
 from curation.review.sampling import acceptance_summary
 from curation.store.db import session_scope
@@ -111,11 +110,7 @@ def _link_statement(engine: Engine) -> Any:
     """INSERT INTO export_rows SELECT :export_id, id, :split over one id-array parameter
     (the database expands the array: no per-row parameters for a million links)."""
     table = ExportRow.__table__
-    if engine.dialect.name == "sqlite":
-        ids = select(literal_column("value")).select_from(func.json_each(bindparam("ids", type_=String)))
-    else:
-        ids = select(func.unnest(bindparam("ids", type_=ARRAY(BigInteger))))
-    ids = ids.subquery()
+    ids = id_rows(engine).subquery()
     rows = select(bindparam("export_id", type_=BigInteger), ids.c[0], bindparam("split", type_=String))
     return insert(table).from_select(["export_id", "sample_id", "split"], rows)
 
