@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -194,16 +195,23 @@ def cycle_through(graph: dict[str, set[str]], component: set[str]) -> list[str]:
     raise AssertionError(f"no cycle through {start}")
 
 
+PRAGMA = re.compile(r"#\s*(noqa|type:\s*ignore|pragma)\b[^#]*")
+
+
+def comment_of(line: str) -> str:
+    """The comment text of a line, tool pragmas (noqa, type: ignore) left out."""
+    _, hash_sign, comment = PRAGMA.sub("", line).partition("#")
+    return comment.strip() if hash_sign else ""
+
+
 def has_comment(lines: list[str], lineno: int) -> bool:
-    """A `#` comment on the import's line or the line above (above a run of imports, for all of them)."""
-    if "#" in lines[lineno - 1]:
+    """A comment on the import's line or the line above (above a run of imports, for all of them)."""
+    if comment_of(lines[lineno - 1]):
         return True
     above = lineno - 2
-    while above >= 0 and lines[above].strip().startswith(("import ", "from ")) and "#" not in lines[above]:
+    while above >= 0 and lines[above].strip().startswith(("import ", "from ")) and not comment_of(lines[above]):
         above -= 1
-    return above >= 0 and (
-        lines[above].strip().startswith("#") or (above < lineno - 2 and "#" in lines[above])
-    )
+    return above >= 0 and bool(comment_of(lines[above]))
 
 
 def late_import_problems(root: Path, package: str = PACKAGE) -> list[str]:
@@ -288,6 +296,9 @@ def test_the_checks_report_a_cycle_and_bad_late_imports(tmp_path: Path) -> None:
                 "    import sentence_transformers\n"
                 "    import transformers\n"
                 "    import requests  # not heavy\n"
+                "\n"
+                "def g():\n"
+                "    import plotly  # noqa: F401\n"
             ),
         },
     )
@@ -299,6 +310,7 @@ def test_the_checks_report_a_cycle_and_bad_late_imports(tmp_path: Path) -> None:
         "curation/late.py:4: late import of .: import it at module level",
         "curation/late.py:5: late import of torch without a comment saying why",
         "curation/late.py:9: late import of requests: not a heavy optional dependency (LATE_IMPORT_ALLOWED)",
+        "curation/late.py:12: late import of plotly without a comment saying why",
     ]
 
 
