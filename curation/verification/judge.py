@@ -45,7 +45,7 @@ from urllib.parse import urlparse
 from curation.data import SampleRecord
 from curation.generation.extract import embedded_json_objects
 from curation.teachers.base import check_endpoint_settings
-from curation.verification.base import VERIFIERS, Verdict, Verifier
+from curation.verification.base import VERIFIERS, Execution, RunSettings, Verdict, Verifier
 
 PROMPT_VERSION = "rubric-1"
 ENV_PREFIX = "ASSAY_JUDGE_"
@@ -509,6 +509,7 @@ class JudgeVerifier(Verifier):
     name: ClassVar[str] = "judge"
     version: ClassVar[str] = "1"
     families: ClassVar[tuple[str, ...]] = ("open",)
+    execution: ClassVar[Execution] = Execution.REMOTE
 
     def __init__(
         self, config: JudgeConfig | Mapping[str, Any] | None = None, *, api_key: str | None = None
@@ -517,6 +518,11 @@ class JudgeVerifier(Verifier):
         `api_key` overrides the environment variable (tests); it is never stored."""
         self.config = resolve_judge_config(config)
         self._api_key = api_key
+
+    @classmethod
+    def for_run(cls, settings: RunSettings) -> JudgeVerifier:
+        """The run's judge endpoint (None: the ``ASSAY_JUDGE_*`` environment)."""
+        return cls(settings.judge_config, api_key=settings.judge_api_key)
 
     def missing_dependencies(self) -> list[str]:
         problems = []
