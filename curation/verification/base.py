@@ -17,13 +17,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from curation.data import SampleRecord, Verdict
 from curation.registry import Registry
-
-if TYPE_CHECKING:
-    from curation.verification.judge import JudgeConfig
 
 
 class Execution(Enum):
@@ -51,11 +48,12 @@ class Execution(Enum):
 @dataclass(frozen=True)
 class RunSettings:
     """What one verification run gives its verifiers: the worker processes to use and
-    the judge endpoint (None: the ``ASSAY_JUDGE_*`` environment). `judge_api_key`
-    overrides the key's environment variable (tests); it never leaves this process."""
+    the judge endpoint (a `judge.JudgeConfig` or its dict form; None: the ``ASSAY_JUDGE_*``
+    environment). `judge_api_key` overrides the key's environment variable (tests); it
+    never leaves this process."""
 
     jobs: int = 1
-    judge_config: JudgeConfig | None = None
+    judge_config: Any = None
     judge_api_key: str | None = None
 
 
