@@ -49,14 +49,8 @@ from urllib.parse import urlparse
 
 from curation.data import SampleRecord
 from curation.generation.extract import embedded_json_objects, strip_reasoning
-from curation.teachers.base import (
-    ChatRequest,
-    Choice,
-    TeacherConfig,
-    TeacherError,
-    check_endpoint_settings,
-    make_teacher,
-)
+from curation.teachers import ChatRequest, Choice, TeacherConfig, TeacherError, make_teacher
+from curation.teachers.base import check_endpoint_settings
 from curation.verification.base import VERIFIERS, Execution, RunSettings, Verdict, Verifier
 
 PROMPT_VERSION = "rubric-1"
