@@ -27,7 +27,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from curation.ifeval import langid, text
+from curation.ifeval.langid import LANGUAGE_SCRIPTS, SUPPORTED_LANGUAGES, identify
+from curation.ifeval.text import WORD_CHARS, count_sentences, count_words, split_paragraphs, words
 
 RELATIONS: tuple[str, str] = ("less than", "at least")
 
@@ -173,12 +174,14 @@ def build_checker(instruction_id: str, kwargs: Mapping[str, Any] | None = None) 
     return cls(kwargs)
 
 
-def _compare(count: int, relation: str, threshold: int) -> bool:
-    return count < threshold if relation == "less than" else count >= threshold
-
-
 def _count_note(what: str, count: int, relation: str, threshold: int) -> str:
     return f"{count} {what}, expected {relation} {threshold}"
+
+
+def _counted(what: str, count: int, relation: str, threshold: int) -> Outcome:
+    """The outcome of "`count` `what`, expected less than / at least `threshold`"."""
+    followed = count < threshold if relation == "less than" else count >= threshold
+    return followed, _count_note(what, count, relation, threshold)
 
 
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
@@ -191,7 +194,7 @@ def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     "क" is not found inside "की".
     """
     body = r"\s+".join(re.escape(part) for part in phrase.split())
-    return re.compile(f"(?<![{text.WORD_CHARS}]){body}(?![{text.WORD_CHARS}])", re.IGNORECASE)
+    return re.compile(f"(?<![{WORD_CHARS}]){body}(?![{WORD_CHARS}])", re.IGNORECASE)
 
 
 # -- keywords ---------------------------------------------------------------------------
@@ -238,10 +241,7 @@ class KeywordFrequency(Checker):
 
     def check(self, response: str) -> Outcome:
         count = len(self._pattern.findall(response))
-        return (
-            _compare(count, self.relation, self.frequency),
-            _count_note(f"occurrence(s) of {self.keyword!r}", count, self.relation, self.frequency),
-        )
+        return _counted(f"occurrence(s) of {self.keyword!r}", count, self.relation, self.frequency)
 
 
 @_register
@@ -290,10 +290,7 @@ class LetterFrequency(Checker):
 
     def check(self, response: str) -> Outcome:
         count = response.lower().count(self.letter)
-        return (
-            _compare(count, self.relation, self.frequency),
-            _count_note(f"occurrence(s) of letter {self.letter!r}", count, self.relation, self.frequency),
-        )
+        return _counted(f"occurrence(s) of letter {self.letter!r}", count, self.relation, self.frequency)
 
 
 # -- language ---------------------------------------------------------------------------
@@ -308,12 +305,12 @@ def _language_matches(response: str, code: str) -> tuple[bool, str]:
     But a text in the wrong script is never in the language (Latin text is not
     Hindi).
     """
-    guess = langid.identify(response)
+    guess = identify(response)
     if guess.language is not None:
         return guess.language == code, f"detected language {guess.language!r}"
     if guess.script is None:
         return True, "no letters to identify a language by"
-    same_script = langid.LANGUAGE_SCRIPTS.get(code) == guess.script
+    same_script = LANGUAGE_SCRIPTS.get(code) == guess.script
     return same_script, f"language undetermined ({guess.script} script)"
 
 
@@ -323,7 +320,7 @@ class ResponseLanguage(Checker):
 
     DIFFERS: uses the offline identifier in `curation.ifeval.langid` instead of
     langdetect; the codes are IFEval's (and a few more, see
-    ``langid.SUPPORTED_LANGUAGES``); others are a malformed argument.
+    ``curation.ifeval.langid.SUPPORTED_LANGUAGES``); others are a malformed argument.
     """
 
     instruction_id = "language:response_language"
@@ -331,7 +328,7 @@ class ResponseLanguage(Checker):
 
     def _configure(self) -> None:
         code = self._text("language").lower()
-        if code not in langid.SUPPORTED_LANGUAGES:
+        if code not in SUPPORTED_LANGUAGES:
             raise self._error("language", f"is not a supported language code: {code!r}")
         self.language = code
 
@@ -359,11 +356,8 @@ class NumberSentences(Checker):
         self.relation = self._relation("relation")
 
     def check(self, response: str) -> Outcome:
-        count = text.count_sentences(response)
-        return (
-            _compare(count, self.relation, self.num_sentences),
-            _count_note("sentence(s)", count, self.relation, self.num_sentences),
-        )
+        count = count_sentences(response)
+        return _counted("sentence(s)", count, self.relation, self.num_sentences)
 
 
 _DIVIDER_LINE_RE = re.compile(r"^[ \t]*\*{3,}[ \t]*$", re.MULTILINE)
@@ -416,14 +410,11 @@ class NumberWords(Checker):
         self.relation = self._relation("relation")
 
     def check(self, response: str) -> Outcome:
-        count = text.count_words(response)
-        return (
-            _compare(count, self.relation, self.num_words),
-            _count_note("word(s)", count, self.relation, self.num_words),
-        )
+        count = count_words(response)
+        return _counted("word(s)", count, self.relation, self.num_words)
 
 
-_LEADING_NON_WORD_RE = re.compile(f"^[^{text.WORD_CHARS}]+")
+_LEADING_NON_WORD_RE = re.compile(f"^[^{WORD_CHARS}]+")
 
 
 def first_word(paragraph: str) -> str:
@@ -431,7 +422,7 @@ def first_word(paragraph: str) -> str:
     quotes and markdown (``"``, ``**``, ``#``, ``(``, ...) skipped; curly
     apostrophes normalised to ``'``."""
     rest = _LEADING_NON_WORD_RE.sub("", paragraph, count=1)
-    found = text.words(rest[:200])
+    found = words(rest[:200])
     return found[0].lower().replace("\u2019", "'") if found else ""
 
 
@@ -467,12 +458,12 @@ class NthParagraphFirstWord(Checker):
             )
         word = self._text("first_word")
         normalised = first_word(word)
-        if not normalised or len(text.words(word)) != 1:
+        if not normalised or len(words(word)) != 1:
             raise self._error("first_word", f"must be a single word, got {word!r}")
         self.first_word = normalised
 
     def check(self, response: str) -> Outcome:
-        paragraphs = text.split_paragraphs(response)
+        paragraphs = split_paragraphs(response)
         if len(paragraphs) != self.num_paragraphs:
             return False, f"{len(paragraphs)} paragraph(s), expected {self.num_paragraphs}"
         found = first_word(paragraphs[self.nth_paragraph - 1])
@@ -780,7 +771,7 @@ class Quotation(Checker):
 
 # -- change case ------------------------------------------------------------------------
 
-_CAPS_TOKEN_RE = re.compile(f"[{text.WORD_CHARS}]+(?:[-'\u2019.][{text.WORD_CHARS}]+)*")
+_CAPS_TOKEN_RE = re.compile(f"[{WORD_CHARS}]+(?:[-'\u2019.][{WORD_CHARS}]+)*")
 
 
 @_register
@@ -802,10 +793,7 @@ class CapitalWordFrequency(Checker):
 
     def check(self, response: str) -> Outcome:
         count = sum(1 for w in _CAPS_TOKEN_RE.findall(response) if w.isupper())
-        return (
-            _compare(count, self.relation, self.frequency),
-            _count_note("all-capital word(s)", count, self.relation, self.frequency),
-        )
+        return _counted("all-capital word(s)", count, self.relation, self.frequency)
 
 
 def _english_case(response: str, case_ok: Callable[[str], bool], case_name: str) -> Outcome:

@@ -74,6 +74,7 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 
 def _extraction_config(require_anchor: bool) -> list[Any]:
+    # heavy: math-verify and sympy load only in math worker processes
     from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
     if not require_anchor:
@@ -85,6 +86,7 @@ def _extraction_config(require_anchor: bool) -> list[Any]:
 
 
 def _mv_parse(text: str, config: MathCheckConfig, require_anchor: bool) -> Parsed:
+    # heavy: math-verify and sympy load only in math worker processes
     from math_verify import parse
     from math_verify.errors import TimeoutException
 
@@ -148,6 +150,7 @@ def parse_reference(reference: str, config: MathCheckConfig) -> Parsed:
 
 def _mv_verify(gold: Parsed, pred: Parsed, config: MathCheckConfig) -> tuple[bool, bool]:
     """math-verify's verdict over the (expression, string) candidates: (equal, timed_out)."""
+    # heavy: math-verify and sympy load only in math worker processes
     from math_verify import verify
     from math_verify.errors import TimeoutException
 
@@ -175,6 +178,7 @@ def _mv_verify(gold: Parsed, pred: Parsed, config: MathCheckConfig) -> tuple[boo
 
 
 def _undefined(expr: Any) -> bool:
+    # heavy: math-verify and sympy load only in math worker processes
     from sympy import Basic, nan, zoo
 
     return isinstance(expr, Basic) and expr.has(zoo, nan)

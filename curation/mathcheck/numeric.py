@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from curation.mathcheck.config import MathCheckConfig
@@ -51,6 +53,7 @@ def judge(gold: Any, pred: Any, config: MathCheckConfig) -> Judgement:
 def unwrap_relations(gold: Any, pred: Any) -> tuple[Any, Any]:
     """Reduce assignments the way math-verify does (``x = 5`` vs ``5``); (None, None) when
     the pair is a relation this module leaves to math-verify."""
+    # heavy: sympy and friends load only in math worker processes
     from sympy import Eq
     from sympy.core.relational import Relational
 
@@ -70,6 +73,7 @@ def unwrap_relations(gold: Any, pred: Any) -> tuple[Any, Any]:
 
 
 def _is_assignment(expr: Any) -> bool:
+    # heavy: sympy and friends load only in math worker processes
     from latex2sympy2_extended import is_expr_of_only_symbols
     from sympy import Eq
 
@@ -77,6 +81,7 @@ def _is_assignment(expr: Any) -> bool:
 
 
 def _judge_structure(gold: Any, pred: Any, config: MathCheckConfig) -> Judgement:
+    # heavy: sympy and friends load only in math worker processes
     from sympy import Expr, FiniteSet, Interval, MatrixBase, Tuple
 
     if isinstance(gold, MatrixBase) and isinstance(pred, MatrixBase):
@@ -101,6 +106,7 @@ def _judge_structure(gold: Any, pred: Any, config: MathCheckConfig) -> Judgement
 
 
 def _is_numeric(expr: Any) -> bool:
+    # heavy: sympy and friends load only in math worker processes
     from sympy import Expr
 
     return isinstance(expr, Expr) and bool(expr.is_number)
@@ -159,6 +165,7 @@ def _readings(expr: Any) -> list[tuple[Any, int | None]]:
 
     latex2sympy2_extended parses "X%" as ``X * UnevaluatedExpr(1/100)``; like math-verify,
     a percentage may match either X/100 or X."""
+    # heavy: sympy and friends load only in math worker processes
     from sympy import Mul, Rational, UnevaluatedExpr
 
     if isinstance(expr, Mul) and len(expr.args) == 2 and expr.args[1] == UnevaluatedExpr(Rational(1, 100)):
@@ -168,6 +175,7 @@ def _readings(expr: Any) -> list[tuple[Any, int | None]]:
 
 
 def _decimal_places(expr: Any) -> int | None:
+    # heavy: sympy and friends load only in math worker processes
     from sympy import Float
 
     if not isinstance(expr, Float):
@@ -178,15 +186,12 @@ def _decimal_places(expr: Any) -> int | None:
 
 def _float_decimal(value: Any) -> Any:
     """The decimal a sympy Float spells (math-verify builds Floats from decimal text)."""
-    from decimal import Decimal
-
     return Decimal(str(value))
 
 
 def exactify(expr: Any) -> Any:
     """Replace every Float by the exact rational its decimal digits spell."""
-    from fractions import Fraction
-
+    # heavy: sympy and friends load only in math worker processes
     from sympy import Float, Rational
 
     floats = expr.atoms(Float)
@@ -202,6 +207,7 @@ def exactify(expr: Any) -> Any:
 def _compare_scalar(
     gold: Any, g_places: int | None, pred: Any, p_places: int | None, config: MathCheckConfig
 ) -> Judgement:
+    # heavy: sympy and friends load only in math worker processes
     from sympy import Rational
 
     g, p = exactify(gold), exactify(pred)
@@ -246,6 +252,7 @@ def _exact_value(expr: Any) -> Any:
 
 
 def _finite(value: Any) -> bool:
+    # heavy: sympy and friends load only in math worker processes
     from sympy import nan, oo, zoo
 
     return not value.has(oo, -oo, zoo, nan)
@@ -256,6 +263,7 @@ def digit_estimate(expr: Any, cap: float) -> float:
     reciprocal) any power, factorial or exponential in the tree produces. Stops, returning
     inf, as soon as one exceeds ``cap``; the innermost nodes are measured first so that no
     node is evaluated before its arguments are known to be of a safe size."""
+    # heavy: sympy and friends load only in math worker processes
     from sympy import Pow, exp, factorial, factorial2, gamma, postorder_traversal
 
     worst = 0.0
@@ -296,6 +304,7 @@ def _times_pow10(factor: float, log10_value: float) -> float:
 def _log10_abs(expr: Any) -> float | None:
     """log10 |expr| (-inf for zero), or None when it cannot be evaluated to a number.
     Works through mpmath, so values far beyond float range are fine."""
+    # heavy: sympy and friends load only in math worker processes
     from mpmath import log10
 
     try:
@@ -313,6 +322,7 @@ def symbolic_shortcut(gold: Any, pred: Any, config: MathCheckConfig) -> Judgemen
     """Decide plain expressions in the same variables without math-verify's ``simplify``:
     ``expand(gold - pred) == 0`` proves them equal, a differing value at a rational point
     (`spot_check`) proves them unequal; anything else is left to math-verify."""
+    # heavy: sympy and friends load only in math worker processes
     from sympy import Expr, Integer, Pow, expand
 
     g, p = unwrap_relations(gold, pred)
@@ -337,6 +347,7 @@ def spot_check(gold: Any, pred: Any, config: MathCheckConfig) -> Judgement:
     point proves them unequal (catches ``x + 10^{-20}`` vs ``x``, which math-verify's
     chopped evalf calls equal). NOT_APPLICABLE unless both are expressions in the same
     free symbols."""
+    # heavy: sympy and friends load only in math worker processes
     from sympy import Expr, Rational
 
     gold, pred = unwrap_relations(gold, pred)

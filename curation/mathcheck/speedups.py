@@ -25,6 +25,7 @@ internals are not the expected ones.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 _INSTALLED = False
@@ -36,6 +37,7 @@ def install() -> bool:
     if _INSTALLED:
         return True
     try:
+        # heavy, optional: patched only in math worker processes, when installed
         from antlr4.atn.PredictionMode import PredictionMode
         from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy
     except ImportError:
@@ -70,8 +72,7 @@ def install() -> bool:
 
 
 def _fast_parse_number(original: Any) -> Any:
-    from functools import lru_cache
-
+    # heavy, optional: patched only in math worker processes, when installed
     from sympy import Integer
 
     @lru_cache(maxsize=8192)

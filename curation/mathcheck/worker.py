@@ -13,27 +13,26 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import sys
 from typing import Any, TextIO
 
 from curation.mathcheck.config import MathCheckConfig
+from curation.mathcheck.core import check_answer, cluster_answers
+from curation.mathcheck.speedups import install
 
 
 def _limit_memory(megabytes: int) -> None:
     if megabytes <= 0:
         return
     try:
-        import resource
-
         limit = megabytes * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    except (ImportError, ValueError, OSError):
+    except (ValueError, OSError):
         pass
 
 
 def _handle(request: dict[str, Any], config: MathCheckConfig) -> dict[str, Any]:
-    from curation.mathcheck.core import check_answer, cluster_answers
-
     kind, args = request.get("kind"), request.get("args", {})
     if kind == "check":
         return check_answer(args.get("response", ""), args.get("reference"), config)
@@ -44,8 +43,6 @@ def _handle(request: dict[str, Any], config: MathCheckConfig) -> dict[str, Any]:
 
 def _warm_up(config: MathCheckConfig) -> None:
     """Import and exercise the parser once so the first real sample is not slowed by it."""
-    from curation.mathcheck.core import check_answer
-
     check_answer("so the answer is $\\boxed{\\frac{1}{2}}$", "0.5", config)
     check_answer("\\boxed{x^2+1}", "1+x^2", config)
 
@@ -55,8 +52,6 @@ def serve(reader: TextIO, writer: TextIO) -> None:
     config = MathCheckConfig.from_dict(first.get("config", {}))
     _limit_memory(config.worker_memory_mb)
     if config.fast_parse:
-        from curation.mathcheck.speedups import install
-
         install()
     _warm_up(config)
     writer.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")

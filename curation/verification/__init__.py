@@ -1,7 +1,8 @@
 """Verification: the checks and the machinery that runs them.
 
 * `base` — the `Verifier` interface and the `VERIFIERS` registry; each check says how
-  it runs (`execution`: in process, in a process pool, in the sandbox).
+  it runs (`execution`: a shared process pool, its own worker pool, the sandbox, remote
+  requests), and the pipeline dispatches on that, never on names.
 * the checks, one per file: `heuristics` (``quality``), `math` (``math_answer``),
   `code` (``code_tests``), `instruction` (``ifeval``), `judge` (``judge``),
   `consistency` (majority agreement across candidates).

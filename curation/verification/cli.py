@@ -9,6 +9,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.jobs import JobView, submit_job
+from curation.jobs.console import end_progress, run_job_with_progress
+from curation.store.queries import batch_id_by_name
+from curation.verification.report import outcome_counts, verifier_summary
+from curation.verification.runner import VerifyParams, plan_verification
+from curation.verification.verify_file import verify_file
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -83,12 +90,6 @@ def _table(title: str, by_verifier: dict[str, dict[str, int]], overall: dict[str
 
 
 def cmd_verify(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.jobs import JobView, submit_job
-    from curation.jobs.console import run_job_with_progress
-    from curation.store.queries import batch_id_by_name
-    from curation.verification.report import outcome_counts, verifier_summary
-    from curation.verification.runner import VerifyParams, plan_verification
-
     params = VerifyParams(
         batches=list(dict.fromkeys(args.batch)),
         verifiers=args.verifier,
@@ -138,8 +139,6 @@ def cmd_verify(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_verify_file(args: argparse.Namespace, engine: Engine | None) -> int:
-    from curation.verification.verify_file import verify_file
-
     interactive = sys.stderr.isatty()
 
     def progress(done: int, message: str) -> None:
@@ -156,8 +155,7 @@ def cmd_verify_file(args: argparse.Namespace, engine: Engine | None) -> int:
             progress=progress,
         )
     finally:
-        if interactive:
-            print(file=sys.stderr)
+        end_progress()
     for name, why in result["skipped_verifiers"].items():
         print(f"note: {name} skipped: {why}", file=sys.stderr)
     print(

@@ -21,7 +21,7 @@ from curation.sandbox.bwrap import SandboxLimits
 from curation.sandbox.execute import CodeJob, CodeResult, resolve_mode, run_many
 from curation.sandbox.extract import extract_code, guess_entry_point, prompt_prelude
 from curation.sandbox.mutants import Mutant, mutation_jobs, summarize
-from curation.verification.base import VERIFIERS, Verdict, Verifier
+from curation.verification.base import VERIFIERS, Execution, RunSettings, Verdict, Verifier
 
 
 @VERIFIERS.register("code_tests")
@@ -29,6 +29,7 @@ class CodeTestsVerifier(Verifier):
     name = "code_tests"
     version = "1"
     families = ("code",)
+    execution = Execution.SANDBOX
 
     def __init__(
         self,
@@ -58,6 +59,11 @@ class CodeTestsVerifier(Verifier):
         self.max_mutants = max_mutants
         self.weak_threshold = weak_threshold
         self.jobs = jobs
+
+    @classmethod
+    def for_run(cls, settings: RunSettings) -> CodeTestsVerifier:
+        """Sandboxes of a run: ``settings.jobs`` at once per chunk."""
+        return cls(jobs=settings.jobs)
 
     def missing_dependencies(self) -> list[str]:
         _mode, problem = resolve_mode(self.allow_unsandboxed)

@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from curation.generation.demo import DEMO_BATCHES
 from curation.store.db import session_scope
 from curation.store.models import Batch, Sample
+from curation.verification.runner import run_verification
 
 
 def verify_demo_batches(
@@ -23,9 +25,6 @@ def verify_demo_batches(
     """Verify the simulated demo batches that exist and are ready (only what is missing),
     in this process; returns the run summary (``{"samples": 0, ...}`` when there are none).
     `batches` defaults to `curation.generation.demo.DEMO_BATCHES`."""
-    from curation.generation.demo import DEMO_BATCHES
-    from curation.verification.runner import run_verification
-
     wanted = list(batches) if batches is not None else list(DEMO_BATCHES)
     with session_scope(engine, write=False) as session:
         ready = set(

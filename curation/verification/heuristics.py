@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from curation.data import FAMILIES, SampleRecord
-from curation.verification.base import VERIFIERS, Verdict, Verifier
+from curation.verification.base import VERIFIERS, Execution, Verdict, Verifier
 
 __all__ = ["DEFAULT_LENGTH_BOUNDS", "QualityConfig", "QualityVerifier", "RepetitionLimits", "check_quality"]
 
@@ -334,6 +334,7 @@ class QualityVerifier(Verifier):
     name: ClassVar[str] = "quality"
     version: ClassVar[str] = "1"
     families: ClassVar[tuple[str, ...]] = FAMILIES
+    execution: ClassVar[Execution] = Execution.PROCESS_POOL
 
     def __init__(self, config: QualityConfig | None = None) -> None:
         self.config = config or QualityConfig()

@@ -18,7 +18,8 @@ import time
 from typing import Any
 
 from curation.data import SampleRecord
-from curation.verification.base import VERIFIERS, Verdict, Verifier
+from curation.ifeval import InstructionError, build_checkers, evaluate_checkers
+from curation.verification.base import VERIFIERS, Execution, Verdict, Verifier
 
 
 @VERIFIERS.register("ifeval")
@@ -26,6 +27,7 @@ class InstructionVerifier(Verifier):
     name = "ifeval"
     version = "1"
     families = ("instruction",)
+    execution = Execution.PROCESS_POOL
 
     def verify(self, sample: SampleRecord) -> Verdict:
         started = time.perf_counter()
@@ -34,8 +36,6 @@ class InstructionVerifier(Verifier):
         return verdict
 
     def _judge(self, sample: SampleRecord) -> Verdict:
-        from curation.ifeval import InstructionError, build_checkers, evaluate_checkers
-
         reference: Any = sample.reference
         if not isinstance(reference, dict):
             return Verdict(None, reason="reference must be an object with instruction_id_list and kwargs")

@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.jobs import start_job
 from curation.jobs.registry import JobContext, job_kind
+from curation.verification.runner import VerifyParams, plan_verification, run_verification
 
 
 def describe(params: dict[str, Any]) -> str:
@@ -25,8 +27,6 @@ def describe(params: dict[str, Any]) -> str:
 
 @job_kind("verify", describe=describe)
 def run_verify(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    from curation.verification.runner import run_verification
-
     return run_verification(ctx.engine, params, progress=ctx.progress, job_id=ctx.job_id)
 
 
@@ -43,9 +43,6 @@ def start_verification(
     created_by: str = "",
 ) -> int:
     """Validate the parameters, then start a background "verify" job; returns its id."""
-    from curation.jobs import start_job
-    from curation.verification.runner import VerifyParams, plan_verification
-
     params = VerifyParams(
         batches=list(batches or []),
         sample_ids=list(sample_ids or []),

@@ -14,9 +14,13 @@ words, or one that only repeats the prompt fails without any request.
 The judge answers a rubric in JSON: a yes/no verdict (and a short reason) per
 criterion and an overall score from 1 to 10. ``passed`` = every criterion "yes"
 and score >= `pass_score`; ``score`` = the judge's score / 10. The reply is parsed
-defensively (code fences, text around the JSON, ``<think>`` blocks, "yes"/"no"
-as strings or booleans, criteria as an object or a list); a reply that still
-does not fit gives ``passed=None`` with the reason. A failed request (after
+defensively (code fences, text around the JSON, "yes"/"no" as strings or booleans,
+criteria as an object or a list); a reply that still does not fit gives
+``passed=None`` with the reason. Only the answer counts, never the reasoning before
+it: reasoning is dropped by the one reasoning stripper (`generation.extract.strip_reasoning`:
+closed ``<think>`` blocks and an unclosed trailing one), and a reply cut off by the
+length limit (``finish_reason == "length"``) gives ``passed=None`` with that reason,
+never a verdict, whatever JSON it holds. A failed request (after
 retries) gives ``passed=None`` with ``details["transient"] = True``, so the
 verification runner does not store it and a later run asks again.
 
@@ -38,18 +42,22 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from curation.data import SampleRecord
-from curation.generation.extract import embedded_json_objects
+from curation.generation.extract import embedded_json_objects, strip_reasoning
+from curation.teachers import ChatRequest, Choice, TeacherConfig, TeacherError, make_teacher
 from curation.teachers.base import check_endpoint_settings
-from curation.verification.base import VERIFIERS, Verdict, Verifier
+from curation.verification.base import VERIFIERS, Execution, RunSettings, Verdict, Verifier
 
 PROMPT_VERSION = "rubric-1"
 ENV_PREFIX = "ASSAY_JUDGE_"
 REPLY_EXCERPT_CHARS = 500
+#: The finish reason of a reply the length limit (``max_tokens``) cut off.
+CUT_OFF = "length"
 
 
 @dataclass(frozen=True)
@@ -280,14 +288,18 @@ class JudgeReplyError(ValueError):
     """The judge's reply does not fit the requested JSON shape."""
 
 
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _YES = frozenset({"yes", "y", "true", "pass", "passed", "met", "1"})
 _NO = frozenset({"no", "n", "false", "fail", "failed", "not met", "0"})
 
 
 def _json_objects(text: str) -> list[dict[str, Any]]:
-    """Every JSON object embedded in `text` outside reasoning (think) blocks."""
-    return embedded_json_objects(_THINK.sub(" ", text))
+    """Every JSON object embedded in the answer part of `text` (reasoning dropped: closed
+    ``<think>`` blocks and an unclosed trailing one, which is a draft, not an answer)."""
+    return embedded_json_objects(strip_reasoning(text))
+
+
+def _cut_off(config: JudgeConfig) -> str:
+    return f"judge reply cut off by the length limit (max_tokens {config.max_tokens}): no verdict"
 
 
 def _lower_keys(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -379,8 +391,18 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= REPLY_EXCERPT_CHARS else text[:REPLY_EXCERPT_CHARS] + "…"
 
 
-def rubric_verdict(reply: str, config: JudgeConfig, judge: dict[str, Any]) -> Verdict:
-    """A judge reply turned into a verdict (None with the reason when it cannot be read)."""
+def rubric_verdict(
+    reply: str, config: JudgeConfig, judge: dict[str, Any], finish_reason: str | None = None
+) -> Verdict:
+    """A judge reply turned into a verdict (None with the reason when it cannot be read,
+    or when the length limit cut it off: whatever it holds then is not a final answer)."""
+    if finish_reason == CUT_OFF:
+        return Verdict(
+            None,
+            None,
+            _cut_off(config),
+            {"judge": judge, "finish_reason": finish_reason, "reply_excerpt": _excerpt(reply or "")},
+        )
     try:
         criteria, score = parse_rubric_reply(reply, config.rubric)
     except JudgeReplyError as exc:
@@ -411,8 +433,6 @@ class _JudgeClient:
     A fatal failure (bad key, unknown model, no quota) stops further requests."""
 
     def __init__(self, config: JudgeConfig, api_key: str | None = None) -> None:
-        from curation.teachers.base import TeacherConfig, make_teacher
-
         teacher_config = TeacherConfig(
             kind="openai",
             base_url=config.base_url,
@@ -429,10 +449,8 @@ class _JudgeClient:
         self.fatal: str | None = None
         self.requests = 0
 
-    async def ask(self, messages: list[dict[str, str]]) -> str:
-        """The reply text; raises RuntimeError with a scrubbed message on failure."""
-        from curation.teachers.base import ChatRequest, TeacherError
-
+    async def ask(self, messages: list[dict[str, str]]) -> Choice:
+        """The reply (text and finish reason); raises RuntimeError with a scrubbed message on failure."""
         if self.fatal:
             raise RuntimeError(self.fatal)
         request = ChatRequest(
@@ -443,7 +461,7 @@ class _JudgeClient:
             self.requests += 1
             try:
                 completion = await self.teacher.complete(request)
-                return completion.choices[0].text if completion.choices else ""
+                return completion.choices[0] if completion.choices else Choice("")
             except TeacherError as exc:
                 message = self.teacher.scrub(str(exc))
                 if exc.kind in ("auth", "not_found", "quota"):
@@ -476,7 +494,7 @@ async def _judge_one(client: _JudgeClient, sample: SampleRecord, gate: asyncio.S
             except RuntimeError as exc:
                 verdict = _failed_request(exc, judge)
             else:
-                verdict = rubric_verdict(reply, config, judge)
+                verdict = rubric_verdict(reply.text, config, judge, reply.finish_reason)
     verdict.duration_ms = round((time.perf_counter() - started) * 1000.0, 1)
     return verdict
 
@@ -498,8 +516,6 @@ def _run(coroutine: Any) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coroutine)
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
 
@@ -509,6 +525,7 @@ class JudgeVerifier(Verifier):
     name: ClassVar[str] = "judge"
     version: ClassVar[str] = "1"
     families: ClassVar[tuple[str, ...]] = ("open",)
+    execution: ClassVar[Execution] = Execution.REMOTE
 
     def __init__(
         self, config: JudgeConfig | Mapping[str, Any] | None = None, *, api_key: str | None = None
@@ -517,6 +534,11 @@ class JudgeVerifier(Verifier):
         `api_key` overrides the environment variable (tests); it is never stored."""
         self.config = resolve_judge_config(config)
         self._api_key = api_key
+
+    @classmethod
+    def for_run(cls, settings: RunSettings) -> JudgeVerifier:
+        """The run's judge endpoint (None: the ``ASSAY_JUDGE_*`` environment)."""
+        return cls(settings.judge_config, api_key=settings.judge_api_key)
 
     def missing_dependencies(self) -> list[str]:
         problems = []
@@ -599,12 +621,15 @@ async def acompare_pair(
         entry: dict[str, Any] = {"order": order, "pick": None}
         if isinstance(reply, BaseException):
             entry["error"] = f"judge request failed: {reply}"[:300]
+        elif reply.finish_reason == CUT_OFF:
+            entry["error"] = _cut_off(config)
+            entry["reply_excerpt"] = _excerpt(reply.text)
         else:
             try:
-                said = parse_pair_reply(reply)
+                said = parse_pair_reply(reply.text)
             except JudgeReplyError as exc:
                 entry["error"] = f"malformed judge reply: {exc}"
-                entry["reply_excerpt"] = _excerpt(reply)
+                entry["reply_excerpt"] = _excerpt(reply.text)
             else:
                 entry["said"] = said
                 entry["pick"] = "tie" if said == "tie" else order[int(said) - 1]

@@ -31,7 +31,7 @@ from typing import ClassVar
 from curation.data import SampleRecord
 from curation.mathcheck.config import MathCheckConfig
 from curation.mathcheck.pool import MathVerifyPool, shared_pool
-from curation.verification.base import VERIFIERS, Verdict, Verifier
+from curation.verification.base import VERIFIERS, BatchRunner, Execution, RunSettings, Verdict, Verifier
 
 __all__ = ["MathAnswerVerifier", "MathCheckConfig", "verify_many"]
 
@@ -41,6 +41,7 @@ class MathAnswerVerifier(Verifier):
     name: ClassVar[str] = "math_answer"
     version: ClassVar[str] = "1"
     families: ClassVar[tuple[str, ...]] = ("math",)
+    execution: ClassVar[Execution] = Execution.WORKER_POOL
 
     def __init__(self, config: MathCheckConfig | None = None) -> None:
         self.config = config or MathCheckConfig()
@@ -58,6 +59,10 @@ class MathAnswerVerifier(Verifier):
 
     def verify_many(self, samples: Sequence[SampleRecord], jobs: int = 2) -> list[Verdict]:
         return verify_many(samples, jobs, config=self.config)
+
+    def open_batch(self, settings: RunSettings) -> BatchRunner:
+        """A pool of ``settings.jobs`` math workers, kept open for the whole run."""
+        return MathVerifyPool(jobs=settings.jobs, config=self.config)
 
 
 def verify_many(

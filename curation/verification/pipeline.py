@@ -1,44 +1,50 @@
 """Running verifier chains over chunks of samples on every core.
 
-Each verifier runs where it runs best:
+Each verifier runs where its class says (`Verifier.execution`, see `base.Execution`):
 
-* ``math_answer``: one `MathVerifyPool` of ``jobs`` worker processes (math-verify
-  needs ``signal.alarm`` in a main thread, and a hard kill for runaway sympy),
-  fed one chunk at a time from a driver thread;
-* ``code_tests``: the code verifier's `verify_many` (a thread pool driving
-  sandbox subprocesses), two chunks at a time;
-* ``judge``: asyncio requests to the judge endpoint (I/O bound), from a driver thread;
-* everything else (``quality``, ``ifeval``, ...): a `ProcessPoolExecutor` of
-  ``jobs`` processes (forkserver: no fork of a threaded parent); with ``jobs=1``
-  a thread of this process instead (one core gains nothing from a pool).
+* ``PROCESS_POOL`` (``quality``, ``ifeval``, ...): a `ProcessPoolExecutor` of ``jobs``
+  processes (forkserver: no fork of a threaded parent) shared by all such verifiers;
+  with ``jobs=1`` a thread of this process instead (one core gains nothing from a pool);
+* ``WORKER_POOL`` (``math_answer``: math-verify needs ``signal.alarm`` in a main thread,
+  and a hard kill for runaway sympy), ``SANDBOX`` (``code_tests``: threads driving
+  sandbox subprocesses) and ``REMOTE`` (``judge``: asyncio requests): the runner the
+  verifier opens for the run (`Verifier.open_batch`), fed from a driver thread of its
+  own, `Execution.chunks_at_once` chunks at a time.
+
+The pipeline never names a verifier: a new one registered in `VERIFIERS` with its
+`execution` runs without a change here.
 
 As with any use of process pools, a script that verifies must guard its entry
 point with ``if __name__ == "__main__":`` (the pool re-imports the main module).
 
 `ChainPipeline.submit` starts a chunk and returns at once; `ChainPipeline.collect`
 waits for it. Callers keep a bounded number of chunks in flight and collect them
-in order, so memory stays bounded and output order is input order.
+in order (`ChainPipeline.in_order` does both), so memory stays bounded and output
+order is input order.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
-import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from curation.data import SampleRecord
-from curation.verification.base import Verdict, Verifier
+from curation.registry import Registry
+from curation.verification.base import VERIFIERS, BatchRunner, Execution, RunSettings, Verdict, Verifier
 
-#: Verifiers with their own batch API (everything else goes to the process pool).
-BATCH_VERIFIERS: frozenset[str] = frozenset({"math_answer", "code_tests", "judge"})
-
-_WORKER_VERIFIERS: dict[str, Verifier] = {}
+#: How pool processes build their verifiers (one process is one job).
+IN_POOL_PROCESS = RunSettings(jobs=1)
 PR_SET_PDEATHSIG = 1
+
+_POOL_VERIFIERS: dict[type[Verifier], Verifier] = {}
 
 
 def die_with_parent() -> None:
@@ -48,9 +54,6 @@ def die_with_parent() -> None:
     forever on their task queue, whose write end they hold themselves."""
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
-    import signal
-
     parent = os.getppid()
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -60,42 +63,14 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def _verify_in_worker(name: str, module: str, records: list[SampleRecord]) -> list[Verdict]:
+def _verify_in_pool_process(verifier_class: type[Verifier], records: list[SampleRecord]) -> list[Verdict]:
     """Run in a pool process: one verifier over a list of records (never raises per record).
-    `module` is where the verifier is defined (imported first, so verifiers registered
-    outside `curation.verification` work too)."""
-    verifier = _WORKER_VERIFIERS.get(name)
+    The class travels by reference (module and name), so verifiers defined outside
+    `curation.verification` work too."""
+    verifier = _POOL_VERIFIERS.get(verifier_class)
     if verifier is None:
-        verifier = _WORKER_VERIFIERS[name] = _instantiate(name, module)
-    return [safe_verify(verifier, record) for record in records]
-
-
-def _instantiate(name: str, module: str) -> Verifier:
-    import importlib
-
-    from curation.verification import VERIFIERS
-
-    if name not in VERIFIERS:
-        importlib.import_module(module)
-    return VERIFIERS.get(name)()
-
-
-def safe_verify(verifier: Verifier, record: SampleRecord) -> Verdict:
-    """`verifier.verify(record)`, with a crash turned into a None verdict that says so."""
-    started = time.perf_counter()
-    try:
-        verdict = verifier.verify(record)
-    except Exception as exc:  # noqa: BLE001 - one bad sample must not sink the chunk
-        verdict = Verdict(None, None, f"verifier error: {type(exc).__name__}: {exc}"[:500], {"error": True})
-    if verdict.duration_ms is None:
-        verdict.duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
-    return verdict
-
-
-def _module_of(name: str) -> str:
-    from curation.verification import VERIFIERS
-
-    return VERIFIERS.get(name).__module__
+        verifier = _POOL_VERIFIERS[verifier_class] = verifier_class.for_run(IN_POOL_PROCESS)
+    return verifier.verify_many(records)
 
 
 def default_jobs() -> int:
@@ -113,20 +88,24 @@ class Chunk:
 
 
 class ChainPipeline:
-    """Executors for verifier chains, created on first use and shut down by `close`."""
+    """Executors for verifier chains, created on first use and shut down by `close`.
+
+    `verifiers` is the registry verifier names are looked up in (tests pass their own)."""
 
     def __init__(
-        self, jobs: int | None = None, *, judge_config: Any = None, judge_api_key: str | None = None
+        self,
+        jobs: int | None = None,
+        *,
+        judge_config: Any = None,
+        judge_api_key: str | None = None,
+        verifiers: Registry[type[Verifier]] = VERIFIERS,
     ):
         self.jobs = max(1, jobs or default_jobs())
-        self.judge_config = judge_config
-        self.judge_api_key = judge_api_key
+        self.settings = RunSettings(jobs=self.jobs, judge_config=judge_config, judge_api_key=judge_api_key)
+        self.verifiers = verifiers
         self._processes: ProcessPoolExecutor | None = None
         self._threads: dict[str, ThreadPoolExecutor] = {}
-        self._math_pool: Any = None
-        self._code: Any = None
-        self._judge: Any = None
-        self._local: dict[str, Verifier] = {}
+        self._runners: dict[str, BatchRunner] = {}
 
     # -- executors --
 
@@ -139,49 +118,27 @@ class ChainPipeline:
             )
         return self._processes
 
-    def _thread(self, name: str, workers: int = 1) -> ThreadPoolExecutor:
+    def _thread(self, name: str, workers: int) -> ThreadPoolExecutor:
         if name not in self._threads:
             self._threads[name] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"verify-{name}")
         return self._threads[name]
 
-    def _math(self) -> Any:
-        if self._math_pool is None:
-            from curation.mathcheck.pool import MathVerifyPool
-            from curation.verification.math import MathAnswerVerifier
-
-            self._math_pool = MathVerifyPool(jobs=self.jobs, config=MathAnswerVerifier().config)
-        return self._math_pool
-
-    def _code_verifier(self) -> Any:
-        if self._code is None:
-            from curation.verification.code import CodeTestsVerifier
-
-            self._code = CodeTestsVerifier()
-        return self._code
-
-    def _judge_verifier(self) -> Any:
-        if self._judge is None:
-            from curation.verification.judge import JudgeVerifier
-
-            self._judge = JudgeVerifier(self.judge_config, api_key=self.judge_api_key)
-        return self._judge
+    def _runner(self, name: str, verifier_class: type[Verifier]) -> BatchRunner:
+        if name not in self._runners:
+            self._runners[name] = verifier_class.for_run(self.settings).open_batch(self.settings)
+        return self._runners[name]
 
     def _start(self, name: str, records: list[SampleRecord]) -> Future:
-        if name == "math_answer":
-            return self._thread("math").submit(self._math().verify_many, records)
-        if name == "code_tests":
-            return self._thread("code", 2).submit(self._code_verifier().verify_many, records, self.jobs)
-        if name == "judge":
-            return self._thread("judge").submit(self._judge_verifier().verify_many, records)
-        if self.jobs == 1:
-            return self._thread("local").submit(self._verify_here, name, records)
-        return self._process_pool().submit(_verify_in_worker, name, _module_of(name), records)
-
-    def _verify_here(self, name: str, records: list[SampleRecord]) -> list[Verdict]:
-        verifier = self._local.get(name)
-        if verifier is None:
-            verifier = self._local[name] = _instantiate(name, _module_of(name))
-        return [safe_verify(verifier, record) for record in records]
+        verifier_class = self.verifiers.get(name)
+        execution = verifier_class.execution
+        if execution is Execution.PROCESS_POOL:
+            if self.jobs > 1:
+                return self._process_pool().submit(_verify_in_pool_process, verifier_class, records)
+            thread = "local"  # one thread for all of them: one core gains nothing from more
+        else:
+            thread = name
+        runner = self._runner(name, verifier_class)
+        return self._thread(thread, execution.chunks_at_once).submit(runner.verify_many, records)
 
     # -- chunks --
 
@@ -214,6 +171,22 @@ class ChainPipeline:
             {name: result[name] for name in names} for result, names in zip(results, chunk.todo, strict=True)
         ]
 
+    def in_order(
+        self, chunks: Iterable[tuple[Sequence[SampleRecord], Sequence[Sequence[str]], Sequence[Any]]]
+    ) -> Iterator[tuple[Chunk, list[dict[str, Verdict]]]]:
+        """Verify `(records, todo, keys)` chunks with up to ``max(2, 2 * jobs)`` in flight;
+        yield each chunk with its results (as `collect`), in input order."""
+        window = max(2, 2 * self.jobs)
+        inflight: deque[Chunk] = deque()
+        for records, todo, keys in chunks:
+            if len(inflight) >= window:
+                oldest = inflight.popleft()
+                yield oldest, self.collect(oldest)
+            inflight.append(self.submit(records, todo, keys))
+        while inflight:
+            oldest = inflight.popleft()
+            yield oldest, self.collect(oldest)
+
     def close(self) -> None:
         if self._processes is not None:
             self._processes.shutdown(wait=True, cancel_futures=True)
@@ -221,9 +194,9 @@ class ChainPipeline:
         for executor in self._threads.values():
             executor.shutdown(wait=True, cancel_futures=True)
         self._threads.clear()
-        if self._math_pool is not None:
-            self._math_pool.close()
-            self._math_pool = None
+        for runner in self._runners.values():
+            runner.close()
+        self._runners.clear()
 
     def __enter__(self) -> ChainPipeline:
         return self
@@ -232,11 +205,4 @@ class ChainPipeline:
         self.close()
 
 
-def executor_kind(name: str) -> str:
-    """Where a verifier runs (for reports): "math pool", "sandbox threads", "async", "processes"."""
-    return {"math_answer": "math pool", "code_tests": "sandbox threads", "judge": "async requests"}.get(
-        name, "processes"
-    )
-
-
-__all__ = ["BATCH_VERIFIERS", "ChainPipeline", "Chunk", "default_jobs", "executor_kind", "safe_verify"]
+__all__ = ["ChainPipeline", "Chunk", "default_jobs", "die_with_parent"]

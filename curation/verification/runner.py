@@ -29,8 +29,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,7 +43,9 @@ from curation.data import FAMILIES, SampleRecord
 from curation.settings import from_dict
 from curation.store.db import session_scope
 from curation.store.models import Batch, Job, Sample, Verdict, utcnow
+from curation.verification.base import VERIFIERS, RunSettings
 from curation.verification.chains import chains_for, overall_outcome
+from curation.verification.judge import JudgeConfig, resolve_judge_config
 from curation.verification.pipeline import ChainPipeline, default_jobs
 
 Progress = Callable[..., None]
@@ -82,8 +84,6 @@ class VerifyParams:
         if not isinstance(self.chunk_size, int) or not 1 <= self.chunk_size <= 10_000:
             raise ValueError("chunk_size must be between 1 and 10000")
         if self.judge is not None:
-            from curation.verification.judge import JudgeConfig
-
             JudgeConfig.from_dict(self.judge)
 
     @classmethod
@@ -106,18 +106,14 @@ class Plan:
 
 def current_versions() -> dict[str, str]:
     """name -> version of every registered verifier."""
-    from curation.verification import VERIFIERS
-
     return {name: VERIFIERS.get(name).version for name in VERIFIERS}
 
 
 def plan_verification(params: VerifyParams) -> Plan:
     """Resolve the chains, check each verifier can run here. A verifier named
     explicitly that cannot run is an error; one from a default chain is skipped."""
-    from curation.verification import VERIFIERS
-    from curation.verification.judge import JudgeVerifier, resolve_judge_config
-
     judge = resolve_judge_config(params.judge)
+    settings = RunSettings(jobs=params.jobs or default_jobs(), judge_config=judge)
     families_of = {name: tuple(VERIFIERS.get(name).families) for name in VERIFIERS}
     chains = chains_for(params.verifiers, families_of, judge_configured=judge is not None)
     if params.families:
@@ -125,9 +121,7 @@ def plan_verification(params: VerifyParams) -> Plan:
     used = sorted({name for chain in chains.values() for name in chain})
     skipped: dict[str, str] = {}
     for name in used:
-        cls = VERIFIERS.get(name)
-        verifier = JudgeVerifier(judge) if cls is JudgeVerifier else cls()
-        problems = verifier.missing_dependencies()
+        problems = VERIFIERS.get(name).for_run(settings).missing_dependencies()
         if problems:
             if params.verifiers is not None:
                 raise ValueError(f"verifier {name!r} cannot run here: {'; '.join(problems)}")
@@ -215,72 +209,72 @@ def reverify_cutoff(engine: Engine, job_id: int | None) -> datetime:
         return job.created_at if job is not None else utcnow()
 
 
-@dataclass
-class _Loaded:
-    ids: list[int]
-    families: list[str]
-    records: list[SampleRecord]
-    todo: list[tuple[str, ...]]
+#: What a `SampleRecord` is built from, with the sample's id.
+_RECORD_COLUMNS = (
+    Sample.id,
+    Sample.family,
+    Sample.prompt,
+    Sample.response,
+    Sample.reference,
+    Sample.meta,
+    Sample.external_id,
+)
 
 
-def _load_chunk(
+def _record(row: Any) -> SampleRecord:
+    return SampleRecord(
+        family=row.family,
+        prompt=row.prompt,
+        response=row.response or "",
+        reference=dict(row.reference or {}),
+        metadata=dict(row.meta or {}),
+        id=row.external_id,
+    )
+
+
+def _done(session: Any, sample_ids: list[int], plan: Plan, cutoff: datetime | None) -> set[tuple[int, str]]:
+    """(sample id, verifier) pairs that already have a (fresh) verdict of the planned version."""
+    if not plan.versions:
+        return set()
+    fresh = or_(*(_fresh(name, version, cutoff) for name, version in plan.versions.items()))
+    query = select(Verdict.sample_id, Verdict.verifier).where(Verdict.sample_id.in_(sample_ids), fresh)
+    return {(sample_id, name) for sample_id, name in session.execute(query)}
+
+
+def _chunks_with_work(
     engine: Engine,
     selection: Sequence[ColumnElement[bool]],
     needs: ColumnElement[bool],
     plan: Plan,
     cutoff: datetime | None,
-    after_id: int,
     size: int,
-) -> tuple[_Loaded | None, int]:
-    """The next samples with work (id order) and the last id looked at."""
-    with session_scope(engine, write=False) as session:
-        rows = session.execute(
-            select(
-                Sample.id,
-                Sample.family,
-                Sample.prompt,
-                Sample.response,
-                Sample.reference,
-                Sample.meta,
-                Sample.external_id,
+) -> Iterator[tuple[list[SampleRecord], list[tuple[str, ...]], list[tuple[int, str]]]]:
+    """The samples with work, in id order, `size` looked at a time: (records, the verifiers
+    each still needs, (sample id, family) keys)."""
+    after = 0
+    while True:
+        with session_scope(engine, write=False) as session:
+            rows = session.execute(
+                select(*_RECORD_COLUMNS)
+                .where(*selection, needs, Sample.id > after)
+                .order_by(Sample.id)
+                .limit(size)
+            ).all()
+            if not rows:
+                return
+            done = _done(session, [row.id for row in rows], plan, cutoff)
+        after = rows[-1].id
+        todo = [
+            (row, tuple(name for name in plan.chains.get(row.family, ()) if (row.id, name) not in done))
+            for row in rows
+        ]
+        todo = [(row, names) for row, names in todo if names]
+        if todo:
+            yield (
+                [_record(row) for row, _names in todo],
+                [names for _row, names in todo],
+                [(row.id, row.family) for row, _names in todo],
             )
-            .where(*selection, needs, Sample.id > after_id)
-            .order_by(Sample.id)
-            .limit(size)
-        ).all()
-        if not rows:
-            return None, after_id
-        ids = [row.id for row in rows]
-        done: set[tuple[int, str]] = set()
-        if plan.versions:
-            done = {
-                (sample_id, name)
-                for sample_id, name in session.execute(
-                    select(Verdict.sample_id, Verdict.verifier).where(
-                        Verdict.sample_id.in_(ids),
-                        or_(*(_fresh(name, version, cutoff) for name, version in plan.versions.items())),
-                    )
-                )
-            }
-    loaded = _Loaded([], [], [], [])
-    for row in rows:
-        todo = tuple(name for name in plan.chains.get(row.family, ()) if (row.id, name) not in done)
-        if not todo:
-            continue
-        loaded.ids.append(row.id)
-        loaded.families.append(row.family)
-        loaded.records.append(
-            SampleRecord(
-                family=row.family,
-                prompt=row.prompt,
-                response=row.response or "",
-                reference=dict(row.reference or {}),
-                metadata=dict(row.meta or {}),
-                id=row.external_id,
-            )
-        )
-        loaded.todo.append(todo)
-    return loaded, ids[-1]
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -480,31 +474,14 @@ def run_verification(
 
     report()
     if total:
-        window = max(2, 2 * jobs)
         with ChainPipeline(jobs, judge_config=plan.judge) as pipeline:
-            inflight: deque[Any] = deque()
-
-            def harvest() -> None:
-                chunk = inflight.popleft()
-                results = pipeline.collect(chunk)
-                ids = [key[0] for key in chunk.keys]
-                families = [key[1] for key in chunk.keys]
+            chunks = _chunks_with_work(engine, selection, needs, plan, cutoff, params.chunk_size)
+            for chunk, results in pipeline.in_order(chunks):
+                ids = [sample_id for sample_id, _family in chunk.keys]
+                families = [family for _id, family in chunk.keys]
                 outcomes, stored, transient = write_verdicts(engine, ids, families, results, plan.versions)
                 tally.add(results, outcomes, stored, transient)
                 report()
-
-            after = 0
-            while True:
-                if len(inflight) >= window:
-                    harvest()
-                loaded, after = _load_chunk(engine, selection, needs, plan, cutoff, after, params.chunk_size)
-                if loaded is None:
-                    break
-                if loaded.records:
-                    keys = list(zip(loaded.ids, loaded.families, strict=True))
-                    inflight.append(pipeline.submit(loaded.records, loaded.todo, keys))
-            while inflight:
-                harvest()
     seconds = time.perf_counter() - started
     result = {
         "samples": tally.samples,

@@ -19,12 +19,12 @@ import json
 import os
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from curation.data import SampleRecord
+from curation.io.interchange import iter_records
 from curation.verification.chains import overall_outcome
 from curation.verification.pipeline import ChainPipeline, default_jobs
 from curation.verification.runner import OUTCOME_NAMES, VerifyParams, plan_verification
@@ -63,8 +63,6 @@ def verify_file(
     progress: Callable[[int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Verify every record of `in_path` into `out_path` (JSONL); returns counts."""
-    from curation.io.interchange import iter_records
-
     in_path, out_path = Path(in_path), Path(out_path)
     if in_path.resolve() == out_path.resolve():
         raise ValueError("the output file must differ from the input file")
@@ -81,11 +79,12 @@ def verify_file(
             os.fdopen(handle, "w", encoding="utf-8") as out,
             ChainPipeline(jobs, judge_config=plan.judge) as pipeline,
         ):
-            inflight: deque[Any] = deque()
-
-            def write_oldest() -> None:
-                chunk = inflight.popleft()
-                for record, verdicts in zip(chunk.records, pipeline.collect(chunk), strict=True):
+            chunks = (
+                (records, [plan.chains.get(record.family, ()) for record in records], ())
+                for records in _chunks(iter_records(in_path), chunk_size)
+            )
+            for chunk, results in pipeline.in_order(chunks):
+                for record, verdicts in zip(chunk.records, results, strict=True):
                     row = record.to_dict()
                     row["verdicts"] = [
                         {
@@ -112,15 +111,6 @@ def verify_file(
                         tally[OUTCOME_NAMES[verdict["passed"]]] += 1
                 if progress is not None:
                     progress(counts["records"], f"verified {counts['records']:,} records")
-
-            window = max(2, 2 * jobs)
-            for chunk in _chunks(iter_records(in_path), chunk_size):
-                if len(inflight) >= window:
-                    write_oldest()
-                todo = [plan.chains.get(record.family, ()) for record in chunk]
-                inflight.append(pipeline.submit(chunk, todo))
-            while inflight:
-                write_oldest()
         os.replace(temp_name, out_path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

@@ -245,3 +245,56 @@ def test_pair_replies(reply, winner):
 def test_prescreen_passes_real_answers():
     config = JudgeConfig(base_url="http://127.0.0.1:9/v1", model="m")
     assert prescreen("Explain photosynthesis.", GOOD, config) is None
+
+
+# -- reasoning and cut-off replies never give a verdict (bug 2 of issue 10) ----------------------
+
+DRAFT = '<think>First impression: {"criteria": ' + json.dumps(VALID) + ', "score": 9} but let me check'
+TAIL = " Notes on each criterion follow." + " The answer was read with care." * 40
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [DRAFT, DRAFT + " again, the second paragraph is wrong", "Grading. " + DRAFT],
+)
+def test_a_draft_in_an_unclosed_think_block_is_not_a_verdict(reply):
+    with pytest.raises(JudgeReplyError, match="no JSON object with 'criteria'"):
+        parse_rubric_reply(reply, DEFAULT_RUBRIC)
+
+
+def test_a_pair_draft_in_an_unclosed_think_block_is_not_a_winner():
+    with pytest.raises(JudgeReplyError, match="no JSON object with 'winner'"):
+        parse_pair_reply('<think>maybe {"winner": "1"} though the second one')
+
+
+def test_a_judge_reply_stopping_inside_its_reasoning_gives_unknown(server, config):
+    server.configure(responder=lambda messages, index: DRAFT)
+    verdict = JudgeVerifier(config).verify(sample(GOOD))
+    assert verdict.passed is None
+    assert verdict.reason == "malformed judge reply: no JSON object with 'criteria' in the reply"
+
+
+def test_a_judge_reply_cut_off_by_the_length_limit_gives_unknown(server, config):
+    """The cut-off reply still holds a complete, passing rubric: it must not count."""
+    server.configure(responder=lambda messages, index: rubric_json(VALID, 9) + TAIL)
+    short = dataclasses.replace(config, max_tokens=100)
+    verdict = JudgeVerifier(short).verify(sample(GOOD))
+    assert verdict.passed is None
+    assert verdict.score is None
+    assert verdict.reason == "judge reply cut off by the length limit (max_tokens 100): no verdict"
+    assert verdict.details["finish_reason"] == "length"
+    assert '"criteria"' in verdict.details["reply_excerpt"]
+    assert "transient" not in verdict.details
+    assert JudgeVerifier(config).verify(sample(GOOD)).passed is True, "the same reply, not cut off"
+
+
+def test_a_pair_reply_cut_off_by_the_length_limit_declares_no_winner(server, config):
+    def prefers_photosynthesis(messages: list[dict], index: int) -> str:
+        return pair_judge(messages, index) + TAIL
+
+    server.configure(responder=prefers_photosynthesis)
+    result = compare_pair("Explain how plants make their food.", WEAK, GOOD, dataclasses.replace(config, max_tokens=60))
+    assert result.winner == "tie"
+    assert [o["pick"] for o in result.orders] == [None, None]
+    assert result.reason == "; ".join(["judge reply cut off by the length limit (max_tokens 60): no verdict"] * 2)
+    assert compare_pair("Explain how plants make their food.", WEAK, GOOD, config).winner == "B"
