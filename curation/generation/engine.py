@@ -29,6 +29,7 @@ from curation.generation.limiter import AdaptiveLimiter, ErrorWindow, backoff_de
 from curation.generation.persist import WriteBatch, Writer, percentile
 from curation.generation.plan import PlanItem
 from curation.generation.shard import CallFeed, ShardGroup, StopRequested, WireCall, merge_counters
+from curation.jobs import JobCancelled
 from curation.teachers.base import ChatRequest, Completion, Teacher, TeacherError
 
 RESERVOIR = 20_000
@@ -300,12 +301,10 @@ class GenerationEngine:
                 except StopRequested:
                     self.stop("stopped by the coordinating process")
                     return
-                except Exception as exc:  # noqa: BLE001 - JobCancelled stops the run, anything else is a bug
-                    if type(exc).__name__ == "JobCancelled":
-                        self.cancelled = True
-                        self.stop("cancelled by user")
-                        return
-                    raise
+                except JobCancelled:
+                    self.cancelled = True
+                    self.stop("cancelled by user")
+                    return
 
     async def _worker(self) -> None:
         queue, cached, feed = self._queue, self._cached, self.feed

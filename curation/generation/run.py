@@ -38,6 +38,7 @@ from curation.generation.persist import (
 )
 from curation.generation.plan import Plan, PlanItem, build_plan, solve_item
 from curation.generation.shard import CallFeed, ShardGroup, shard_count, split_concurrency
+from curation.jobs import JobCancelled
 from curation.store.db import session_scope
 from curation.store.models import Batch, Job, Sample, utcnow
 from curation.teachers.base import Teacher, TeacherConfig, make_teacher
@@ -460,9 +461,8 @@ class _Run:
         if self.progress is not None:
             try:
                 self.progress(stats.base_ok, stats.total_slots, f"{len(calls):,} requests to make", None)
-            except Exception as exc:
-                if type(exc).__name__ == "JobCancelled":
-                    set_batch_state(self.engine, self.batch_id, status="stopped", stop_reason="cancelled by user")
+            except JobCancelled:
+                set_batch_state(self.engine, self.batch_id, status="stopped", stop_reason="cancelled by user")
                 raise
         gen: GenerationEngine | None = None
         wall, cpu, children = time.perf_counter(), time.process_time(), os.times()
@@ -499,20 +499,17 @@ class _Run:
         if self.progress is not None and gen is not None and not gen.cancelled:
             self._progress_final(gen)
         if gen is not None and gen.cancelled:
-            from curation.jobs import JobCancelled
-
             raise JobCancelled()
         if gen is not None and gen.stop_reason:
             raise GenerationStopped(gen.stop_reason)
         return result
 
     def _progress_final(self, gen: GenerationEngine) -> None:
+        counters = gen.counters()
         try:
-            counters = gen.counters()
             self.progress(counters["done"] + counters["failed"], counters["slots"], "finished", counters)  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001 - a cancel arriving at the very end changes nothing
-            if type(exc).__name__ != "JobCancelled":
-                raise
+        except JobCancelled:
+            pass  # a cancel arriving at the very end changes nothing
 
     def _record(self, run_summary: dict[str, Any], gen: GenerationEngine | None) -> dict[str, Any]:
         totals = batch_totals(self.engine, self.batch_id)
