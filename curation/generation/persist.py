@@ -16,23 +16,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from curation.data import content_hash
 from curation.store.db import session_scope
 from curation.store.models import Batch, GenerationRequest, ResponseCache, Sample, utcnow
 
 CHUNK = 500
+#: The INSERT of each dialect that can skip rows conflicting with a unique constraint.
+_CONFLICT_TOLERANT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _TIMED_OUT = object()
 
 
 def insert_ignore(engine: Engine, table: Any) -> Any:
     """INSERT that skips rows conflicting with a unique constraint."""
-    name = engine.dialect.name
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
+    dialect_insert = _CONFLICT_TOLERANT_INSERTS.get(engine.dialect.name)
+    if dialect_insert is None:
         return insert(table).prefix_with("IGNORE")
     return dialect_insert(table).on_conflict_do_nothing()
 

@@ -41,7 +41,7 @@ from curation.generation.shard import CallFeed, ShardGroup, shard_count, split_c
 from curation.jobs import JobCancelled
 from curation.store.db import session_scope
 from curation.store.models import Batch, Job, Sample, utcnow
-from curation.teachers.base import Teacher, TeacherConfig, make_teacher
+from curation.teachers import Teacher, TeacherConfig, make_teacher
 
 Progress = Callable[[int, int | None, str | None, dict[str, Any] | None], None]
 MAX_RUNS_KEPT = 20
@@ -99,14 +99,17 @@ def run_generation(
         params = GenerationParams.from_dict(params)
     teacher = make_teacher(params.teacher, api_key=api_key)
     try:
-        return _Run(engine, params, teacher, progress, job_id, tick_seconds).execute()
+        return GenerationRun(engine, params, teacher, progress, job_id, tick_seconds).execute()
     except Exception as exc:
         if _contains_secret(exc, teacher):
             raise GenerationError(teacher.scrub(f"{type(exc).__name__}: {exc}")) from None
         raise
 
 
-class _Run:
+class GenerationRun:
+    """One run of a batch: open or continue it, plan the calls, run the engine (with shard
+    processes if worthwhile) and record the outcome; `run_shard` is a shard process's part."""
+
     def __init__(
         self,
         engine: Engine,

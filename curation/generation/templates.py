@@ -185,17 +185,3 @@ def render_messages(template: PromptTemplate, variables: Mapping[str, Any]) -> l
             messages.append({"role": "system", "content": system})
     messages.append({"role": "user", "content": render(template.user, variables)})
     return messages
-
-
-def render_preview(params: Any, engine: Any = None, index: int = 0) -> list[dict[str, str]]:
-    """The messages of item `index` for these generation params (a dict or GenerationParams),
-    exactly as the run would send them. Few-shot examples are drawn from `engine`'s store."""
-    from curation.generation.params import GenerationParams
-    from curation.generation.plan import build_plan
-
-    if not isinstance(params, GenerationParams):
-        params = GenerationParams.from_dict(dict(params))
-    plan = build_plan(params, engine, limit=index + 1)
-    if not plan.items:
-        raise TemplateError("the source has no problems to preview")
-    return plan.items[min(index, len(plan.items) - 1)].messages

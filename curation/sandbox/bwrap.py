@@ -40,6 +40,7 @@ import functools
 import json
 import math
 import os
+import pwd
 import secrets
 import selectors
 import shutil
@@ -352,8 +353,6 @@ class UidPool:
 
 
 def _has_account(uid: int) -> bool:
-    import pwd
-
     try:
         pwd.getpwuid(uid)
     except KeyError:

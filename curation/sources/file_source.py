@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from curation.io.interchange import iter_records
 from curation.sources.base import SOURCES, Problem, ProblemSource
 
 
@@ -28,8 +29,6 @@ class FileSource(ProblemSource):
             raise FileNotFoundError(f"problem file not found: {self.path}")
 
     def problems(self, family: str, seed: int, limit: int | None = None) -> list[Problem]:
-        from curation.io.interchange import iter_records
-
         out: list[Problem] = []
         for number, record in enumerate(iter_records(self.path, require_response=False), start=1):
             if record.family != family:

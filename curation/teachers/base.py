@@ -250,10 +250,3 @@ class Teacher(ABC):
 
 
 TEACHERS: Registry[type[Teacher]] = Registry("teacher")
-
-
-def make_teacher(config: TeacherConfig, api_key: str | None = None) -> Teacher:
-    """Instantiate the teacher named by `config.kind` (imports the implementations)."""
-    import curation.teachers  # noqa: F401 - registers the implementations
-
-    return TEACHERS.get(config.kind)(config, api_key=api_key)

@@ -29,7 +29,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from curation.generation.constraints import END_PHRASES, SUPPORTED
+from curation.generation.constraints import END_PHRASES, SUPPORTED, describe, draw_constraints
 from curation.teachers.base import TEACHERS, ChatRequest, Choice, Completion, Teacher
 
 VERSION = "1"
@@ -559,8 +559,6 @@ def _instruction_solve(context: dict[str, Any], rng: random.Random, faulty: bool
 
 
 def _instruction_write(context: dict[str, Any], rng: random.Random, faulty: bool) -> tuple[str, str | None, dict]:
-    from curation.generation.constraints import describe, draw_constraints
-
     topic = (context.get("variables") or {}).get("topic") or "daily habits"
     ids, kwargs = draw_constraints(rng, rng.randint(1, 3))
     instruction = f"Write a short piece of advice about {topic}. " + " ".join(describe(i, k) for i, k in zip(ids, kwargs, strict=True))

@@ -187,7 +187,7 @@ class LeanAsyncTransport(httpx2.AsyncBaseTransport):
         if self._ssl_context is None:
             context = ssl.create_default_context()
             try:
-                import certifi
+                import certifi  # optional: its CA bundle, when installed, else the system's
 
                 context.load_verify_locations(certifi.where())
             except (ImportError, OSError):

@@ -411,7 +411,7 @@ class _JudgeClient:
     A fatal failure (bad key, unknown model, no quota) stops further requests."""
 
     def __init__(self, config: JudgeConfig, api_key: str | None = None) -> None:
-        from curation.teachers.base import TeacherConfig, make_teacher
+        from curation.teachers import TeacherConfig, make_teacher
 
         teacher_config = TeacherConfig(
             kind="openai",

@@ -18,13 +18,13 @@ from curation.generation.extract import (
 )
 from curation.generation.limiter import AdaptiveLimiter, ErrorWindow, backoff_delay
 from curation.generation.params import GenerationParams
+from curation.generation.plan import render_preview
 from curation.generation.templates import (
     PromptTemplate,
     TemplateError,
     check_template,
     default_template,
     render,
-    render_preview,
 )
 from curation.sources.base import parse_source_spec
 from curation.teachers.base import Scrubber, TeacherConfig
