@@ -30,6 +30,7 @@ from fractions import Fraction
 from typing import Any
 
 from curation.generation.constraints import END_PHRASES, SUPPORTED, describe, draw_constraints
+from curation.sandbox.extract import entry_function
 from curation.teachers.base import TEACHERS, ChatRequest, Choice, Completion, Teacher
 
 VERSION = "1"
@@ -296,15 +297,16 @@ class _Source:
         return self.text[:start] + new + self.text[end:]
 
 
-def _function(tree: ast.Module, entry_point: str | None) -> ast.FunctionDef | None:
+def _function(tree: ast.Module, entry_point: str | None) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The entry point as Python binds it (the solution, not an earlier stub), else the last function."""
+    function = entry_function(tree, entry_point)
+    if function is not None:
+        return function
     functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
-    for function in functions:
-        if function.name == entry_point:
-            return function
     return functions[-1] if functions else None
 
 
-def _body_nodes(function: ast.FunctionDef) -> list[ast.AST]:
+def _body_nodes(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.AST]:
     body = list(function.body)
     if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
         body = body[1:]
