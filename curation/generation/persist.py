@@ -273,6 +273,19 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return round(sorted_values[index], 2)
 
 
+def latency_percentiles(sorted_values: list[float]) -> dict[str, float | None]:
+    """{"p50", "p90", "p99"} of sorted latencies (None each when there are none)."""
+    return {name: percentile(sorted_values, q) for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
+
+
+def token_cost(prices: dict[str, float], prompt_tokens: int, completion_tokens: int) -> float:
+    """What the tokens cost at `prices` (per million prompt / completion tokens; absent: free)."""
+    return (
+        prompt_tokens * float(prices.get("prompt_per_million", 0.0))
+        + completion_tokens * float(prices.get("completion_per_million", 0.0))
+    ) / 1_000_000
+
+
 @dataclass
 class Totals:
     slots: int = 0
@@ -341,7 +354,7 @@ def batch_totals(engine: Engine, batch_id: int, *, latencies: bool = True) -> To
                     )
                 )
             )
-            totals.latency_ms = {q: percentile(values, p) for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
+            totals.latency_ms = latency_percentiles(values)
     return totals
 
 

@@ -35,6 +35,7 @@ from curation.generation.persist import (
     finished_slots,
     lookup_cache,
     set_batch_state,
+    token_cost,
 )
 from curation.generation.plan import Plan, PlanItem, build_plan, solve_item
 from curation.generation.shard import CallFeed, ShardGroup, shard_count, split_concurrency
@@ -249,11 +250,7 @@ class GenerationRun:
 
     def _stats(self) -> RunStats:
         totals = batch_totals(self.engine, self.batch_id, latencies=False)
-        prices = self.params.prices
-        cost = (
-            totals.paid_prompt_tokens * float(prices.get("prompt_per_million", 0.0))
-            + totals.paid_completion_tokens * float(prices.get("completion_per_million", 0.0))
-        ) / 1_000_000
+        cost = token_cost(self.params.prices, totals.paid_prompt_tokens, totals.paid_completion_tokens)
         return RunStats(
             total_slots=totals.slots,
             base_ok=totals.ok + totals.skipped,
@@ -305,11 +302,7 @@ class GenerationRun:
                 for index in range(1, len(peers.processes) + 1)
             ]
             for final in peers.finals.values():
-                child = final.get("stats") or {}
-                for name in ("requests", "retries", "rate_limited", "slots_ok", "slots_failed", "slots_cached",
-                             "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "cached_completion_tokens"):
-                    setattr(stats, name, getattr(stats, name) + int(child.get(name, 0)))
-                stats.errors.update(child.get("errors") or {})
+                stats.add_shard_report(final.get("stats") or {})
             stats.shards = 1 + len(peers.processes)
             gen.peers = None  # their counts are in `stats` now
         return gen
@@ -517,10 +510,7 @@ class GenerationRun:
     def _record(self, run_summary: dict[str, Any], gen: GenerationEngine | None) -> dict[str, Any]:
         totals = batch_totals(self.engine, self.batch_id)
         prices = self.params.prices
-        cost = (
-            totals.paid_prompt_tokens * float(prices.get("prompt_per_million", 0.0))
-            + totals.paid_completion_tokens * float(prices.get("completion_per_million", 0.0))
-        ) / 1_000_000
+        cost = token_cost(prices, totals.paid_prompt_tokens, totals.paid_completion_tokens)
         if gen is not None and gen.cancelled:
             status, stop_reason = "stopped", "cancelled by user"
         elif gen is not None and gen.stop_reason:

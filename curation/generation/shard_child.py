@@ -84,14 +84,7 @@ def main() -> int:
                 "type": "final",
                 "stop_reason": gen.stop_reason if gen is not None else None,
                 "counters": gen.counters() if gen is not None else {},
-                "stats": {
-                    "requests": stats.requests, "retries": stats.retries, "rate_limited": stats.rate_limited,
-                    "errors": dict(stats.errors), "slots_ok": stats.slots_ok, "slots_failed": stats.slots_failed,
-                    "slots_cached": stats.slots_cached, "prompt_tokens": stats.prompt_tokens,
-                    "completion_tokens": stats.completion_tokens,
-                    "cached_prompt_tokens": stats.cached_prompt_tokens,
-                    "cached_completion_tokens": stats.cached_completion_tokens,
-                },
+                "stats": stats.shard_report(),
             }
         )
         return 0

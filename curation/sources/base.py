@@ -30,7 +30,13 @@ class Problem:
     variables: dict[str, Any] = field(default_factory=dict)
 
 
+SOURCES: Registry[type[ProblemSource]] = Registry("problem source")
+
+
 class ProblemSource(ABC):
+    """A kind of source; `class FileSource(ProblemSource, name="file")` names it and
+    registers it in SOURCES (a subclass without a name is a shared base)."""
+
     name: ClassVar[str]
     #: Families this source can feed (empty: any).
     families: ClassVar[tuple[str, ...]] = ()
@@ -38,6 +44,12 @@ class ProblemSource(ABC):
     label: ClassVar[str] = ""
     #: (top-level module, package name) of an optional package this source needs.
     requires: ClassVar[tuple[str, str] | None] = None
+
+    def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+            SOURCES.register(name)(cls)
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = dict(config)
@@ -64,9 +76,6 @@ class ProblemSource(ABC):
         missing = self.missing_dependencies()
         if missing:
             raise ValueError(f"source {self.name!r} cannot run here: {'; '.join(missing)}")
-
-
-SOURCES: Registry[type[ProblemSource]] = Registry("problem source")
 
 
 def _count(text: str, what: str) -> int:

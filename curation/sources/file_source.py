@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from curation.io.interchange import iter_records
-from curation.sources.base import SOURCES, Problem, ProblemSource
+from curation.sources.base import Problem, ProblemSource
 
 
-@SOURCES.register("file")
-class FileSource(ProblemSource):
-    name = "file"
+class FileSource(ProblemSource, name="file"):
     label = "a problem file (interchange JSONL/CSV/Parquet)"
 
     def __init__(self, config: dict[str, Any]) -> None:

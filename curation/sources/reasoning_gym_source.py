@@ -6,7 +6,7 @@ import json
 import zlib
 from typing import Any
 
-from curation.sources.base import SOURCES, Problem, ProblemSource
+from curation.sources.base import Problem, ProblemSource
 
 #: Datasets whose answers are mathematical values: family "math" (others: family "open").
 MATH_DATASETS = frozenset(
@@ -29,9 +29,7 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-@SOURCES.register("reasoning_gym")
-class ReasoningGymSource(ProblemSource):
-    name = "reasoning_gym"
+class ReasoningGymSource(ProblemSource, name="reasoning_gym"):
     families = ("math", "open")
     label = "reasoning-gym procedural problems"
     requires = ("reasoning_gym", "reasoning_gym")

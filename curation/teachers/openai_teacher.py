@@ -21,7 +21,6 @@ from urllib.parse import urlparse
 import httpx2
 
 from curation.teachers.base import (
-    TEACHERS,
     ChatRequest,
     Choice,
     Completion,
@@ -121,9 +120,7 @@ def parse_retry_after(headers: Any) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
-@TEACHERS.register("openai")
-class OpenAITeacher(Teacher):
-    name = "openai"
+class OpenAITeacher(Teacher, name="openai"):
     label = "OpenAI-compatible endpoint"
     enforces_timeout = True
 

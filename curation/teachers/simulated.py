@@ -31,7 +31,7 @@ from typing import Any
 
 from curation.generation.constraints import END_PHRASES, SUPPORTED, describe, draw_constraints
 from curation.sandbox.extract import entry_function
-from curation.teachers.base import TEACHERS, ChatRequest, Choice, Completion, Teacher
+from curation.teachers.base import ChatRequest, Choice, Completion, Teacher
 
 VERSION = "1"
 LABEL = "Simulated teacher — offline, for demos and tests"
@@ -50,9 +50,7 @@ def _digest(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
 
 
-@TEACHERS.register("simulated")
-class SimulatedTeacher(Teacher):
-    name = "simulated"
+class SimulatedTeacher(Teacher, name="simulated"):
     label = LABEL
     simulated = True
 
