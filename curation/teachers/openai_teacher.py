@@ -144,9 +144,7 @@ class OpenAITeacher(Teacher, name="openai"):
         )
         # The request options, built once: `client.post` would build them (a pydantic
         # model with a dozen defaults) on every call; `client.request` takes them ready.
-        from openai._models import (
-            FinalRequestOptions,  # heavy: the SDK is loaded only when an OpenAI teacher is used
-        )
+        from openai._models import FinalRequestOptions  # heavy: the SDK, only for an OpenAI teacher
 
         self._request_options = FinalRequestOptions.construct(
             method="post", url=self._chat_url, max_retries=0, timeout=config.timeout, headers={}
