@@ -27,7 +27,7 @@ from curation.generation.templates import (
     render,
 )
 from curation.sandbox.extract import extract_code
-from curation.sources.base import parse_source_spec
+from curation.sources import SOURCES, ProblemSource, parse_source_spec
 from curation.teachers.base import Scrubber, TeacherConfig
 
 
@@ -298,3 +298,19 @@ def test_generation_and_the_sandbox_find_the_same_code(text, expected):
         assert (how, "return 0" in program) == ("raw response", False)
     else:
         assert (program, how) == expected
+
+
+class _NeedsAnAbsentPackage(ProblemSource):
+    """Unnamed, so not registered."""
+
+    requires = ("assay_no_such_package", "no-such-package")
+
+    def problems(self, family: str, seed: int, limit: int | None = None) -> list:
+        return []
+
+
+def test_a_source_names_the_optional_package_it_lacks():
+    assert _NeedsAnAbsentPackage({"kind": "absent"}).missing_dependencies() == [
+        "the no-such-package package is not installed"
+    ]
+    assert "absent" not in SOURCES
