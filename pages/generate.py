@@ -15,8 +15,9 @@ from curation.generation.launch import (
     source_choices,
     start_generation,
 )
+from curation.generation.plan import render_preview
 from curation.generation.run import teacher_models
-from curation.generation.templates import TemplateError, allowed_variables, default_template, render_preview
+from curation.generation.templates import TemplateError, allowed_variables, default_template
 from curation.jobs import cancel_job, get_job, list_jobs, reap_dead_jobs
 from curation.teachers.base import TeacherError
 from curation.teachers.simulated import LABEL as SIMULATED_LABEL

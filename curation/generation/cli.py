@@ -8,6 +8,16 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from curation.generation.params import GenerationParams
+from curation.generation.run import teacher_models
+from curation.jobs import submit_job
+from curation.jobs.console import run_job_with_progress
+from curation.sources import parse_source_spec
+from curation.sources.reasoning_gym_source import suggest_family
+from curation.store.db import session_scope
+from curation.store.models import Batch
+from curation.teachers import TeacherConfig, TeacherError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     gen = subparsers.add_parser(
@@ -71,8 +81,6 @@ def _split(text: str, sep: str = ",") -> list[str]:
 def _default_family(source: dict[str, Any]) -> str:
     kind = source["kind"]
     if kind == "reasoning_gym":
-        from curation.sources.reasoning_gym_source import suggest_family
-
         families = {suggest_family(name) for name in source["datasets"]}
         return families.pop() if len(families) == 1 else "open"
     fixed = {"humaneval": "code", "ifeval": "instruction", "open_prompts": "open"}
@@ -82,9 +90,6 @@ def _default_family(source: dict[str, Any]) -> str:
 
 
 def build_params(args: argparse.Namespace) -> dict[str, Any]:
-    from curation.generation.params import GenerationParams
-    from curation.sources.base import parse_source_spec
-
     source = parse_source_spec(args.source)
     levers: dict[str, Any] = {}
     if args.topics:
@@ -134,11 +139,6 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_generate_command(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.jobs import submit_job
-    from curation.jobs.console import run_job_with_progress
-    from curation.store.db import session_scope
-    from curation.store.models import Batch
-
     params = build_params(args)
     with session_scope(engine, write=False) as session:
         exists = session.scalar(select(Batch.id).where(Batch.name == args.batch)) is not None
@@ -158,9 +158,6 @@ def run_generate_command(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def run_models_command(args: argparse.Namespace, engine: Engine | None) -> int:
-    from curation.generation.run import teacher_models
-    from curation.teachers.base import TeacherConfig, TeacherError
-
     config = TeacherConfig(kind="openai", base_url=args.base_url, api_key_env=args.api_key_env or None,
                            timeout=args.timeout)
     try:

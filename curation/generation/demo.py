@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from curation.generation.run import run_generation
 from curation.store.db import session_scope
 from curation.store.models import Batch
 
@@ -46,8 +47,6 @@ def create_demo_batches(
 ) -> list[str]:
     """Create (or finish) the four simulated demo batches; returns the names it generated.
     Batches already "ready" are left alone, so calling it twice is harmless."""
-    from curation.generation.run import run_generation
-
     with session_scope(engine, write=False) as session:
         ready = set(session.scalars(select(Batch.name).where(Batch.status == "ready", Batch.name.in_(list(DEMO_BATCHES)))))
     created = []

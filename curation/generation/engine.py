@@ -26,12 +26,18 @@ from typing import Any
 
 from curation.generation.build import build_slots, failed_slots
 from curation.generation.limiter import AdaptiveLimiter, ErrorWindow, backoff_delay
-from curation.generation.persist import WriteBatch, Writer, percentile
+from curation.generation.persist import WriteBatch, Writer, latency_percentiles, token_cost
 from curation.generation.plan import PlanItem
 from curation.generation.shard import CallFeed, ShardGroup, StopRequested, WireCall, merge_counters
+from curation.jobs import JobCancelled
 from curation.teachers.base import ChatRequest, Completion, Teacher, TeacherError
 
 RESERVOIR = 20_000
+#: The counters a shard process reports at its end, added to its coordinator's.
+SHARD_COUNTERS = (
+    "requests", "retries", "rate_limited", "slots_ok", "slots_failed", "slots_cached",
+    "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "cached_completion_tokens",
+)
 
 
 @contextmanager
@@ -94,6 +100,15 @@ class RunStats:
     process_requests: list[int] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     history: deque = field(default_factory=lambda: deque(maxlen=30))
+
+    def shard_report(self) -> dict[str, Any]:
+        """What a shard process sends its coordinator at its end (see `add_shard_report`)."""
+        return {**{name: getattr(self, name) for name in SHARD_COUNTERS}, "errors": dict(self.errors)}
+
+    def add_shard_report(self, report: dict[str, Any]) -> None:
+        for name in SHARD_COUNTERS:
+            setattr(self, name, getattr(self, name) + int(report.get(name, 0)))
+        self.errors.update(report.get("errors") or {})
 
     def add_latency(self, value: float, rng: random.Random) -> None:
         self.latency_count += 1
@@ -186,10 +201,7 @@ class GenerationEngine:
     # -- accounting --
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (
-            prompt_tokens * float(self.prices.get("prompt_per_million", 0.0))
-            + completion_tokens * float(self.prices.get("completion_per_million", 0.0))
-        ) / 1_000_000
+        return token_cost(self.prices, prompt_tokens, completion_tokens)
 
     def counters(self) -> dict[str, Any]:
         """Live counters of the run (merged with the shard processes', if any)."""
@@ -212,7 +224,7 @@ class GenerationEngine:
             "prompt_tokens": stats.base_prompt_tokens + stats.prompt_tokens + stats.cached_prompt_tokens,
             "completion_tokens": stats.base_completion_tokens + stats.completion_tokens + stats.cached_completion_tokens,
             "cost": round(stats.base_cost + self.cost(stats.prompt_tokens, stats.completion_tokens), 6),
-            "latency_ms": {q: percentile(latencies, p) for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))},
+            "latency_ms": latency_percentiles(latencies),
             "failures": dict(stats.errors),
             "truncated": self.writer.truncated,
             "parse_errors": self.writer.parse_errors,
@@ -300,12 +312,10 @@ class GenerationEngine:
                 except StopRequested:
                     self.stop("stopped by the coordinating process")
                     return
-                except Exception as exc:  # noqa: BLE001 - JobCancelled stops the run, anything else is a bug
-                    if type(exc).__name__ == "JobCancelled":
-                        self.cancelled = True
-                        self.stop("cancelled by user")
-                        return
-                    raise
+                except JobCancelled:
+                    self.cancelled = True
+                    self.stop("cancelled by user")
+                    return
 
     async def _worker(self) -> None:
         queue, cached, feed = self._queue, self._cached, self.feed

@@ -65,21 +65,75 @@ def code_blocks(text: str) -> list[tuple[str, str]]:
     return [(lang.lower(), code) for lang, code in _FENCE.findall(text)]
 
 
-def extract_code(text: str, entry_point: str | None = None) -> str | None:
-    """The fenced Python block that defines `entry_point` (the last such), else the last
-    Python-looking block; an unfenced answer that starts with code is taken whole."""
+_PYTHON_TAGS = ("python", "py", "python3", "py3")
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\r?\n)+")
+_LOOKS_LIKE_CODE = re.compile(r"^(?:from\s+\S+\s+import|import\s|def\s|class\s)")
+
+
+def defines(code: str, name: str) -> bool:
+    """Does `code` define a function `name` (at any indentation)?"""
+    return re.search(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", code, re.M) is not None
+
+
+def _fence(line: str) -> tuple[str, str] | None:
+    """(fence marker, language) if `line` opens or closes a fenced block."""
+    stripped = line.strip()
+    char = stripped[:1]
+    if char not in ("`", "~"):
+        return None
+    marker = stripped[: len(stripped) - len(stripped.lstrip(char))]
+    if len(marker) < 3:
+        return None
+    info = stripped[len(marker) :].split()
+    return marker, (info[0].lower() if info else "")
+
+
+def fenced_blocks(text: str) -> list[str]:
+    """Python fenced blocks of a markdown text; untagged blocks if none is tagged; the
+    rest of the text after an unclosed ```python fence (a truncated answer) if none.
+
+    One pass over the lines (no backtracking regex over model output)."""
+    tagged: list[str] = []
+    untagged: list[str] = []
+    lines = text.splitlines(keepends=True)
+    opened: tuple[str, str, int] | None = None
+    for i, line in enumerate(lines):
+        fence = _fence(line)
+        if fence is None:
+            continue
+        marker, lang = fence
+        if opened is None:
+            opened = (marker, lang, i + 1)
+        elif marker[0] == opened[0][0] and len(marker) >= len(opened[0]) and not lang:
+            block = "".join(lines[opened[2] : i])
+            if opened[1] in _PYTHON_TAGS:
+                tagged.append(block)
+            elif not opened[1]:
+                untagged.append(block)
+            opened = None
+    if tagged or untagged:
+        return tagged or untagged
+    if opened is not None and opened[1] in _PYTHON_TAGS:
+        return ["".join(lines[opened[2] :])]
+    return []
+
+
+def find_code(text: str, entry_point: str | None = None) -> tuple[str, str] | None:
+    """(code, how) of a model's answer, or None if it holds no code; the one rule for
+    generation's metadata and for the program the sandbox runs.
+
+    Reasoning (<think>) is dropped first: a draft there is not the answer. Then, of the
+    fenced Python blocks (``python``-tagged ones, else untagged ones, else the rest of a
+    truncated ```python block), the last one defining `entry_point`, else the last one:
+    "fenced block". With no block, an answer that starts like Python (import, def,
+    class) is taken whole: "raw response"."""
     body = strip_reasoning(text)
-    blocks = [code for lang, code in code_blocks(body) if lang in ("", "python", "py", "python3")]
-    if entry_point:
-        pattern = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.MULTILINE)
-        defining = [code for code in blocks if pattern.search(code)]
-        if defining:
-            return defining[-1].rstrip() + "\n"
+    blocks = fenced_blocks(body)
     if blocks:
-        return blocks[-1].rstrip() + "\n"
-    stripped = body.strip()
-    if re.match(r"^(?:from\s+\S+\s+import|import\s|def\s|class\s)", stripped):
-        return stripped + "\n"
+        defining = [block for block in blocks if entry_point and defines(block, entry_point)]
+        return (defining or blocks)[-1].rstrip() + "\n", "fenced block"
+    if _LOOKS_LIKE_CODE.match(body.lstrip()):
+        return _LEADING_BLANK_LINES.sub("", body).rstrip() + "\n", "raw response"
     return None
 
 
@@ -89,7 +143,8 @@ def extract(family: str, text: str, reference: dict[str, Any] | None = None) -> 
         answer, how = extract_answer(text)
         return {"extracted_answer": answer, "answer_format": how}
     if family == "code":
-        return {"extracted_code": extract_code(text, (reference or {}).get("entry_point"))}
+        found = find_code(text, (reference or {}).get("entry_point"))
+        return {"extracted_code": found[0] if found else None}
     return {"extracted_response": strip_reasoning(text).strip()}
 
 

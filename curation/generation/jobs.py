@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from curation.generation.run import run_generation
 from curation.jobs.registry import JobContext, job_kind
 from curation.store.db import session_scope
 from curation.store.models import Batch
@@ -39,6 +40,4 @@ def _describe(params: dict[str, Any]) -> str:
 
 @job_kind("generate", cleanup=_cleanup, describe=_describe)
 def run_generate(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    from curation.generation.run import run_generation
-
     return run_generation(ctx.engine, params, progress=ctx.progress, job_id=ctx.job_id)

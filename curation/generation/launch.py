@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from curation.generation.params import GenerationParams
+from curation.jobs import get_job, resume_job, start_job
+from curation.sources.reasoning_gym_source import MATH_DATASETS
 
 SESSION_KEY_PREFIX = "ASSAY_TEACHER_KEY_"
 
@@ -33,8 +35,6 @@ def source_choices(family: str, mode: str) -> list[tuple[str, str]]:
 
 
 def math_datasets() -> list[str]:
-    from curation.sources.reasoning_gym_source import MATH_DATASETS
-
     return sorted(MATH_DATASETS)
 
 
@@ -43,8 +43,6 @@ def start_generation(
 ) -> int:
     """Validate `params` and start a "generate" job in a worker process; returns the job id.
     With `api_key`, the worker receives it through a one-off environment variable."""
-    from curation.jobs import start_job
-
     checked = GenerationParams.from_dict(params).to_dict()
     if not api_key:
         return start_job(engine, "generate", checked, created_by=created_by)
@@ -56,8 +54,6 @@ def start_generation(
 def resume_generation(engine: Engine, job_id: int, *, api_key: str | None = None, created_by: str = "") -> int:
     """Resume a failed, stopped or cancelled generation (only what is missing is requested).
     A run started with a typed-in key needs that key again (`api_key`)."""
-    from curation.jobs import get_job, resume_job
-
     var = (get_job(engine, job_id).params.get("teacher") or {}).get("api_key_env")
     if api_key and var:
         return resume_job(engine, job_id, created_by=created_by, env={var: api_key})

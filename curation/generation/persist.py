@@ -16,23 +16,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from curation.data import content_hash
 from curation.store.db import session_scope
 from curation.store.models import Batch, GenerationRequest, ResponseCache, Sample, utcnow
 
 CHUNK = 500
+#: The INSERT of each dialect that can skip rows conflicting with a unique constraint.
+_CONFLICT_TOLERANT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _TIMED_OUT = object()
 
 
 def insert_ignore(engine: Engine, table: Any) -> Any:
     """INSERT that skips rows conflicting with a unique constraint."""
-    name = engine.dialect.name
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
+    dialect_insert = _CONFLICT_TOLERANT_INSERTS.get(engine.dialect.name)
+    if dialect_insert is None:
         return insert(table).prefix_with("IGNORE")
     return dialect_insert(table).on_conflict_do_nothing()
 
@@ -274,6 +273,19 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return round(sorted_values[index], 2)
 
 
+def latency_percentiles(sorted_values: list[float]) -> dict[str, float | None]:
+    """{"p50", "p90", "p99"} of sorted latencies (None each when there are none)."""
+    return {name: percentile(sorted_values, q) for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
+
+
+def token_cost(prices: dict[str, float], prompt_tokens: int, completion_tokens: int) -> float:
+    """What the tokens cost at `prices` (per million prompt / completion tokens; absent: free)."""
+    return (
+        prompt_tokens * float(prices.get("prompt_per_million", 0.0))
+        + completion_tokens * float(prices.get("completion_per_million", 0.0))
+    ) / 1_000_000
+
+
 @dataclass
 class Totals:
     slots: int = 0
@@ -342,7 +354,7 @@ def batch_totals(engine: Engine, batch_id: int, *, latencies: bool = True) -> To
                     )
                 )
             )
-            totals.latency_ms = {q: percentile(values, p) for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
+            totals.latency_ms = latency_percentiles(values)
     return totals
 
 

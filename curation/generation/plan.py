@@ -18,10 +18,13 @@ from curation.generation.templates import (
     DEFAULT_PERSONAS,
     DEFAULT_TOPICS,
     PromptTemplate,
+    TemplateError,
     default_template,
     render_messages,
 )
-from curation.sources.base import Problem, make_source
+from curation.sources import Problem, make_source
+from curation.store.db import session_scope
+from curation.store.models import Batch, Sample
 
 EXAMPLE_CHARS = 2000
 
@@ -83,9 +86,6 @@ def _as_list(value: Any) -> list[str]:
 def select_few_shot(engine: Engine | None, params: GenerationParams, exclude_batch: int | None = None) -> dict[str, Any]:
     """Draw the few-shot pool for a new batch and describe it as lineage:
     {"few_shot_from", "few_shot_sample_ids", "few_shot_batches", "few_shot_k", "generation", "parent_batch_id"}."""
-    from curation.store.db import session_scope
-    from curation.store.models import Batch, Sample
-
     spec = params.levers.get("few_shot")
     if not spec:
         return {"few_shot_from": None, "generation": 0, "parent_batch_id": None}
@@ -133,9 +133,6 @@ def select_few_shot(engine: Engine | None, params: GenerationParams, exclude_bat
 def load_examples(engine: Engine | None, ids: list[int]) -> dict[int, Example]:
     if not ids or engine is None:
         return {}
-    from curation.store.db import session_scope
-    from curation.store.models import Sample
-
     with session_scope(engine, write=False) as session:
         rows = session.execute(select(Sample.id, Sample.prompt, Sample.response).where(Sample.id.in_(ids))).all()
     return {row.id: Example(row.id, row.prompt[:EXAMPLE_CHARS], row.response[:EXAMPLE_CHARS]) for row in rows}
@@ -228,3 +225,14 @@ def solve_item(item: PlanItem, prompt: str, reference: dict[str, Any], hints: di
         few_shot_ids=[],
         system_prompt=item.system_prompt,
     )
+
+
+def render_preview(params: GenerationParams | dict[str, Any], engine: Engine | None = None, index: int = 0) -> list[dict[str, str]]:
+    """The messages of item `index` for these generation params (a dict or GenerationParams),
+    exactly as the run would send them. Few-shot examples are drawn from `engine`'s store."""
+    if not isinstance(params, GenerationParams):
+        params = GenerationParams.from_dict(dict(params))
+    plan = build_plan(params, engine, limit=index + 1)
+    if not plan.items:
+        raise TemplateError("the source has no problems to preview")
+    return plan.items[min(index, len(plan.items) - 1)].messages

@@ -35,12 +35,14 @@ from curation.generation.persist import (
     finished_slots,
     lookup_cache,
     set_batch_state,
+    token_cost,
 )
 from curation.generation.plan import Plan, PlanItem, build_plan, solve_item
 from curation.generation.shard import CallFeed, ShardGroup, shard_count, split_concurrency
+from curation.jobs import JobCancelled
 from curation.store.db import session_scope
 from curation.store.models import Batch, Job, Sample, utcnow
-from curation.teachers.base import Teacher, TeacherConfig, make_teacher
+from curation.teachers import Teacher, TeacherConfig, make_teacher
 
 Progress = Callable[[int, int | None, str | None, dict[str, Any] | None], None]
 MAX_RUNS_KEPT = 20
@@ -98,14 +100,17 @@ def run_generation(
         params = GenerationParams.from_dict(params)
     teacher = make_teacher(params.teacher, api_key=api_key)
     try:
-        return _Run(engine, params, teacher, progress, job_id, tick_seconds).execute()
+        return GenerationRun(engine, params, teacher, progress, job_id, tick_seconds).execute()
     except Exception as exc:
         if _contains_secret(exc, teacher):
             raise GenerationError(teacher.scrub(f"{type(exc).__name__}: {exc}")) from None
         raise
 
 
-class _Run:
+class GenerationRun:
+    """One run of a batch: open or continue it, plan the calls, run the engine (with shard
+    processes if worthwhile) and record the outcome; `run_shard` is a shard process's part."""
+
     def __init__(
         self,
         engine: Engine,
@@ -245,11 +250,7 @@ class _Run:
 
     def _stats(self) -> RunStats:
         totals = batch_totals(self.engine, self.batch_id, latencies=False)
-        prices = self.params.prices
-        cost = (
-            totals.paid_prompt_tokens * float(prices.get("prompt_per_million", 0.0))
-            + totals.paid_completion_tokens * float(prices.get("completion_per_million", 0.0))
-        ) / 1_000_000
+        cost = token_cost(self.params.prices, totals.paid_prompt_tokens, totals.paid_completion_tokens)
         return RunStats(
             total_slots=totals.slots,
             base_ok=totals.ok + totals.skipped,
@@ -301,11 +302,7 @@ class _Run:
                 for index in range(1, len(peers.processes) + 1)
             ]
             for final in peers.finals.values():
-                child = final.get("stats") or {}
-                for name in ("requests", "retries", "rate_limited", "slots_ok", "slots_failed", "slots_cached",
-                             "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "cached_completion_tokens"):
-                    setattr(stats, name, getattr(stats, name) + int(child.get(name, 0)))
-                stats.errors.update(child.get("errors") or {})
+                stats.add_shard_report(final.get("stats") or {})
             stats.shards = 1 + len(peers.processes)
             gen.peers = None  # their counts are in `stats` now
         return gen
@@ -460,9 +457,8 @@ class _Run:
         if self.progress is not None:
             try:
                 self.progress(stats.base_ok, stats.total_slots, f"{len(calls):,} requests to make", None)
-            except Exception as exc:
-                if type(exc).__name__ == "JobCancelled":
-                    set_batch_state(self.engine, self.batch_id, status="stopped", stop_reason="cancelled by user")
+            except JobCancelled:
+                set_batch_state(self.engine, self.batch_id, status="stopped", stop_reason="cancelled by user")
                 raise
         gen: GenerationEngine | None = None
         wall, cpu, children = time.perf_counter(), time.process_time(), os.times()
@@ -499,28 +495,22 @@ class _Run:
         if self.progress is not None and gen is not None and not gen.cancelled:
             self._progress_final(gen)
         if gen is not None and gen.cancelled:
-            from curation.jobs import JobCancelled
-
             raise JobCancelled()
         if gen is not None and gen.stop_reason:
             raise GenerationStopped(gen.stop_reason)
         return result
 
     def _progress_final(self, gen: GenerationEngine) -> None:
+        counters = gen.counters()
         try:
-            counters = gen.counters()
             self.progress(counters["done"] + counters["failed"], counters["slots"], "finished", counters)  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001 - a cancel arriving at the very end changes nothing
-            if type(exc).__name__ != "JobCancelled":
-                raise
+        except JobCancelled:
+            pass  # a cancel arriving at the very end changes nothing
 
     def _record(self, run_summary: dict[str, Any], gen: GenerationEngine | None) -> dict[str, Any]:
         totals = batch_totals(self.engine, self.batch_id)
         prices = self.params.prices
-        cost = (
-            totals.paid_prompt_tokens * float(prices.get("prompt_per_million", 0.0))
-            + totals.paid_completion_tokens * float(prices.get("completion_per_million", 0.0))
-        ) / 1_000_000
+        cost = token_cost(prices, totals.paid_prompt_tokens, totals.paid_completion_tokens)
         if gen is not None and gen.cancelled:
             status, stop_reason = "stopped", "cancelled by user"
         elif gen is not None and gen.stop_reason:

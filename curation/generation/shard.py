@@ -3,7 +3,7 @@
 Why: the OpenAI client costs roughly half a millisecond of CPU per request, so
 one Python process tops out below ~2,000 requests/s however fast the endpoint
 is. For high concurrency against a real endpoint the run spreads its calls over
-the coordinating process and ``python -m curation.generation.shard`` children.
+the coordinating process and ``python -m curation.generation.shard_child`` children.
 
 * The children are started first thing in a run (`ShardGroup.spawn`), so their
   imports and their rebuild of the (deterministic) plan overlap the coordinator's
@@ -115,7 +115,7 @@ class ShardGroup:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         processes = [
             subprocess.Popen(
-                [sys.executable, "-m", "curation.generation.shard"],
+                [sys.executable, "-m", "curation.generation.shard_child"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(PROJECT_ROOT), env=env,
             )
             for _ in range(count)
@@ -280,97 +280,3 @@ class CallFeed:
         arrived, self._arrived = self._arrived, asyncio.Event()
         if arrived is not None:
             arrived.set()
-
-
-_EMIT_LOCK = threading.Lock()
-
-
-def _emit(message: dict[str, Any]) -> None:
-    """One JSON line on stdout (called from the event loop and the progress thread)."""
-    line = json.dumps(message, default=str, separators=(",", ":")) + "\n"
-    try:
-        with _EMIT_LOCK:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-    except (BrokenPipeError, ValueError):
-        os._exit(3)
-
-
-def main() -> int:
-    """A child shard: wait for its config on stdin, answer calls it asks for, report on stdout."""
-    from curation.generation.params import GenerationParams
-    from curation.generation.run import _Run
-    from curation.store.db import make_engine
-    from curation.teachers.base import make_teacher
-
-    first = sys.stdin.readline()
-    if not first:
-        return 0
-    config = json.loads(first)
-    if config.get("type") != "config":
-        return 0
-    api_key = config.pop("api_key", None)
-    parent = int(config["parent_pid"])
-    stop = threading.Event()
-    feed = CallFeed(lambda count: _emit({"type": "want", "count": count}), chunk=int(config["concurrency"]))
-
-    def watch_stdin() -> None:
-        # Calls from the coordinator, or "stop" (a graceful stop); end of input
-        # means the coordinator is gone.
-        for line in sys.stdin:
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if message.get("type") == "stop":
-                stop.set()
-            elif message.get("type") == "calls":
-                feed.deliver_threadsafe(message["calls"], bool(message.get("end")))
-        os._exit(3)
-
-    def watch_parent() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.2)
-        os._exit(3)
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
-    threading.Thread(target=watch_parent, daemon=True).start()
-    params = GenerationParams.from_dict(config["params"])
-    params.teacher.concurrency = int(config["concurrency"])
-    teacher = make_teacher(params.teacher, api_key=api_key)
-    try:
-        engine = make_engine(config["url"])
-        run = _Run(engine, params, teacher, None, None, float(config["tick"]))
-
-        def progress(counters: dict[str, Any]) -> None:
-            _emit({"type": "counters", "counters": counters})
-            if stop.is_set():
-                raise StopRequested()
-
-        gen, stats = run.run_shard(int(config["batch_id"]), feed, progress)
-        _emit(
-            {
-                "type": "final",
-                "stop_reason": gen.stop_reason if gen is not None else None,
-                "counters": gen.counters() if gen is not None else {},
-                "stats": {
-                    "requests": stats.requests, "retries": stats.retries, "rate_limited": stats.rate_limited,
-                    "errors": dict(stats.errors), "slots_ok": stats.slots_ok, "slots_failed": stats.slots_failed,
-                    "slots_cached": stats.slots_cached, "prompt_tokens": stats.prompt_tokens,
-                    "completion_tokens": stats.completion_tokens,
-                    "cached_prompt_tokens": stats.cached_prompt_tokens,
-                    "cached_completion_tokens": stats.cached_completion_tokens,
-                },
-            }
-        )
-        return 0
-    except Exception as exc:  # noqa: BLE001 - reported to the coordinator, scrubbed of the key
-        _emit({"type": "error", "message": teacher.scrub(f"{type(exc).__name__}: {exc}")[:500]})
-        return 1
-
-
-if __name__ == "__main__":
-    code = main()
-    # Skip interpreter shutdown: everything is committed and reported by now, and a
-    # coordinator that went away must not leave this process lingering.
-    os._exit(code)

@@ -52,60 +52,47 @@ class PromptTemplate:
 
 _SYSTEM = "You are {persona}."
 
+#: The user message of each (family, mode); every default has the persona as its system message.
+_DEFAULT_USER_MESSAGES: dict[tuple[str, str], str] = {
+    ("math", "solve"): (
+        "{examples}Solve the following problem. Reason step by step, then give the final answer "
+        "in \\boxed{}.\n\nProblem: {problem}"
+    ),
+    ("math", "write"): (
+        "{examples}Write a new {difficulty} math word problem about {topic} with a single numerical answer, "
+        "then solve it step by step, ending the solution with the final answer in \\boxed{}.\n"
+        'Reply with a JSON object in a ```json block with the keys "problem", "solution" and "answer" '
+        "(the final answer only)."
+    ),
+    ("code", "solve"): (
+        "{examples}Complete the following Python function. Reply with the complete function "
+        "(signature included) in a single ```python code block.\n\n```python\n{problem}\n```"
+    ),
+    ("code", "write"): (
+        "{examples}Write a new {difficulty} Python programming task about {topic}: one self-contained function "
+        "with a docstring, its implementation and tests. Reply with these tagged sections:\n"
+        "<prompt>the function signature and docstring only</prompt>\n"
+        "<entry_point>the function name</entry_point>\n"
+        "<solution>the complete function in a ```python block</solution>\n"
+        "<tests>a ```python block defining check(candidate) with assert statements</tests>"
+    ),
+    ("instruction", "solve"): "{examples}{problem}",
+    ("instruction", "write"): (
+        "{examples}Write a new instruction about {topic} that a user might give an assistant, "
+        "with {num_constraints} verifiable constraints chosen from this list:\n{constraint_catalog}\n"
+        "State the constraints in the instruction text. Then write a response that follows the instruction "
+        'and every constraint. Reply with a JSON object in a ```json block with the keys "instruction", '
+        '"instruction_id_list", "kwargs" (one object of arguments per constraint) and "response".'
+    ),
+    ("open", "solve"): "{examples}{problem}",
+    ("open", "write"): (
+        "{examples}Write a question that a curious person might ask about {topic} ({difficulty}), then answer "
+        'it helpfully. Reply with a JSON object in a ```json block with the keys "question" and "answer".'
+    ),
+}
+
 DEFAULT_TEMPLATES: dict[tuple[str, str], PromptTemplate] = {
-    ("math", "solve"): PromptTemplate(
-        system=_SYSTEM,
-        user=(
-            "{examples}Solve the following problem. Reason step by step, then give the final answer "
-            "in \\boxed{}.\n\nProblem: {problem}"
-        ),
-    ),
-    ("math", "write"): PromptTemplate(
-        system=_SYSTEM,
-        user=(
-            "{examples}Write a new {difficulty} math word problem about {topic} with a single numerical answer, "
-            "then solve it step by step, ending the solution with the final answer in \\boxed{}.\n"
-            'Reply with a JSON object in a ```json block with the keys "problem", "solution" and "answer" '
-            "(the final answer only)."
-        ),
-    ),
-    ("code", "solve"): PromptTemplate(
-        system=_SYSTEM,
-        user=(
-            "{examples}Complete the following Python function. Reply with the complete function "
-            "(signature included) in a single ```python code block.\n\n```python\n{problem}\n```"
-        ),
-    ),
-    ("code", "write"): PromptTemplate(
-        system=_SYSTEM,
-        user=(
-            "{examples}Write a new {difficulty} Python programming task about {topic}: one self-contained function "
-            "with a docstring, its implementation and tests. Reply with these tagged sections:\n"
-            "<prompt>the function signature and docstring only</prompt>\n"
-            "<entry_point>the function name</entry_point>\n"
-            "<solution>the complete function in a ```python block</solution>\n"
-            "<tests>a ```python block defining check(candidate) with assert statements</tests>"
-        ),
-    ),
-    ("instruction", "solve"): PromptTemplate(system=_SYSTEM, user="{examples}{problem}"),
-    ("instruction", "write"): PromptTemplate(
-        system=_SYSTEM,
-        user=(
-            "{examples}Write a new instruction about {topic} that a user might give an assistant, "
-            "with {num_constraints} verifiable constraints chosen from this list:\n{constraint_catalog}\n"
-            "State the constraints in the instruction text. Then write a response that follows the instruction "
-            'and every constraint. Reply with a JSON object in a ```json block with the keys "instruction", '
-            '"instruction_id_list", "kwargs" (one object of arguments per constraint) and "response".'
-        ),
-    ),
-    ("open", "solve"): PromptTemplate(system=_SYSTEM, user="{examples}{problem}"),
-    ("open", "write"): PromptTemplate(
-        system=_SYSTEM,
-        user=(
-            "{examples}Write a question that a curious person might ask about {topic} ({difficulty}), then answer "
-            'it helpfully. Reply with a JSON object in a ```json block with the keys "question" and "answer".'
-        ),
-    ),
+    key: PromptTemplate(system=_SYSTEM, user=user) for key, user in _DEFAULT_USER_MESSAGES.items()
 }
 
 DEFAULT_PERSONAS = {
@@ -185,17 +172,3 @@ def render_messages(template: PromptTemplate, variables: Mapping[str, Any]) -> l
             messages.append({"role": "system", "content": system})
     messages.append({"role": "user", "content": render(template.user, variables)})
     return messages
-
-
-def render_preview(params: Any, engine: Any = None, index: int = 0) -> list[dict[str, str]]:
-    """The messages of item `index` for these generation params (a dict or GenerationParams),
-    exactly as the run would send them. Few-shot examples are drawn from `engine`'s store."""
-    from curation.generation.params import GenerationParams
-    from curation.generation.plan import build_plan
-
-    if not isinstance(params, GenerationParams):
-        params = GenerationParams.from_dict(dict(params))
-    plan = build_plan(params, engine, limit=index + 1)
-    if not plan.items:
-        raise TemplateError("the source has no problems to preview")
-    return plan.items[min(index, len(plan.items) - 1)].messages

@@ -40,6 +40,7 @@ import functools
 import json
 import math
 import os
+import pwd
 import secrets
 import selectors
 import shutil
@@ -63,8 +64,10 @@ UNSANDBOXED_ENV = "ASSAY_ALLOW_UNSANDBOXED_CODE"
 INSTALL_HINT = "apt-get install bubblewrap"
 TOKEN_BYTES = 16
 REPORT_CAP = 16 << 20
+#: The environment of host commands (probes, bwrap itself): the system's binaries only.
+_MINIMAL_ENV = {"PATH": "/usr/bin:/bin"}
 _SANDBOX_ENV = {
-    "PATH": "/usr/bin:/bin",
+    **_MINIMAL_ENV,
     "LANG": "C.UTF-8",
     "HOME": "/tmp",
     "TMPDIR": "/tmp",
@@ -151,19 +154,22 @@ def _harness_blob(python: str) -> str | None:
         "import sys,marshal,binascii;sys.stdout.write(binascii.b2a_base64(marshal.dumps("
         "compile(sys.stdin.read(),'<harness>','exec',optimize=2)),newline=False).decode())"
     )
-    try:
-        done = subprocess.run(
-            [python, *_PYTHON_FLAGS, "-c", program],
-            input=harness_source(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={"PATH": "/usr/bin:/bin"},
-        )
-    except (OSError, subprocess.SubprocessError):
+    done = _host_command([python, *_PYTHON_FLAGS, "-c", program], timeout=60, stdin=harness_source())
+    if done is None:
         return None
     blob = done.stdout.strip()
     return blob if done.returncode == 0 and blob and len(blob) < _MAX_ARG else None
+
+
+def _host_command(
+    argv: list[str], *, timeout: float, stdin: str | None = None, env: dict[str, str] | None = _MINIMAL_ENV
+) -> subprocess.CompletedProcess[str] | None:
+    """Run a short trusted command on the host (a probe, the harness compile) and
+    capture its text output; None if it could not start or did not finish in time."""
+    try:
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def _harness_argv(python: str, report_fd: int, kill_scope: str) -> list[str]:
@@ -185,25 +191,16 @@ def _bwrap_version() -> tuple[int, ...]:
     path = bwrap_path()
     if not path:
         return ()
+    done = _host_command([path, "--version"], timeout=10, env=None)
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
-        return tuple(int(p) for p in out.split()[-1].split("."))
-    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return tuple(int(p) for p in done.stdout.split()[-1].split(".")) if done is not None else ()
+    except (ValueError, IndexError):
         return ()
 
 
 def _python_ok(path: str) -> bool:
-    try:
-        out = subprocess.run(
-            [path, "-S", "-c", "import sys; print(sys.version_info >= (3, 11))"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            env={"PATH": "/usr/bin:/bin"},
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return out.stdout.strip() == "True"
+    done = _host_command([path, "-S", "-c", "import sys; print(sys.version_info >= (3, 11))"], timeout=20)
+    return done is not None and done.stdout.strip() == "True"
 
 
 @functools.cache
@@ -352,8 +349,6 @@ class UidPool:
 
 
 def _has_account(uid: int) -> bool:
-    import pwd
-
     try:
         pwd.getpwuid(uid)
     except KeyError:
@@ -434,10 +429,10 @@ def probe_bwrap() -> str | None:
         if _is_root():
             with default_pool().slot() as slot:
                 proc = subprocess.run(
-                    argv, capture_output=True, timeout=30, env={"PATH": "/usr/bin:/bin"}, **_as_user(slot.uid)
+                    argv, capture_output=True, timeout=30, env=_MINIMAL_ENV, **_as_user(slot.uid)
                 )
         else:
-            proc = subprocess.run(argv, capture_output=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+            proc = subprocess.run(argv, capture_output=True, timeout=30, env=_MINIMAL_ENV)
     except (OSError, subprocess.SubprocessError, SandboxError) as exc:
         return f"bubblewrap cannot start a sandbox: {exc}"
     if proc.returncode != 0:
@@ -531,7 +526,7 @@ def _spawn(
         # the per-namespace cap, which is what bites when no uid switch is possible.
         argv = _prlimit(limits, limits.processes + 4 if slot else None) + argv
         judge_nproc = limits.processes
-        env = {"PATH": "/usr/bin:/bin"}
+        env = dict(_MINIMAL_ENV)
     elif mode == MODE_RLIMITS:
         workdir = tempfile.mkdtemp(prefix="assay-sbx-")
         if slot is not None:

@@ -5,62 +5,31 @@ from __future__ import annotations
 import ast
 import re
 
-_PYTHON_TAGS = ("python", "py", "python3", "py3")
+from curation.generation.extract import defines, find_code, strip_reasoning
+
 _LAST_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)[ \t]*\(", re.M)
-
-
-def defines(code: str, name: str) -> bool:
-    """Does `code` define a function `name` (at any indentation)?"""
-    return re.search(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", code, re.M) is not None
-
-
-def _fence(line: str) -> tuple[str, str] | None:
-    """(fence marker, language) if `line` opens or closes a fenced block."""
-    stripped = line.strip()
-    char = stripped[:1]
-    if char not in ("`", "~"):
-        return None
-    marker = stripped[: len(stripped) - len(stripped.lstrip(char))]
-    if len(marker) < 3:
-        return None
-    info = stripped[len(marker) :].split()
-    return marker, (info[0].lower() if info else "")
-
-
-def fenced_blocks(text: str) -> list[str]:
-    """Python fenced blocks of a markdown text; untagged blocks if none is tagged; the
-    rest of the text after an unclosed ```python fence (a truncated answer) if none.
-
-    One pass over the lines (no backtracking regex over model output)."""
-    tagged: list[str] = []
-    untagged: list[str] = []
-    lines = text.splitlines(keepends=True)
-    opened: tuple[str, str, int] | None = None
-    for i, line in enumerate(lines):
-        fence = _fence(line)
-        if fence is None:
-            continue
-        marker, lang = fence
-        if opened is None:
-            opened = (marker, lang, i + 1)
-        elif marker[0] == opened[0][0] and len(marker) >= len(opened[0]) and not lang:
-            block = "".join(lines[opened[2] : i])
-            if opened[1] in _PYTHON_TAGS:
-                tagged.append(block)
-            elif not opened[1]:
-                untagged.append(block)
-            opened = None
-    if tagged or untagged:
-        return tagged or untagged
-    if opened is not None and opened[1] in _PYTHON_TAGS:
-        return ["".join(lines[opened[2] :])]
-    return []
 
 
 def guess_entry_point(prompt: str) -> str | None:
     """The last top-level function the prompt defines (HumanEval's convention)."""
     names = _LAST_DEF.findall(prompt)
     return names[-1] if names else None
+
+
+def entry_function(tree: ast.Module, entry_point: str | None) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The definition of `entry_point` that Python binds: the last one at module level (a
+    later definition replaces an earlier one, such as a prompt's stub), else the last one
+    anywhere (inside a class or an `if`); None if nothing defines it."""
+    if not entry_point:
+        return None
+    found = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point
+    ]
+    top_level = [node for node in found if any(node is statement for statement in tree.body)]
+    candidates = top_level or found
+    return max(candidates, key=lambda node: (node.lineno, node.col_offset)) if candidates else None
 
 
 def _parses(code: str) -> bool:
@@ -82,19 +51,13 @@ def prompt_prelude(prompt: str, entry_point: str | None) -> str | None:
 def extract_code(response: str, prompt: str = "", entry_point: str | None = None) -> tuple[str, str]:
     """(program, how it was obtained).
 
-    Fenced ``python`` blocks: the last one defining `entry_point`, else the last one;
-    otherwise the raw response. If the prompt defines `entry_point` and the code does
-    not, the code is the completion of the prompt's function (HumanEval): prompt +
+    The code is what `find_code` finds in the answer (the rule shared with generation),
+    else the whole answer without its reasoning: "raw response". If the prompt defines
+    `entry_point` and the code does not, the code is the completion of the prompt's function (HumanEval): prompt +
     code. If both define it and the prompt is Python, the prompt goes first anyway so
     its imports and helpers exist; the response's definition, coming later, wins."""
-    blocks = fenced_blocks(response)
-    if blocks:
-        chosen = [b for b in blocks if entry_point and defines(b, entry_point)]
-        code = (chosen or blocks)[-1]
-        how = "fenced block"
-    else:
-        code = response
-        how = "raw response"
+    found = find_code(response, entry_point)
+    code, how = found if found is not None else (strip_reasoning(response), "raw response")
     if entry_point and prompt and defines(prompt, entry_point):
         joiner = "" if prompt.endswith("\n") else "\n"
         if not defines(code, entry_point):

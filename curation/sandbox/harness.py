@@ -7,7 +7,9 @@ interpreter compile it once (`bwrap._harness_blob`) and runs it inside the sandb
 
 (or with this source after ``-c`` if precompiling failed).
 
-It only uses the standard library of the sandbox's interpreter.
+It only uses the standard library of the sandbox's interpreter, and imports a module
+only on the path that needs it (inside the function): this script starts once per
+candidate, so every import costs every run.
 
 Why two processes
 -----------------
@@ -122,7 +124,7 @@ def _no_default(value):
 def json_dumps(obj):
     """Compact, ASCII-only JSON; NaN and infinities are errors."""
     if _make_scanner is None:
-        import json
+        import json  # sandbox: only on the path that needs it (each import costs every run)
 
         return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
     encoder = _make_encoder(None, _no_default, _escape, None, ":", ",", False, False, False)
@@ -133,7 +135,7 @@ def json_loads(data, object_hook=None):
     """Parse one JSON document (bytes or str); objects go through `object_hook`."""
     text = data.decode("utf-8") if type(data) is bytes else data
     if _make_scanner is None:
-        import json
+        import json  # sandbox: only on the path that needs it (each import costs every run)
 
         return json.loads(text, object_hook=object_hook, parse_constant=_ScanContext.parse_constant)
     try:
@@ -334,7 +336,7 @@ class _Server:
 
 def _describe_names(module):
     """[[name, kind, value-or-description], ...] for the module's public names."""
-    import types
+    import types  # sandbox: only on the path that needs it (each import costs every run)
 
     names = []
     for key, value in list(module.__dict__.items())[:MAX_NAMES]:
@@ -360,7 +362,7 @@ def _candidate_main(cfg, req_fd, resp_fd, report_fd):
     os.close(report_fd)
     os.close(0)
     os.open("/dev/null", os.O_RDONLY)  # becomes fd 0: input() sees EOF, not EBADF
-    import resource
+    import resource  # sandbox: only on the path that needs it (each import costs every run)
 
     cpu = int(cfg["cpu_seconds"]) + 1
     _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
@@ -370,9 +372,9 @@ def _candidate_main(cfg, req_fd, resp_fd, report_fd):
         os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    import _sitebuiltins
-    import builtins
-    import types
+    import _sitebuiltins  # sandbox: only on the path that needs it (each import costs every run)
+    import builtins  # sandbox: only on the path that needs it (each import costs every run)
+    import types  # sandbox: only on the path that needs it (each import costs every run)
 
     builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
     builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
@@ -698,7 +700,7 @@ def _apply_mutations(changes, args, kwargs):
 
 
 def _exception(name, message):
-    import builtins
+    import builtins  # sandbox: only on the path that needs it (each import costs every run)
 
     message = message[:ERR_LEN]
     if name == "NonPlainValue":
@@ -829,8 +831,8 @@ def _error_text(exc):
 
 
 def _namespace(names):
-    import builtins
-    import importlib
+    import builtins  # sandbox: only on the path that needs it (each import costs every run)
+    import importlib  # sandbox: only on the path that needs it (each import costs every run)
 
     ns = {"__name__": "__main__", "__builtins__": builtins}
     for entry in names:
@@ -933,7 +935,7 @@ def _preload(code):
     """Import, before the fork, the mirrored stdlib modules the candidate's code imports
     (a plain text scan: the judge does not parse untrusted code). The candidate
     process then gets them for free, and the tests and prompt usually need them too."""
-    import importlib
+    import importlib  # sandbox: only on the path that needs it (each import costs every run)
 
     wanted = set()
     for line in code.splitlines():
@@ -950,7 +952,7 @@ def _preload(code):
 def _make_undumpable():
     """PR_SET_DUMPABLE=0: other processes of our uid cannot ptrace us, read our
     memory or open /proc/<judge>/fd/*. Children forked later inherit it too."""
-    import ctypes
+    import ctypes  # sandbox: only on the path that needs it (each import costs every run)
 
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(4, 0, 0, 0, 0) != 0:
@@ -972,7 +974,7 @@ def main():
     cfg = _read_msg(0)
     cfg["kill_scope"] = kill_scope
     if cfg.get("nproc"):
-        import resource
+        import resource  # sandbox: only on the path that needs it (each import costs every run)
 
         resource.setrlimit(resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"]))
     _preload(cfg["code"])

@@ -18,6 +18,7 @@ from typing import Any
 
 from curation.sandbox.bwrap import MODE_BWRAP, SandboxLimits, UidPool
 from curation.sandbox.execute import CodeJob, CodeResult, run_many
+from curation.sandbox.extract import entry_function
 
 _COMPARE_FLIPS: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Lt: ast.GtE,
@@ -111,13 +112,10 @@ def _return_none(node: Any) -> None:
 def _scope_index(tree: ast.Module, entry_point: str | None) -> int:
     """Index (in ast.walk order) of the node to mutate inside: the last definition of
     `entry_point` (the solution, not a prompt stub or a helper), else the module."""
-    nodes = list(ast.walk(tree))
-    if entry_point:
-        for i in range(len(nodes) - 1, -1, -1):
-            node = nodes[i]
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point:
-                return i
-    return 0
+    function = entry_function(tree, entry_point)
+    if function is None:
+        return 0
+    return next(i for i, node in enumerate(ast.walk(tree)) if node is function)
 
 
 def _body_nodes(scope: ast.AST) -> list[ast.AST]:

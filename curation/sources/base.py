@@ -6,6 +6,7 @@ A source turns its config (``{"kind": ..., ...}``) into a deterministic list of
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -29,18 +30,35 @@ class Problem:
     variables: dict[str, Any] = field(default_factory=dict)
 
 
+SOURCES: Registry[type[ProblemSource]] = Registry("problem source")
+
+
 class ProblemSource(ABC):
+    """A kind of source; `class FileSource(ProblemSource, name="file")` names it and
+    registers it in SOURCES (a subclass without a name is a shared base)."""
+
     name: ClassVar[str]
     #: Families this source can feed (empty: any).
     families: ClassVar[tuple[str, ...]] = ()
     modes: ClassVar[tuple[str, ...]] = ("solve",)
     label: ClassVar[str] = ""
+    #: (top-level module, package name) of an optional package this source needs.
+    requires: ClassVar[tuple[str, str] | None] = None
+
+    def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+            SOURCES.register(name)(cls)
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = dict(config)
 
     def missing_dependencies(self) -> list[str]:
-        return []
+        """What must be installed before this source can run (found without importing it)."""
+        if self.requires is None or importlib.util.find_spec(self.requires[0]) is not None:
+            return []
+        return [f"the {self.requires[1]} package is not installed"]
 
     @abstractmethod
     def problems(self, family: str, seed: int, limit: int | None = None) -> list[Problem]:
@@ -58,9 +76,6 @@ class ProblemSource(ABC):
         missing = self.missing_dependencies()
         if missing:
             raise ValueError(f"source {self.name!r} cannot run here: {'; '.join(missing)}")
-
-
-SOURCES: Registry[type[ProblemSource]] = Registry("problem source")
 
 
 def _count(text: str, what: str) -> int:
@@ -101,11 +116,3 @@ def parse_source_spec(spec: str) -> dict[str, Any]:
         return {"kind": kind, "count": _count(rest or "50", kind)}
     known = "reasoning_gym, humaneval, file, ifeval, open_prompts, topics"
     raise ValueError(f"unknown source {kind!r} (known: {known})")
-
-
-def make_source(config: dict[str, Any]) -> ProblemSource:
-    import curation.sources  # noqa: F401 - registers the implementations
-
-    if not isinstance(config, dict) or "kind" not in config:
-        raise ValueError("a source config needs a 'kind'")
-    return SOURCES.get(str(config["kind"]))(config)

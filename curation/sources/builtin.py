@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from curation.generation.constraints import describe, draw_constraints
-from curation.sources.base import SOURCES, Problem, ProblemSource
+from curation.sources.base import Problem, ProblemSource
 
 _INSTRUCTION_TOPICS = (
     "sleep", "gardening", "learning a language", "cycling to work", "saving money", "cooking at home",
@@ -35,31 +35,32 @@ _OPEN_TOPICS = (
 MAX_COUNT = 100_000
 
 
-def _count(config: dict[str, Any], name: str) -> int:
-    count = int(config.get("count") or 0)
-    if not 1 <= count <= MAX_COUNT:
-        raise ValueError(f"{name} source: count must be between 1 and {MAX_COUNT:,}")
-    return count
-
-
-@SOURCES.register("ifeval")
-class InstructionSource(ProblemSource):
-    """Instructions with 1-3 verifiable constraints (reference: instruction_id_list + kwargs)."""
-
-    name = "ifeval"
-    families = ("instruction",)
-    label = "instructions with IFEval-style constraints (built in)"
+class _CountedSource(ProblemSource):
+    """A built-in source of `count` problems ({"kind": name, "count": n})."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        self.count = _count(config, "ifeval")
+        self.count = int(config.get("count") or 0)
+        if not 1 <= self.count <= MAX_COUNT:
+            raise ValueError(f"{self.name} source: count must be between 1 and {MAX_COUNT:,}")
 
     def describe(self) -> str:
-        return f"ifeval:{self.count}"
+        return f"{self.name}:{self.count}"
+
+    def indices(self, limit: int | None) -> range:
+        """The problem indices to make: all `count`, or the first `limit`."""
+        return range(min(self.count, limit or self.count))
+
+
+class InstructionSource(_CountedSource, name="ifeval"):
+    """Instructions with 1-3 verifiable constraints (reference: instruction_id_list + kwargs)."""
+
+    families = ("instruction",)
+    label = "instructions with IFEval-style constraints (built in)"
 
     def problems(self, family: str, seed: int, limit: int | None = None) -> list[Problem]:
         out = []
-        for index in range(min(self.count, limit or self.count)):
+        for index in self.indices(limit):
             rng = random.Random(f"ifeval:{seed}:{index}")
             topic = rng.choice(_INSTRUCTION_TOPICS)
             ids, kwargs = draw_constraints(rng, rng.randint(1, 3))
@@ -79,24 +80,15 @@ class InstructionSource(ProblemSource):
         return out
 
 
-@SOURCES.register("open_prompts")
-class OpenPromptSource(ProblemSource):
-    name = "open_prompts"
+class OpenPromptSource(_CountedSource, name="open_prompts"):
     families = ("open",)
     label = "open-ended prompts (built in)"
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(config)
-        self.count = _count(config, "open_prompts")
-
-    def describe(self) -> str:
-        return f"open_prompts:{self.count}"
 
     def problems(self, family: str, seed: int, limit: int | None = None) -> list[Problem]:
         combos = [(s, t) for t in _OPEN_TOPICS for s in _OPEN_STEMS]
         random.Random(f"open:{seed}").shuffle(combos)
         out = []
-        for index in range(min(self.count, limit or self.count)):
+        for index in self.indices(limit):
             stem, topic = combos[index % len(combos)]
             out.append(
                 Problem(
@@ -110,24 +102,15 @@ class OpenPromptSource(ProblemSource):
         return out
 
 
-@SOURCES.register("topics")
-class TopicSource(ProblemSource):
+class TopicSource(_CountedSource, name="topics"):
     """`count` writing tasks for the write mode; the levers (topics, personas,
     difficulty) fill each one's template variables."""
 
-    name = "topics"
     modes = ("write",)
     label = "new problems written by the teacher"
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(config)
-        self.count = _count(config, "topics")
-
-    def describe(self) -> str:
-        return f"topics:{self.count}"
 
     def problems(self, family: str, seed: int, limit: int | None = None) -> list[Problem]:
         return [
             Problem(family=family, metadata={"source": "topics", "source_index": index}, id=None)
-            for index in range(min(self.count, limit or self.count))
+            for index in self.indices(limit)
         ]

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from curation.sources.base import SOURCES, Problem, ProblemSource
+from curation.io.interchange import iter_records
+from curation.sources.base import Problem, ProblemSource
 
 
-@SOURCES.register("file")
-class FileSource(ProblemSource):
-    name = "file"
+class FileSource(ProblemSource, name="file"):
     label = "a problem file (interchange JSONL/CSV/Parquet)"
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -28,8 +27,6 @@ class FileSource(ProblemSource):
             raise FileNotFoundError(f"problem file not found: {self.path}")
 
     def problems(self, family: str, seed: int, limit: int | None = None) -> list[Problem]:
-        from curation.io.interchange import iter_records
-
         out: list[Problem] = []
         for number, record in enumerate(iter_records(self.path, require_response=False), start=1):
             if record.family != family:

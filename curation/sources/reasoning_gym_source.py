@@ -6,7 +6,7 @@ import json
 import zlib
 from typing import Any
 
-from curation.sources.base import SOURCES, Problem, ProblemSource
+from curation.sources.base import Problem, ProblemSource
 
 #: Datasets whose answers are mathematical values: family "math" (others: family "open").
 MATH_DATASETS = frozenset(
@@ -29,11 +29,10 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-@SOURCES.register("reasoning_gym")
-class ReasoningGymSource(ProblemSource):
-    name = "reasoning_gym"
+class ReasoningGymSource(ProblemSource, name="reasoning_gym"):
     families = ("math", "open")
     label = "reasoning-gym procedural problems"
+    requires = ("reasoning_gym", "reasoning_gym")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -47,16 +46,9 @@ class ReasoningGymSource(ProblemSource):
         self.datasets: dict[str, int] = {str(k): int(v) for k, v in datasets.items()}
         self.dataset_config: dict[str, dict[str, Any]] = dict(config.get("config") or {})
 
-    def missing_dependencies(self) -> list[str]:
-        try:
-            import reasoning_gym  # noqa: F401
-        except ImportError:
-            return ["the reasoning_gym package is not installed"]
-        return []
-
     def check(self, family: str, mode: str) -> None:
         super().check(family, mode)
-        from reasoning_gym.factory import DATASETS
+        from reasoning_gym.factory import DATASETS  # heavy optional package: loaded when this source runs
 
         for name in self.datasets:
             if name not in DATASETS:
@@ -68,7 +60,7 @@ class ReasoningGymSource(ProblemSource):
         return "reasoning_gym:" + ",".join(f"{name}={size}" for name, size in self.datasets.items())
 
     def problems(self, family: str, seed: int, limit: int | None = None) -> list[Problem]:
-        import reasoning_gym
+        import reasoning_gym  # heavy optional package: loaded when this source runs
 
         out: list[Problem] = []
         for name, size in self.datasets.items():

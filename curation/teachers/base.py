@@ -212,8 +212,12 @@ def resolve_api_key(config: TeacherConfig, api_key: str | None = None) -> str | 
     return None
 
 
+TEACHERS: Registry[type[Teacher]] = Registry("teacher")
+
+
 class Teacher(ABC):
-    """A source of completions. Subclasses register in TEACHERS."""
+    """A source of completions; `class SimulatedTeacher(Teacher, name="simulated")` names
+    it and registers it in TEACHERS."""
 
     name: ClassVar[str]
     label: ClassVar[str]
@@ -221,6 +225,12 @@ class Teacher(ABC):
     simulated: ClassVar[bool] = False
     #: True if `complete` itself gives up after `config.timeout` (else the engine adds a guard).
     enforces_timeout: ClassVar[bool] = False
+
+    def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+            TEACHERS.register(name)(cls)
 
     def __init__(self, config: TeacherConfig, api_key: str | None = None) -> None:
         self.config = config
@@ -248,12 +258,3 @@ class Teacher(ABC):
     def source_label(self) -> str:
         return f"{self.name}:{self.config.model}"
 
-
-TEACHERS: Registry[type[Teacher]] = Registry("teacher")
-
-
-def make_teacher(config: TeacherConfig, api_key: str | None = None) -> Teacher:
-    """Instantiate the teacher named by `config.kind` (imports the implementations)."""
-    import curation.teachers  # noqa: F401 - registers the implementations
-
-    return TEACHERS.get(config.kind)(config, api_key=api_key)

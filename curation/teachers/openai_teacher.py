@@ -18,8 +18,9 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx2
+
 from curation.teachers.base import (
-    TEACHERS,
     ChatRequest,
     Choice,
     Completion,
@@ -28,6 +29,7 @@ from curation.teachers.base import (
     TeacherError,
     resolve_api_key,
 )
+from curation.teachers.transport import LeanAsyncTransport
 
 #: Sent when no key is configured: local servers (vLLM, llama.cpp) accept anything.
 NO_KEY = "no-key"
@@ -46,8 +48,7 @@ def templated_client_class() -> Any:
     and the next ones are the same method, URL, headers and extensions with the new
     body (about 12 µs). Anything else (a JSON body, files, a provider runtime or an
     API-key provider that can change the headers) goes through the SDK's own path."""
-    import httpx2
-    import openai
+    import openai  # heavy: the SDK is loaded only when an OpenAI teacher is used
 
     class TemplatedAsyncOpenAI(openai.AsyncOpenAI):
         @property
@@ -119,9 +120,7 @@ def parse_retry_after(headers: Any) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
-@TEACHERS.register("openai")
-class OpenAITeacher(Teacher):
-    name = "openai"
+class OpenAITeacher(Teacher, name="openai"):
     label = "OpenAI-compatible endpoint"
     enforces_timeout = True
 
@@ -145,15 +144,14 @@ class OpenAITeacher(Teacher):
         )
         # The request options, built once: `client.post` would build them (a pydantic
         # model with a dozen defaults) on every call; `client.request` takes them ready.
-        from openai._models import FinalRequestOptions
+        from openai._models import FinalRequestOptions  # heavy: the SDK, only for an OpenAI teacher
 
         self._request_options = FinalRequestOptions.construct(
             method="post", url=self._chat_url, max_retries=0, timeout=config.timeout, headers={}
         )
 
     def _make_client(self, key: str) -> Any:
-        import httpx2
-        import openai
+        import openai  # heavy: the SDK is loaded only when an OpenAI teacher is used
 
         if any(os.environ.get(name) for name in PROXY_VARIABLES):
             limits = httpx2.Limits(
@@ -161,8 +159,6 @@ class OpenAITeacher(Teacher):
             )
             http_client = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.config.timeout)
         else:
-            from curation.teachers.transport import LeanAsyncTransport
-
             http_client = httpx2.AsyncClient(transport=LeanAsyncTransport(), timeout=self.config.timeout)
         return templated_client_class()(
             base_url=self.config.base_url,
@@ -206,8 +202,6 @@ class OpenAITeacher(Teacher):
         return json.dumps(self._body(request), ensure_ascii=False, separators=(",", ":")).encode()
 
     async def complete(self, request: ChatRequest) -> Completion:
-        import httpx2
-
         try:
             options = self._request_options.model_copy(update={"content": self._encode(request)})
             response = await self._client.request(httpx2.Response, options)
@@ -257,7 +251,7 @@ class OpenAITeacher(Teacher):
         )
 
     def _map_error(self, exc: BaseException) -> TeacherError:
-        import openai
+        import openai  # heavy: the SDK is loaded only when an OpenAI teacher is used
 
         if isinstance(exc, TeacherError):
             return exc

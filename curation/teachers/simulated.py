@@ -29,8 +29,9 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from curation.generation.constraints import END_PHRASES, SUPPORTED
-from curation.teachers.base import TEACHERS, ChatRequest, Choice, Completion, Teacher
+from curation.generation.constraints import END_PHRASES, SUPPORTED, describe, draw_constraints
+from curation.sandbox.extract import entry_function
+from curation.teachers.base import ChatRequest, Choice, Completion, Teacher
 
 VERSION = "1"
 LABEL = "Simulated teacher — offline, for demos and tests"
@@ -49,9 +50,7 @@ def _digest(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
 
 
-@TEACHERS.register("simulated")
-class SimulatedTeacher(Teacher):
-    name = "simulated"
+class SimulatedTeacher(Teacher, name="simulated"):
     label = LABEL
     simulated = True
 
@@ -296,15 +295,16 @@ class _Source:
         return self.text[:start] + new + self.text[end:]
 
 
-def _function(tree: ast.Module, entry_point: str | None) -> ast.FunctionDef | None:
+def _function(tree: ast.Module, entry_point: str | None) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The entry point as Python binds it (the solution, not an earlier stub), else the last function."""
+    function = entry_function(tree, entry_point)
+    if function is not None:
+        return function
     functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
-    for function in functions:
-        if function.name == entry_point:
-            return function
     return functions[-1] if functions else None
 
 
-def _body_nodes(function: ast.FunctionDef) -> list[ast.AST]:
+def _body_nodes(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.AST]:
     body = list(function.body)
     if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
         body = body[1:]
@@ -559,8 +559,6 @@ def _instruction_solve(context: dict[str, Any], rng: random.Random, faulty: bool
 
 
 def _instruction_write(context: dict[str, Any], rng: random.Random, faulty: bool) -> tuple[str, str | None, dict]:
-    from curation.generation.constraints import describe, draw_constraints
-
     topic = (context.get("variables") or {}).get("topic") or "daily habits"
     ids, kwargs = draw_constraints(rng, rng.randint(1, 3))
     instruction = f"Write a short piece of advice about {topic}. " + " ".join(describe(i, k) for i, k in zip(ids, kwargs, strict=True))

@@ -58,6 +58,10 @@ class _Connection(asyncio.Protocol):
         """Wait for more bytes (or the end of the connection)."""
         if self.closed:
             raise httpx2.RemoteProtocolError("server closed the connection before the response was complete")
+        await self._arrival()
+
+    async def _arrival(self) -> None:
+        """Until bytes arrive or the connection closes."""
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             await self._waiter
@@ -132,11 +136,7 @@ class _Connection(asyncio.Protocol):
             while not self.closed:
                 if len(self.buffer) > MAX_BODY_BYTES:
                     raise httpx2.RemoteProtocolError("response body too large")
-                self._waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
+                await self._arrival()
             body = bytes(self.buffer)
             self.buffer.clear()
             keep_alive = False
@@ -187,7 +187,7 @@ class LeanAsyncTransport(httpx2.AsyncBaseTransport):
         if self._ssl_context is None:
             context = ssl.create_default_context()
             try:
-                import certifi
+                import certifi  # optional: its CA bundle, when installed, else the system's
 
                 context.load_verify_locations(certifi.where())
             except (ImportError, OSError):

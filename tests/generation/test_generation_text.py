@@ -11,22 +11,23 @@ from curation.generation.extract import (
     consistency,
     extract,
     extract_answer,
-    extract_code,
+    find_code,
     last_boxed,
     normalise_answer,
     parse_written,
 )
 from curation.generation.limiter import AdaptiveLimiter, ErrorWindow, backoff_delay
 from curation.generation.params import GenerationParams
+from curation.generation.plan import render_preview
 from curation.generation.templates import (
     PromptTemplate,
     TemplateError,
     check_template,
     default_template,
     render,
-    render_preview,
 )
-from curation.sources.base import parse_source_spec
+from curation.sandbox.extract import extract_code
+from curation.sources import SOURCES, ProblemSource, parse_source_spec
 from curation.teachers.base import Scrubber, TeacherConfig
 
 
@@ -85,12 +86,14 @@ def test_last_boxed_handles_nesting_and_fbox():
     assert last_boxed("\\boxed{\\sqrt{2}+1} and \\fbox{x^{2}}") == "x^{2}"
 
 
-def test_extract_code_prefers_the_block_defining_the_entry_point():
+def test_find_code_prefers_the_block_defining_the_entry_point():
     text = "```python\nimport os\n```\nthen\n```python\ndef f(x):\n    return x\n```\n```\nprint(f(1))\n```"
-    assert extract_code(text, "f") == "def f(x):\n    return x\n"
-    assert extract_code(text) == "print(f(1))\n"
-    assert extract_code("def g():\n    return 1") == "def g():\n    return 1\n"
-    assert extract_code("no code") is None
+    assert find_code(text, "f") == ("def f(x):\n    return x\n", "fenced block")
+    # Python-tagged blocks come before untagged ones (an untagged block after the code is
+    # usually its output or a usage line): the last tagged block, as the sandbox runs.
+    assert find_code(text) == ("def f(x):\n    return x\n", "fenced block")
+    assert find_code("def g():\n    return 1") == ("def g():\n    return 1\n", "raw response")
+    assert find_code("no code") is None
     assert extract("code", text, {"entry_point": "f"}) == {"extracted_code": "def f(x):\n    return x\n"}
 
 
@@ -269,3 +272,45 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
     delays = [backoff_delay(attempt, base=1.0, cap=10.0, rng=rng) for attempt in range(1, 8)]
     assert 0.5 <= delays[0] <= 1.5 and 4 <= delays[3] <= 12
     assert all(d <= 15 for d in delays)
+
+
+DRAFT = "\n```python\ndef f(x):\n    return 0\n```\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Where generation and the sandbox used to disagree; both now read the answer alike.
+        ("~~~python\ndef f(x):\n    return 1\n~~~", ("def f(x):\n    return 1\n", "fenced block")),
+        ("```py3\ndef f(x):\n    return 1\n```", ("def f(x):\n    return 1\n", "fenced block")),
+        ("Sure:\n```python\ndef f(x):\n    return 1\n", ("def f(x):\n    return 1\n", "fenced block")),
+        ("```python\ndef f(x):\n    return '```'\n```", ("def f(x):\n    return '```'\n", "fenced block")),
+        (f"<think>{DRAFT}</think>I cannot solve this.", None),
+        (f"<think>{DRAFT}and then", None),
+        ("```python\ndef f(x):\n    return 1\n```\nOutput:\n```\n1\n```", ("def f(x):\n    return 1\n", "fenced block")),
+        ("\n\nimport math\ndef f(x):\n    return math.pi\n", ("import math\ndef f(x):\n    return math.pi\n", "raw response")),
+    ],
+)
+def test_generation_and_the_sandbox_find_the_same_code(text, expected):
+    assert find_code(text, "f") == expected
+    program, how = extract_code(text, "", "f")
+    if expected is None:
+        assert (how, "return 0" in program) == ("raw response", False)
+    else:
+        assert (program, how) == expected
+
+
+class _NeedsAnAbsentPackage(ProblemSource):
+    """Unnamed, so not registered."""
+
+    requires = ("assay_no_such_package", "no-such-package")
+
+    def problems(self, family: str, seed: int, limit: int | None = None) -> list:
+        return []
+
+
+def test_a_source_names_the_optional_package_it_lacks():
+    assert _NeedsAnAbsentPackage({"kind": "absent"}).missing_dependencies() == [
+        "the no-such-package package is not installed"
+    ]
+    assert "absent" not in SOURCES

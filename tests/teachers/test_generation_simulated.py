@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from curation.data import SampleRecord
-from curation.generation.extract import extract_answer, normalise_answer
+from curation.generation.extract import extract_answer, find_code, normalise_answer
 from curation.generation.plan import build_plan
 from curation.generation.run import run_generation
+from curation.sandbox.mutants import generate_mutants
 from curation.store import session_scope
 from curation.store.models import Batch, Sample
 from curation.teachers.base import ChatRequest, TeacherConfig
@@ -86,13 +87,11 @@ def test_math_faults_are_real():
 
 
 def test_code_faults_are_mutants_of_the_canonical_solution():
-    from curation.generation.extract import extract_code
-
     seen = Counter()
     for item, _, choice in simulate("code", fault_rate=0.6):
         fault = choice.meta["simulated_fault"]
         seen[fault] += 1
-        code = extract_code(choice.text, item.problem.reference["entry_point"])
+        code, _ = find_code(choice.text, item.problem.reference["entry_point"])
         canonical = (item.problem.hints["code_prompt"] + item.problem.hints["canonical_solution"]).rstrip() + "\n"
         if fault is None:
             assert code == canonical
@@ -311,3 +310,27 @@ def test_demo_batches(sqlite_engine):
     assert all(b.status == "ready" and b.source.startswith("simulated") for b in batches)
     total = sum(faults.values())
     assert abs(faults[True] - 0.2 * total) <= 4 * math.sqrt(total * 0.2 * 0.8)
+
+
+STUB_THEN_SOLUTION = "def f(x):\n    return x + 1\n\n\ndef f(x):\n    return x * 2\n"
+STUB = "def f(x):\n    return x + 1"
+
+
+def _mutated_by_the_simulated_teacher(code: str) -> list[str]:
+    return [mutant for kind in ("off_by_one", "flipped_comparison", "wrong_return") if (mutant := mutate(code, kind, "f"))]
+
+
+def _mutated_by_the_test_strength_check(code: str) -> list[str]:
+    return [mutant.code for mutant in generate_mutants(code, "f")]
+
+
+@pytest.mark.parametrize("mutants_of", [_mutated_by_the_simulated_teacher, _mutated_by_the_test_strength_check])
+def test_code_mutation_changes_the_definition_python_binds(mutants_of):
+    """Two definitions of the entry point: Python binds the last, so the last is mutated."""
+    mutants = mutants_of(STUB_THEN_SOLUTION)
+    assert mutants
+    for mutant in mutants:
+        tree = ast.parse(mutant)
+        first, last = (node for node in tree.body if isinstance(node, ast.FunctionDef))
+        assert ast.unparse(first) == STUB
+        assert ast.unparse(last) != "def f(x):\n    return x * 2"
