@@ -28,6 +28,7 @@ from curation.review.sampling import (
 )
 from curation.store.db import session_scope
 from curation.store.models import Decision, Sample, Verdict
+from curation.verification.versions import current_clause
 
 #: Gaps longer than this between two decisions are breaks, not reading time.
 BREAK_SECONDS = 30 * 60
@@ -180,8 +181,8 @@ class VerifierScore:
 
 
 def verifier_scores(engine: Engine, batch_id: int) -> list[VerifierScore]:
-    """Confusion matrix of every verifier (and of the overall outcome) against the
-    human accept / reject decisions of a batch. Weakest precision first."""
+    """Confusion matrix of every verifier's current version (and of the overall outcome)
+    against the human accept / reject decisions of a batch. Weakest precision first."""
     judged = (
         Sample.batch_id == batch_id,
         Sample.decision.in_(("accept", "reject")),
@@ -192,7 +193,7 @@ def verifier_scores(engine: Engine, batch_id: int) -> list[VerifierScore]:
         for verifier, version, passed, decision, n in session.execute(
             select(Verdict.verifier, Verdict.version, Verdict.passed, Sample.decision, func.count())
             .join(Verdict, Verdict.sample_id == Sample.id)
-            .where(*judged, Verdict.passed.is_not(None))
+            .where(*judged, Verdict.passed.is_not(None), current_clause())
             .group_by(Verdict.verifier, Verdict.version, Verdict.passed, Sample.decision)
         ):
             cells[f"{verifier} v{version}"][(bool(passed), decision)] += n
