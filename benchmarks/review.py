@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
-from curation.review.bulk import bulk_accept_passed, bulk_reject_failures, failure_reasons, undo_bulk  # noqa: E402
+from curation.review.bulk import bulk_accept_passed, bulk_reject_failures, rejectable_reasons, undo_bulk  # noqa: E402
 from curation.review.context import review_card  # noqa: E402
 from curation.review.decisions import record_decision  # noqa: E402
 from curation.review.queues import (  # noqa: E402
@@ -180,7 +180,7 @@ def bench(n: int, decisions: int, rebuild: bool) -> None:
     report(f"bulk accept of the passed set ({accepted.count:,} samples)", f"{elapsed:,.2f} s")
     elapsed, undone = timed(lambda: undo_bulk(engine, accepted.bulk_event_id, "bulk"))
     report(f"undo of that bulk event ({undone.count:,} samples)", f"{elapsed:,.2f} s")
-    verifier, reason, _ = next(r for r in failure_reasons(engine, batch_id) if r[0] == "checker")
+    verifier, reason, _ = next(r for r in rejectable_reasons(engine, batch_id) if r[0] == "checker")
     elapsed, rejected = timed(lambda: bulk_reject_failures(engine, batch_id, verifier, reason, "bulk"))
     report(f"bulk reject of one failure reason ({rejected.count:,} samples)", f"{elapsed:,.2f} s")
     dispose_engines()

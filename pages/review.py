@@ -13,10 +13,10 @@ from curation.review.bulk import (
     BoundNotMet,
     bulk_accept_passed,
     bulk_reject_failures,
-    failure_reasons,
     list_bulk_events,
     preview_accept_passed,
     preview_reject_failures,
+    rejectable_reasons,
     resume_bulk,
     undo_bulk,
 )
@@ -392,7 +392,7 @@ def reviewers_tab(batch_id: int, name: str) -> None:
 
 def bulk_tab(batch_id: int, name: str) -> None:
     st.markdown("**Reject all failures of a reason**")
-    reasons = failure_reasons(eng, batch_id)
+    reasons = rejectable_reasons(eng, batch_id)
     if reasons:
         choice = st.selectbox(
             "Verifier and reason", range(len(reasons)), key="bulk_reason",

@@ -2,9 +2,13 @@
 sample pointing at it (`bulk_event_id`).
 
 * `bulk_accept_passed` — accept every undecided verifier-passed sample of a batch,
-  refused unless the spot-check's Clopper–Pearson bound holds.
-* `bulk_reject_failures` — reject every undecided sample a named verifier failed
-  with a given reason.
+  refused unless the spot-check's Clopper–Pearson bound holds. A sample whose stored
+  outcome predates a verifier's current version (not verified again since) is left out.
+* `bulk_reject_failures` — reject every undecided sample whose verdict of the named
+  verifier's current version failed with a given reason.
+
+Old verdicts are kept when a verifier's version changes; every selection here reads
+current verdicts only (`curation.verification.versions`).
 * `undo_bulk` — append reversing events (a new BulkEvent, action "undo").
 
 A bulk action only ever touches undecided samples: it never overrides a human.
@@ -48,6 +52,8 @@ from curation.review.decisions import CLEAR
 from curation.review.sampling import DEFAULT_CONFIDENCE, DEFAULT_MAX_ERROR, acceptance_summary
 from curation.store.db import session_scope
 from curation.store.models import Batch, BulkEvent, Decision, Sample, Verdict, utcnow
+from curation.verification.report import ReasonCount, failure_reasons
+from curation.verification.versions import current_clause, stale_clause
 
 CHUNK = 10_000
 UNDO = "undo"
@@ -101,7 +107,11 @@ _EVENT_FIELDS = ["reviewer", "action", "reason_tags", "note", "bulk_event_id", "
 
 
 def _passed_selection(batch_id: int) -> list[Any]:
-    return [Sample.batch_id == batch_id, Sample.passed.is_(True)]
+    return [
+        Sample.batch_id == batch_id,
+        Sample.passed.is_(True),
+        ~exists().where(Verdict.sample_id == Sample.id, stale_clause()),
+    ]
 
 
 def _failure_selection(batch_id: int, verifier: str, reason: str) -> list[Any]:
@@ -112,6 +122,7 @@ def _failure_selection(batch_id: int, verifier: str, reason: str) -> list[Any]:
             Verdict.verifier == verifier,
             Verdict.passed.is_(False),
             Verdict.reason == reason,
+            current_clause(),
         ),
     ]
 
@@ -154,18 +165,10 @@ def preview_reject_failures(engine: Engine, batch_id: int, verifier: str, reason
         )
 
 
-def failure_reasons(engine: Engine, batch_id: int, *, limit: int = 50) -> list[tuple[str, str, int]]:
-    """(verifier, reason, undecided samples) of the batch's failed verdicts, most common first."""
-    with session_scope(engine, write=False) as session:
-        rows = session.execute(
-            select(Verdict.verifier, Verdict.reason, func.count(func.distinct(Verdict.sample_id)))
-            .join(Sample, Sample.id == Verdict.sample_id)
-            .where(Sample.batch_id == batch_id, Sample.decision.is_(None), Verdict.passed.is_(False))
-            .group_by(Verdict.verifier, Verdict.reason)
-            .order_by(func.count(func.distinct(Verdict.sample_id)).desc(), Verdict.verifier, Verdict.reason)
-            .limit(limit)
-        ).all()
-    return [(verifier, reason, n) for verifier, reason, n in rows]
+def rejectable_reasons(engine: Engine, batch_id: int, *, limit: int = 50) -> list[ReasonCount]:
+    """(verifier, exact reason, undecided samples) of the batch's failed current verdicts,
+    most common first: the choices of `bulk_reject_failures`."""
+    return failure_reasons(engine, [batch_id], decisions=("undecided",), normalise=False, limit=limit)
 
 
 # --------------------------------------------------------------------------- applying
