@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 from curation.review.bulk import bulk_accept_passed, bulk_reject_failures, rejectable_reasons, undo_bulk  # noqa: E402
-from curation.review.context import review_card  # noqa: E402
+from curation.review.context import neighbour_previews, review_card  # noqa: E402
 from curation.review.decisions import record_decision  # noqa: E402
 from curation.review.queues import (  # noqa: E402
     Queue,
@@ -114,6 +114,7 @@ def page_open(engine: Any, batch_id: int, reviewer: str) -> int | None:
     sample_id = next_sample(engine, queue, reviewer)
     if sample_id is not None:
         review_card(engine, sample_id)
+        neighbour_previews(engine, sample_id)
         queue_remaining(engine, queue, reviewer)
     return sample_id
 
