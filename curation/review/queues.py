@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine, Select, String, cast, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
@@ -287,8 +288,6 @@ def draw_spot_check(
     order, so a pool is reproducible and growing it keeps every earlier sample. The
     seed and overlap of an existing pool are kept unless given; changing the overlap
     applies to claims made from now on."""
-    import numpy as np
-
     if size < 0:
         raise ValueError("the pool size cannot be negative")
     if overlap is not None and overlap < 1:
