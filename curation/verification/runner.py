@@ -44,6 +44,7 @@ from curation.store.db import session_scope
 from curation.store.models import Batch, Job, Sample, Verdict, utcnow
 from curation.verification.chains import chains_for, overall_outcome
 from curation.verification.pipeline import ChainPipeline, default_jobs
+from curation.verification.versions import current_versions
 
 Progress = Callable[..., None]
 HIDDEN_STATUSES = ("importing", "discarding")
@@ -105,13 +106,6 @@ class Plan:
     versions: dict[str, str]
     skipped: dict[str, str]
     judge: Any = None
-
-
-def current_versions() -> dict[str, str]:
-    """name -> version of every registered verifier."""
-    from curation.verification import VERIFIERS
-
-    return {name: VERIFIERS.get(name).version for name in VERIFIERS}
 
 
 def plan_verification(params: VerifyParams) -> Plan:
