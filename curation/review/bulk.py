@@ -6,10 +6,10 @@ sample pointing at it (`bulk_event_id`).
   outcome predates a verifier's current version (not verified again since) is left out.
 * `bulk_reject_failures` — reject every undecided sample whose verdict of the named
   verifier's current version failed with a given reason.
+* `undo_bulk` — append reversing events (a new BulkEvent, action "undo").
 
 Old verdicts are kept when a verifier's version changes; every selection here reads
 current verdicts only (`curation.verification.versions`).
-* `undo_bulk` — append reversing events (a new BulkEvent, action "undo").
 
 A bulk action only ever touches undecided samples: it never overrides a human.
 
