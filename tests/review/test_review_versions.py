@@ -163,3 +163,16 @@ def test_current_only_keeps_order_and_each_samples_newest_unregistered_verdict()
     ]
     kept = current_only(rows, sample=itemgetter(0), verifier=itemgetter(1), version=itemgetter(2))
     assert kept == [(1, "retired", "2"), (1, "quality", QUALITY), (2, "retired", "1")]
+
+
+def test_one_failure_reasons_rule_grouped_for_reports_exact_for_bulk(engine):
+    batch_id, ids = add_batch(engine, "reasons", [{"prompt": "a"}, {"prompt": "b"}, {"prompt": "c"}])
+    for sample_id, words in zip(ids, (812, 900, 640), strict=True):
+        add_verdicts(engine, sample_id, ("quality", OLD, True, "ok"), ("quality", QUALITY, False, f"too long ({words} words)"))
+    record_decision(engine, ids[0], "ada", "reject")
+    assert failure_reasons(engine, [batch_id]) == [("quality", "too long (# words)", 3)]
+    assert failure_reasons(engine, [batch_id], decisions=["undecided"]) == [("quality", "too long (# words)", 2)]
+    assert rejectable_reasons(engine, batch_id) == [
+        ("quality", "too long (640 words)", 1),
+        ("quality", "too long (900 words)", 1),
+    ]
