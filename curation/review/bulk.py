@@ -2,8 +2,9 @@
 sample pointing at it (`bulk_event_id`).
 
 * `bulk_accept_passed` — accept every undecided verifier-passed sample of a batch,
-  refused unless the spot-check's Clopper–Pearson bound holds. A sample whose stored
-  outcome predates a verifier's current version (not verified again since) is left out.
+  refused unless the spot-check's Clopper–Pearson bound holds. "Verifier-passed" is the
+  sample's stored outcome (`Sample.passed`), which verification computes from the current
+  verifier versions only (`verification.chains.overall_outcome`).
 * `bulk_reject_failures` — reject every undecided sample whose verdict of the named
   verifier's current version failed with a given reason.
 * `undo_bulk` — append reversing events (a new BulkEvent, action "undo").
@@ -53,7 +54,7 @@ from curation.review.sampling import DEFAULT_CONFIDENCE, DEFAULT_MAX_ERROR, acce
 from curation.store.db import session_scope
 from curation.store.models import Batch, BulkEvent, Decision, Sample, Verdict, utcnow
 from curation.verification.report import ReasonCount, failure_reasons
-from curation.verification.versions import current_clause, stale_clause
+from curation.verification.versions import current_clause
 
 CHUNK = 10_000
 UNDO = "undo"
@@ -107,11 +108,7 @@ _EVENT_FIELDS = ["reviewer", "action", "reason_tags", "note", "bulk_event_id", "
 
 
 def _passed_selection(batch_id: int) -> list[Any]:
-    return [
-        Sample.batch_id == batch_id,
-        Sample.passed.is_(True),
-        ~exists().where(Verdict.sample_id == Sample.id, stale_clause()),
-    ]
+    return [Sample.batch_id == batch_id, Sample.passed.is_(True)]
 
 
 def _failure_selection(batch_id: int, verifier: str, reason: str) -> list[Any]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, case, exists, false, or_
+from sqlalchemy import and_, case, exists, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from curation.store.models import Verdict
@@ -59,26 +59,6 @@ def current_clause(verdict: Any = Verdict, versions: dict[str, str] | None = Non
     return or_(registered, and_(verdict.verifier.not_in(list(versions)), latest_on_sample))
 
 
-def stale_clause(verdict: Any = Verdict, versions: dict[str, str] | None = None) -> ColumnElement[bool]:
-    """SQL condition: the `verdict` row is of a registered verifier's older version and
-    its sample has no verdict of that verifier's current version (the sample was not
-    verified again since the version changed, so its stored outcome predates it)."""
-    versions = current_versions() if versions is None else versions
-    if not versions:
-        return false()
-    current = case(versions, value=verdict.verifier)
-    other = Verdict.__table__.alias()
-    return and_(
-        verdict.verifier.in_(list(versions)),
-        verdict.version != current,
-        ~exists().where(
-            other.c.sample_id == verdict.sample_id,
-            other.c.verifier == verdict.verifier,
-            other.c.version == current,
-        ),
-    )
-
-
 def current_only(
     rows: Iterable[Row],
     *,
@@ -109,4 +89,4 @@ def current_only(
     return kept
 
 
-__all__ = ["current_clause", "current_only", "current_versions", "stale_clause"]
+__all__ = ["current_clause", "current_only", "current_versions"]

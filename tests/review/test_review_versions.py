@@ -12,7 +12,6 @@ from curation.export.rows import iter_records
 from curation.review.bulk import (
     bulk_accept_passed,
     bulk_reject_failures,
-    preview_accept_passed,
     preview_reject_failures,
     rejectable_reasons,
 )
@@ -83,7 +82,10 @@ def test_bulk_reject_by_reason_leaves_samples_the_current_version_passes(engine)
     assert get_sample(engine, ids["fixed"]).decision is None
 
 
-def test_bulk_accept_leaves_samples_whose_outcome_predates_the_current_version(engine):
+def test_bulk_accept_follows_the_outcome_of_the_current_versions(engine):
+    """Accept-passed reads the stored outcome, which verification computes from current
+    verdicts: an old failing verdict does not hold back a sample the current version
+    passes, and an old passing one does not let through a sample it fails."""
     batch_id, ids = versioned_batch(engine, passing=8)
     pool = draw_spot_check(engine, batch_id, 3, seed=1)
     with session_scope(engine, write=False) as session:
@@ -91,11 +93,11 @@ def test_bulk_accept_leaves_samples_whose_outcome_predates_the_current_version(e
     assert pool.size == 3 and not drawn & {ids["stale"], ids["fixed"]}, "precondition: the pool is fine samples"
     for _ in range(3):
         record_decision(engine, next_sample(engine, Queue("spot-check", batch_id), "ada"), "ada", "accept")
-    assert preview_accept_passed(engine, batch_id) == 1 + 8 - 3
     result = bulk_accept_passed(engine, batch_id, "bob", max_error=0.5, confidence=0.8)
-    assert result.count == 1 + 8 - 3
+    assert result.count == 2 + 8 - 3
     assert get_sample(engine, ids["fixed"]).decision == "accept"
-    assert get_sample(engine, ids["stale"]).decision is None
+    assert get_sample(engine, ids["failing"]).decision is None
+    assert get_sample(engine, ids["disagree"]).decision is None
 
 
 @pytest.mark.parametrize(
