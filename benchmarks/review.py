@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
-from curation.review.bulk import bulk_accept_passed, bulk_reject_failures, failure_reasons, undo_bulk  # noqa: E402
-from curation.review.context import review_card  # noqa: E402
+from curation.review.bulk import bulk_accept_passed, bulk_reject_failures, rejectable_reasons, undo_bulk  # noqa: E402
+from curation.review.context import neighbour_previews, review_card  # noqa: E402
 from curation.review.decisions import record_decision  # noqa: E402
 from curation.review.queues import (  # noqa: E402
     Queue,
@@ -114,6 +114,7 @@ def page_open(engine: Any, batch_id: int, reviewer: str) -> int | None:
     sample_id = next_sample(engine, queue, reviewer)
     if sample_id is not None:
         review_card(engine, sample_id)
+        neighbour_previews(engine, sample_id)
         queue_remaining(engine, queue, reviewer)
     return sample_id
 
@@ -180,7 +181,7 @@ def bench(n: int, decisions: int, rebuild: bool) -> None:
     report(f"bulk accept of the passed set ({accepted.count:,} samples)", f"{elapsed:,.2f} s")
     elapsed, undone = timed(lambda: undo_bulk(engine, accepted.bulk_event_id, "bulk"))
     report(f"undo of that bulk event ({undone.count:,} samples)", f"{elapsed:,.2f} s")
-    verifier, reason, _ = next(r for r in failure_reasons(engine, batch_id) if r[0] == "checker")
+    verifier, reason, _ = next(r for r in rejectable_reasons(engine, batch_id) if r[0] == "checker")
     elapsed, rejected = timed(lambda: bulk_reject_failures(engine, batch_id, verifier, reason, "bulk"))
     report(f"bulk reject of one failure reason ({rejected.count:,} samples)", f"{elapsed:,.2f} s")
     dispose_engines()

@@ -5,6 +5,8 @@ Every query and rule lives in curation.review; this page only lays it out."""
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import streamlit as st
 
@@ -13,14 +15,14 @@ from curation.review.bulk import (
     BoundNotMet,
     bulk_accept_passed,
     bulk_reject_failures,
-    failure_reasons,
     list_bulk_events,
     preview_accept_passed,
     preview_reject_failures,
+    rejectable_reasons,
     resume_bulk,
     undo_bulk,
 )
-from curation.review.context import review_card
+from curation.review.context import neighbour_previews, review_card
 from curation.review.decisions import REASON_TAGS, record_decision, undo_last_decision
 from curation.review.queues import (
     QUEUE_LABELS,
@@ -43,6 +45,7 @@ from pages.common import engine, page_header, require_reviewer, reviewer, show_j
 OUTCOME = {True: "pass", False: "fail", None: "—"}
 VERDICT_ICON = {True: ":material/check:", False: ":material/close:", None: ":material/help:"}
 CONFIDENCES = [0.8, 0.9, 0.95, 0.99]
+log = logging.getLogger(__name__)
 
 
 def _auth_configured() -> bool:
@@ -180,6 +183,17 @@ def _show_related(related: list, *, empty: str) -> None:
                     st.switch_page("pages/samples.py")
 
 
+def _show_neighbours(sample_id: int) -> None:
+    """The neighbour lookup's failure is shown on the card and logged, never read as "none"."""
+    try:
+        neighbours = neighbour_previews(eng, sample_id)
+    except Exception as exc:  # noqa: BLE001 - any failure: the rest of the card still shows
+        log.exception("nearest neighbours of sample %s failed", sample_id)
+        st.error(f"Nearest neighbours could not be loaded: {type(exc).__name__}: {exc}", icon=":material/error:")
+        return
+    _show_related(neighbours, empty="No neighbours found.")
+
+
 def _live_bound(batch_id: int) -> None:
     summary = acceptance_summary(eng, batch_id, max_error, confidence, with_population=False)
     if not summary.pool:
@@ -262,9 +276,8 @@ def review_panel(q: Queue, name: str) -> None:
         _show_verdicts(sample.verdicts)
         st.markdown("**Near-duplicates and matches**")
         _show_related(card.marks, empty="No diversity marks.")
-        if card.neighbours is not None:
-            st.markdown("**Nearest neighbours**")
-            _show_related(card.neighbours, empty="No neighbours found.")
+        st.markdown("**Nearest neighbours**")
+        _show_neighbours(sample_id)
         if sample.metadata:
             with st.expander("Metadata", icon=":material/data_object:"):
                 show_json(sample.metadata)
@@ -392,7 +405,7 @@ def reviewers_tab(batch_id: int, name: str) -> None:
 
 def bulk_tab(batch_id: int, name: str) -> None:
     st.markdown("**Reject all failures of a reason**")
-    reasons = failure_reasons(eng, batch_id)
+    reasons = rejectable_reasons(eng, batch_id)
     if reasons:
         choice = st.selectbox(
             "Verifier and reason", range(len(reasons)), key="bulk_reason",

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import BigInteger, Engine, Select, String, Text, bindparam, cast, func, literal_column, select
@@ -19,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from curation.store.db import session_scope
 from curation.store.models import Batch, Decision, Sample, Verdict
+from curation.verification.versions import current_only, current_versions
 
 CHUNK = 2000
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
@@ -37,7 +39,7 @@ PROVENANCE_FIELDS: dict[str, str] = {
     "model": "the teacher's model name",
     "generation_params": "sampling and prompting parameters of the generation run (no secrets)",
     "generation": "generation number in a lineage of synthetic batches (0 = from real data)",
-    "verdicts": "automatic verifier results: verifier, version, passed, score, reason",
+    "verdicts": "automatic verifier results (each verifier's current version): verifier, version, passed, score, reason",
     "decision": "the reviewer's latest decision: action, reviewer, time, reason tags, decision id",
     "content_hash": "sha256 of [family, prompt, response] as stored (detects any change)",
 }
@@ -260,6 +262,7 @@ def iter_records(
         .order_by(Decision.id)
     )
     verdict_cache: dict[tuple[Any, ...], str] = {}
+    versions = current_versions()
 
     def fetch(chunk: list[int]) -> tuple[dict[int, Any], dict[int, list[tuple[str, str, bool | None, str]]], dict[int, Any]]:
         param = {"ids": id_param(engine, chunk)}
@@ -268,7 +271,14 @@ def iter_records(
             verdicts: dict[int, list[tuple[str, str, bool | None, str]]] = {}
             if len(verdict_cache) > _VERDICT_CACHE_MAX:
                 verdict_cache.clear()
-            for sample_id, *verdict in conn.execute(verdict_query, param).all():
+            current = current_only(
+                conn.execute(verdict_query, param).all(),
+                sample=itemgetter(0),
+                verifier=itemgetter(1),
+                version=itemgetter(2),
+                versions=versions,
+            )
+            for sample_id, *verdict in current:
                 key = tuple(verdict)
                 text = verdict_cache.get(key)
                 if text is None:

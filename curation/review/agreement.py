@@ -6,7 +6,7 @@ undefined (None here) when chance agreement is already 1, e.g. everyone accepted
 everything.
 
 Pure functions first; `reviewer_agreement` reads each reviewer's live decisions
-from the store (`curation.review.stats.live_labels`).
+from the store (`curation.review.decisions.live_labels`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
+
+from curation.review.decisions import live_labels
 
 #: Labels that take part in agreement (a skip is no opinion).
 AGREEMENT_LABELS = ("accept", "reject")
@@ -142,6 +144,4 @@ def agreement_from_labels(labels: Mapping[int, Mapping[str, str]]) -> Agreement:
 
 def reviewer_agreement(engine: Engine, batch_id: int) -> Agreement:
     """Agreement between the reviewers of a batch, on their live human decisions."""
-    from curation.review.stats import live_labels
-
     return agreement_from_labels(live_labels(engine, batch_id))

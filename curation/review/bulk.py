@@ -2,10 +2,15 @@
 sample pointing at it (`bulk_event_id`).
 
 * `bulk_accept_passed` — accept every undecided verifier-passed sample of a batch,
-  refused unless the spot-check's Clopper–Pearson bound holds.
-* `bulk_reject_failures` — reject every undecided sample a named verifier failed
-  with a given reason.
+  refused unless the spot-check's Clopper–Pearson bound holds. "Verifier-passed" is the
+  sample's stored outcome (`Sample.passed`), which verification computes from the current
+  verifier versions only (`verification.chains.overall_outcome`).
+* `bulk_reject_failures` — reject every undecided sample whose verdict of the named
+  verifier's current version failed with a given reason.
 * `undo_bulk` — append reversing events (a new BulkEvent, action "undo").
+
+Old verdicts are kept when a verifier's version changes; every selection here reads
+current verdicts only (`curation.verification.versions`).
 
 A bulk action only ever touches undecided samples: it never overrides a human.
 
@@ -48,6 +53,8 @@ from curation.review.decisions import CLEAR
 from curation.review.sampling import DEFAULT_CONFIDENCE, DEFAULT_MAX_ERROR, acceptance_summary
 from curation.store.db import session_scope
 from curation.store.models import Batch, BulkEvent, Decision, Sample, Verdict, utcnow
+from curation.verification.report import ReasonCount, failure_reasons
+from curation.verification.versions import current_clause
 
 CHUNK = 10_000
 UNDO = "undo"
@@ -112,6 +119,7 @@ def _failure_selection(batch_id: int, verifier: str, reason: str) -> list[Any]:
             Verdict.verifier == verifier,
             Verdict.passed.is_(False),
             Verdict.reason == reason,
+            current_clause(),
         ),
     ]
 
@@ -154,18 +162,10 @@ def preview_reject_failures(engine: Engine, batch_id: int, verifier: str, reason
         )
 
 
-def failure_reasons(engine: Engine, batch_id: int, *, limit: int = 50) -> list[tuple[str, str, int]]:
-    """(verifier, reason, undecided samples) of the batch's failed verdicts, most common first."""
-    with session_scope(engine, write=False) as session:
-        rows = session.execute(
-            select(Verdict.verifier, Verdict.reason, func.count(func.distinct(Verdict.sample_id)))
-            .join(Sample, Sample.id == Verdict.sample_id)
-            .where(Sample.batch_id == batch_id, Sample.decision.is_(None), Verdict.passed.is_(False))
-            .group_by(Verdict.verifier, Verdict.reason)
-            .order_by(func.count(func.distinct(Verdict.sample_id)).desc(), Verdict.verifier, Verdict.reason)
-            .limit(limit)
-        ).all()
-    return [(verifier, reason, n) for verifier, reason, n in rows]
+def rejectable_reasons(engine: Engine, batch_id: int, *, limit: int = 50) -> list[ReasonCount]:
+    """(verifier, exact reason, undecided samples) of the batch's failed current verdicts,
+    most common first: the choices of `bulk_reject_failures`."""
+    return failure_reasons(engine, [batch_id], decisions=("undecided",), normalise=False, limit=limit)
 
 
 # --------------------------------------------------------------------------- applying

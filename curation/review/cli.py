@@ -10,6 +10,8 @@ import json
 from sqlalchemy import Engine
 
 from curation.review.sampling import DEFAULT_CONFIDENCE, DEFAULT_MAX_ERROR
+from curation.review.stats import ReviewStats, review_stats
+from curation.store.queries import batch_id_by_name
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -20,7 +22,7 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def format_stats(name: str, stats) -> str:  # noqa: ANN001 - a ReviewStats
+def format_stats(name: str, stats: ReviewStats) -> str:
     """The human-readable report of `review_stats`."""
     a = stats.acceptance
     lines = [f"batch {name!r}", "", "decisions"]
@@ -69,9 +71,6 @@ def format_stats(name: str, stats) -> str:  # noqa: ANN001 - a ReviewStats
 
 
 def cmd_review_stats(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.review.stats import review_stats
-    from curation.store.queries import batch_id_by_name
-
     batch_id = batch_id_by_name(engine, args.batch)
     stats = review_stats(engine, batch_id, args.max_error, args.confidence)
     if args.json:

@@ -1,10 +1,15 @@
 """Review decisions are append-only events. The current decision of a sample is
 its latest event; `Sample.decision` mirrors it, written in the same transaction,
-so filters and queues stay index-backed. Undo appends an event too."""
+so filters and queues stay index-backed. Undo appends an event too.
+
+Each reviewer's *live* decisions (`live_labels`) are their human events minus the
+undone ones: the evidence for reviewer statistics and agreement."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, exists, select, update
 from sqlalchemy.orm import aliased
@@ -158,3 +163,49 @@ def current_decision(engine: Engine, sample_id: int) -> str | None:
             select(Decision.action).where(Decision.sample_id == sample_id).order_by(Decision.id.desc()).limit(1)
         )
     return None if latest in (None, CLEAR) else latest
+
+
+def human_events(engine: Engine, batch_id: int | None) -> list[Any]:
+    """Human (non-bulk) decision events, oldest first, of one batch or of all."""
+    query = select(
+        Decision.id,
+        Decision.sample_id,
+        Decision.reviewer,
+        Decision.action,
+        Decision.undoes_id,
+        Decision.created_at,
+    ).where(Decision.bulk_event_id.is_(None))
+    if batch_id is not None:
+        # A correlated lookup, so the (small) decision log drives the query, not the batch.
+        query = query.where(
+            select(Sample.batch_id).where(Sample.id == Decision.sample_id).scalar_subquery() == batch_id
+        )
+    with session_scope(engine, write=False) as session:
+        return list(session.execute(query.order_by(Decision.id)))
+
+
+def live_stacks(events: list[Any]) -> dict[tuple[int, str], list[Any]]:
+    """Each (sample, reviewer)'s stack of live decision events: undo removes its target."""
+    stacks: dict[tuple[int, str], list[Any]] = defaultdict(list)
+    by_id = {}
+    for event in events:
+        if event.undoes_id is not None:
+            target = by_id.get(event.undoes_id)
+            if target is not None:
+                stack = stacks[(target.sample_id, target.reviewer)]
+                if target in stack:
+                    stack.remove(target)
+            continue
+        if event.action in ACTIONS:
+            by_id[event.id] = event
+            stacks[(event.sample_id, event.reviewer)].append(event)
+    return stacks
+
+
+def live_labels(engine: Engine, batch_id: int | None) -> dict[int, dict[str, str]]:
+    """{sample id: {reviewer: their live decision}} from human events."""
+    labels: dict[int, dict[str, str]] = defaultdict(dict)
+    for (sample_id, reviewer), stack in live_stacks(human_events(engine, batch_id)).items():
+        if stack:
+            labels[sample_id][reviewer] = stack[-1].action
+    return dict(labels)

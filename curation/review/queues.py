@@ -24,6 +24,7 @@ decision) in the shared queues; in the spot-check and assigned queues, samples t
 reviewer has no live decision on (with overlap, others may have decided them).
 A skip is a recorded decision: the sample leaves the shared queues (it stays
 findable in Samples under "skip") and counts as not read in the spot-check.
+The verdict-driven queues read current verdicts only (`curation.verification.versions`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine, Select, String, cast, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
@@ -40,6 +42,7 @@ from curation.review.decisions import decided_by
 from curation.store.db import session_scope
 from curation.store.models import Assignment, Batch, Sample, Verdict
 from curation.store.queries import HIDDEN_STATUSES
+from curation.verification.versions import current_clause
 
 QUEUE_KINDS = ("disagreement", "uncertain", "spot-check", "failures", "cluster", "assigned", "undecided")
 QUEUE_LABELS = {
@@ -147,6 +150,7 @@ def _shared(queue: Queue) -> Select[tuple[int]] | None:
                     Verdict.sample_id == Sample.id,
                     Verdict.verifier == queue.verifier,
                     Verdict.passed.is_(False),
+                    current_clause(),
                 )
             )
         return query.order_by(Sample.id)
@@ -158,7 +162,7 @@ def _shared(queue: Queue) -> Select[tuple[int]] | None:
         query = (
             select(Verdict.sample_id)
             .join(Sample, Sample.id == Verdict.sample_id)
-            .where(*open_sample)
+            .where(*open_sample, current_clause())
             .order_by(Verdict.sample_id)
         )
         if queue.kind == "uncertain":
@@ -166,7 +170,7 @@ def _shared(queue: Queue) -> Select[tuple[int]] | None:
         other = aliased(Verdict)
         return query.where(
             Verdict.passed.is_(False),
-            exists().where(other.sample_id == Verdict.sample_id, other.passed.is_(True)),
+            exists().where(other.sample_id == Verdict.sample_id, other.passed.is_(True), current_clause(other)),
         )
     return None
 
@@ -284,8 +288,6 @@ def draw_spot_check(
     order, so a pool is reproducible and growing it keeps every earlier sample. The
     seed and overlap of an existing pool are kept unless given; changing the overlap
     applies to claims made from now on."""
-    import numpy as np
-
     if size < 0:
         raise ValueError("the pool size cannot be negative")
     if overlap is not None and overlap < 1:

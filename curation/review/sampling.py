@@ -51,7 +51,7 @@ def _beta_ppf(q: float, a: float, b: float) -> float:
     """scipy.stats.beta.ppf(q, a, b), computed by the function it calls,
     scipy.special.betaincinv, whose import is a fraction of scipy.stats' (the first
     page load pays it)."""
-    from scipy.special import betaincinv
+    from scipy.special import betaincinv  # heavy: scipy only once a bound is computed
 
     return float(betaincinv(a, b, q))
 

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 
 from curation.data import record_dict
 from curation.review.agreement import Agreement, reviewer_agreement
-from curation.review.decisions import ACTIONS, latest_is_human
+from curation.review.decisions import ACTIONS, human_events, latest_is_human, live_stacks
 from curation.review.queues import pool_samples
 from curation.review.sampling import (
     DEFAULT_CONFIDENCE,
@@ -28,58 +28,13 @@ from curation.review.sampling import (
     clopper_pearson_interval,
 )
 from curation.store.db import session_scope
-from curation.store.models import Decision, Sample, Verdict
+from curation.store.models import Sample, Verdict
+from curation.verification.versions import current_clause
 
 #: Gaps longer than this between two decisions are breaks, not reading time.
 BREAK_SECONDS = 30 * 60
 #: Verdicts of the overall verifier outcome (Sample.passed) are reported under this name.
 ALL_VERIFIERS = "all verifiers"
-
-
-def _events(engine: Engine, batch_id: int | None) -> list[Any]:
-    """Human (non-bulk) decision events, oldest first, of one batch or of all."""
-    query = select(
-        Decision.id,
-        Decision.sample_id,
-        Decision.reviewer,
-        Decision.action,
-        Decision.undoes_id,
-        Decision.created_at,
-    ).where(Decision.bulk_event_id.is_(None))
-    if batch_id is not None:
-        # A correlated lookup, so the (small) decision log drives the query, not the batch.
-        query = query.where(
-            select(Sample.batch_id).where(Sample.id == Decision.sample_id).scalar_subquery() == batch_id
-        )
-    with session_scope(engine, write=False) as session:
-        return list(session.execute(query.order_by(Decision.id)))
-
-
-def _live(events: list[Any]) -> dict[tuple[int, str], list[Any]]:
-    """Each (sample, reviewer)'s stack of live decision events: undo removes its target."""
-    stacks: dict[tuple[int, str], list[Any]] = defaultdict(list)
-    by_id = {}
-    for event in events:
-        if event.undoes_id is not None:
-            target = by_id.get(event.undoes_id)
-            if target is not None:
-                stack = stacks[(target.sample_id, target.reviewer)]
-                if target in stack:
-                    stack.remove(target)
-            continue
-        if event.action in ACTIONS:
-            by_id[event.id] = event
-            stacks[(event.sample_id, event.reviewer)].append(event)
-    return stacks
-
-
-def live_labels(engine: Engine, batch_id: int | None) -> dict[int, dict[str, str]]:
-    """{sample id: {reviewer: their live decision}} from human events."""
-    labels: dict[int, dict[str, str]] = defaultdict(dict)
-    for (sample_id, reviewer), stack in _live(_events(engine, batch_id)).items():
-        if stack:
-            labels[sample_id][reviewer] = stack[-1].action
-    return dict(labels)
 
 
 @dataclass(frozen=True)
@@ -107,8 +62,8 @@ def _seconds(later: datetime, earlier: datetime) -> float:
 
 def reviewer_stats(engine: Engine, batch_id: int | None = None) -> list[ReviewerStats]:
     """Per reviewer: live decisions, accept rate, pace. Most active first."""
-    events = _events(engine, batch_id)
-    live = _live(events)
+    events = human_events(engine, batch_id)
+    live = live_stacks(events)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(ACTIONS, 0))
     for (_, reviewer), stack in live.items():
         if stack:
@@ -175,8 +130,8 @@ class VerifierScore:
 
 
 def verifier_scores(engine: Engine, batch_id: int) -> list[VerifierScore]:
-    """Confusion matrix of every verifier (and of the overall outcome) against the
-    human accept / reject decisions of a batch. Weakest precision first."""
+    """Confusion matrix of every verifier's current version (and of the overall outcome)
+    against the human accept / reject decisions of a batch. Weakest precision first."""
     judged = (
         Sample.batch_id == batch_id,
         Sample.decision.in_(("accept", "reject")),
@@ -187,7 +142,7 @@ def verifier_scores(engine: Engine, batch_id: int) -> list[VerifierScore]:
         for verifier, version, passed, decision, n in session.execute(
             select(Verdict.verifier, Verdict.version, Verdict.passed, Sample.decision, func.count())
             .join(Verdict, Verdict.sample_id == Sample.id)
-            .where(*judged, Verdict.passed.is_not(None))
+            .where(*judged, Verdict.passed.is_not(None), current_clause())
             .group_by(Verdict.verifier, Verdict.version, Verdict.passed, Sample.decision)
         ):
             cells[f"{verifier} v{version}"][(bool(passed), decision)] += n

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Engine, Select, func, or_, select
 from curation.data import BatchSummary, SampleDetail, SampleFilter, SampleRow
 from curation.store.db import session_scope
 from curation.store.models import Batch, Decision, Mark, Sample, Verdict
+from curation.verification.versions import current_clause
 
 #: Batches in these states are invisible (being written, or being discarded).
 HIDDEN_STATUSES = ("importing", "discarding")
@@ -167,7 +168,8 @@ def count_samples(engine: Engine, filters: SampleFilter) -> int:
 
 
 def get_sample(engine: Engine, sample_id: int) -> SampleDetail:
-    """A sample with its verdicts, review history (oldest first) and diversity marks."""
+    """A sample with its current verdicts (`curation.verification.versions`), review
+    history (oldest first) and diversity marks."""
     with session_scope(engine, write=False) as session:
         sample = session.get(Sample, sample_id)
         if sample is None:
@@ -185,7 +187,9 @@ def get_sample(engine: Engine, sample_id: int) -> SampleDetail:
                 "created_at": v.created_at,
             }
             for v in session.scalars(
-                select(Verdict).where(Verdict.sample_id == sample_id).order_by(Verdict.verifier, Verdict.id)
+                select(Verdict)
+                .where(Verdict.sample_id == sample_id, current_clause())
+                .order_by(Verdict.verifier, Verdict.id)
             )
         ]
         history = [

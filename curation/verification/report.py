@@ -2,7 +2,7 @@
 reasons, the verdict table, verifier versions and the samples whose verdict flipped
 between two versions of a verifier (with the human decision they may contradict).
 
-Only verdicts of each verifier's current version count, except in the version
+Only current verdicts count (`curation.verification.versions`), except in the version
 queries, which are about the old ones."""
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, and_, false, func, or_, select
+from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from curation.store.db import session_scope
 from curation.store.models import Batch, Sample, Verdict
-from curation.verification.runner import HIDDEN_STATUSES, current_versions
+from curation.store.queries import decision_clause
+from curation.verification.runner import HIDDEN_STATUSES
+from curation.verification.versions import current_clause, current_versions
 
 
 @dataclass(frozen=True)
@@ -50,17 +52,8 @@ def _visible(query: Any, batch_ids: Sequence[int] | None) -> Any:
     return query
 
 
-def _current_clause(versions: dict[str, str]) -> Any:
-    if not versions:
-        return false()
-    return or_(
-        *(and_(Verdict.verifier == name, Verdict.version == version) for name, version in versions.items())
-    )
-
-
 def verifier_summary(engine: Engine, batch_ids: Sequence[int] | None = None) -> list[VerifierStat]:
     """Pass / fail / unknown counts per batch and verifier (current versions)."""
-    versions = current_versions()
     query = _visible(
         select(
             Batch.name,
@@ -73,7 +66,7 @@ def verifier_summary(engine: Engine, batch_ids: Sequence[int] | None = None) -> 
         ),
         batch_ids,
     )
-    query = query.where(_current_clause(versions)).group_by(
+    query = query.where(current_clause()).group_by(
         Batch.name, Batch.id, Verdict.verifier, Verdict.version
     )
     with session_scope(engine, write=False) as session:
@@ -120,28 +113,43 @@ def reason_key(verifier: str, reason: str) -> str:
     return text if len(text) <= 90 else text[:89] + "…"
 
 
-@dataclass(frozen=True)
-class ReasonCount:
+class ReasonCount(NamedTuple):
     verifier: str
     reason: str
+    #: Samples (each has at most one current verdict per verifier).
     count: int
 
 
 def failure_reasons(
-    engine: Engine, batch_ids: Sequence[int] | None = None, *, verifier: str | None = None, limit: int = 12
+    engine: Engine,
+    batch_ids: Sequence[int] | None = None,
+    *,
+    verifier: str | None = None,
+    decisions: Sequence[str] = (),
+    normalise: bool = True,
+    limit: int | None = 12,
 ) -> list[ReasonCount]:
-    """The most common reasons of failed verdicts (current versions), most common first."""
-    versions = current_versions()
+    """The most common reasons of failed verdicts (current versions only), most common
+    first, ties by verifier and reason: the Verify page's chart and the Review page's
+    bulk reject list.
+
+    `decisions` narrows to samples whose current decision is one of them ("undecided" =
+    none yet). With `normalise` reasons are grouped by `reason_key` (sample-specific
+    numbers and details removed); without it each exact reason text is its own row, which
+    is what a bulk action selects samples by."""
     query = _visible(select(Verdict.verifier, Verdict.reason, func.count()), batch_ids)
-    query = query.where(Verdict.passed.is_(False), _current_clause(versions))
+    query = query.where(Verdict.passed.is_(False), current_clause())
     if verifier:
         query = query.where(Verdict.verifier == verifier)
+    if decisions:
+        query = query.where(decision_clause(decisions))
     query = query.group_by(Verdict.verifier, Verdict.reason)
     counts: Counter[tuple[str, str]] = Counter()
     with session_scope(engine, write=False) as session:
         for name, reason, count in session.execute(query):
-            counts[(name, reason_key(name, reason))] += count
-    return [ReasonCount(name, reason, count) for (name, reason), count in counts.most_common(limit)]
+            counts[(name, reason_key(name, reason) if normalise else reason)] += count
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [ReasonCount(name, reason, count) for (name, reason), count in ranked[:limit]]
 
 
 @dataclass(frozen=True)
@@ -186,8 +194,8 @@ def verdict_table(
             .where(
                 Verdict.sample_id == Sample.id,
                 Verdict.verifier == filters.failed_by,
-                Verdict.version == versions.get(filters.failed_by, ""),
                 Verdict.passed.is_(False),
+                current_clause(versions=versions),
             )
             .exists()
         )
@@ -213,7 +221,7 @@ def verdict_table(
         if ids:
             for sample_id, name, passed, reason in session.execute(
                 select(Verdict.sample_id, Verdict.verifier, Verdict.passed, Verdict.reason).where(
-                    Verdict.sample_id.in_(ids), _current_clause(versions)
+                    Verdict.sample_id.in_(ids), current_clause(versions=versions)
                 )
             ):
                 verdicts[sample_id][name] = passed

@@ -47,6 +47,7 @@ from curation.verification.base import VERIFIERS, RunSettings
 from curation.verification.chains import chains_for, overall_outcome
 from curation.verification.judge import JudgeConfig, resolve_judge_config
 from curation.verification.pipeline import ChainPipeline, default_jobs
+from curation.verification.versions import current_versions
 
 Progress = Callable[..., None]
 HIDDEN_STATUSES = ("importing", "discarding")
@@ -102,11 +103,6 @@ class Plan:
     versions: dict[str, str]
     skipped: dict[str, str]
     judge: Any = None
-
-
-def current_versions() -> dict[str, str]:
-    """name -> version of every registered verifier."""
-    return {name: VERIFIERS.get(name).version for name in VERIFIERS}
 
 
 def plan_verification(params: VerifyParams) -> Plan:

@@ -11,10 +11,10 @@ from curation.review.bulk import (
     BoundNotMet,
     bulk_accept_passed,
     bulk_reject_failures,
-    failure_reasons,
     list_bulk_events,
     preview_accept_passed,
     preview_reject_failures,
+    rejectable_reasons,
     resume_bulk,
     undo_bulk,
 )
@@ -166,7 +166,7 @@ def test_undo_of_a_bulk_event_appends_reversing_events(engine, batch):
 
 def test_bulk_reject_failures_of_one_verifier_and_reason(engine, batch):
     batch_id, _ = batch
-    reasons = failure_reasons(engine, batch_id)
+    reasons = rejectable_reasons(engine, batch_id)
     assert ("checker", "tests failed") in {(v, r) for v, r, _ in reasons}
     with session_scope(engine, write=False) as session:
         matching = set(

@@ -11,9 +11,9 @@ from sqlalchemy import update
 
 from curation.cli import main
 from curation.review.agreement import reviewer_agreement
-from curation.review.decisions import record_decision, undo_last
+from curation.review.decisions import live_labels, record_decision, undo_last
 from curation.review.queues import draw_spot_check
-from curation.review.stats import ALL_VERIFIERS, live_labels, review_stats, reviewer_stats, verifier_scores
+from curation.review.stats import ALL_VERIFIERS, review_stats, reviewer_stats, verifier_scores
 from curation.store import session_scope
 from curation.store.models import Decision
 from curation.testing.review_batches import ReviewRow, insert_review_batch
