@@ -14,6 +14,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from curation.store.db import session_scope
 from curation.store.models import Batch, Sample, Verdict, utcnow
+from curation.verification.versions import current_versions
 
 CHUNK = 20_000
 FAMILIES = ("math", "code", "instruction", "open")
@@ -89,13 +90,14 @@ def insert_review_batch(engine: Engine, name: str, rows: Iterable[ReviewRow]) ->
             session.execute(insert(Verdict), verdict_rows)
         verdict_rows.clear()
 
+    versions = current_versions()
     for index, verdicts in verdicts_by_index.items():
         for verifier, passed, reason in verdicts:
             verdict_rows.append(
                 {
                     "sample_id": ids[index],
                     "verifier": verifier,
-                    "version": "1",
+                    "version": versions.get(verifier, "1"),
                     "passed": passed,
                     "score": None if passed is None else float(passed),
                     "reason": reason,

@@ -17,6 +17,10 @@ from curation.review.stats import ALL_VERIFIERS, review_stats, reviewer_stats, v
 from curation.store import session_scope
 from curation.store.models import Decision
 from curation.testing.review_batches import ReviewRow, insert_review_batch
+from curation.verification.judge import JudgeVerifier
+
+#: The label of the judge's current version (the review batch writes registered verifiers at it).
+JUDGE = f"judge v{JudgeVerifier.version}"
 
 # (checker, judge, human decision)
 CASES = [
@@ -48,7 +52,7 @@ def judged(engine):
 def test_verifier_precision_and_recall_against_humans(engine, judged):
     batch_id, _ = judged
     scores = {s.verifier: s for s in verifier_scores(engine, batch_id)}
-    checker, judge, overall = scores["checker v1"], scores["judge v1"], scores[ALL_VERIFIERS]
+    checker, judge, overall = scores["checker v1"], scores[JUDGE], scores[ALL_VERIFIERS]
     # checker: passed → accept 2, reject 2; failed → accept 1, reject 2
     assert (checker.tp, checker.fp, checker.fn, checker.tn) == (2, 2, 1, 2)
     assert checker.precision == pytest.approx(0.5) and checker.recall == pytest.approx(2 / 3)
@@ -60,7 +64,7 @@ def test_verifier_precision_and_recall_against_humans(engine, judged):
     # weakest first, the overall outcome last
     assert [s.verifier for s in verifier_scores(engine, batch_id)] == [
         "checker v1",
-        "judge v1",
+        JUDGE,
         ALL_VERIFIERS,
     ]
 
@@ -118,7 +122,7 @@ def test_review_stats_command_prints_plan_bound_verifiers_and_agreement(store_ur
     data = json.loads(capsys.readouterr().out)
     assert data["decisions"] == {"undecided": 1, "accept": 3, "reject": 4, "skip": 1}
     assert data["acceptance"]["plan"] == 59 and data["acceptance"]["pool"] == 3
-    assert {v["verifier"] for v in data["verifiers"]} == {"checker v1", "judge v1", ALL_VERIFIERS}
+    assert {v["verifier"] for v in data["verifiers"]} == {"checker v1", JUDGE, ALL_VERIFIERS}
     assert data["agreement"]["items"] == 1
     assert main(["--db", store_url, "review-stats", "--batch", "nope"]) == 1
 
