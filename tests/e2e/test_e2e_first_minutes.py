@@ -18,8 +18,9 @@ pytestmark = needs_chromium
 
 PASS = [("checker", True, "correct"), ("judge", True, "looks right")]
 FAIL = [("checker", False, "wrong final answer"), ("judge", False, "wrong")]
-#: One line of 200,000 characters, the interchange format's largest field.
-LONG_LINE = ("lorem ipsum dolor sit amet " * 8000)[:200_000]
+#: One line of 200,000 characters (the interchange format's largest field) of prose with
+#: stray emphasis markers, as broken model output has: the markdown renderer's worst case.
+LONG_LINE = ("lorem *ipsum _dolor sit amet " * 7000)[:200_000]
 #: Every long task the page ran (durations in ms), collected from the first script on.
 LONG_TASK_OBSERVER = """
 window.__longTasks = [];
@@ -28,10 +29,10 @@ new PerformanceObserver((list) => {
 }).observe({type: "longtask", buffered: true});
 """
 #: A correctness bound on the UI (the issue's target), not a benchmark: the unfixed page
-#: blocks the main thread for seconds on every switch to markdown (19 s on an idle
-#: machine); the fixed one stays near 100 ms even at a load average of 15 on 2 cores.
-#: `markdown_block_ms` keeps the least of three switches, so a one-off spike of the
-#: loaded machine does not fail the test while a real freeze still does.
+#: blocks the main thread for seconds on a switch to markdown (7 s for `LONG_LINE` at a
+#: load average of 10 on 2 cores); the fixed one stays near 100 ms under the same load.
+#: `markdown_block_ms` keeps the least of up to three fresh loads, so a one-off spike of
+#: the loaded machine does not fail the test while a real freeze still does.
 MAX_BLOCK_MS = 200
 
 
@@ -90,20 +91,22 @@ def test_a_confirmed_name_lets_go_of_the_focus_and_survives_reload_and_deep_link
     screenshot(page, "16-2-reviewer-name")
 
 
-def markdown_block_ms(page, attempts: int = 3) -> float:
+def markdown_block_ms(page, open_sample, attempts: int = 3) -> float:
     """The longest main-thread task (ms) while the response switches to markdown and the
-    app settles; the least of `attempts` switches, so that one spike of a loaded machine
-    does not count where a real freeze shows every time."""
-    toggle = page.get_by_text("Render as markdown", exact=True)
+    app settles, on a fresh load of the page (`open_sample` loads it and opens the
+    sample). Up to `attempts` fresh loads, keeping the least: a one-off spike of the
+    loaded machine does not count, while a real freeze shows on every fresh load (a
+    second switch on the same page can reuse the first render)."""
     longest = []
     for _ in range(attempts):
+        open_sample()
         page.evaluate("window.__longTasks = []")
-        toggle.click()
+        page.get_by_text("Render as markdown", exact=True).click()
         settle(page)
         page.wait_for_timeout(1000)
         longest.append(max(page.evaluate("window.__longTasks"), default=0.0))
-        toggle.click()  # back to the code view, not measured
-        settle(page)
+        if longest[-1] < MAX_BLOCK_MS:
+            break
     return min(longest)
 
 
@@ -111,18 +114,22 @@ def test_a_200k_character_line_does_not_freeze_the_tab_in_markdown_mode(page, ap
     base, store_url = app_server
     _, ids = insert_review_batch(open_store(store_url), "long", [ReviewRow("Write a lot.", LONG_LINE, "open", PASS)])
     page.add_init_script(LONG_TASK_OBSERVER)
-    page.goto(base + "/review")
-    settle(page)
-    enter_reviewer(page, "ada")
-    page.get_by_label("Queue").click()
-    page.get_by_role("option", name="All undecided").click()
-    wait_for_sample(page, ids[0])
-    blocked = {"review": markdown_block_ms(page)}
 
-    go(page, "Samples")
-    click_row(page, 0)
-    wait_for_sample(page, ids[0])
-    blocked["samples"] = markdown_block_ms(page)
+    def open_in_review() -> None:
+        page.goto(base + "/review")
+        settle(page)
+        enter_reviewer(page, "ada")
+        page.get_by_label("Queue").click()
+        page.get_by_role("option", name="All undecided").click()
+        wait_for_sample(page, ids[0])
+
+    def open_in_samples() -> None:
+        page.goto(base + "/samples")
+        settle(page)
+        click_row(page, 0)
+        wait_for_sample(page, ids[0])
+
+    blocked = {"review": markdown_block_ms(page, open_in_review), "samples": markdown_block_ms(page, open_in_samples)}
     screenshot(page, "16-3-long-line")
     assert max(blocked.values()) < MAX_BLOCK_MS, blocked
 
