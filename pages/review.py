@@ -81,14 +81,15 @@ if st.session_state.get("review_queue") not in kinds:
     st.session_state["review_queue"] = first_queue_with_work(counts) or kinds[0]
 
 
-def _queue_label(kind: str, counts: dict[str, int | None] = counts) -> str:
+def _queue_label(kind: str, counts: dict[str, int | None]) -> str:
+    """The queue's name with how many samples it holds for this reviewer, where known."""
     count = counts.get(kind)
     if count is None:
         return QUEUE_LABELS[kind]
     return f"{QUEUE_LABELS[kind]} ({count:,}{'+' if count > QUEUE_COUNT_CAP else ''})"
 
 
-kind = controls[1].selectbox("Queue", kinds, format_func=_queue_label, key="review_queue")
+kind = controls[1].selectbox("Queue", kinds, format_func=lambda k: _queue_label(k, counts), key="review_queue")
 
 
 @st.cache_data(ttl=120, show_spinner=False)
