@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages.common import engine, sidebar
 
-st.set_page_config(page_title="Assay", page_icon=":material/science:", layout="wide")
+st.set_page_config(page_title="Assay", page_icon="🧪", layout="wide")
 
 PAGES = {
     "Workspace": [

@@ -11,7 +11,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
 DEMO_DIR = DATA_DIR / "demo"
 DEFAULT_WORKSPACE = DATA_DIR / "workspace.db"
-DEFAULT_EXPORT_DIR = PROJECT_ROOT / "exports"
 
 #: Limits of the interchange format; a field over these is refused on import.
 MAX_FIELD_CHARS = 200_000
@@ -26,3 +25,17 @@ def database_url() -> str:
 def redact_url(url: str) -> str:
     """A database URL fit for display: the password never shows."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def workspace_data_dir(url: str) -> Path:
+    """The folder that holds a workspace's data: a SQLite workspace's own folder, else
+    (a server database) data/."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database).resolve().parent
+    return DATA_DIR
+
+
+def default_export_dir(url: str) -> Path:
+    """Where exports go unless told otherwise: exports/ beside the workspace's data."""
+    return workspace_data_dir(url) / "exports"

@@ -13,7 +13,7 @@ import streamlit as st
 
 from curation.config import database_url, redact_url
 from curation.jobs import JobView, cancel_job, get_job, resume_job
-from curation.safety import neutralise_markdown
+from curation.safety import neutralise_markdown, reveal_bidi
 
 
 def _leave_legacy_pages_mode() -> None:
@@ -56,6 +56,42 @@ def reviewer() -> str:
     return (st.session_state.get("reviewer_name") or "").strip()
 
 
+#: The URL query parameter that keeps the reviewer name across reloads and deep links.
+REVIEWER_PARAM = "reviewer"
+
+
+def _confirm_reviewer() -> None:
+    st.session_state["reviewer_name"] = st.session_state.get("reviewer_name_input", "").strip()
+
+
+def _change_reviewer() -> None:
+    st.session_state["reviewer_name_input"] = st.session_state.pop("reviewer_name", "")
+    st.query_params.pop(REVIEWER_PARAM, None)
+
+
+def _reviewer_box() -> None:
+    """The reviewer name: a text box until a name is confirmed (Enter), then the name and
+    a "Change" button. Swapping the box out moves the focus off it, so the review
+    shortcuts (n, a, x) act instead of typing into the name. The name goes into the URL
+    (`?reviewer=`), so a reload or a deep link keeps it until sign-in arrives."""
+    name = reviewer()
+    if not name and st.query_params.get(REVIEWER_PARAM, "").strip():
+        name = st.session_state["reviewer_name"] = st.query_params[REVIEWER_PARAM].strip()
+    if not name:
+        st.text_input(
+            "Reviewer name",
+            key="reviewer_name_input",
+            on_change=_confirm_reviewer,
+            placeholder="e.g. ada",
+            help="Recorded with every decision you make. Required to accept or reject. Press Enter to confirm.",
+        )
+        return
+    if st.query_params.get(REVIEWER_PARAM) != name:
+        st.query_params[REVIEWER_PARAM] = name
+    st.text(f"Reviewing as {name}")  # plain text: the name may come from a link
+    st.button("Change name", key="reviewer_change", icon=":material/edit:", on_click=_change_reviewer)
+
+
 def sidebar() -> None:
     with st.sidebar:
         st.caption("Workspace")
@@ -64,12 +100,7 @@ def sidebar() -> None:
         signed_in = bool(user is not None and getattr(user, "is_logged_in", False))
         if signed_in and not st.session_state.get("reviewer_name"):
             st.session_state["reviewer_name"] = user.get("email") or user.get("name") or ""
-        st.text_input(
-            "Reviewer name",
-            key="reviewer_name",
-            placeholder="e.g. ada",
-            help="Recorded with every decision you make. Required to accept or reject.",
-        )
+        _reviewer_box()
 
 
 def require_reviewer() -> str | None:
@@ -80,11 +111,21 @@ def require_reviewer() -> str | None:
     return name
 
 
+#: Longer text is never rendered as markdown: the browser's renderer blocks the tab for
+#: seconds on a 200k-character line, where the plain code view stays quick.
+MARKDOWN_LIMIT = 20_000
+
+
 def show_untrusted(text: str, *, markdown: bool = False, language: str | None = None, height: int | None = None) -> None:
-    """Show model-written or user-supplied text. Never raw HTML; images are never fetched."""
+    """Show model-written or user-supplied text. Never raw HTML; images are never fetched;
+    bidi controls are written out so the screen shows the stored order."""
     if not text:
         st.caption("(empty)")
         return
+    text = reveal_bidi(text)
+    if markdown and len(text) > MARKDOWN_LIMIT:
+        st.caption(f"{len(text):,} characters: too long to render as markdown, shown as plain text.")
+        markdown = False
     if markdown:
         st.markdown(neutralise_markdown(text))
     else:

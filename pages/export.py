@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from curation.config import DEFAULT_EXPORT_DIR
+from curation.config import database_url, default_export_dir
 from curation.data import FAMILIES
 from curation.export import ExportConfig, plan_export, reason_label
 from curation.export.archive import archive_export
@@ -115,7 +115,7 @@ with export_tab:
         )
     if "export_out" not in st.session_state:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        st.session_state["export_out"] = str(DEFAULT_EXPORT_DIR / f"export-{stamp}")
+        st.session_state["export_out"] = str(default_export_dir(database_url()) / f"export-{stamp}")
     out_dir = st.text_input("Output folder", key="export_out")
 
     config = None
@@ -172,9 +172,18 @@ with export_tab:
                 show_untrusted("\n".join(f"sample {e['sample_id']}: {e['ngram']}" for e in result["examples"]))
         for warning in summary["warnings"]:
             st.warning(warning, icon=":material/warning:")
+        if not eval_sets:
+            st.page_link("pages/import_data.py", label="Add an evaluation set on Import", icon=":material/upload_file:")
         for error in summary["errors"]:
             st.error(error, icon=":material/error:")
         blocked = bool(summary["errors"]) or summary["rows"] == 0
+        if summary["rows"] and not summary["synthetic"]:
+            st.warning(
+                "No synthetic sample is accepted in this selection: the dataset would be 100 % real data.",
+                icon=":material/warning:",
+            )
+            all_real = st.checkbox("Export it anyway, with real data only", key="export_all_real")
+            blocked = blocked or not all_real
     else:
         blocked = True
 

@@ -33,7 +33,7 @@ else:
         [
             {
                 "batch": b.name,
-                "kind": {"synthetic": "synthetic", "real": "real (reference)", "eval": "evaluation set"}[b.origin],
+                "kind": b.origin,
                 "family": b.family or "mixed",
                 "source": b.source,
                 "samples": b.samples,
@@ -51,8 +51,15 @@ else:
     st.dataframe(
         frame,
         hide_index=True,
+        # Short labels and set widths: every column fits at 1500 px, "source" and "created" included.
         column_config={
-            "reviewed": st.column_config.ProgressColumn("reviewed", format="percent", min_value=0, max_value=1),
+            "batch": st.column_config.TextColumn("batch", width="medium"),
+            "kind": st.column_config.TextColumn(
+                "kind", help="synthetic: candidates to curate · real: human reference data · eval: an evaluation set"
+            ),
+            "verified pass": st.column_config.NumberColumn("pass", help="verifiers passed", width="small"),
+            "verified fail": st.column_config.NumberColumn("fail", help="a verifier failed", width="small"),
+            "reviewed": st.column_config.ProgressColumn("reviewed", format="percent", min_value=0, max_value=1, width="small"),
             "source": st.column_config.TextColumn("source", width="small"),
             "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         },

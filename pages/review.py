@@ -25,6 +25,7 @@ from curation.review.bulk import (
 from curation.review.context import neighbour_previews, review_card
 from curation.review.decisions import REASON_TAGS, record_decision, undo_last_decision
 from curation.review.queues import (
+    QUEUE_COUNT_CAP,
     QUEUE_LABELS,
     Queue,
     assign_round_robin,
@@ -32,7 +33,9 @@ from curation.review.queues import (
     cluster_key,
     cluster_labels,
     draw_spot_check,
+    first_queue_with_work,
     next_sample,
+    queue_counts,
     queue_remaining,
     review_batches,
     spot_check,
@@ -76,7 +79,20 @@ by_id = {b.id: b for b in batches}
 controls = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
 batch_id = controls[0].selectbox("Batch", list(by_id), format_func=lambda i: by_id[i].name, key="review_batch")
 kinds = available_queues(eng, batch_id)
-kind = controls[1].selectbox("Queue", kinds, format_func=QUEUE_LABELS.get, key="review_queue")
+counts = queue_counts(eng, batch_id, reviewer(), kinds)
+if st.session_state.get("review_queue") not in kinds:
+    st.session_state["review_queue"] = first_queue_with_work(counts) or kinds[0]
+
+
+def _queue_label(kind: str, counts: dict[str, int | None]) -> str:
+    """The queue's name with how many samples it holds for this reviewer, where known."""
+    count = counts.get(kind)
+    if count is None:
+        return QUEUE_LABELS[kind]
+    return f"{QUEUE_LABELS[kind]} ({count:,}{'+' if count > QUEUE_COUNT_CAP else ''})"
+
+
+kind = controls[1].selectbox("Queue", kinds, format_func=lambda k: _queue_label(k, counts), key="review_queue")
 
 
 @st.cache_data(ttl=120, show_spinner=False)
@@ -225,6 +241,21 @@ def _decision_bar(q: Queue, name: str, sample_id: int | None) -> None:
                   help="Random spot-check samples are read in order (skip records a skip)." if spot else "Leave it for later.")
 
 
+def _switch_queue(kind: str) -> None:
+    st.session_state["review_queue"] = kind
+
+
+def _offer_next_queue(q: Queue, name: str) -> None:
+    """A button to the next queue that has work, when there is one."""
+    fresh = queue_counts(eng, q.batch_id, name, available_queues(eng, q.batch_id))
+    following = first_queue_with_work(fresh, after=q.kind)
+    if following is not None and st.button(
+        f"Go to {_queue_label(following, fresh)}", key="review_next_queue", type="primary",
+        icon=":material/arrow_forward:", on_click=_switch_queue, args=(following,),
+    ):
+        st.rerun()
+
+
 @st.fragment
 def review_panel(q: Queue, name: str) -> None:
     """The card: one sample and its decision buttons. Deciding reruns only this."""
@@ -239,6 +270,7 @@ def review_panel(q: Queue, name: str) -> None:
     sample_id = state["current"]
     if sample_id is None:
         st.success(f"Nothing left for {name} in this queue.", icon=":material/done_all:")
+        _offer_next_queue(q, name)
         if q.kind == "spot-check":
             summary = acceptance_summary(eng, q.batch_id, max_error, confidence, with_population=False)
             if not summary.holds and st.button(f"Draw {max(1, summary.remaining)} more random samples", key="draw_more"):

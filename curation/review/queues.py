@@ -30,7 +30,7 @@ The verdict-driven queues read current verdicts only (`curation.verification.ver
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -501,4 +501,46 @@ def queue_remaining(engine: Engine, queue: Queue, reviewer: str) -> int | None:
         assert query is not None
         with session_scope(engine, write=False) as session:
             return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    return None
+
+
+#: Counting stops here: a picker needs "is there work, and roughly how much", not a scan.
+QUEUE_COUNT_CAP = 1000
+
+
+def queue_count(engine: Engine, queue: Queue, reviewer: str, *, cap: int = QUEUE_COUNT_CAP) -> int | None:
+    """How many samples `queue` holds for `reviewer`, counted up to `cap` + 1 (more than
+    `cap` means "at least that many"); None where the count is not known in advance: a
+    queue of claims without a reviewer name, and a spot-check whose pool is drawn only
+    when the queue is opened."""
+    if queue.kind in (CLAIM_QUEUE, ASSIGNED_QUEUE) and not reviewer.strip():
+        return None
+    if queue.kind == CLAIM_QUEUE and spot_check(engine, queue.batch_id) is None:
+        return None
+    remaining = queue_remaining(engine, queue, reviewer)
+    if remaining is not None:
+        return remaining
+    shared = _shared(queue)
+    assert shared is not None, "every claim-based queue has an exact count"
+    capped = shared.order_by(None).distinct().limit(cap + 1).subquery()
+    with session_scope(engine, write=False) as session:
+        return session.scalar(select(func.count()).select_from(capped)) or 0
+
+
+def queue_counts(engine: Engine, batch_id: int, reviewer: str, kinds: Sequence[str]) -> dict[str, int | None]:
+    """`queue_count` of each queue kind of a batch, unfiltered (any verifier); None for
+    the cluster queue, which is counted per cluster."""
+    return {
+        kind: None if kind == "cluster" else queue_count(engine, Queue(kind, batch_id), reviewer) for kind in kinds
+    }
+
+
+def first_queue_with_work(counts: Mapping[str, int | None], *, after: str | None = None) -> str | None:
+    """The first queue (in `counts` order, starting after `after` and wrapping round)
+    known to hold work; None when none is."""
+    kinds = list(counts)
+    start = kinds.index(after) + 1 if after in kinds else 0
+    for kind in kinds[start:] + kinds[:start]:
+        if kind != after and counts[kind]:
+            return kind
     return None

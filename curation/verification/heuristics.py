@@ -40,6 +40,11 @@ Checks (each reported in ``details["checks"]``; the sample fails if any fails):
   upper bound on it (shingles whose words all occur in the response) when even that bound
   is below the threshold and the exact count is skipped.
 
+* ``bidi``: bidirectional embedding, override or isolate controls (U+202A–U+202E,
+  U+2066–U+2069) in the prompt or the response: they make the screen differ from the
+  stored text ("RTL \u202egnp.exe" shows as "RTL exe.png"). The details give the code
+  points found.
+
 ``score`` is the share of checks that passed. Pure Python, regular expressions
 and zlib: about 5,000 samples (1.6 KB responses) per second of CPU time even with
 the machine four times oversubscribed, several times that on an idle core.
@@ -55,6 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from curation.data import FAMILIES, SampleRecord
+from curation.safety import BIDI_OVERRIDES
 from curation.verification.base import VERIFIERS, Execution, Verdict, Verifier
 
 __all__ = ["DEFAULT_LENGTH_BOUNDS", "QualityConfig", "QualityVerifier", "RepetitionLimits", "check_quality"]
@@ -304,6 +310,11 @@ def _check_leak(sample: SampleRecord, response: str, config: QualityConfig) -> d
     return out
 
 
+def _check_bidi(prompt: str, response: str) -> dict[str, Any]:
+    found = sorted({f"U+{ord(char):04X}" for char in BIDI_OVERRIDES.intersection(prompt + response)})
+    return {"passed": not found, **({"found": found} if found else {})}
+
+
 def check_quality(sample: SampleRecord, config: QualityConfig | None = None) -> Verdict:
     """Run every check on one sample (a pure function of the sample and config)."""
     config = config or QualityConfig()
@@ -322,6 +333,7 @@ def check_quality(sample: SampleRecord, config: QualityConfig | None = None) -> 
     else:
         for name in ("refusal", "repetition", "length", "placeholder", "leaked_prompt"):
             checks[name] = {"passed": None, "skipped": "empty response"}
+    checks["bidi"] = _check_bidi(sample.prompt or "", sample.response or "")
     failed = [name for name, result in checks.items() if result["passed"] is False]
     ran = [name for name, result in checks.items() if result["passed"] is not None]
     score = (len(ran) - len(failed)) / len(ran)
@@ -332,7 +344,7 @@ def check_quality(sample: SampleRecord, config: QualityConfig | None = None) -> 
 @VERIFIERS.register("quality")
 class QualityVerifier(Verifier):
     name: ClassVar[str] = "quality"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     families: ClassVar[tuple[str, ...]] = FAMILIES
     execution: ClassVar[Execution] = Execution.PROCESS_POOL
 

@@ -94,4 +94,18 @@ def go(page, title: str) -> None:
     settle(page)
 
 
+def enter_reviewer(page, name: str) -> None:
+    """Type a reviewer name in the sidebar and confirm it with Enter."""
+    page.get_by_label("Reviewer name", exact=True).fill(name)
+    page.get_by_label("Reviewer name", exact=True).press("Enter")
+    settle(page)
+
+
+def click_row(page, index: int) -> None:
+    """Select a row of the (canvas-drawn) table: the selection column is the first
+    ~30 px; rows are 35 px high under a 35 px header."""
+    grid = page.get_by_test_id("stDataFrame").first.bounding_box()
+    page.mouse.click(grid["x"] + 15, grid["y"] + 35 + 35 * (index + 0.5))
+
+
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (make test installs it as root)")

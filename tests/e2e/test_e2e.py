@@ -13,7 +13,7 @@ import pytest
 
 from curation.store import open_store
 from curation.store.queries import SampleFilter, query_samples
-from tests.e2e.browser import SCREENSHOTS, go, needs_chromium, screenshot, serve, settle
+from tests.e2e.browser import SCREENSHOTS, click_row, go, needs_chromium, screenshot, serve, settle
 from tests.helpers import sample_records, write_jsonl
 
 pytestmark = needs_chromium
@@ -32,13 +32,6 @@ def press_shortcut(page, key: str, button: str) -> None:
     page.get_by_role("heading").first.click()
     page.evaluate("document.activeElement && document.activeElement.blur()")
     page.keyboard.press(key)
-
-
-def click_row(page, index: int) -> None:
-    """Select a row of the (canvas-drawn) table: the selection column is the first
-    ~30 px; rows are 35 px high under a 35 px header."""
-    grid = page.get_by_test_id("stDataFrame").first.bounding_box()
-    page.mouse.click(grid["x"] + 15, grid["y"] + 35 + 35 * (index + 0.5))
 
 
 def test_import_browse_decide_export(page, app_server, tmp_path):

@@ -18,7 +18,10 @@ from curation.review.queues import (
     cluster_key,
     cluster_labels,
     draw_spot_check,
+    first_queue_with_work,
     next_sample,
+    queue_count,
+    queue_counts,
     queue_remaining,
     spot_check,
 )
@@ -98,6 +101,37 @@ def test_shared_queues_serve_in_order_and_skip_decided(engine, batch, kind, expe
     queue = Queue(kind, batch_id)
     assert drain(engine, queue, "ada") == wanted[1:]
     assert next_sample(engine, queue, "ada") is None
+
+
+def test_queue_counts_match_what_each_queue_serves(engine, batch):
+    batch_id, ids = batch
+    record_decision(engine, ids_of(ids, "disagree")[0], "bob", "reject")
+    counts = queue_counts(engine, batch_id, "ada", available_queues(engine, batch_id))
+    assert counts == {
+        "disagreement": 1,
+        "uncertain": 2,
+        "spot-check": None,  # no pool yet: opening the queue draws one
+        "failures": 3,
+        "cluster": None,
+        "undecided": 11,
+    }
+    assert queue_counts(engine, batch_id, "", ["spot-check", "undecided"]) == {"spot-check": None, "undecided": 11}
+    assert queue_count(engine, Queue("uncertain", batch_id), "ada", cap=1) == 2  # more than the cap
+
+
+@pytest.mark.parametrize(
+    ("counts", "after", "expected"),
+    [
+        ({"disagreement": 0, "uncertain": None, "failures": 3, "undecided": 9}, None, "failures"),
+        ({"disagreement": 2, "failures": 3, "undecided": 9}, None, "disagreement"),
+        ({"disagreement": 0, "failures": 3, "undecided": 9}, "failures", "undecided"),
+        ({"disagreement": 4, "failures": 0, "undecided": 0}, "failures", "disagreement"),
+        ({"disagreement": 0, "failures": 3}, "failures", None),
+        ({"disagreement": 0, "undecided": 0}, None, None),
+    ],
+)
+def test_first_queue_with_work_wraps_round_and_skips_the_current_one(counts, after, expected):
+    assert first_queue_with_work(counts, after=after) == expected
 
 
 def test_next_without_deciding_walks_the_queue_and_wraps(engine, batch):

@@ -10,7 +10,7 @@ from curation.data import FAMILIES, SampleRecord
 from curation.verification.base import VERIFIERS
 from curation.verification.heuristics import QualityConfig, QualityVerifier, RepetitionLimits, check_quality
 
-CHECKS = {"empty", "truncated", "refusal", "repetition", "length", "placeholder", "leaked_prompt"}
+CHECKS = {"empty", "truncated", "refusal", "repetition", "length", "placeholder", "leaked_prompt", "bidi"}
 
 PROSE = (
     "Photosynthesis converts light energy into chemical energy. Plants capture sunlight with chlorophyll, "
@@ -256,13 +256,13 @@ def test_reason_names_every_failed_check_and_score_counts_them() -> None:
     assert verdict.passed is False
     assert verdict.details["failed"] == ["truncated", "refusal", "placeholder"]
     assert verdict.reason == "failed: truncated, refusal, placeholder"
-    assert verdict.score == pytest.approx(4 / 7, abs=1e-3)
+    assert verdict.score == pytest.approx(5 / 8, abs=1e-3)
 
 
 def test_registered_for_all_families() -> None:
     cls = VERIFIERS.get("quality")
     assert cls is QualityVerifier
-    assert (cls.name, cls.version, cls.families) == ("quality", "1", FAMILIES)
+    assert (cls.name, cls.version, cls.families) == ("quality", "2", FAMILIES)
     assert QualityVerifier().missing_dependencies() == []
 
 
@@ -281,3 +281,20 @@ def test_a_sentence_repeated_back_to_back_is_a_loop(response, family, passed):
 
     verdict = check_quality(SampleRecord(family=family, prompt="Give me some advice please.", response=response))
     assert verdict.details["checks"]["repetition"]["passed"] is passed
+
+
+@pytest.mark.parametrize(
+    ("prompt", "response", "found"),
+    [
+        ("Name the file.", "RTL \u202egnp.exe\u202c", ["U+202C", "U+202E"]),
+        ("Name \u2066the\u2069 file.", "report.pdf", ["U+2066", "U+2069"]),
+        ("Name the file.", "\u202a\u202b\u202d\u2067\u2068 mixed", ["U+202A", "U+202B", "U+202D", "U+2067", "U+2068"]),
+        # Marks (LRM, RLM) are ordinary in right-to-left prose: shown, not flagged.
+        ("Translate to Hebrew.", "\u200fשלום\u200e world", None),
+        ("Name the file.", "report.pdf", None),
+    ],
+)
+def test_bidi_controls_are_flagged(prompt: str, response: str, found: list[str] | None) -> None:
+    verdict = check_quality(sample(response, prompt=prompt))
+    assert verdict.details["checks"]["bidi"] == ({"passed": False, "found": found} if found else {"passed": True})
+    assert ("bidi" in verdict.details["failed"]) is bool(found)
