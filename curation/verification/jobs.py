@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from curation.jobs.registry import JobContext, job_kind
+from curation.jobs.registry import JobContext, batch_targets, job_kind
 
 
 def describe(params: dict[str, Any]) -> str:
@@ -23,7 +23,7 @@ def describe(params: dict[str, Any]) -> str:
     return title + (" (re-verify)" if params.get("reverify") else "")
 
 
-@job_kind("verify", describe=describe)
+@job_kind("verify", describe=describe, targets=batch_targets, doing="verified")
 def run_verify(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     from curation.verification.runner import run_verification
 
