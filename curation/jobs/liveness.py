@@ -53,6 +53,11 @@ def process_start_token(pid: int) -> str | None:
     return fields[19]
 
 
+def process_identity(pid: int) -> dict[str, Any]:
+    """The columns that tie a job row to a live process: pid, its start time, this host."""
+    return {"pid": pid, "pid_start": process_start_token(pid), "host": socket.gethostname()}
+
+
 def aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; they were stored as UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
@@ -60,11 +65,14 @@ def aware(moment: datetime) -> datetime:
 
 def _death_reason(job: Job, host: str, now: datetime) -> str | None:
     """Why the active job `job` cannot be alive any more, or None if it may be."""
+    gone = job.host == host and job.pid is not None and process_start_token(job.pid) != job.pid_start
     if job.state == "queued":
+        if gone:
+            return f"process {job.pid} that was to run the job exited before it started (killed or crashed)"
         return "no worker picked the job up" if aware(job.created_at) < now - UNCLAIMED_AFTER else None
+    if gone:
+        return f"worker process {job.pid} exited without finishing (killed or crashed)"
     if job.host == host and job.pid is not None:
-        if process_start_token(job.pid) != job.pid_start:
-            return f"worker process {job.pid} exited without finishing (killed or crashed)"
         return None
     if job.heartbeat_at is None or aware(job.heartbeat_at) < now - STALE_AFTER:
         return f"no heartbeat from worker on {job.host} since {job.heartbeat_at}"

@@ -12,7 +12,6 @@ kind works on the same thing.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -29,7 +28,7 @@ from curation.jobs.liveness import (
     ACTIVE_STATES,
     check_not_busy,
     lock_submissions,
-    process_start_token,
+    process_identity,
     reap_dead_jobs,
 )
 from curation.jobs.registry import JOB_KINDS, JobCancelled, JobContext, load_job_modules
@@ -93,7 +92,8 @@ class JobDetails(TypedDict, total=False):
 
 
 def submit_job(engine: Engine, kind: str, params: dict[str, Any], **details: Unpack[JobDetails]) -> int:
-    """Create a queued job row (no process yet).
+    """Create a queued job row, owned by this process until a worker claims it (so a
+    job whose owner dies before it starts is reaped at once, not after minutes).
 
     Dead jobs are reaped first; while a live job of the same kind works on the same
     thing (e.g. the same batch), raises JobBusy and creates nothing."""
@@ -110,6 +110,7 @@ def submit_job(engine: Engine, kind: str, params: dict[str, Any], **details: Unp
             created_by=details.get("created_by", ""),
             resumed_from=details.get("resumed_from"),
             state="queued",
+            **process_identity(os.getpid()),
         )
         session.add(job)
         session.flush()
@@ -140,7 +141,7 @@ def spawn_worker(engine: Engine, job_id: int, *, env: dict[str, str] | None = No
     worker_env = {**os.environ, **(env or {})}
     worker_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), worker_env.get("PYTHONPATH")]))
     try:
-        return subprocess.Popen(
+        worker = subprocess.Popen(
             [sys.executable, "-m", "curation", "--db", url, "worker", str(job_id)],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -151,6 +152,10 @@ def spawn_worker(engine: Engine, job_id: int, *, env: dict[str, str] | None = No
         )
     finally:
         log.close()
+    # The worker owns the queued job from now on: it lives on when this process dies.
+    with session_scope(engine) as session:
+        session.execute(update(Job).where(Job.id == job_id, Job.state == "queued").values(**process_identity(worker.pid)))
+    return worker
 
 
 def _heartbeat(engine: Engine, job_id: int, stop: threading.Event) -> None:
@@ -171,9 +176,7 @@ def _claim(engine: Engine, job_id: int) -> dict[str, Any] | None:
             .where(Job.id == job_id, Job.state == "queued")
             .values(
                 state="running",
-                pid=pid,
-                pid_start=process_start_token(pid),
-                host=socket.gethostname(),
+                **process_identity(pid),
                 started_at=utcnow(),
                 heartbeat_at=utcnow(),
             )
