@@ -222,3 +222,16 @@ def test_a_queued_job_whose_owner_died_before_it_started_is_reaped_at_once(sqlit
     old = get_job(sqlite_engine, job_id)
     assert old.state == "failed"
     assert old.error == f"process {2**22 + 1} that was to run the job exited before it started (killed or crashed)"
+
+
+def test_an_import_command_after_a_dead_import_job_of_the_same_batch_goes_ahead(sqlite_engine, records_file, capsys):
+    """The dead job's half-imported batch is removed (its cleanup) before the command
+    looks for the batch, so the user is not told the batch already exists."""
+    job_id = submit_job(sqlite_engine, "import", {"path": "gone.jsonl", "batch": "b"})
+    _claim_for(sqlite_engine, job_id, **{**_live_here(), "pid": 2**22 + 1})
+    with session_scope(sqlite_engine) as session:
+        session.add(Batch(name="b", origin="synthetic", source="half", status="importing"))
+    db = sqlite_engine.url.render_as_string(hide_password=False)
+    assert main(["--db", db, "import", str(records_file(4)), "--batch", "b"]) == 0, capsys.readouterr().err
+    assert count(sqlite_engine, Sample) == 4
+    assert get_job(sqlite_engine, job_id).state == "failed"
