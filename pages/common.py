@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from curation.config import database_url, redact_url
-from curation.jobs import JobView, cancel_job, get_job, resume_job
+from curation.jobs import JobBusy, JobView, cancel_job, get_job, reap_dead_jobs, resume_job
 from curation.safety import neutralise_markdown, reveal_bidi
 
 
@@ -136,6 +136,19 @@ def show_json(value: Any) -> None:
     st.code(json.dumps(value, indent=2, ensure_ascii=False, default=str), language="json", wrap_lines=True)
 
 
+def start_from_page(start: Callable[[], int], *, key: str) -> int | None:
+    """Run a job start (`start()` returns the new job's id) and remember the id under
+    `key`. A start refused because a live job works on the same thing is shown as an
+    error (naming that job and how to cancel it), not raised; returns None then."""
+    try:
+        job_id = start()
+    except JobBusy as exc:
+        st.error(str(exc), icon=":material/block:")
+        return None
+    st.session_state[key] = job_id
+    return job_id
+
+
 def _job_summary(job: JobView) -> str:
     if job.progress_total:
         return f"{job.progress_done:,} / {job.progress_total:,}"
@@ -149,8 +162,6 @@ def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] |
 
     @st.fragment(run_every=1.0)
     def _panel() -> None:
-        from curation.jobs import reap_dead_jobs
-
         eng = engine()
         reap_dead_jobs(eng)
         try:
@@ -183,9 +194,8 @@ def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] |
                 else:
                     st.write(job.message)
                 if st.button("Resume", key=f"{key}_resume", icon=":material/replay:"):
-                    new_id = resume_job(eng, job_id, created_by=reviewer())
-                    st.session_state[key] = new_id
-                    st.rerun()
+                    if start_from_page(lambda: resume_job(eng, job_id, created_by=reviewer()), key=key) is not None:
+                        st.rerun()
 
     _panel()
 

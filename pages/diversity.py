@@ -2,6 +2,7 @@
 neighbour and tail histograms, cluster occupancy, trends across generations, duplicate marks."""
 
 import html
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,15 @@ from curation.diversity.service import (
 )
 from curation.diversity.thresholds import DiversityThresholds
 from curation.store.queries import get_sample, list_batches
-from pages.common import engine, job_status, page_header, require_reviewer, reviewer, show_untrusted
+from pages.common import (
+    engine,
+    job_status,
+    page_header,
+    require_reviewer,
+    reviewer,
+    show_untrusted,
+    start_from_page,
+)
 
 page_header(
     "Diversity",
@@ -89,7 +98,7 @@ with st.container(border=True):
     for action, clicked in jobs.items():
         if clicked:
             kind, job_params = params[action]
-            st.session_state["diversity_job"] = start_diversity_job(eng, kind, job_params, created_by=reviewer())
+            start_from_page(partial(start_diversity_job, eng, kind, job_params, created_by=reviewer()), key="diversity_job")
     if st.session_state.get("diversity_job"):
         job_status(st.session_state["diversity_job"], key="diversity_job")
 

@@ -16,7 +16,7 @@ from curation.export.reconcile import cost_table, list_exports, reconcile
 from curation.io.writers import WRITERS
 from curation.jobs import get_job, start_job
 from curation.store.queries import list_batches
-from pages.common import engine, job_status, page_header, reviewer, show_untrusted
+from pages.common import engine, job_status, page_header, reviewer, show_untrusted, start_from_page
 
 page_header(
     "Export",
@@ -189,7 +189,7 @@ with export_tab:
 
     go = st.button("Export", type="primary", icon=":material/download:", disabled=blocked)
     if go and config is not None:
-        st.session_state["export_job"] = start_job(eng, "export", config.to_dict(), created_by=reviewer())
+        start_from_page(lambda: start_job(eng, "export", config.to_dict(), created_by=reviewer()), key="export_job")
 
     if "export_job" in st.session_state:
         job_id = st.session_state["export_job"]

@@ -3,6 +3,7 @@ offline simulated teacher. Widgets only; the work is in curation.generation."""
 
 import hashlib
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
@@ -21,7 +22,7 @@ from curation.generation.templates import TemplateError, allowed_variables, defa
 from curation.jobs import cancel_job, get_job, list_jobs, reap_dead_jobs
 from curation.teachers.base import TeacherError
 from curation.teachers.simulated import LABEL as SIMULATED_LABEL
-from pages.common import engine, page_header, reviewer, show_untrusted
+from pages.common import engine, page_header, reviewer, show_untrusted, start_from_page
 
 UPLOAD_DIR = DATA_DIR / "uploads"
 FAMILIES = {"Math": "math", "Code": "code", "Instruction following": "instruction", "Open-ended": "open"}
@@ -275,8 +276,9 @@ def progress_panel(job_id: int) -> None:
     if needs_session_key(job.params):
         key = st.text_input("API key for the resumed run", type="password", key=f"gen_resume_key_{job_id}") or None
     if st.button("Resume", icon=":material/replay:", key=f"gen_resume_{job_id}"):
-        st.session_state["gen_pending_job"] = resume_generation(eng, job_id, api_key=key, created_by=reviewer())
-        st.rerun()
+        resume = partial(resume_generation, eng, job_id, api_key=key, created_by=reviewer())
+        if start_from_page(resume, key="gen_pending_job") is not None:
+            st.rerun()
 
 
 if st.session_state.get("generate_job"):

@@ -7,7 +7,7 @@ import streamlit as st
 
 from curation.config import DATA_DIR
 from curation.jobs import start_job
-from pages.common import engine, job_status, page_header, reviewer
+from pages.common import engine, job_status, page_header, reviewer, start_from_page
 
 UPLOAD_DIR = DATA_DIR / "uploads"
 KINDS = {
@@ -51,13 +51,8 @@ if submitted:
         target = UPLOAD_DIR / uuid.uuid4().hex[:12] / safe_name
         target.parent.mkdir(parents=True)
         target.write_bytes(upload.getbuffer())
-        job_id = start_job(
-            engine(),
-            "import",
-            {"path": str(target), "batch": name, "origin": KINDS[kind_label]},
-            created_by=reviewer(),
-        )
-        st.session_state["import_job"] = job_id
+        params = {"path": str(target), "batch": name, "origin": KINDS[kind_label]}
+        start_from_page(lambda: start_job(engine(), "import", params, created_by=reviewer()), key="import_job")
 
 if "import_job" in st.session_state:
     st.subheader("Progress")

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from curation.jobs import cancel_job, list_jobs, resume_job
-from pages.common import STATE_ICONS, engine, page_header, reviewer
+from pages.common import STATE_ICONS, engine, page_header, reviewer, start_from_page
 
 page_header("Jobs", "Long work runs in worker processes. A job whose worker died is marked failed, with the reason, and can be resumed.")
 
@@ -59,8 +59,9 @@ def jobs_table() -> None:
                 key="resume_pick",
             )
             if st.button("Resume job", icon=":material/replay:", key="resume_job"):
-                new_id = resume_job(eng, target.id, created_by=reviewer())
-                st.toast(f"Started job {new_id}; it only does what is missing.")
+                new_id = start_from_page(lambda: resume_job(eng, target.id, created_by=reviewer()), key="resumed_job")
+                if new_id is not None:
+                    st.toast(f"Started job {new_id}; it only does what is missing.")
 
 
 jobs_table()

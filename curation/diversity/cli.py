@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.jobs import refuse_if_busy
 from curation.jobs.console import end_progress, print_progress
 
 
@@ -22,6 +23,7 @@ def _fmt(v: Any) -> str:
 def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
     from curation.diversity.service import Selection, embed_selection, resolve_batch
 
+    refuse_if_busy(engine, "embed", {"batch": args.batch, "reference": args.reference, "eval": args.eval})
     if args.reference:
         selection, target = Selection(origins=("real",)), "the reference set"
     elif args.eval:
@@ -40,6 +42,7 @@ def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
 def cmd_dedup(args: argparse.Namespace, engine: Engine) -> int:
     from curation.diversity.service import SCOPES, run_dedup
 
+    refuse_if_busy(engine, "dedup", {"batch": args.batch})
     result = run_dedup(engine, args.batch, scopes=args.scope or SCOPES, semantic=not args.no_semantic,
                        model=args.model, mode=args.text_mode, progress=print_progress)
     end_progress()

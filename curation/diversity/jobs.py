@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from curation.jobs.registry import JobContext, job_kind
+from curation.jobs.registry import JobContext, batch_targets, job_kind
 
 
 def _progress(ctx: JobContext):  # noqa: ANN202 - a Progress callback
@@ -30,7 +30,7 @@ def _describe_embed(params: dict[str, Any]) -> str:
     return f"Embed {embed_target(params)}"
 
 
-@job_kind("embed", describe=_describe_embed)
+@job_kind("embed", describe=_describe_embed, targets=lambda p: [embed_target(p)], doing="embedded")
 def run_embed(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     from curation.diversity.service import Selection, embed_selection, resolve_batch
 
@@ -47,7 +47,10 @@ def run_embed(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return stats.to_dict()
 
 
-@job_kind("dedup", describe=lambda p: f"Find duplicates in batch {p.get('batch')!r}")
+@job_kind(
+    "dedup", describe=lambda p: f"Find duplicates in batch {p.get('batch')!r}", targets=batch_targets,
+    doing="deduplicated",
+)
 def run_dedup_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     from curation.diversity.service import SCOPES, run_dedup
 

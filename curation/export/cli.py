@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from curation.export import ExportConfig, plan_export, reason_label, run_export
 from curation.export.reconcile import cost_table, reconcile
 from curation.io.writers import WRITERS
+from curation.jobs import refuse_if_busy
 from curation.jobs.console import end_progress, print_progress
 
 
@@ -65,6 +66,7 @@ def cmd_export(args: argparse.Namespace, engine: Engine) -> int:
         plan = plan_export(engine, config)
         _print_plan(plan.summary())
         return 0 if plan.ok else 1
+    refuse_if_busy(engine, "export", config.to_dict())
     result = run_export(engine, config, progress=print_progress)
     end_progress()
     for name, digest in result.files.items():

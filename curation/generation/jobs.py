@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from curation.generation.run import run_generation
-from curation.jobs.registry import JobContext, job_kind
+from curation.jobs.registry import JobContext, batch_targets, job_kind
 from curation.store.db import session_scope
 from curation.store.models import Batch
 
@@ -38,6 +38,6 @@ def _describe(params: dict[str, Any]) -> str:
     return f"Generate {params.get('family', '?')} ({params.get('mode', 'solve')}) → {params.get('batch', '?')} [{who}]"
 
 
-@job_kind("generate", cleanup=_cleanup, describe=_describe)
+@job_kind("generate", cleanup=_cleanup, describe=_describe, targets=batch_targets, doing="generated")
 def run_generate(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return run_generation(ctx.engine, params, progress=ctx.progress, job_id=ctx.job_id)

@@ -7,11 +7,13 @@ import argparse
 from sqlalchemy import Engine
 
 from curation.io.importer import import_file
+from curation.jobs import refuse_if_busy
 from curation.jobs.console import end_progress, print_progress
 
 
 def cmd_import(args: argparse.Namespace, engine: Engine) -> int:
     origin = "real" if args.reference else "eval" if args.eval else "synthetic"
+    refuse_if_busy(engine, "import", {"batch": args.batch})
     result = import_file(engine, args.file, args.batch, origin=origin, progress=print_progress)
     end_progress()
     families = ", ".join(f"{k}: {v}" for k, v in sorted(result["families"].items()))

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.io.importer import discard_partial_import, import_file
-from curation.jobs.registry import JobContext, job_kind
+from curation.jobs.registry import JobContext, batch_targets, job_kind
 
 
 def _describe(params: dict[str, Any]) -> str:
@@ -14,7 +14,7 @@ def _describe(params: dict[str, Any]) -> str:
     return f"Import {Path(params['path']).name} as {kind} {params['batch']!r}"
 
 
-@job_kind("import", cleanup=discard_partial_import, describe=_describe)
+@job_kind("import", cleanup=discard_partial_import, describe=_describe, targets=batch_targets, doing="imported")
 def run_import(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return import_file(
         ctx.engine,

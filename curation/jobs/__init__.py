@@ -1,12 +1,12 @@
 """Background jobs: long work runs in a worker process and reports through the store."""
 
+from curation.jobs.liveness import JobBusy, reap_dead_jobs, refuse_if_busy
 from curation.jobs.registry import JOB_KINDS, JobCancelled, JobContext, JobKind, job_kind
 from curation.jobs.runner import (
     JobView,
     cancel_job,
     get_job,
     list_jobs,
-    reap_dead_jobs,
     resume_job,
     run_job,
     start_job,
@@ -16,6 +16,7 @@ from curation.jobs.runner import (
 
 __all__ = [
     "JOB_KINDS",
+    "JobBusy",
     "JobCancelled",
     "JobContext",
     "JobKind",
@@ -25,6 +26,7 @@ __all__ = [
     "job_kind",
     "list_jobs",
     "reap_dead_jobs",
+    "refuse_if_busy",
     "resume_job",
     "run_job",
     "start_job",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,16 @@ class JobContext:
                 raise JobCancelled()
 
 
+def _no_targets(params: dict[str, Any]) -> tuple[str, ...]:
+    return ()
+
+
+def batch_targets(params: dict[str, Any]) -> list[str]:
+    """The batches a job works on (`params["batch"]` or `params["batches"]`), as targets."""
+    names = [params["batch"]] if params.get("batch") else list(params.get("batches") or [])
+    return [f"batch {name!r}" for name in names]
+
+
 @dataclass(frozen=True)
 class JobKind:
     name: str
@@ -77,6 +87,16 @@ class JobKind:
     #: Called after a job failed, was cancelled or its worker died, to undo partial work.
     cleanup: Callable[[Engine, dict[str, Any]], None] | None = None
     describe: Callable[[dict[str, Any]], str] | None = None
+    #: What a job works on, named for people ("batch 'k1'"): two live jobs of this kind
+    #: must not share one (a start is refused while another job holds it).
+    targets: Callable[[dict[str, Any]], Iterable[str]] = _no_targets
+    #: The past participle for "batch 'k1' is being <doing> by job 3".
+    doing: str = "worked on"
+
+    def undo(self, engine: Engine, params: dict[str, Any]) -> None:
+        """Undo a failed, cancelled or dead job's partial work (the kind's `cleanup`)."""
+        if self.cleanup is not None:
+            self.cleanup(engine, params)
 
 
 JOB_KINDS: Registry[JobKind] = Registry("job kind")
@@ -86,11 +106,14 @@ def job_kind(
     name: str,
     cleanup: Callable[[Engine, dict[str, Any]], None] | None = None,
     describe: Callable[[dict[str, Any]], str] | None = None,
+    targets: Callable[[dict[str, Any]], Iterable[str]] = _no_targets,
+    doing: str = "worked on",
 ) -> Callable[[Callable], Callable]:
     """Register a function `run(ctx, params) -> result dict` as a job kind."""
 
     def decorate(func: Callable) -> Callable:
-        JOB_KINDS.register(name)(JobKind(name=name, run=func, cleanup=cleanup, describe=describe))
+        kind = JobKind(name=name, run=func, cleanup=cleanup, describe=describe, targets=targets, doing=doing)
+        JOB_KINDS.register(name)(kind)
         return func
 
     return decorate

@@ -4,36 +4,38 @@ A job row is created by `submit_job`; `start_job` also spawns a worker process
 (`python -m curation worker ID`) in its own session, so it survives a browser
 refresh or the Streamlit script being rerun. The worker heartbeats; the reaper
 marks a running job whose process is gone as failed and runs the kind's cleanup,
-so nothing is left half-done and silent.
+so nothing is left half-done and silent (`curation.jobs.liveness`). Every start
+reaps first and is refused, before any row is created, while a live job of the same
+kind works on the same thing.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Engine, select, update
 
 from curation.config import PROJECT_ROOT
+from curation.jobs.liveness import (
+    ACTIVE_STATES,
+    check_not_busy,
+    lock_submissions,
+    process_identity,
+    reap_dead_jobs,
+)
 from curation.jobs.registry import JOB_KINDS, JobCancelled, JobContext, load_job_modules
 from curation.store.db import session_scope
 from curation.store.models import Job, utcnow
 
-ACTIVE_STATES = ("queued", "running")
 HEARTBEAT_SECONDS = 2.0
-#: A job on another host is declared dead after this long without a heartbeat.
-STALE_AFTER = timedelta(seconds=60)
-#: A queued job that no worker picked up within this time is declared failed.
-UNCLAIMED_AFTER = timedelta(seconds=120)
 LOG_DIR = PROJECT_ROOT / "data" / "logs"
 
 
@@ -57,6 +59,9 @@ class JobView:
     started_at: datetime | None
     finished_at: datetime | None
     resumed_from: int | None
+    host: str | None
+    pid: int | None
+    heartbeat_at: datetime | None
 
     @property
     def fraction(self) -> float | None:
@@ -69,62 +74,43 @@ class JobView:
         return self.state in ACTIVE_STATES
 
 
+#: JSON columns: copied, so a view never shares a dict with the session's row.
+_COPIED = ("counters", "result", "params")
+
+
 def _view(job: Job) -> JobView:
-    return JobView(
-        id=job.id,
-        kind=job.kind,
-        title=job.title,
-        state=job.state,
-        progress_done=job.progress_done,
-        progress_total=job.progress_total,
-        message=job.message,
-        counters=dict(job.counters or {}),
-        result=dict(job.result or {}),
-        error=job.error,
-        params=dict(job.params or {}),
-        cancel_requested=job.cancel_requested,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        resumed_from=job.resumed_from,
-    )
+    values = {field.name: getattr(job, field.name) for field in fields(JobView)}
+    return JobView(**{**values, **{name: dict(values[name] or {}) for name in _COPIED}})
 
 
-def _process_start_token(pid: int) -> str | None:
-    """The kernel's start time of `pid`: tells a live worker from a recycled pid.
-    None when the process does not exist or is a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return fields[19]
+class JobDetails(TypedDict, total=False):
+    """Who and what a new job row records besides its kind and parameters."""
+
+    title: str
+    created_by: str
+    resumed_from: int | None
 
 
-def submit_job(
-    engine: Engine,
-    kind: str,
-    params: dict[str, Any],
-    *,
-    title: str = "",
-    created_by: str = "",
-    resumed_from: int | None = None,
-) -> int:
-    """Create a queued job row (no process yet)."""
-    load_job_modules()
+def submit_job(engine: Engine, kind: str, params: dict[str, Any], **details: Unpack[JobDetails]) -> int:
+    """Create a queued job row, owned by this process until a worker claims it (so a
+    job whose owner dies before it starts is reaped at once, not after minutes).
+
+    Dead jobs are reaped first; while a live job of the same kind works on the same
+    thing (e.g. the same batch), raises JobBusy and creates nothing."""
+    reap_dead_jobs(engine)
     job_kind = JOB_KINDS.get(kind)
-    if not title and job_kind.describe is not None:
-        title = job_kind.describe(params)
+    title = details.get("title") or (job_kind.describe(params) if job_kind.describe is not None else "")
     with session_scope(engine) as session:
+        lock_submissions(session)
+        check_not_busy(session, kind, params)
         job = Job(
             kind=kind,
             params=params,
             title=title or kind,
-            created_by=created_by,
-            resumed_from=resumed_from,
+            created_by=details.get("created_by", ""),
+            resumed_from=details.get("resumed_from"),
             state="queued",
+            **process_identity(os.getpid()),
         )
         session.add(job)
         session.flush()
@@ -136,18 +122,14 @@ def start_job(
     kind: str,
     params: dict[str, Any],
     *,
-    title: str = "",
-    created_by: str = "",
-    resumed_from: int | None = None,
     env: dict[str, str] | None = None,
+    **details: Unpack[JobDetails],
 ) -> int:
     """Create a job and spawn its worker process. Returns the job id at once.
 
     `env` adds variables to the worker's environment only (e.g. an API key typed
     into the page): never stored with the job, never visible to other workers."""
-    job_id = submit_job(
-        engine, kind, params, title=title, created_by=created_by, resumed_from=resumed_from
-    )
+    job_id = submit_job(engine, kind, params, **details)
     spawn_worker(engine, job_id, env=env)
     return job_id
 
@@ -159,7 +141,7 @@ def spawn_worker(engine: Engine, job_id: int, *, env: dict[str, str] | None = No
     worker_env = {**os.environ, **(env or {})}
     worker_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), worker_env.get("PYTHONPATH")]))
     try:
-        return subprocess.Popen(
+        worker = subprocess.Popen(
             [sys.executable, "-m", "curation", "--db", url, "worker", str(job_id)],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -170,6 +152,10 @@ def spawn_worker(engine: Engine, job_id: int, *, env: dict[str, str] | None = No
         )
     finally:
         log.close()
+    # The worker owns the queued job from now on: it lives on when this process dies.
+    with session_scope(engine) as session:
+        session.execute(update(Job).where(Job.id == job_id, Job.state == "queued").values(**process_identity(worker.pid)))
+    return worker
 
 
 def _heartbeat(engine: Engine, job_id: int, stop: threading.Event) -> None:
@@ -190,9 +176,7 @@ def _claim(engine: Engine, job_id: int) -> dict[str, Any] | None:
             .where(Job.id == job_id, Job.state == "queued")
             .values(
                 state="running",
-                pid=pid,
-                pid_start=_process_start_token(pid),
-                host=socket.gethostname(),
+                **process_identity(pid),
                 started_at=utcnow(),
                 heartbeat_at=utcnow(),
             )
@@ -222,10 +206,10 @@ def run_job(engine: Engine, job_id: int, *, echo: bool = False) -> JobView:
     try:
         result = kind.run(ctx, params) or {}
     except JobCancelled:
-        _cleanup(engine, kind.name, params)
+        kind.undo(engine, params)
         _finish(engine, job_id, state="cancelled", message="cancelled by user")
     except BaseException as exc:  # noqa: BLE001 - every failure must be recorded
-        _cleanup(engine, kind.name, params)
+        kind.undo(engine, params)
         detail = _describe_failure(exc)
         _finish(engine, job_id, state="failed", error=detail, message="failed")
         if echo:
@@ -244,51 +228,6 @@ def _describe_failure(exc: BaseException) -> str:
     if isinstance(exc, ValueError | KeyError | FileNotFoundError) and exc.args:
         return str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
-
-
-def _cleanup(engine: Engine, kind_name: str, params: dict[str, Any]) -> None:
-    kind = JOB_KINDS.get(kind_name)
-    if kind.cleanup is not None:
-        kind.cleanup(engine, params)
-
-
-def reap_dead_jobs(engine: Engine) -> list[int]:
-    """Mark jobs whose worker is gone as failed (with the reason) and undo their partial work."""
-    load_job_modules()
-    host = socket.gethostname()
-    now = utcnow()
-    dead: list[tuple[int, str, dict[str, Any], str]] = []
-    with session_scope(engine, write=False) as session:
-        jobs = session.scalars(select(Job).where(Job.state.in_(ACTIVE_STATES))).all()
-        for job in jobs:
-            reason = None
-            if job.state == "queued":
-                if _aware(job.created_at) < now - UNCLAIMED_AFTER:
-                    reason = "no worker picked the job up"
-            elif job.host == host and job.pid is not None:
-                if _process_start_token(job.pid) != job.pid_start:
-                    reason = f"worker process {job.pid} exited without finishing (killed or crashed)"
-            elif job.heartbeat_at is None or _aware(job.heartbeat_at) < now - STALE_AFTER:
-                reason = f"no heartbeat from worker on {job.host} since {job.heartbeat_at}"
-            if reason:
-                dead.append((job.id, job.kind, dict(job.params), reason))
-    reaped = []
-    for job_id, kind, params, reason in dead:
-        with session_scope(engine) as session:
-            changed = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES))
-                .values(state="failed", error=reason, message="failed", finished_at=utcnow())
-            ).rowcount
-        if changed:
-            _cleanup(engine, kind, params)
-            reaped.append(job_id)
-    return reaped
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were stored as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
 def get_job(engine: Engine, job_id: int) -> JobView:
@@ -323,7 +262,9 @@ def resume_job(
     engine: Engine, job_id: int, *, created_by: str = "", env: dict[str, str] | None = None
 ) -> int:
     """Start a new job with the same kind and parameters as a failed or cancelled one.
-    Job kinds are written so that a rerun only does what is missing."""
+    Job kinds are written so that a rerun only does what is missing. Dead jobs are
+    reaped first, so a job whose worker was just killed can be resumed at once."""
+    reap_dead_jobs(engine)
     old = get_job(engine, job_id)
     if old.active:
         raise ValueError(f"job {job_id} is still {old.state}")

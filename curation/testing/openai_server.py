@@ -377,6 +377,12 @@ class OpenAICompatServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def idle(self) -> bool:
+        """No open connection and no request being handled: every request a client sent
+        has been counted (a test waits for this after killing its client)."""
+        return not self._connections and not self._tasks
+
     def reset(self) -> None:
         with self._lock:
             self.stats = ServerStats()

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from curation.jobs import start_job
-from curation.jobs.registry import JobContext, job_kind
+from curation.jobs.registry import JobContext, batch_targets, job_kind
 from curation.verification.runner import VerifyParams, plan_verification, run_verification
 
 
@@ -25,7 +25,7 @@ def describe(params: dict[str, Any]) -> str:
     return title + (" (re-verify)" if params.get("reverify") else "")
 
 
-@job_kind("verify", describe=describe)
+@job_kind("verify", describe=describe, targets=batch_targets, doing="verified")
 def run_verify(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return run_verification(ctx.engine, params, progress=ctx.progress, job_id=ctx.job_id)
 
