@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.diversity.knn import EXACT_MAX, train_quantizer
+from curation.diversity.knn import EXACT_MAX, build_index, drop_self, search, train_quantizer
 from curation.diversity.text import ngram_hashes, tokenise
 from curation.diversity.thresholds import DiversityThresholds
 
@@ -88,8 +88,6 @@ class _Neighbours:
 
     @classmethod
     def of(cls, x: np.ndarray, k: int, quantizer: Any = None) -> _Neighbours:
-        from curation.diversity.knn import build_index, drop_self, search
-
         index = build_index(x, quantizer=quantizer, nprobe=METRICS_NPROBE)
         sims, idx = search(index, x, k + 1)
         sims, idx = drop_self(sims, idx, k)
@@ -106,8 +104,6 @@ class _Neighbours:
 
 
 def prdc_from(real: _Neighbours, fake: _Neighbours, real_x: np.ndarray, fake_x: np.ndarray, k: int) -> dict[str, float]:
-    from curation.diversity.knn import search
-
     real_r = real.radius(k)
     fake_r = fake.radius(k)
     c = min(PRDC_CANDIDATES, len(real_x))
@@ -133,7 +129,7 @@ def prdc(real_x: np.ndarray, fake_x: np.ndarray, k: int = 5, quantizer: Any = No
 
 def fit_clusters(ref: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
     """k-means centroids (unit norm) fitted on the reference vectors."""
-    import faiss
+    import faiss  # heavy: loaded only when clustering
 
     ref = np.ascontiguousarray(ref, dtype=np.float32)
     n_clusters = max(1, min(n_clusters, len(ref)))
