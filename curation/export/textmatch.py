@@ -3,7 +3,7 @@ and word 13-gram decontamination against evaluation sets.
 
 Both use the diversity package's definitions (`curation.diversity.text.normalise_text`
 and `curation.diversity.dedup.contamination`), so the export agrees with the marks the
-dedup job writes. Where that package is not importable, a small equivalent 13-gram
+dedup job writes. Where the dedup module is not importable, a small equivalent 13-gram
 index here takes over (same normalisation: NFKC, casefold, word tokens)."""
 
 from __future__ import annotations
@@ -12,26 +12,10 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+from curation.diversity.text import normalise_text
+
 CONTAMINATION_NGRAM = 13
-_SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
-
-try:
-    from curation.diversity.text import normalise_text as _normalise
-except ImportError:  # pragma: no cover - the diversity package is optional here
-    _normalise = None
-
-
-def normalise_text(text: str) -> str:
-    """NFKC, casefolded, whitespace collapsed (the exact-duplicate form).
-
-    ASCII text takes a fast path with the same result: NFKC leaves it unchanged,
-    casefold is lower(), and split/join collapses the same whitespace as `\\s+`."""
-    if text.isascii():
-        return " ".join(text.lower().split())
-    if _normalise is not None:
-        return _normalise(text)
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
 def text_key(prompt: str, response: str) -> int:
