@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages.common import engine, job_status, page_header, reviewer, show_untrusted
 from curation.config import DEFAULT_EXPORT_DIR
 from curation.data import FAMILIES
 from curation.export import ExportConfig, plan_export, reason_label
@@ -16,7 +17,6 @@ from curation.export.reconcile import cost_table, list_exports, reconcile
 from curation.io.writers import WRITERS
 from curation.jobs import get_job, start_job
 from curation.store.queries import list_batches
-from pages.common import engine, job_status, page_header, reviewer, show_untrusted
 
 page_header(
     "Export",

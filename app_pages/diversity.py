@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages.common import engine, job_status, page_header, require_reviewer, reviewer, show_untrusted
 from curation.diversity.service import (
     MARK_KINDS,
     Selection,
@@ -21,7 +22,6 @@ from curation.diversity.service import (
 )
 from curation.diversity.thresholds import DiversityThresholds
 from curation.store.queries import get_sample, list_batches
-from pages.common import engine, job_status, page_header, require_reviewer, reviewer, show_untrusted
 
 page_header(
     "Diversity",
@@ -316,4 +316,4 @@ if sample_id is not None:
                 st.caption("None.")
             if st.button("Open in Samples", icon=":material/open_in_new:", key="diversity_open"):
                 st.session_state["open_sample"] = sample.id
-                st.switch_page("pages/samples.py")
+                st.switch_page("app_pages/samples.py")

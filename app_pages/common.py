@@ -15,21 +15,6 @@ from curation.config import database_url, redact_url
 from curation.jobs import JobView, cancel_job, get_job, resume_job
 from curation.safety import neutralise_markdown
 
-
-def _leave_legacy_pages_mode() -> None:
-    """Streamlit treats a `pages/` folder beside the entry point as old-style pages until
-    `st.navigation` first runs in the server process, so a deep link (say /review) opened
-    first on a fresh server would run that page without app.py: no sidebar, file names as
-    navigation. Switch the old mode off and rerun, so app.py routes the link."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_leave_legacy_pages_mode()
-
 STATE_ICONS = {
     "queued": ":material/schedule:",
     "running": ":material/autorenew:",
