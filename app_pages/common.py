@@ -6,12 +6,14 @@ query in `curation`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from curation.config import database_url, redact_url
+from curation.data import BatchSummary
 from curation.jobs import JobView, cancel_job, get_job, resume_job
 from curation.safety import neutralise_markdown
 
@@ -132,6 +134,42 @@ def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] |
                     st.rerun()
 
     _panel()
+
+
+def split_by_origin(batches: Sequence[BatchSummary], *origins: str) -> tuple[list[BatchSummary], ...]:
+    """The batches of each of `origins` ("synthetic", "real", "eval"), in that order."""
+    return tuple([b for b in batches if b.origin == origin] for origin in origins)
+
+
+def batch_multiselect(
+    label: str,
+    sizes: dict[str, int],
+    unit: str,
+    *,
+    key: str,
+    all_by_default: bool = False,
+    placeholder: str | None = None,
+    help_text: str | None = None,
+) -> list[str]:
+    """Pick batches by name, each shown with its size (`sizes[name]` `unit`)."""
+    return st.multiselect(
+        label,
+        list(sizes),
+        default=list(sizes) if all_by_default else None,
+        format_func=lambda name: f"{name} ({sizes[name]:,} {unit})",
+        placeholder=placeholder,
+        help=help_text,
+        key=key,
+    )
+
+
+def titled_table(title: str, rows: list[dict[str, Any]], empty: str, **dataframe_options: Any) -> None:
+    """A bold title, then the rows as a table without index, or the caption `empty` when there are none."""
+    st.markdown(f"**{title}**")
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, **dataframe_options)
+    else:
+        st.caption(empty)
 
 
 def page_header(title: str, subtitle: str) -> None:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import engine, page_header
+from app_pages.common import engine, page_header, split_by_origin
 from curation.jobs import list_jobs
 from curation.store.queries import list_batches
 
@@ -15,8 +15,7 @@ page_header(
 
 eng = engine()
 batches = list_batches(eng)
-synthetic = [b for b in batches if b.origin == "synthetic"]
-real = [b for b in batches if b.origin == "real"]
+synthetic, real = split_by_origin(batches, "synthetic", "real")
 
 cols = st.columns(4)
 cols[0].metric("Synthetic samples", f"{sum(b.samples for b in synthetic):,}", help=f"in {len(synthetic)} batches")

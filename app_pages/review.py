@@ -8,7 +8,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import engine, page_header, require_reviewer, reviewer, show_json, show_untrusted
+from app_pages.common import (
+    engine,
+    page_header,
+    require_reviewer,
+    reviewer,
+    show_json,
+    show_untrusted,
+    titled_table,
+)
 from curation.review.agreement import reviewer_agreement
 from curation.review.bulk import (
     BoundNotMet,
@@ -322,22 +330,17 @@ def acceptance_tab(batch_id: int, name: str) -> None:
         st.rerun()
 
     scores = verifier_scores(eng, batch_id)
-    st.markdown("**Verifiers against human decisions**")
-    if scores:
-        st.dataframe(
-            pd.DataFrame(
-                [{"verifier": s.verifier, "n": s.n, "passed & accepted": s.tp, "passed & rejected": s.fp,
-                  "failed & accepted": s.fn, "failed & rejected": s.tn, "precision": s.precision, "recall": s.recall}
-                 for s in scores]
-            ),
-            hide_index=True,
-            column_config={
-                "precision": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
-                "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
-            },
-        )
-    else:
-        st.caption("No verified sample has a human decision yet.")
+    titled_table(
+        "Verifiers against human decisions",
+        [{"verifier": s.verifier, "n": s.n, "passed & accepted": s.tp, "passed & rejected": s.fp,
+          "failed & accepted": s.fn, "failed & rejected": s.tn, "precision": s.precision, "recall": s.recall}
+         for s in scores],
+        "No verified sample has a human decision yet.",
+        column_config={
+            "precision": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+            "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+        },
+    )
     slices = sorted(family_slices(eng, batch_id, confidence) + verifier_slices(scores, confidence), key=lambda s: -s.width)
     st.markdown("**Where to look next**")
     for text in suggestions(summary, scores, slices) or ["Nothing stands out."]:
@@ -354,19 +357,13 @@ def acceptance_tab(batch_id: int, name: str) -> None:
 
 
 def reviewers_tab(batch_id: int, name: str) -> None:
-    stats = reviewer_stats(eng, batch_id)
-    st.markdown("**Reviewers**")
-    if stats:
-        st.dataframe(
-            pd.DataFrame(
-                [{"reviewer": r.reviewer, "decided": r.decided, "accepted": r.accepted, "rejected": r.rejected,
-                  "skipped": r.skipped, "accept rate": r.accept_rate, "median s between decisions": r.median_seconds}
-                 for r in stats]
-            ),
-            hide_index=True,
-        )
-    else:
-        st.caption("No decisions in this batch yet.")
+    titled_table(
+        "Reviewers",
+        [{"reviewer": r.reviewer, "decided": r.decided, "accepted": r.accepted, "rejected": r.rejected,
+          "skipped": r.skipped, "accept rate": r.accept_rate, "median s between decisions": r.median_seconds}
+         for r in reviewer_stats(eng, batch_id)],
+        "No decisions in this batch yet.",
+    )
     agreement = reviewer_agreement(eng, batch_id)
     st.markdown("**Agreement**")
     if agreement.items:

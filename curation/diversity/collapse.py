@@ -22,7 +22,7 @@ Real share of a generation, read from its lineage (first found wins):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,13 +43,7 @@ class GenerationPoint:
     real_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "generation": self.generation,
-            "batch_ids": self.batch_ids,
-            "batch_names": self.batch_names,
-            "metrics": self.metrics,
-            "real_share": self.real_share,
-        }
+        return asdict(self)
 
 
 @dataclass

@@ -412,15 +412,17 @@ class Embedder:
         # One instance is shared by the app server's threads: loading, building a forward and
         # calibrating happen once, under this lock (re-entrant: calibrating builds forwards).
         self._lock = threading.RLock()
+        self._loaded = False  # set once loading is complete, not when `_st` is first assigned
 
     # -- loading -------------------------------------------------------------
 
     def _load(self) -> None:
-        if self._st is not None:
+        if self._loaded:
             return
         with self._lock:
-            if self._st is None:
+            if not self._loaded:
                 self._load_model()
+                self._loaded = True
 
     def _load_model(self) -> None:
         set_offline()

@@ -30,12 +30,9 @@ def budget_from_env(variable: str, default_mb: float) -> int:
     raw = os.environ.get(variable, "").strip()
     if not raw:
         return int(default_mb * MB)
-    try:
-        megabytes = float(raw)
-    except ValueError:
-        raise ValueError(f"{variable} must be a size in MB, got {raw!r}") from None
+    megabytes = float(raw) if raw.replace(".", "", 1).isdigit() else -1.0
     if megabytes < 0:
-        raise ValueError(f"{variable} must not be negative, got {raw!r}")
+        raise ValueError(f"{variable} must be a size in MB (a number, 0 or more), got {raw!r}")
     return int(megabytes * MB)
 
 
