@@ -412,19 +412,18 @@ class Embedder:
         # One instance is shared by the app server's threads: loading, building a forward and
         # calibrating happen once, under this lock (re-entrant: calibrating builds forwards).
         self._lock = threading.RLock()
-        self._loaded = False  # set once loading is complete, not when `_st` is first assigned
 
     # -- loading -------------------------------------------------------------
 
     def _load(self) -> None:
-        if self._loaded:
+        if self._st is not None:
             return
         with self._lock:
-            if not self._loaded:
+            if self._st is None:
                 self._load_model()
-                self._loaded = True
 
     def _load_model(self) -> None:
+        """Load the model; `_st` is assigned last, so a thread that sees it set sees the rest."""
         set_offline()
         import torch  # heavy: loaded only when embedding
         from sentence_transformers import SentenceTransformer  # heavy: loaded only when embedding
@@ -436,9 +435,9 @@ class Embedder:
         except ImportError:
             pass
         self.threads = max(1, self.threads or torch.get_num_threads())
-        self._st = SentenceTransformer(resolve_model(self.model), device="cpu")
-        self._st.eval()
-        modules = list(self._st)
+        sentence_model = SentenceTransformer(resolve_model(self.model), device="cpu")
+        sentence_model.eval()
+        modules = list(sentence_model)
         kinds = [type(m).__name__ for m in modules]
         pooling = getattr(modules[1], "pooling_mode", None) if len(modules) > 1 else None
         own_path_ok = (
@@ -451,7 +450,8 @@ class Embedder:
             self._pooling = pooling
             self._hf = modules[0].auto_model.eval()
             self.lean_reason = lean_bert_unsupported(self._hf)
-            if self.lean_reason is None and self.max_seq_length > self._hf.config.max_position_embeddings:
+            max_seq_length = int(sentence_model.max_seq_length or 512)
+            if self.lean_reason is None and max_seq_length > self._hf.config.max_position_embeddings:
                 self.lean_reason = "max_seq_length beyond the position embeddings"
             if self.lean_reason is not None:
                 self.lean = False
@@ -459,6 +459,7 @@ class Embedder:
             raise ValueError(f"model {self.model!r} is not a plain transformer + pooling model; use backend 'sentence-transformers'")
         else:
             self.backend = "sentence-transformers"
+        self._st = sentence_model
 
     @property
     def dim(self) -> int:
