@@ -11,11 +11,13 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy import Engine
 
 from curation.config import database_url, redact_url
 from curation.data import BatchSummary
-from curation.jobs import JobView, cancel_job, get_job, resume_job
+from curation.jobs import JobView, cancel_job, get_job, reap_dead_jobs, resume_job
 from curation.safety import neutralise_markdown
+from curation.store import open_store
 
 STATE_ICONS = {
     "queued": ":material/schedule:",
@@ -27,13 +29,11 @@ STATE_ICONS = {
 
 
 @st.cache_resource(show_spinner="Opening the workspace…")
-def _engine_for(url: str):  # noqa: ANN202 - returns a SQLAlchemy Engine
-    from curation.store import open_store
-
+def _engine_for(url: str) -> Engine:
     return open_store(url)
 
 
-def engine():  # noqa: ANN201 - returns a SQLAlchemy Engine
+def engine() -> Engine:
     """The workspace engine (one per process, thread-safe, migrated)."""
     return _engine_for(database_url())
 
@@ -95,8 +95,6 @@ def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] |
 
     @st.fragment(run_every=1.0)
     def _panel() -> None:
-        from curation.jobs import reap_dead_jobs
-
         eng = engine()
         reap_dead_jobs(eng)
         try:
