@@ -13,7 +13,9 @@ imported inside functions, never when this package is imported):
 * `collapse` — metric trends across the generations of a lineage.
 * `projection` — fixed 2-D PCA map fitted on the reference set.
 * `service` — the store-facing side: embedding cache, marks, snapshots, jobs.
-* `cli` — `embed`, `dedup` and `diversity` subcommands.
+* `neighbours` — nearest neighbours of one sample for the review card, from cached vectors.
+* `lru` — the byte-budgeted, thread-safe LRU behind the embedder and neighbour caches.
+* `cli` — `embed`, `dedup`, `diversity` and `collapse` subcommands; `jobs` — their job kinds.
 """
 
 from curation.diversity.thresholds import DiversityThresholds

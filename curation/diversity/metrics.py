@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from curation.data import record_dict
-from curation.diversity.knn import EXACT_MAX, train_quantizer
+from curation.diversity.knn import EXACT_MAX, build_index, drop_self, search, train_quantizer
 from curation.diversity.text import ngram_hashes, tokenise
 from curation.diversity.thresholds import DiversityThresholds
 
@@ -89,8 +89,6 @@ class _Neighbours:
 
     @classmethod
     def of(cls, x: np.ndarray, k: int, quantizer: Any = None) -> _Neighbours:
-        from curation.diversity.knn import build_index, drop_self, search
-
         index = build_index(x, quantizer=quantizer, nprobe=METRICS_NPROBE)
         sims, idx = search(index, x, k + 1)
         sims, idx = drop_self(sims, idx, k)
@@ -107,8 +105,6 @@ class _Neighbours:
 
 
 def prdc_from(real: _Neighbours, fake: _Neighbours, real_x: np.ndarray, fake_x: np.ndarray, k: int) -> dict[str, float]:
-    from curation.diversity.knn import search
-
     real_r = real.radius(k)
     fake_r = fake.radius(k)
     c = min(PRDC_CANDIDATES, len(real_x))
@@ -134,7 +130,7 @@ def prdc(real_x: np.ndarray, fake_x: np.ndarray, k: int = 5, quantizer: Any = No
 
 def fit_clusters(ref: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
     """k-means centroids (unit norm) fitted on the reference vectors."""
-    import faiss
+    import faiss  # heavy: loaded only when clustering
 
     ref = np.ascontiguousarray(ref, dtype=np.float32)
     n_clusters = max(1, min(n_clusters, len(ref)))

@@ -4,13 +4,11 @@ embedded here; a batch that was never embedded has no neighbours to show)."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 from sqlalchemy import Engine, select
 
 from curation.diversity.embed import DEFAULT_MODEL, cache_key
+from curation.diversity.lru import ByteBudgetLRU, budget_from_env
 from curation.diversity.service import Selection, load_samples, load_vectors
 from curation.store.db import session_scope
 from curation.store.models import Batch, Sample
@@ -18,17 +16,24 @@ from curation.store.models import Batch, Sample
 #: Candidate pools above this size are not searched per card (use the dedup job instead).
 MAX_CANDIDATES = 50_000
 _POOL_TTL_SECONDS = 60.0
-_pools: dict[tuple[str, int], tuple[float, np.ndarray, np.ndarray]] = {}
-_pools_lock = threading.Lock()
+
+Pool = tuple[np.ndarray, np.ndarray]
 
 
-def _pool(engine: Engine, batch_id: int, key: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(sample ids, unit vectors) of the batch plus the reference sets, cached for a minute."""
-    cache_id = (f"{engine.url.render_as_string(hide_password=True)}|{key}", batch_id)
-    with _pools_lock:
-        hit = _pools.get(cache_id)
-        if hit is not None and time.monotonic() - hit[0] < _POOL_TTL_SECONDS:
-            return hit[1], hit[2]
+def _pool_bytes(pool: Pool | None) -> int:
+    return 0 if pool is None else sum(part.nbytes for part in pool)
+
+
+#: (sample ids, unit vectors) per (store and model, batch), refreshed after a minute so that
+#: new embeddings show; at most ASSAY_NEIGHBOUR_CACHE_MB (default 256) in all.
+_pools: ByteBudgetLRU[tuple[str, int], Pool | None] = ByteBudgetLRU(
+    budget_from_env("ASSAY_NEIGHBOUR_CACHE_MB", 256), _pool_bytes, max_age_seconds=_POOL_TTL_SECONDS
+)
+
+
+def _load_pool(engine: Engine, batch_id: int, key: str) -> Pool | None:
+    """(sample ids, unit vectors) of the batch plus the reference sets; None when there is
+    nothing to search or too much to search per card."""
     with session_scope(engine, write=False) as session:
         real = tuple(session.scalars(select(Batch.id).where(Batch.origin == "real")))
     table = load_samples(engine, Selection(batch_ids=(batch_id, *real)))
@@ -38,10 +43,12 @@ def _pool(engine: Engine, batch_id: int, key: str) -> tuple[np.ndarray, np.ndarr
     ids = table.ids[present]
     matrix = vectors[present].astype(np.float32, copy=False)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    matrix = matrix / np.maximum(norms, 1e-12)
-    with _pools_lock:
-        _pools[cache_id] = (time.monotonic(), ids, matrix)
-    return ids, matrix
+    return ids, matrix / np.maximum(norms, 1e-12)
+
+
+def _pool(engine: Engine, batch_id: int, key: str) -> Pool | None:
+    cache_id = (f"{engine.url.render_as_string(hide_password=True)}|{key}", batch_id)
+    return _pools.get_or_build(cache_id, lambda: _load_pool(engine, batch_id, key))
 
 
 def nearest_neighbours(engine: Engine, sample_id: int, k: int = 5, model: str | None = None) -> list[tuple[int, float]]:

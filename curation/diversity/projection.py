@@ -40,9 +40,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 
 from curation.config import DATA_DIR
@@ -157,21 +159,19 @@ def _configure_numba_cache() -> None:
         return
     os.environ["NUMBA_CACHE_DIR"] = str(NUMBA_CACHE_DIR)
     if "numba" in sys.modules:
-        from numba.core import config
+        from numba.core import config  # heavy: only when numba is already loaded
 
         config.reload_config()
 
 
 def _import_umap() -> Any:
     _configure_numba_cache()
-    import umap
+    import umap  # heavy (numba): loaded only for a UMAP map
 
     return umap
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
     return {name: version(name) for name in ("umap-learn", "numba", "pynndescent")}
 
 
@@ -216,8 +216,6 @@ def _load(path: Path, key: str, n_fit: int) -> dict[str, Any] | None:
     """The cached fit at `path`, or None when missing or unusable (then it is refitted)."""
     if not path.exists():
         return None
-    import joblib
-
     _configure_numba_cache()
     try:
         entry = joblib.load(path)
@@ -235,8 +233,6 @@ def _load(path: Path, key: str, n_fit: int) -> dict[str, Any] | None:
 
 def _save(path: Path, entry: dict[str, Any]) -> None:
     """Write atomically (temp file + rename); a cache that cannot be written only costs a refit later."""
-    import joblib
-
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, Select, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from curation.diversity import dedup
@@ -27,8 +29,17 @@ from curation.diversity.embed import (
     encode_vectors,
     get_embedder,
 )
-from curation.diversity.metrics import MAX_SAMPLES, DiversityReport, compare
+from curation.diversity.metrics import (
+    MAX_SAMPLES,
+    DiversityReport,
+    assign_clusters,
+    compare,
+    default_clusters,
+    fit_clusters,
+)
+from curation.diversity.projection import fit_pca, fit_umap, sample_points
 from curation.diversity.thresholds import DiversityThresholds
+from curation.jobs import start_job
 from curation.store.db import session_scope
 from curation.store.models import Batch, Embedding, Mark, MetricSnapshot, Sample, utcnow
 from curation.store.queries import HIDDEN_STATUSES, where_visible
@@ -193,10 +204,7 @@ def load_samples(engine: Engine, selection: Selection) -> SampleTable:
 def _insert_embeddings(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert, ignoring rows another process wrote meanwhile."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     session.execute(insert(Embedding).on_conflict_do_nothing(index_elements=["model", "content_hash"]), rows)
 
 
@@ -785,9 +793,6 @@ def map_points(
     coordinates and the others are placed with the model's transform. When UMAP fails,
     the PCA map is returned with the reason in `fallback`.
     """
-    from curation.diversity.metrics import assign_clusters, default_clusters, fit_clusters
-    from curation.diversity.projection import fit_pca, fit_umap, sample_points
-
     if method not in MAP_METHODS:
         raise ValueError(f"unknown map method {method!r}; use one of {', '.join(MAP_METHODS)}")
     syn = load_samples(engine, selection)
@@ -865,10 +870,20 @@ def embedded_counts(
     return total, embedded
 
 
+def embed_scope(engine: Engine, *, reference: bool = False, eval_sets: bool = False,
+                batch: str | None = None) -> tuple[Selection, str]:
+    """What an embed command or job covers: the reference set, the evaluation sets or one
+    batch, as (selection, description)."""
+    if reference:
+        return Selection(origins=("real",)), "the reference set"
+    if eval_sets:
+        return Selection(origins=("eval",)), "the evaluation sets"
+    info = resolve_batch(engine, batch)
+    return Selection(batch_ids=(info.id,)), f"batch {info.name!r}"
+
+
 def start_diversity_job(engine: Engine, kind: str, params: dict[str, Any], *, created_by: str = "") -> int:
     """Start an "embed", "dedup" or "diversity" job in a worker process; returns its id."""
-    from curation.jobs import start_job
-
     if kind not in ("embed", "dedup", "diversity"):
         raise ValueError(f"not a diversity job kind: {kind!r}")
     if kind != "embed" or not (params.get("reference") or params.get("eval")):

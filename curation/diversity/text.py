@@ -23,12 +23,22 @@ _MULTIPLIERS = np.random.default_rng(20240611).integers(1, 2**63 - 1, size=64, d
 
 
 def normalise_text(text: str) -> str:
-    """The form used for exact-duplicate detection: NFKC, casefolded, whitespace collapsed."""
+    """The form in which two texts count as the same: NFKC, casefolded, whitespace collapsed.
+
+    One rule for every exact match: the dedup job's exact duplicates and copies of real
+    data, and the export plan's synthetic-vs-real keys (`export.textmatch.text_key`), so
+    the export agrees with the marks. ASCII text takes a fast path with the same result:
+    NFKC leaves it unchanged, casefold is lower(), and split/join collapses the same
+    whitespace as `\\s+` (str.isspace and the regex agree on every code point)."""
+    if text.isascii():
+        return " ".join(text.lower().split())
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
-def words(text: str) -> list[str]:
-    """Word tokens of the normalised text (punctuation dropped)."""
+def normalised_words(text: str) -> list[str]:
+    """Word tokens (`\\w+`) of the NFKC, casefolded text, punctuation dropped: what n-gram
+    hashes, MinHash and contamination compare. Not IFEval's `ifeval.text.words`, which keeps
+    the original case and apostrophes because its checks count words as a reader would."""
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
@@ -64,7 +74,7 @@ def tokenise(texts: Sequence[str]) -> TokenisedCorpus:
     flat: list[int] = []
     lengths = np.empty(len(texts), dtype=np.int64)
     for d, text in enumerate(texts):
-        tokens = words(text)
+        tokens = normalised_words(text)
         lengths[d] = len(tokens)
         flat.extend(setdefault(w, len(vocab)) for w in tokens)
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)

@@ -14,20 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from curation.diversity.dedup import contamination
-from curation.diversity.text import normalise_text as _normalise
+from curation.diversity.text import normalise_text
 
 CONTAMINATION_NGRAM = 13
 _WORD = re.compile(r"\w+")
-
-
-def normalise_text(text: str) -> str:
-    """NFKC, casefolded, whitespace collapsed (the exact-duplicate form).
-
-    ASCII text takes a fast path with the same result: NFKC leaves it unchanged,
-    casefold is lower(), and split/join collapses the same whitespace as `\\s+`."""
-    if text.isascii():
-        return " ".join(text.lower().split())
-    return _normalise(text)
 
 
 def text_key(prompt: str, response: str) -> int:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import numpy as np
 import pytest
 
 from curation.diversity import dedup
 from curation.diversity.text import doc_ngrams, ngram_hashes, normalise_text, tokenise
+from curation.export import textmatch
 
 BASE = (
     "Maria bakes forty two cookies for the school fair and sells them in bags of six while her brother "
@@ -26,6 +30,34 @@ BASE = (
 def test_normalisation_for_exact_duplicates(a: str, b: str) -> None:
     assert normalise_text(a) == normalise_text(b)
     assert dedup.exact_duplicates([a, "something else", b]) == [dedup.Finding(2, 0, "exact", 1.0)]
+
+
+SAME_OR_NOT = [
+    ("Hello   World", "hello world"),
+    ("ＨＥＬＬＯ world", "hello world"),
+    ("Straße", "STRASSE"),
+    ("ﬁne\u00a0print", "fine print"),  # ligature (NFKC) and a no-break space
+    ("a\x1cb", "a b"),  # an ASCII separator that str.split and \\s both take for whitespace
+    ("tab\there", "tab here "),
+    ("café", "cafe"),  # accents stay: different texts
+    ("2 + 2", "2+2"),  # spaces between words are kept
+]
+
+
+@pytest.mark.parametrize(("a", "b"), SAME_OR_NOT)
+def test_the_export_plan_and_the_dedup_job_agree_on_which_texts_are_the_same(a: str, b: str) -> None:
+    """One rule: the export's synthetic-vs-real key matches exactly when dedup marks an exact duplicate."""
+    assert textmatch.normalise_text is normalise_text
+    same_for_dedup = dedup.exact_duplicates([a, b]) != []
+    assert (textmatch.text_key(a, "") == textmatch.text_key(b, "")) is same_for_dedup
+    assert same_for_dedup is (normalise_text(a) == normalise_text(b))
+
+
+def test_the_ascii_fast_path_gives_what_the_unicode_rule_gives() -> None:
+    every_ascii = "".join(map(chr, range(128)))
+    for text in (every_ascii, f"  {every_ascii[::-1]}\t", "Mixed CASE\r\nlines\x0b\x0c end "):
+        slow = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
+        assert normalise_text(text) == slow
 
 
 def test_exact_matches_across_sets() -> None:

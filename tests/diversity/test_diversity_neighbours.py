@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import select
 
+from curation.diversity import neighbours
 from curation.diversity.embed import DEFAULT_MODEL, cache_key, encode_vectors
 from curation.diversity.neighbours import nearest_neighbours
 from curation.io.importer import import_file
@@ -38,3 +39,24 @@ def test_a_sample_without_embeddings_has_no_neighbours(sqlite_engine, records_fi
     with session_scope(sqlite_engine, write=False) as session:
         sample_id = session.scalar(select(Sample.id))
     assert nearest_neighbours(sqlite_engine, sample_id) == []
+
+
+def test_the_neighbour_pools_stay_within_their_budget_dropping_the_least_recently_used(sqlite_engine, tmp_path, monkeypatch):
+    """One pool per batch used to be kept for the life of the server (up to ~77 MB each)."""
+    for name in ("a", "b", "c"):
+        import_file(sqlite_engine, write_jsonl(tmp_path / f"{name}.jsonl", sample_records(5)), name)
+    with session_scope(sqlite_engine) as session:
+        rows = session.execute(select(Sample.id, Sample.content_hash).order_by(Sample.id)).all()
+        for _sample_id, content_hash in rows:
+            session.merge(Embedding(model=cache_key(DEFAULT_MODEL), content_hash=content_hash, dim=2,
+                                    vector=encode_vectors(np.array([[1.0, 0.0]]), "float32")[0]))
+    first_of_each_batch = [rows[0][0], rows[5][0], rows[10][0]]
+    monkeypatch.setattr(neighbours, "_pools", neighbours.ByteBudgetLRU(10**9, neighbours._pool_bytes))
+    nearest_neighbours(sqlite_engine, first_of_each_batch[0])
+    one_pool = neighbours._pools.total_bytes
+    assert one_pool > 0
+    monkeypatch.setattr(neighbours._pools, "budget_bytes", 2 * one_pool)
+    for sample_id in first_of_each_batch[1:]:
+        assert len(nearest_neighbours(sqlite_engine, sample_id)) == 4
+    assert len(neighbours._pools) == 2
+    assert neighbours._pools.total_bytes <= 2 * one_pool

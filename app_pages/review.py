@@ -10,6 +10,15 @@ import logging
 import pandas as pd
 import streamlit as st
 
+from app_pages.common import (
+    engine,
+    page_header,
+    require_reviewer,
+    reviewer,
+    show_json,
+    show_untrusted,
+    titled_table,
+)
 from curation.review.agreement import reviewer_agreement
 from curation.review.bulk import (
     BoundNotMet,
@@ -43,7 +52,6 @@ from curation.review.queues import (
 )
 from curation.review.sampling import acceptance_summary, zero_failure_sample_size
 from curation.review.stats import family_slices, reviewer_stats, suggestions, verifier_scores, verifier_slices
-from pages.common import engine, page_header, require_reviewer, reviewer, show_json, show_untrusted
 
 OUTCOME = {True: "pass", False: "fail", None: "—"}
 VERDICT_ICON = {True: ":material/check:", False: ":material/close:", None: ":material/help:"}
@@ -72,7 +80,7 @@ eng = engine()
 batches = review_batches(eng)
 if not batches:
     st.info("No synthetic batches to review yet.", icon=":material/info:")
-    st.page_link("pages/import_data.py", label="Import data", icon=":material/upload_file:")
+    st.page_link("app_pages/import_data.py", label="Import data", icon=":material/upload_file:")
     st.stop()
 
 by_id = {b.id: b for b in batches}
@@ -196,7 +204,7 @@ def _show_related(related: list, *, empty: str) -> None:
                 show_untrusted(item.response)
                 if st.button("Open it in Samples", key=f"open_{item.kind}_{item.sample_id}", icon=":material/open_in_new:"):
                     _open_in_browser(item.sample_id)
-                    st.switch_page("pages/samples.py")
+                    st.switch_page("app_pages/samples.py")
 
 
 def _show_neighbours(sample_id: int) -> None:
@@ -367,22 +375,17 @@ def acceptance_tab(batch_id: int, name: str) -> None:
         st.rerun()
 
     scores = verifier_scores(eng, batch_id)
-    st.markdown("**Verifiers against human decisions**")
-    if scores:
-        st.dataframe(
-            pd.DataFrame(
-                [{"verifier": s.verifier, "n": s.n, "passed & accepted": s.tp, "passed & rejected": s.fp,
-                  "failed & accepted": s.fn, "failed & rejected": s.tn, "precision": s.precision, "recall": s.recall}
-                 for s in scores]
-            ),
-            hide_index=True,
-            column_config={
-                "precision": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
-                "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
-            },
-        )
-    else:
-        st.caption("No verified sample has a human decision yet.")
+    titled_table(
+        "Verifiers against human decisions",
+        [{"verifier": s.verifier, "n": s.n, "passed & accepted": s.tp, "passed & rejected": s.fp,
+          "failed & accepted": s.fn, "failed & rejected": s.tn, "precision": s.precision, "recall": s.recall}
+         for s in scores],
+        "No verified sample has a human decision yet.",
+        column_config={
+            "precision": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+            "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+        },
+    )
     slices = sorted(family_slices(eng, batch_id, confidence) + verifier_slices(scores, confidence), key=lambda s: -s.width)
     st.markdown("**Where to look next**")
     for text in suggestions(summary, scores, slices) or ["Nothing stands out."]:
@@ -399,19 +402,13 @@ def acceptance_tab(batch_id: int, name: str) -> None:
 
 
 def reviewers_tab(batch_id: int, name: str) -> None:
-    stats = reviewer_stats(eng, batch_id)
-    st.markdown("**Reviewers**")
-    if stats:
-        st.dataframe(
-            pd.DataFrame(
-                [{"reviewer": r.reviewer, "decided": r.decided, "accepted": r.accepted, "rejected": r.rejected,
-                  "skipped": r.skipped, "accept rate": r.accept_rate, "median s between decisions": r.median_seconds}
-                 for r in stats]
-            ),
-            hide_index=True,
-        )
-    else:
-        st.caption("No decisions in this batch yet.")
+    titled_table(
+        "Reviewers",
+        [{"reviewer": r.reviewer, "decided": r.decided, "accepted": r.accepted, "rejected": r.rejected,
+          "skipped": r.skipped, "accept rate": r.accept_rate, "median s between decisions": r.median_seconds}
+         for r in reviewer_stats(eng, batch_id)],
+        "No decisions in this batch yet.",
+    )
     agreement = reviewer_agreement(eng, batch_id)
     st.markdown("**Agreement**")
     if agreement.items:

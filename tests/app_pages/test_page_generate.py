@@ -15,7 +15,7 @@ from curation.store import open_store, session_scope
 from curation.store.models import Batch
 from curation.testing.openai_server import OpenAICompatServer
 
-PAGE = str(PROJECT_ROOT / "pages" / "generate.py")
+PAGE = str(PROJECT_ROOT / "app_pages" / "generate.py")
 KEY = "sk-page-test-a1b2c3d4e5f60718"
 
 

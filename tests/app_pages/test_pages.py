@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_pages import FOLDER, PAGES
 from curation.config import PROJECT_ROOT
 from curation.io.importer import import_file
 from curation.jobs import start_job, wait_for_job
@@ -43,14 +47,14 @@ def make_app(workspace):
 
 
 def test_overview_lists_batches(make_app):
-    app = make_app("pages/home.py")
+    app = make_app("app_pages/home.py")
     assert app.title[0].value == "Assay"
     assert any(metric.value == "12" for metric in app.metric)
 
 
 def test_samples_page_records_a_decision(make_app, workspace):
     rows, _ = query_samples(workspace, SampleFilter())
-    app = make_app("pages/samples.py", reviewer_name="ada", open_sample=rows[0].id)
+    app = make_app("app_pages/samples.py", reviewer_name="ada", open_sample=rows[0].id)
     assert f"Sample {rows[0].id}" in [h.value for h in app.subheader]
     app.button(key="accept").click().run()
     assert not app.exception
@@ -61,13 +65,13 @@ def test_samples_page_records_a_decision(make_app, workspace):
 
 def test_samples_page_requires_a_reviewer_name(make_app, workspace):
     rows, _ = query_samples(workspace, SampleFilter())
-    app = make_app("pages/samples.py", open_sample=rows[0].id)
+    app = make_app("app_pages/samples.py", open_sample=rows[0].id)
     assert app.button(key="accept").disabled
     assert any("reviewer name" in info.value for info in app.info)
 
 
 def test_samples_page_filters_and_searches(make_app):
-    app = make_app("pages/samples.py")
+    app = make_app("app_pages/samples.py")
     app.text_input(key="filter_search").input("3 + 4").run()
     assert "1 samples" in app.caption[-2].value or any("1 samples" in c.value for c in app.caption)
 
@@ -76,14 +80,14 @@ def test_import_page_shows_a_failed_import_with_line_and_field(make_app, workspa
     path = write_jsonl(tmp_path / "bad.jsonl", [{"family": "math", "prompt": "p", "response": "r"}, {"family": "math", "prompt": 3, "response": ""}])
     job_id = start_job(workspace, "import", {"path": str(path), "batch": "bad"})
     wait_for_job(workspace, job_id)
-    app = make_app("pages/import_data.py", import_job=job_id)
+    app = make_app("app_pages/import_data.py", import_job=job_id)
     assert [error.value for error in app.error] == ["bad.jsonl: line 2, field 'prompt': expected a string, got int"]
 
 
 def test_export_page_exports_accepted_samples(make_app, workspace, tmp_path):
     rows, _ = query_samples(workspace, SampleFilter())
     record_decision(workspace, rows[0].id, "ada", "accept")
-    app = make_app("pages/export.py", reviewer_name="ada")
+    app = make_app("app_pages/export.py", reviewer_name="ada")
     app.text_input[0].set_value(str(tmp_path / "out"))
     app.button[0].click().run()
     assert not app.exception
@@ -94,6 +98,36 @@ def test_export_page_exports_accepted_samples(make_app, workspace, tmp_path):
 
 def test_jobs_page_lists_jobs(make_app, workspace, records_file):
     wait_for_job(workspace, start_job(workspace, "import", {"path": str(records_file(3, name="x.jsonl")), "batch": "x"}))
-    app = make_app("pages/jobs.py")
+    app = make_app("app_pages/jobs.py")
     assert len(app.dataframe) == 1
     assert app.dataframe[0].value["state"].tolist() == ["succeeded"]
+
+
+def test_no_pages_folder_beside_the_entry_point_and_every_page_script_listed_once():
+    """A `pages/` folder beside app.py puts Streamlit in its old multipage mode until
+    st.navigation first runs: a deep link opened first on a fresh server would run the
+    page without app.py. The page scripts live in app_pages/, listed once in PAGES."""
+    assert not (PROJECT_ROOT / "pages").exists()
+    assert FOLDER == PROJECT_ROOT / "app_pages"
+    scripts = sorted(p.name for p in FOLDER.glob("*.py") if p.name not in ("__init__.py", "common.py"))
+    assert sorted(entry.script for entry in PAGES) == scripts
+    url_paths = [entry.url_path for entry in PAGES if not entry.default]
+    assert len(set(url_paths)) == len(url_paths) == len(PAGES) - 1
+
+
+def test_importing_the_page_helpers_leaves_streamlit_routing_alone():
+    """The shared helpers used to switch Streamlit's private legacy-pages flag off at import."""
+    probe = (
+        "from streamlit.runtime.pages_manager import PagesManager\n"
+        "PagesManager.uses_pages_directory = True\n"
+        "import app_pages.common\n"
+        "print(PagesManager.uses_pages_directory)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("entry", PAGES, ids=lambda entry: entry.title)
+def test_every_page_opens_through_the_router_with_the_sidebar(make_app, entry):
+    app = make_app(entry.path)
+    assert any(box.label == "Reviewer name" for box in app.sidebar.text_input)

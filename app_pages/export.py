@@ -8,6 +8,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages.common import (
+    batch_multiselect,
+    engine,
+    job_status,
+    page_header,
+    reviewer,
+    show_untrusted,
+    split_by_origin,
+    start_from_page,
+)
 from curation.config import database_url, default_export_dir
 from curation.data import FAMILIES
 from curation.export import ExportConfig, plan_export, reason_label
@@ -16,7 +26,6 @@ from curation.export.reconcile import cost_table, list_exports, reconcile
 from curation.io.writers import WRITERS
 from curation.jobs import get_job, start_job
 from curation.store.queries import list_batches
-from pages.common import engine, job_status, page_header, reviewer, show_untrusted, start_from_page
 
 page_header(
     "Export",
@@ -26,9 +35,7 @@ page_header(
 
 eng = engine()
 batches = list_batches(eng)
-synthetic = [b for b in batches if b.origin == "synthetic"]
-real = [b for b in batches if b.origin == "real"]
-evals = [b for b in batches if b.origin == "eval"]
+synthetic, real, evals = split_by_origin(batches, "synthetic", "real", "eval")
 if not synthetic and not real:
     st.info("Nothing to export yet.", icon=":material/info:")
     st.stop()
@@ -51,34 +58,20 @@ def reconciliation(url: str, export_id: int | None) -> dict:
 export_tab, reconcile_tab = st.tabs(["Export", "Reconciliation and cost"])
 
 with export_tab:
-    accepted = {b.name: b.accepted for b in synthetic}
     left, right = st.columns(2)
     with left:
-        chosen = st.multiselect(
-            "Synthetic batches",
-            list(accepted),
-            format_func=lambda name: f"{name} ({accepted[name]:,} accepted)",
-            placeholder="All synthetic batches",
-            key="export_batches",
+        chosen = batch_multiselect(
+            "Synthetic batches", {b.name: b.accepted for b in synthetic}, "accepted",
+            placeholder="All synthetic batches", key="export_batches",
         )
         families = st.multiselect("Families", FAMILIES, placeholder="All families", key="export_families")
-        real_sizes = {b.name: b.samples for b in real}
-        reference = st.multiselect(
-            "Reference sets (real data)",
-            list(real_sizes),
-            default=list(real_sizes),
-            format_func=lambda name: f"{name} ({real_sizes[name]:,} rows)",
-            help="All real rows of these sets are kept (accumulate rule).",
-            key="export_reference",
+        reference = batch_multiselect(
+            "Reference sets (real data)", {b.name: b.samples for b in real}, "rows", all_by_default=True,
+            help_text="All real rows of these sets are kept (accumulate rule).", key="export_reference",
         )
-        eval_sizes = {b.name: b.samples for b in evals}
-        eval_sets = st.multiselect(
-            "Evaluation sets (decontamination)",
-            list(eval_sizes),
-            default=list(eval_sizes),
-            format_func=lambda name: f"{name} ({eval_sizes[name]:,} rows)",
-            help="Rows sharing a word 13-gram with these are dropped.",
-            key="export_evals",
+        eval_sets = batch_multiselect(
+            "Evaluation sets (decontamination)", {b.name: b.samples for b in evals}, "rows", all_by_default=True,
+            help_text="Rows sharing a word 13-gram with these are dropped.", key="export_evals",
         )
     with right:
         share = st.number_input(

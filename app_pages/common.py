@@ -6,29 +6,18 @@ query in `curation`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
 import streamlit as st
+from sqlalchemy import Engine
 
 from curation.config import database_url, redact_url
+from curation.data import BatchSummary
 from curation.jobs import JobBusy, JobView, cancel_job, get_job, reap_dead_jobs, resume_job
 from curation.safety import neutralise_markdown, reveal_bidi
-
-
-def _leave_legacy_pages_mode() -> None:
-    """Streamlit treats a `pages/` folder beside the entry point as old-style pages until
-    `st.navigation` first runs in the server process, so a deep link (say /review) opened
-    first on a fresh server would run that page without app.py: no sidebar, file names as
-    navigation. Switch the old mode off and rerun, so app.py routes the link."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_leave_legacy_pages_mode()
+from curation.store import open_store
 
 STATE_ICONS = {
     "queued": ":material/schedule:",
@@ -40,13 +29,11 @@ STATE_ICONS = {
 
 
 @st.cache_resource(show_spinner="Opening the workspace…")
-def _engine_for(url: str):  # noqa: ANN202 - returns a SQLAlchemy Engine
-    from curation.store import open_store
-
+def _engine_for(url: str) -> Engine:
     return open_store(url)
 
 
-def engine():  # noqa: ANN201 - returns a SQLAlchemy Engine
+def engine() -> Engine:
     """The workspace engine (one per process, thread-safe, migrated)."""
     return _engine_for(database_url())
 
@@ -198,6 +185,42 @@ def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] |
                         st.rerun()
 
     _panel()
+
+
+def split_by_origin(batches: Sequence[BatchSummary], *origins: str) -> tuple[list[BatchSummary], ...]:
+    """The batches of each of `origins` ("synthetic", "real", "eval"), in that order."""
+    return tuple([b for b in batches if b.origin == origin] for origin in origins)
+
+
+def batch_multiselect(
+    label: str,
+    sizes: dict[str, int],
+    unit: str,
+    *,
+    key: str,
+    all_by_default: bool = False,
+    placeholder: str | None = None,
+    help_text: str | None = None,
+) -> list[str]:
+    """Pick batches by name, each shown with its size (`sizes[name]` `unit`)."""
+    return st.multiselect(
+        label,
+        list(sizes),
+        default=list(sizes) if all_by_default else None,
+        format_func=lambda name: f"{name} ({sizes[name]:,} {unit})",
+        placeholder=placeholder,
+        help=help_text,
+        key=key,
+    )
+
+
+def titled_table(title: str, rows: list[dict[str, Any]], empty: str, **dataframe_options: Any) -> None:
+    """A bold title, then the rows as a table without index, or the caption `empty` when there are none."""
+    st.markdown(f"**{title}**")
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, **dataframe_options)
+    else:
+        st.caption(empty)
 
 
 def page_header(title: str, subtitle: str) -> None:
