@@ -72,7 +72,7 @@ def main() -> None:
         app.session_state["open_sample"] = rows[0].id
         app.run()
         start = time.perf_counter()
-        app.switch_page("app_pages/samples.py").run()
+        app.switch_page("pages/samples.py").run()
         page_s = time.perf_counter() - start
         assert not app.exception
 

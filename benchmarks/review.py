@@ -3,7 +3,7 @@
 * one accept/reject round trip on the server (record_decision + fetching the next
   sample of the queue), p50 / p95 over a few hundred decisions, per queue;
 * opening the review page at the first sample: the library calls the page makes,
-  and an AppTest run of app_pages/review.py;
+  and an AppTest run of pages/review.py;
 * one-off costs: drawing the spot-check pool, bulk accept / reject and their undo,
   the review-stats summary.
 
@@ -106,7 +106,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def page_open(engine: Any, batch_id: int, reviewer: str) -> int | None:
-    """The library calls app_pages/review.py makes to show the first sample of the default queue."""
+    """The library calls pages/review.py makes to show the first sample of the default queue."""
     review_batches(engine)
     available_queues(engine, batch_id)
     queue = Queue("disagreement", batch_id)
@@ -142,7 +142,7 @@ def app_test_open(url: str) -> float:
     app.session_state["reviewer_name"] = "page"
     app.run()
     start = time.perf_counter()
-    app.switch_page("app_pages/review.py").run()
+    app.switch_page("pages/review.py").run()
     elapsed = time.perf_counter() - start
     assert not app.exception, [e.value for e in app.exception]
     assert any(h.value.startswith("Sample ") for h in app.subheader)
@@ -161,7 +161,7 @@ def bench(n: int, decisions: int, rebuild: bool) -> None:
     warm = [timed(lambda: page_open(engine, batch_id, "first"))[0] for _ in range(5)]
     report("page open: library calls to the first sample (cold)", ms(cold))
     report("page open: library calls to the first sample (warm median)", ms(statistics.median(warm)))
-    report("page open: AppTest run of app_pages/review.py", ms(app_test_open(url)))
+    report("page open: AppTest run of pages/review.py", ms(app_test_open(url)))
 
     elapsed, pool = timed(lambda: draw_spot_check(engine, batch_id, decisions + 20, seed=1))
     report(f"draw the spot-check pool ({pool.size} of the passed set)", ms(elapsed))

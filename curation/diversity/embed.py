@@ -292,7 +292,8 @@ class _Linear:
         return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, attr, [], "none" if self.gelu else None)
 
     def _plain(self, x: Any) -> Any:
-        import torch.nn.functional as F  # noqa: N812 - heavy: loaded only when embedding
+        # heavy: loaded only when embedding
+        import torch.nn.functional as F  # noqa: N812
 
         y = F.linear(x, self.weight, self.bias)
         return F.gelu(y) if self.gelu else y
@@ -347,7 +348,8 @@ class LeanBert:
 
     def __call__(self, input_ids: Any, lengths: Any) -> Any:
         import torch  # heavy: loaded only when embedding
-        import torch.nn.functional as F  # noqa: N812 - heavy: loaded only when embedding
+        # heavy: loaded only when embedding
+        import torch.nn.functional as F  # noqa: N812
 
         batch, length = input_ids.shape
         heads, width = self.heads, self.hidden // self.heads

@@ -10,15 +10,6 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import (
-    engine,
-    page_header,
-    require_reviewer,
-    reviewer,
-    show_json,
-    show_untrusted,
-    titled_table,
-)
 from curation.review.agreement import reviewer_agreement
 from curation.review.bulk import (
     BoundNotMet,
@@ -52,6 +43,15 @@ from curation.review.queues import (
 )
 from curation.review.sampling import acceptance_summary, zero_failure_sample_size
 from curation.review.stats import family_slices, reviewer_stats, suggestions, verifier_scores, verifier_slices
+from pages.common import (
+    engine,
+    page_header,
+    require_reviewer,
+    reviewer,
+    show_json,
+    show_untrusted,
+    titled_table,
+)
 
 OUTCOME = {True: "pass", False: "fail", None: "—"}
 VERDICT_ICON = {True: ":material/check:", False: ":material/close:", None: ":material/help:"}
@@ -80,7 +80,7 @@ eng = engine()
 batches = review_batches(eng)
 if not batches:
     st.info("No synthetic batches to review yet.", icon=":material/info:")
-    st.page_link("app_pages/import_data.py", label="Import data", icon=":material/upload_file:")
+    st.page_link("pages/import_data.py", label="Import data", icon=":material/upload_file:")
     st.stop()
 
 by_id = {b.id: b for b in batches}
@@ -204,7 +204,7 @@ def _show_related(related: list, *, empty: str) -> None:
                 show_untrusted(item.response)
                 if st.button("Open it in Samples", key=f"open_{item.kind}_{item.sample_id}", icon=":material/open_in_new:"):
                     _open_in_browser(item.sample_id)
-                    st.switch_page("app_pages/samples.py")
+                    st.switch_page("pages/samples.py")
 
 
 def _show_neighbours(sample_id: int) -> None:

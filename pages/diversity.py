@@ -9,15 +9,6 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages.common import (
-    engine,
-    job_status,
-    page_header,
-    require_reviewer,
-    reviewer,
-    show_untrusted,
-    start_from_page,
-)
 from curation.diversity.service import (
     MARK_KINDS,
     Selection,
@@ -31,6 +22,15 @@ from curation.diversity.service import (
 )
 from curation.diversity.thresholds import DiversityThresholds
 from curation.store.queries import get_sample, list_batches
+from pages.common import (
+    engine,
+    job_status,
+    page_header,
+    require_reviewer,
+    reviewer,
+    show_untrusted,
+    start_from_page,
+)
 
 page_header(
     "Diversity",
@@ -325,4 +325,4 @@ if sample_id is not None:
                 st.caption("None.")
             if st.button("Open in Samples", icon=":material/open_in_new:", key="diversity_open"):
                 st.session_state["open_sample"] = sample.id
-                st.switch_page("app_pages/samples.py")
+                st.switch_page("pages/samples.py")

@@ -6,7 +6,9 @@ query in `curation`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -18,6 +20,7 @@ from curation.data import BatchSummary
 from curation.jobs import JobBusy, JobView, cancel_job, get_job, reap_dead_jobs, resume_job
 from curation.safety import neutralise_markdown, reveal_bidi
 from curation.store import open_store
+from pages import navigation_sections
 
 STATE_ICONS = {
     "queued": ":material/schedule:",
@@ -223,6 +226,42 @@ def titled_table(title: str, rows: list[dict[str, Any]], empty: str, **dataframe
         st.caption(empty)
 
 
+_routing = threading.local()
+
+
+@contextmanager
+def routed_by_app() -> Iterator[None]:
+    """Marks the page run that app.py routes (a script run is one thread)."""
+    _routing.active = True
+    try:
+        yield
+    finally:
+        _routing.active = False
+
+
+def run_app() -> None:
+    """The app: page config, workspace, `st.navigation` over `PAGES`, sidebar, then the
+    chosen page. app.py is just this call."""
+    st.set_page_config(page_title="Assay", page_icon="🧪", layout="wide")
+    engine()
+    page = st.navigation(navigation_sections())
+    sidebar()
+    with routed_by_app():
+        page.run()
+
+
+def route_through_the_app() -> None:
+    """A page script running without app.py is Streamlit's old `pages/` mode, which lasts
+    until `st.navigation` first runs in the server process: a deep link opened first on
+    a fresh server (and every run under AppTest, which resets the mode). Run the app's
+    router here instead, in the same run (so a click or an entered value is not lost), and
+    stop this unrouted copy of the page. Public calls only."""
+    if not getattr(_routing, "active", False):
+        run_app()
+        st.stop()
+
+
 def page_header(title: str, subtitle: str) -> None:
+    route_through_the_app()
     st.title(title)
     st.caption(subtitle)

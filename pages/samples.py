@@ -3,7 +3,6 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import engine, page_header, require_reviewer, show_json, show_untrusted
 from curation.data import FAMILIES
 from curation.review.decisions import REASON_TAGS, record_decision, undo_last
 from curation.store.queries import (
@@ -14,6 +13,7 @@ from curation.store.queries import (
     list_batches,
     query_samples,
 )
+from pages.common import engine, page_header, require_reviewer, show_json, show_untrusted
 
 page_header("Samples", "Every candidate in the workspace. Select a row to read it in full and decide.")
 
@@ -22,7 +22,7 @@ batches = [b for b in list_batches(eng) if b.origin in ("synthetic", "real")]
 by_name = {b.name: b for b in batches}
 if not batches:
     st.info("No batches yet.", icon=":material/info:")
-    st.page_link("app_pages/import_data.py", label="Import data", icon=":material/upload_file:")
+    st.page_link("pages/import_data.py", label="Import data", icon=":material/upload_file:")
     st.stop()
 
 PASSED_LABELS = {"passed": True, "failed": False, "not judged": None}

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import STATE_ICONS, engine, page_header, reviewer, start_from_page
 from curation.jobs import cancel_job, list_jobs, resume_job
+from pages.common import STATE_ICONS, engine, page_header, reviewer, start_from_page
 
 page_header("Jobs", "Long work runs in worker processes. A job whose worker died is marked failed, with the reason, and can be resumed.")
 

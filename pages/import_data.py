@@ -5,9 +5,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.common import engine, job_status, page_header, reviewer, start_from_page
 from curation.config import DATA_DIR
 from curation.jobs import start_job
+from pages.common import engine, job_status, page_header, reviewer, start_from_page
 
 UPLOAD_DIR = DATA_DIR / "uploads"
 KINDS = {
@@ -59,5 +59,5 @@ if "import_job" in st.session_state:
     job_status(
         st.session_state["import_job"],
         key="import_job",
-        on_success=lambda job: st.page_link("app_pages/samples.py", label="Browse the samples", icon=":material/table_rows:"),
+        on_success=lambda job: st.page_link("pages/samples.py", label="Browse the samples", icon=":material/table_rows:"),
     )

@@ -17,7 +17,7 @@ from curation.verification.runner import run_verification
 from tests.helpers import sample_records, write_jsonl
 
 APP = str(PROJECT_ROOT / "app.py")
-PAGE = "app_pages/verify.py"
+PAGE = "pages/verify.py"
 SANDBOX = resolve_mode()[0] is not None
 
 

@@ -7,7 +7,6 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app_pages.common import engine, job_status, page_header, reviewer, show_json, show_untrusted
 from curation.data import FAMILIES
 from curation.store.queries import get_sample, list_batches
 from curation.verification import VERIFIERS
@@ -23,6 +22,7 @@ from curation.verification.report import (
     verifier_summary,
     verifier_versions,
 )
+from pages.common import engine, job_status, page_header, reviewer, show_json, show_untrusted
 
 page_header(
     "Verify",
@@ -35,7 +35,7 @@ batches = [b for b in list_batches(eng) if b.origin == "synthetic"]
 by_name = {b.name: b for b in batches}
 if not batches:
     st.info("No candidate batches yet.", icon=":material/info:")
-    st.page_link("app_pages/import_data.py", label="Import data", icon=":material/upload_file:")
+    st.page_link("pages/import_data.py", label="Import data", icon=":material/upload_file:")
     st.stop()
 
 OUTCOME = {True: "pass", False: "fail", None: "—"}

@@ -1,9 +1,10 @@
 """The app's pages: one Streamlit script each, routed by app.py's `st.navigation`.
 
-The folder is deliberately not called `pages/`: Streamlit treats a `pages/` folder beside
-the entry point as an old-style multipage app until `st.navigation` first runs in the
-server process, so a deep link (say /review) opened first on a fresh server would run
-that script without app.py (no sidebar, file names as navigation).
+Streamlit treats a `pages/` folder beside the entry point as an old-style multipage app
+until `st.navigation` first runs in the server process, so a deep link (say /review)
+opened first on a fresh server runs that script without app.py. `pages.common.page_header`
+notices a page run that app.py did not route and runs the app's router in its place, with
+public calls only; see `common.route_through_the_app`.
 
 `PAGES` is the one list of pages: app.py builds its navigation from it, and tests and
 benchmarks name a page's script by it.
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+import streamlit as st
 
 FOLDER = Path(__file__).resolve().parent
 
@@ -45,3 +48,13 @@ PAGES: tuple[PageEntry, ...] = (
     PageEntry("Ship", "export.py", "Export", ":material/download:", "export"),
     PageEntry("Ship", "jobs.py", "Jobs", ":material/pending_actions:", "jobs"),
 )
+
+
+def navigation_sections() -> dict[str, list[st.Page]]:
+    """`PAGES` as `st.navigation` takes them, by section."""
+    sections: dict[str, list[st.Page]] = {}
+    for entry in PAGES:
+        sections.setdefault(entry.section, []).append(
+            st.Page(entry.path, title=entry.title, icon=entry.icon, url_path=entry.url_path, default=entry.default)
+        )
+    return sections

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.common import engine, page_header, reviewer, show_untrusted, start_from_page
 from curation.config import DATA_DIR
 from curation.generation.launch import (
     math_datasets,
@@ -23,6 +22,7 @@ from curation.generation.templates import TemplateError, allowed_variables, defa
 from curation.jobs import cancel_job, get_job, list_jobs, reap_dead_jobs
 from curation.teachers.base import TeacherError
 from curation.teachers.simulated import LABEL as SIMULATED_LABEL
+from pages.common import engine, page_header, reviewer, show_untrusted, start_from_page
 
 UPLOAD_DIR = DATA_DIR / "uploads"
 FAMILIES = {"Math": "math", "Code": "code", "Instruction following": "instruction", "Open-ended": "open"}

@@ -15,7 +15,8 @@ from curation.store import open_store, session_scope
 from curation.store.models import Batch
 from curation.testing.openai_server import OpenAICompatServer
 
-PAGE = str(PROJECT_ROOT / "app_pages" / "generate.py")
+APP = str(PROJECT_ROOT / "app.py")
+PAGE = "pages/generate.py"
 KEY = "sk-page-test-a1b2c3d4e5f60718"
 
 
@@ -27,10 +28,12 @@ def workspace(monkeypatch, make_store_url):
 
 
 def run_page(**state) -> AppTest:
-    app = AppTest.from_file(PAGE, default_timeout=60)
+    """The Generate page through the router (a page runs only as app.py routes it)."""
+    app = AppTest.from_file(APP, default_timeout=60)
     for key, value in state.items():
         app.session_state[key] = value
     app.run()
+    app.switch_page(PAGE).run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 

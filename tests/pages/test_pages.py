@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_pages import FOLDER, PAGES
 from curation.config import PROJECT_ROOT
 from curation.io.importer import import_file
 from curation.jobs import start_job, wait_for_job
 from curation.review.decisions import record_decision
 from curation.store import open_store
 from curation.store.queries import SampleFilter, get_sample, query_samples
+from pages import FOLDER, PAGES
 from tests.helpers import write_jsonl
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -47,14 +48,14 @@ def make_app(workspace):
 
 
 def test_overview_lists_batches(make_app):
-    app = make_app("app_pages/home.py")
+    app = make_app("pages/home.py")
     assert app.title[0].value == "Assay"
     assert any(metric.value == "12" for metric in app.metric)
 
 
 def test_samples_page_records_a_decision(make_app, workspace):
     rows, _ = query_samples(workspace, SampleFilter())
-    app = make_app("app_pages/samples.py", reviewer_name="ada", open_sample=rows[0].id)
+    app = make_app("pages/samples.py", reviewer_name="ada", open_sample=rows[0].id)
     assert f"Sample {rows[0].id}" in [h.value for h in app.subheader]
     app.button(key="accept").click().run()
     assert not app.exception
@@ -65,13 +66,13 @@ def test_samples_page_records_a_decision(make_app, workspace):
 
 def test_samples_page_requires_a_reviewer_name(make_app, workspace):
     rows, _ = query_samples(workspace, SampleFilter())
-    app = make_app("app_pages/samples.py", open_sample=rows[0].id)
+    app = make_app("pages/samples.py", open_sample=rows[0].id)
     assert app.button(key="accept").disabled
     assert any("reviewer name" in info.value for info in app.info)
 
 
 def test_samples_page_filters_and_searches(make_app):
-    app = make_app("app_pages/samples.py")
+    app = make_app("pages/samples.py")
     app.text_input(key="filter_search").input("3 + 4").run()
     assert "1 samples" in app.caption[-2].value or any("1 samples" in c.value for c in app.caption)
 
@@ -80,14 +81,14 @@ def test_import_page_shows_a_failed_import_with_line_and_field(make_app, workspa
     path = write_jsonl(tmp_path / "bad.jsonl", [{"family": "math", "prompt": "p", "response": "r"}, {"family": "math", "prompt": 3, "response": ""}])
     job_id = start_job(workspace, "import", {"path": str(path), "batch": "bad"})
     wait_for_job(workspace, job_id)
-    app = make_app("app_pages/import_data.py", import_job=job_id)
+    app = make_app("pages/import_data.py", import_job=job_id)
     assert [error.value for error in app.error] == ["bad.jsonl: line 2, field 'prompt': expected a string, got int"]
 
 
 def test_export_page_exports_accepted_samples(make_app, workspace, tmp_path):
     rows, _ = query_samples(workspace, SampleFilter())
     record_decision(workspace, rows[0].id, "ada", "accept")
-    app = make_app("app_pages/export.py", reviewer_name="ada")
+    app = make_app("pages/export.py", reviewer_name="ada")
     app.text_input[0].set_value(str(tmp_path / "out"))
     app.button[0].click().run()
     assert not app.exception
@@ -98,21 +99,31 @@ def test_export_page_exports_accepted_samples(make_app, workspace, tmp_path):
 
 def test_jobs_page_lists_jobs(make_app, workspace, records_file):
     wait_for_job(workspace, start_job(workspace, "import", {"path": str(records_file(3, name="x.jsonl")), "batch": "x"}))
-    app = make_app("app_pages/jobs.py")
+    app = make_app("pages/jobs.py")
     assert len(app.dataframe) == 1
     assert app.dataframe[0].value["state"].tolist() == ["succeeded"]
 
 
-def test_no_pages_folder_beside_the_entry_point_and_every_page_script_listed_once():
-    """A `pages/` folder beside app.py puts Streamlit in its old multipage mode until
-    st.navigation first runs: a deep link opened first on a fresh server would run the
-    page without app.py. The page scripts live in app_pages/, listed once in PAGES."""
-    assert not (PROJECT_ROOT / "pages").exists()
-    assert FOLDER == PROJECT_ROOT / "app_pages"
+def test_every_page_script_is_listed_once():
+    """`PAGES` is the one list app.py routes by: every script in pages/ is in it once."""
+    assert FOLDER == PROJECT_ROOT / "pages"
     scripts = sorted(p.name for p in FOLDER.glob("*.py") if p.name not in ("__init__.py", "common.py"))
     assert sorted(entry.script for entry in PAGES) == scripts
     url_paths = [entry.url_path for entry in PAGES if not entry.default]
     assert len(set(url_paths)) == len(url_paths) == len(PAGES) - 1
+
+
+def test_the_app_uses_only_public_streamlit_modules():
+    """The hand-over from Streamlit's old `pages/` mode uses public calls: app.py and the
+    pages import `streamlit` itself, never its private submodules (streamlit.runtime…)."""
+    private = []
+    for path in [PROJECT_ROOT / "app.py", *sorted(FOLDER.glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            private += [f"{path.name}: {name}" for name in names if name.startswith("streamlit.")]
+    assert private == []
 
 
 def test_importing_the_page_helpers_leaves_streamlit_routing_alone():
@@ -120,7 +131,7 @@ def test_importing_the_page_helpers_leaves_streamlit_routing_alone():
     probe = (
         "from streamlit.runtime.pages_manager import PagesManager\n"
         "PagesManager.uses_pages_directory = True\n"
-        "import app_pages.common\n"
+        "import pages.common\n"
         "print(PagesManager.uses_pages_directory)\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)

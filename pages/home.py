@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import engine, page_header, split_by_origin
 from curation.jobs import list_jobs
 from curation.store.queries import list_batches
+from pages.common import engine, page_header, split_by_origin
 
 page_header(
     "Assay",
@@ -26,7 +26,7 @@ cols[3].metric("Real reference rows", f"{sum(b.samples for b in real):,}", help=
 st.subheader("Batches")
 if not batches:
     st.info("The workspace is empty. Import a file to start, or run `python -m curation demo`.", icon=":material/info:")
-    st.page_link("app_pages/import_data.py", label="Import data", icon=":material/upload_file:")
+    st.page_link("pages/import_data.py", label="Import data", icon=":material/upload_file:")
 else:
     frame = pd.DataFrame(
         [
@@ -84,4 +84,4 @@ if active:
     st.subheader("Running jobs")
     for job in active:
         st.progress(job.fraction or 0.0, text=f"{job.title}: {job.message}")
-    st.page_link("app_pages/jobs.py", label="All jobs", icon=":material/pending_actions:")
+    st.page_link("pages/jobs.py", label="All jobs", icon=":material/pending_actions:")

@@ -1,4 +1,4 @@
-"""app_pages/review.py under streamlit.testing.v1.AppTest, against a real SQLite store."""
+"""pages/review.py under streamlit.testing.v1.AppTest, against a real SQLite store."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from curation.store.queries import get_sample
 from curation.testing.review_batches import ReviewRow, insert_review_batch
 
 APP = str(PROJECT_ROOT / "app.py")
-PAGE = "app_pages/review.py"
+PAGE = "pages/review.py"
 DISAGREE = [("checker", False, "wrong final answer"), ("judge", True, "good")]
 PASS = [("checker", True, "correct"), ("judge", True, "good")]
 

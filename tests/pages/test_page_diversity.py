@@ -73,7 +73,7 @@ def open_page(**state) -> AppTest:
     for key, value in state.items():
         app.session_state[key] = value
     app.run()
-    app.switch_page("app_pages/diversity.py").run()
+    app.switch_page("pages/diversity.py").run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 

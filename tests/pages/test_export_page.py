@@ -29,7 +29,7 @@ def open_page(**state) -> AppTest:
     for key, value in state.items():
         app.session_state[key] = value
     app.run()
-    app.switch_page("app_pages/export.py").run()
+    app.switch_page("pages/export.py").run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 

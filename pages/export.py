@@ -8,7 +8,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import (
+from curation.config import database_url, default_export_dir
+from curation.data import FAMILIES
+from curation.export import ExportConfig, plan_export, reason_label
+from curation.export.archive import archive_export
+from curation.export.reconcile import cost_table, list_exports, reconcile
+from curation.io.writers import WRITERS
+from curation.jobs import get_job, start_job
+from curation.store.queries import list_batches
+from pages.common import (
     batch_multiselect,
     engine,
     job_status,
@@ -18,14 +26,6 @@ from app_pages.common import (
     split_by_origin,
     start_from_page,
 )
-from curation.config import database_url, default_export_dir
-from curation.data import FAMILIES
-from curation.export import ExportConfig, plan_export, reason_label
-from curation.export.archive import archive_export
-from curation.export.reconcile import cost_table, list_exports, reconcile
-from curation.io.writers import WRITERS
-from curation.jobs import get_job, start_job
-from curation.store.queries import list_batches
 
 page_header(
     "Export",
