@@ -348,8 +348,7 @@ class LeanBert:
 
     def __call__(self, input_ids: Any, lengths: Any) -> Any:
         import torch  # heavy: loaded only when embedding
-        # heavy: loaded only when embedding
-        import torch.nn.functional as F  # noqa: N812
+        import torch.nn.functional as F  # noqa: N812 (the line above says why)
 
         batch, length = input_ids.shape
         heads, width = self.heads, self.hidden // self.heads
