@@ -9,7 +9,7 @@ from curation.diversity import neighbours
 from curation.diversity.embed import DEFAULT_MODEL, cache_key, encode_vectors
 from curation.diversity.neighbours import nearest_neighbours
 from curation.io.importer import import_file
-from curation.review.context import neighbour_lookup
+from curation.review.context import neighbour_previews
 from curation.store import session_scope
 from curation.store.models import Embedding, Sample
 from tests.helpers import sample_records, write_jsonl
@@ -31,7 +31,7 @@ def test_neighbours_come_from_the_batch_and_the_reference_set_most_similar_first
     found = nearest_neighbours(engine, ids[1], k=3)
     assert [sample_id for sample_id, _ in found] == [ids[4], ids[0], ids[2]]
     assert abs(found[0][1] - np.cos(np.radians(2))) < 1e-6
-    assert neighbour_lookup() is nearest_neighbours
+    assert [related.sample_id for related in neighbour_previews(engine, ids[1], k=3)] == [ids[4], ids[0], ids[2]]
 
 
 def test_a_sample_without_embeddings_has_no_neighbours(sqlite_engine, records_file):
