@@ -120,14 +120,25 @@ def test_generate_killed_then_resumed_at_once_completes_exactly(store_url, serve
         assert session.scalar(select(Batch.status).where(Batch.name == "k1")) == "ready"
     assert len(slots) == len(set(slots)) == GENERATE_ITEMS
     assert statuses == {"ok": GENERATE_ITEMS}
+    # Lost at the kill: requests on the wire plus answers not yet committed.
+    assert_rerun_sent_only_what_was_missing(
+        engine, server, "generate", total=GENERATE_ITEMS, kept=answered, sent_before=sent_before,
+        in_flight=GENERATE_CONCURRENCY + GENERATE_UNCOMMITTED,
+    )
+
+
+def assert_rerun_sent_only_what_was_missing(
+    engine, server, what: str, *, total: int, kept: int, sent_before: int, in_flight: int
+) -> None:
+    """The killed job is failed with its reason, the rerun succeeded and asked the server for
+    exactly the missing part; what was lost at the kill is at most what was in flight."""
     [(_, first_state, first_error), (_, second_state, _)] = job_states(engine)
     assert first_state == "failed" and "exited without finishing" in first_error
     assert second_state == "succeeded"
-    lost_at_kill = sent_before - answered
-    print(f"generate: {answered} answered at the kill, {lost_at_kill} requests sent but not kept")
-    assert server.stats.chat_requests - sent_before == GENERATE_ITEMS - answered
-    # Lost at the kill: requests on the wire plus answers not yet committed.
-    assert 0 <= lost_at_kill <= GENERATE_CONCURRENCY + GENERATE_UNCOMMITTED
+    lost_at_kill = sent_before - kept
+    print(f"{what}: {kept} kept at the kill, {lost_at_kill} requests sent but not kept")
+    assert server.stats.chat_requests - sent_before == total - kept
+    assert 0 <= lost_at_kill <= in_flight
 
 
 def judge_reply(messages: list[dict], index: int) -> str:
@@ -172,14 +183,11 @@ def test_verify_killed_then_rerun_at_once_judges_each_sample_once(store_url, ser
         verdicts = session.execute(select(Verdict.sample_id).where(Verdict.verifier == "judge")).scalars().all()
         samples = session.scalars(select(Sample.id)).all()
     assert sorted(verdicts) == sorted(samples) and len(samples) == JUDGED_SAMPLES
-    [(_, first_state, first_error), (_, second_state, _)] = job_states(engine)
-    assert first_state == "failed" and "exited without finishing" in first_error
-    assert second_state == "succeeded"
-    lost_at_kill = sent_before - kept
-    print(f"verify: {kept} verdicts kept at the kill, {lost_at_kill} requests sent but not kept")
-    assert server.stats.chat_requests - sent_before == JUDGED_SAMPLES - kept
     # Lost at the kill: the chunks submitted but not yet committed.
-    assert 0 <= lost_at_kill <= VERIFY_WINDOW * VERIFY_CHUNK
+    assert_rerun_sent_only_what_was_missing(
+        engine, server, "verify", total=JUDGED_SAMPLES, kept=kept, sent_before=sent_before,
+        in_flight=VERIFY_WINDOW * VERIFY_CHUNK,
+    )
 
 
 def test_embed_killed_then_rerun_at_once_embeds_only_what_is_missing(store_url):
