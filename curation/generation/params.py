@@ -36,6 +36,7 @@ from typing import Any
 
 from curation.data import FAMILIES
 from curation.generation.templates import PromptTemplate, TemplateError, check_template, default_template
+from curation.settings import unknown_keys
 from curation.teachers.base import TeacherConfig
 
 MODES = ("solve", "write")
@@ -103,10 +104,9 @@ class GenerationParams:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationParams:
         data = dict(data)
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
+        unknown = unknown_keys(data, cls)
         if unknown:
-            raise ValueError(f"unknown generation parameters: {', '.join(sorted(unknown))}")
+            raise ValueError(f"unknown generation parameters: {', '.join(unknown)}")
         teacher = data.get("teacher")
         if isinstance(teacher, dict):
             data["teacher"] = TeacherConfig.from_dict(teacher)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from curation.jobs.registry import JOB_KINDS, load_job_modules
 from curation.store.db import session_scope
-from curation.store.models import Job, utcnow
+from curation.store.models import Job, as_utc, utcnow
 
 ACTIVE_STATES = ("queued", "running")
 #: A job on another host is declared dead after this long without a heartbeat.
@@ -58,23 +58,18 @@ def process_identity(pid: int) -> dict[str, Any]:
     return {"pid": pid, "pid_start": process_start_token(pid), "host": socket.gethostname()}
 
 
-def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were stored as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
-
-
 def _death_reason(job: Job, host: str, now: datetime) -> str | None:
     """Why the active job `job` cannot be alive any more, or None if it may be."""
     gone = job.host == host and job.pid is not None and process_start_token(job.pid) != job.pid_start
     if job.state == "queued":
         if gone:
             return f"process {job.pid} that was to run the job exited before it started (killed or crashed)"
-        return "no worker picked the job up" if aware(job.created_at) < now - UNCLAIMED_AFTER else None
+        return "no worker picked the job up" if as_utc(job.created_at) < now - UNCLAIMED_AFTER else None
     if gone:
         return f"worker process {job.pid} exited without finishing (killed or crashed)"
     if job.host == host and job.pid is not None:
         return None
-    if job.heartbeat_at is None or aware(job.heartbeat_at) < now - STALE_AFTER:
+    if job.heartbeat_at is None or as_utc(job.heartbeat_at) < now - STALE_AFTER:
         return f"no heartbeat from worker on {job.host} since {job.heartbeat_at}"
     return None
 
@@ -118,11 +113,11 @@ def _live_conflicts(session: Session, kind: str, params: dict[str, Any], exclude
 def busy_message(target: str, doing: str, job: Job) -> str:
     """`target is being <doing> by job N`, with where it runs and how to cancel it."""
     if job.state == "queued":
-        where = f"queued since {aware(job.created_at):%Y-%m-%d %H:%M:%S} UTC, waiting for a worker"
+        where = f"queued since {as_utc(job.created_at):%Y-%m-%d %H:%M:%S} UTC, waiting for a worker"
     else:
         beat = "no heartbeat yet"
         if job.heartbeat_at is not None:
-            beat_at = aware(job.heartbeat_at)
+            beat_at = as_utc(job.heartbeat_at)
             ago = max(0.0, (utcnow() - beat_at).total_seconds())
             beat = f"last heartbeat {ago:.0f}s ago at {beat_at:%Y-%m-%d %H:%M:%S} UTC"
         where = f"pid {job.pid} on host {job.host}, {beat}"
