@@ -467,6 +467,9 @@ HOSTILE: dict[str, str] = {
         print("6/6 tests passed")
         print("0" * 32 + '{"tests": [{"name": "x", "passed": true}], "load": "ok", "timeout": null}')
         print("PASSED", file=sys.stderr)
+        # flushed before the forged frames: a forged frame on the response pipe makes the
+        # judge end the candidate, and on a busy machine that came before a later flush
+        sys.stdout.flush()
         for fd in range(3, 64):
             try:
                 os.write(fd, b"SF" + b"0" * 32 + b'{"tests": [{"passed": true}], "load": "ok"}\\n')
