@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from curation.store import open_store
 from curation.store.db import dispose_engines
 from tests.helpers import sample_records, write_jsonl
+from tests.raycluster import LoopbackCluster, loopback_cluster, ray_unavailable
 
 PG_ADMIN_URL = os.environ.get("ASSAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 _pg_problem: list[str | None] = []
@@ -31,12 +32,18 @@ def postgres_unavailable() -> str | None:
 
             url = make_url(PG_ADMIN_URL)
             with psycopg.connect(
-                host=url.host, port=url.port or 5432, user=url.username, dbname=url.database, connect_timeout=3
+                host=url.host,
+                port=url.port or 5432,
+                user=url.username,
+                dbname=url.database,
+                connect_timeout=3,
             ):
                 pass
             _pg_problem.append(None)
         except Exception as exc:  # noqa: BLE001 - any failure means "skip, and say why"
-            _pg_problem.append(f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL).render_as_string()}: {exc}")
+            _pg_problem.append(
+                f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL).render_as_string()}: {exc}"
+            )
     return _pg_problem[0]
 
 
@@ -106,3 +113,28 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def ray_two_nodes() -> Iterator[LoopbackCluster]:
+    """One two-node Ray cluster on loopback (1 CPU each) shared by the session's tests.
+    Tests that kill a node start their own with `loopback_cluster()`."""
+    problem = ray_unavailable()
+    if problem:
+        pytest.skip(problem)
+    with loopback_cluster(nodes=2, cpus_per_node=1) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def ray_driver(ray_two_nodes: LoopbackCluster) -> Iterator[LoopbackCluster]:
+    """This process connected to the shared two-node cluster as a job's driver would be;
+    disconnected after the test."""
+    from curation.executors import ExecutorChoice, connect, disconnect
+
+    cluster = connect(ExecutorChoice.parse("ray", ray_two_nodes.address))
+    ray_two_nodes.wait_for_cpus(2)
+    try:
+        yield ray_two_nodes
+    finally:
+        disconnect(cluster)
