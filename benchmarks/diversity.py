@@ -49,7 +49,9 @@ a set of brass keys|the community garden|a leaking roof|the summer festival|a st
 a family recipe|the train timetable|a box of old photographs|the science fair project|a glass greenhouse|
 the radio antenna|a pair of hiking boots|the budget spreadsheet|a stray kitten|the stone wall|a chess puzzle|
 the weather station|a pottery wheel|the fishing nets|a violin case|the solar panels|a birthday cake|the town archive|
-a paper kite|the emergency plan|a crate of oranges|the bakery oven|a model railway""".replace("\n", "").split("|")
+a paper kite|the emergency plan|a crate of oranges|the bakery oven|a model railway""".replace("\n", "").split(
+    "|"
+)
 PLACES = """in the village square|near the river|at the train station|behind the school|on the north coast|
 inside the museum|at the edge of the forest|in a crowded market|on the rooftop|down by the harbour|
 in the town hall|at the county fair|in a small workshop|on the island|under the old bridge|in the botanical garden|
@@ -58,10 +60,16 @@ on the farm|in the hospital wing|at the stadium""".replace("\n", "").split("|")
 TIMES = """every morning|before the storm|last winter|on sunny afternoons|after the long meeting|during the holidays|
 at midnight|twice a week|early in spring|once a year|before sunrise|after school|in the evening|on weekends|
 during the festival|at the end of the month|right after lunch|in late autumn|on rainy days|since last year""".replace(
-    "\n", "").split("|")
+    "\n", ""
+).split("|")
 CONNECTORS = ["because", "although", "while", "so that", "even though", "just as", "whenever", "until"]
-EXTRAS = ["Everyone agreed it was worth it.", "Nobody expected that.", "It took longer than planned.",
-          "The result surprised the neighbours.", "They will try again soon."]
+EXTRAS = [
+    "Everyone agreed it was worth it.",
+    "Nobody expected that.",
+    "It took longer than planned.",
+    "The result surprised the neighbours.",
+    "They will try again soon.",
+]
 
 
 def sentence(rng: random.Random) -> str:
@@ -72,8 +80,10 @@ def sentence(rng: random.Random) -> str:
     if form == 1:
         return f"{t.capitalize()}, {s} {v} {o} {p}."
     if form == 2:
-        return (f"{s.capitalize()} {v} {o} {rng.choice(CONNECTORS)} {rng.choice(SUBJECTS)} "
-                f"{rng.choice(VERBS)} {rng.choice(OBJECTS)}.")
+        return (
+            f"{s.capitalize()} {v} {o} {rng.choice(CONNECTORS)} {rng.choice(SUBJECTS)} "
+            f"{rng.choice(VERBS)} {rng.choice(OBJECTS)}."
+        )
     return f"{s.capitalize()} {v} {rng.randint(2, 999)} items for {rng.randint(3, 500)} dollars {p}."
 
 
@@ -170,13 +180,24 @@ def bench_embed(n_texts: int, chunk: int = 250) -> dict:
     tb, tf = sum(base_times), sum(fast_times)
     pair_ratios = [b / f for b, f in zip(base_times, fast_times, strict=True)]
     return {
-        "texts": n_texts, "planted": len(planted), "baseline_s": tb, "fast_s": tf,
-        "baseline_rate": n_texts / tb, "fast_rate": n_texts / tf, "ratio": tb / tf,
-        "median_chunk_ratio": float(np.median(pair_ratios)), "min_chunk_ratio": float(np.min(pair_ratios)),
-        "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
-        "backend": fast.backend, "forward": fast.forward_kind, "threads": fast.threads,
-        "batch_tokens": fast.batch_tokens, "calibration": fast.calibration,
-        "dedup_same": decisions_base == decisions_fast, "dedup_findings": len(decisions_base),
+        "texts": n_texts,
+        "planted": len(planted),
+        "baseline_s": tb,
+        "fast_s": tf,
+        "baseline_rate": n_texts / tb,
+        "fast_rate": n_texts / tf,
+        "ratio": tb / tf,
+        "median_chunk_ratio": float(np.median(pair_ratios)),
+        "min_chunk_ratio": float(np.min(pair_ratios)),
+        "mean_cosine": float(cos.mean()),
+        "min_cosine": float(cos.min()),
+        "backend": fast.backend,
+        "forward": fast.forward_kind,
+        "threads": fast.threads,
+        "batch_tokens": fast.batch_tokens,
+        "calibration": fast.calibration,
+        "dedup_same": decisions_base == decisions_fast,
+        "dedup_findings": len(decisions_base),
         "dedup_diff": len(decisions_base ^ decisions_fast),
         "chunk_times": {"baseline": base_times, "fast": fast_times},
     }
@@ -194,16 +215,27 @@ def bench_minhash(n: int) -> dict:
     corpus = tokenise([t for i, s in pairs for t in (texts[i], texts[s])])
     sets = dedup.ShingleSets(*ngram_hashes(corpus, 5))
     due = {i for k, (i, _) in enumerate(pairs) if sets.jaccard(2 * k, 2 * k + 1) >= 0.8}
-    return {"n": n, "seconds": seconds, "found": len(hits), "planted_at_or_above_0.8": len(due),
-            "recall": len(hits & due) / max(len(due), 1), "planted_below_0.8": len(planted) - len(due)}
+    return {
+        "n": n,
+        "seconds": seconds,
+        "found": len(hits),
+        "planted_at_or_above_0.8": len(due),
+        "recall": len(hits & due) / max(len(due), 1),
+        "planted_below_0.8": len(planted) - len(due),
+    }
 
 
 def bench_semantic(n: int) -> dict:
     x, planted = random_vectors(n, seed=2)
     found, seconds = timed(dedup.semantic_duplicates, x)
     hits = {f.index for f in found}
-    return {"n": n, "seconds": seconds, "found": len(hits), "planted": len(planted),
-            "recall": len(hits & planted) / max(len(planted), 1)}
+    return {
+        "n": n,
+        "seconds": seconds,
+        "found": len(hits),
+        "planted": len(planted),
+        "recall": len(hits & planted) / max(len(planted), 1),
+    }
 
 
 def bench_metrics(n: int) -> dict:
@@ -214,13 +246,22 @@ def bench_metrics(n: int) -> dict:
     ref_texts, _ = generate(half, seed=9, near_share=0, exact_share=0)
     lengths = {"response": np.array([len(t.split()) for t in syn_texts])}
     ref_lengths = {"response": np.array([len(t.split()) for t in ref_texts])}
-    report, seconds = timed(compare, syn, ref, syn_texts, ref_texts, syn_lengths=lengths, ref_lengths=ref_lengths)
-    return {"n": f"{half} vs {half}", "seconds": seconds, "warnings": [w.code for w in report.warnings],
-            "coverage": report.metrics["coverage"]["synthetic"], "baseline_coverage": report.baseline.get("coverage")}
+    report, seconds = timed(
+        compare, syn, ref, syn_texts, ref_texts, syn_lengths=lengths, ref_lengths=ref_lengths
+    )
+    return {
+        "n": f"{half} vs {half}",
+        "seconds": seconds,
+        "warnings": [w.code for w in report.warnings],
+        "coverage": report.metrics["coverage"]["synthetic"],
+        "baseline_coverage": report.baseline.get("coverage"),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--embed-texts", type=int, default=2000)
     parser.add_argument("--skip-embed", action="store_true")
@@ -240,27 +281,35 @@ def main() -> None:
     results["load_after"] = os.getloadavg()
 
     print()
-    print(f"CPUs: {results['cpus']}; load average before {results['load_before'][0]:.1f}, after {results['load_after'][0]:.1f}")
+    print(
+        f"CPUs: {results['cpus']}; load average before {results['load_before'][0]:.1f}, after {results['load_after'][0]:.1f}"
+    )
     if "embed" in results:
         e = results["embed"]
-        print(f"| embed ({e['texts']} texts) | baseline {e['baseline_rate']:.1f} texts/s | fast ({e['backend']}, "
-              f"{e['forward']} forward, {e['threads']} worker threads, {e['batch_tokens']}-token batches) "
-              f"{e['fast_rate']:.1f} texts/s | ratio {e['ratio']:.2f}× (median per chunk {e['median_chunk_ratio']:.2f}×, "
-              f"min {e['min_chunk_ratio']:.2f}×; goal ≥ 2) | cosine mean {e['mean_cosine']:.5f} "
-              f"min {e['min_cosine']:.5f} (goal ≥ 0.99) | semantic dedup decisions identical: {e['dedup_same']} "
-              f"({e['dedup_findings']} findings, {e['dedup_diff']} differ) |")
+        print(
+            f"| embed ({e['texts']} texts) | baseline {e['baseline_rate']:.1f} texts/s | fast ({e['backend']}, "
+            f"{e['forward']} forward, {e['threads']} worker threads, {e['batch_tokens']}-token batches) "
+            f"{e['fast_rate']:.1f} texts/s | ratio {e['ratio']:.2f}× (median per chunk {e['median_chunk_ratio']:.2f}×, "
+            f"min {e['min_chunk_ratio']:.2f}×; goal ≥ 2) | cosine mean {e['mean_cosine']:.5f} "
+            f"min {e['min_cosine']:.5f} (goal ≥ 0.99) | semantic dedup decisions identical: {e['dedup_same']} "
+            f"({e['dedup_findings']} findings, {e['dedup_diff']} differ) |"
+        )
     goals = {"minhash": 60, "semantic": 60, "metrics": 30}
     print("| part | n | seconds | goal (largest) | detail |")
     print("| --- | --- | ---: | ---: | --- |")
     for part in args.parts:
         for r in results.get(part, []):
             detail = {k: v for k, v in r.items() if k not in ("n", "seconds")}
-            detail = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in detail.items())
+            detail = ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in detail.items()
+            )
             print(f"| {part} | {r['n']} | {r['seconds']:.1f} | ≤ {goals[part]} s | {detail} |")
         rows = results.get(part, [])
         if len(rows) >= 2:
             growth = rows[-1]["seconds"] / max(rows[0]["seconds"], 1e-9)
-            print(f"| {part} growth | {args.sizes[0]:,} → {args.sizes[-1]:,} | {growth:.1f}× | ~{args.sizes[-1] / args.sizes[0]:.0f}× linear | |")
+            print(
+                f"| {part} growth | {args.sizes[0]:,} → {args.sizes[-1]:,} | {growth:.1f}× | ~{args.sizes[-1] / args.sizes[0]:.0f}× linear | |"
+            )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
 

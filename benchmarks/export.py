@@ -44,7 +44,12 @@ def build(store: Path, rows: int) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
     config = {
-        "teacher": "openai", "model": "gpt-4o-mini", "family": "math", "mode": "solve", "n": 4, "seed": 1,
+        "teacher": "openai",
+        "model": "gpt-4o-mini",
+        "family": "math",
+        "mode": "solve",
+        "n": 4,
+        "seed": 1,
         "template": {"system": "You are {persona}.", "user": "Solve: {problem}"},
         "teacher_config": {"temperature": 0.7, "top_p": 0.95, "max_tokens": 1024},
     }
@@ -67,14 +72,30 @@ def build(store: Path, rows: int) -> None:
             family = FAMILIES[i % 4]
             prompt = f"Problem {i}: a train leaves station {i % 97} at {i % 24} o'clock travelling {i % 130 + 20} km/h; when does it reach a town {i % 500 + 10} km away?"
             response = (
-                f"Distance {i % 500 + 10} km over speed {i % 130 + 20} km/h gives the travel time; adding the departure "
-                f"hour {i % 24} gives the arrival. Step by step: time = d / v. \\boxed{{{i % 1000}}}"
-            ) if synthetic else f"Human answer {i}: it arrives after {(i % 500 + 10) / (i % 130 + 20):.2f} hours."
+                (
+                    f"Distance {i % 500 + 10} km over speed {i % 130 + 20} km/h gives the travel time; adding the departure "
+                    f"hour {i % 24} gives the arrival. Step by step: time = d / v. \\boxed{{{i % 1000}}}"
+                )
+                if synthetic
+                else f"Human answer {i}: it arrives after {(i % 500 + 10) / (i % 130 + 20):.2f} hours."
+            )
             samples.append(
-                (sid, 1 if synthetic else 2, f"b{i}", i, 0, family, prompt, response,
-                 json.dumps({"answer": str(i % 1000)}), json.dumps({"topic": "trains", "i": i}),
-                 content_hash(family, prompt, response), (i % 5 != 0) if synthetic else None,
-                 "accept" if synthetic else None, now)
+                (
+                    sid,
+                    1 if synthetic else 2,
+                    f"b{i}",
+                    i,
+                    0,
+                    family,
+                    prompt,
+                    response,
+                    json.dumps({"answer": str(i % 1000)}),
+                    json.dumps({"topic": "trains", "i": i}),
+                    content_hash(family, prompt, response),
+                    (i % 5 != 0) if synthetic else None,
+                    "accept" if synthetic else None,
+                    now,
+                )
             )
             if synthetic:
                 verdicts.append((sid, "math", "1.0", i % 5 != 0, 1.0 if i % 5 else 0.0, "", "{}", now))
@@ -163,14 +184,20 @@ def main() -> int:
     for fmt in args.formats:
         child = subprocess.run(
             [sys.executable, __file__, "--case", fmt, "--store", str(args.store), "--out", str(args.out)],
-            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         )
         if child.returncode:
             print(child.stderr, file=sys.stderr)
             return 1
         results.append(json.loads(child.stdout.strip().splitlines()[-1]))
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall time grows with it; CPU s does not)")
-    print(f"{'format':<9}{'rows':>11}{'wall s':>9}{'plan s':>8}{'CPU s':>8}{'rows/s':>10}{'peak RSS MB':>13}{'worker RSS':>12}{'output MB':>11}")
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall time grows with it; CPU s does not)"
+    )
+    print(
+        f"{'format':<9}{'rows':>11}{'wall s':>9}{'plan s':>8}{'CPU s':>8}{'rows/s':>10}{'peak RSS MB':>13}{'worker RSS':>12}{'output MB':>11}"
+    )
     for r in results:
         print(
             f"{r['format']:<9}{r['rows']:>11,}{r['seconds']:>9.2f}{r['plan_seconds']:>8.2f}{r['cpu_seconds']:>8.2f}{r['rows_per_s']:>10,}"

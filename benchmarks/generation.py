@@ -49,7 +49,11 @@ def problem_file(path: Path, count: int, offset: int) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for i in range(count):
             a, b = offset + i, (i * 7919) % 1000
-            record = {"family": "math", "prompt": f"Calculate {a} + {b}.", "reference": {"answer": str(a + b)}}
+            record = {
+                "family": "math",
+                "prompt": f"Calculate {a} + {b}.",
+                "reference": {"answer": str(a + b)},
+            }
             handle.write(json.dumps(record) + "\n")
 
 
@@ -118,18 +122,26 @@ def main() -> None:
     finally:
         server.kill()
         server.wait()
-    print(f"generation throughput, local server with {args.latency * 1000:.0f} ms per request, "
-          f"{os.cpu_count()} CPUs, SQLite store, cache on")
-    print(f"{'concurrency':>11} {'procs':>5} {'requests':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6} "
-          f"{'CPU s/1k req':>12} {'p50 ms':>7} {'p99 ms':>7} {'total s':>8} {'by process':>12} {'load':>5}")
+    print(
+        f"generation throughput, local server with {args.latency * 1000:.0f} ms per request, "
+        f"{os.cpu_count()} CPUs, SQLite store, cache on"
+    )
+    print(
+        f"{'concurrency':>11} {'procs':>5} {'requests':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6} "
+        f"{'CPU s/1k req':>12} {'p50 ms':>7} {'p99 ms':>7} {'total s':>8} {'by process':>12} {'load':>5}"
+    )
     for row in rows:
         print(
             f"{row['concurrency']:>11} {row['processes']:>5} {row['requests']:>8} {row['seconds']:>8.2f} {row['achieved']:>8.1f} "
             f"{row['ideal']:>8.0f} {row['ratio']:>6.2f} {row['cpu_per_1000']:>12.2f} {row['p50']:>7.1f} "
             f"{row['p99']:>7.1f} {row['total_seconds']:>8.2f} {row['by_process']:>12} {row['load']:>5.1f}"
         )
-    print("seconds: the engine's run, from its start after the preparation to the last answer committed (shard")
-    print("processes are started before, while the run prepares); total s: the whole run_generation call (plan,")
+    print(
+        "seconds: the engine's run, from its start after the preparation to the last answer committed (shard"
+    )
+    print(
+        "processes are started before, while the run prepares); total s: the whole run_generation call (plan,"
+    )
     print("request rows, cache keys, shard start-up included);")
     print("by process: requests made by the coordinator / each shard process (work is shared as it goes);")
     print("load: the machine's 1-minute load average after the level (other processes compete for the CPUs)")

@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Iterator
+from typing import Any
 
 RAY_ADDRESS_ENV = "ASSAY_RAY_ADDRESS"
 

@@ -55,6 +55,8 @@ def navigation_sections() -> dict[str, list[st.Page]]:
     sections: dict[str, list[st.Page]] = {}
     for entry in PAGES:
         sections.setdefault(entry.section, []).append(
-            st.Page(entry.path, title=entry.title, icon=entry.icon, url_path=entry.url_path, default=entry.default)
+            st.Page(
+                entry.path, title=entry.title, icon=entry.icon, url_path=entry.url_path, default=entry.default
+            )
         )
     return sections

@@ -106,7 +106,9 @@ def require_reviewer() -> str | None:
 MARKDOWN_LIMIT = 20_000
 
 
-def show_untrusted(text: str, *, markdown: bool = False, language: str | None = None, height: int | None = None) -> None:
+def show_untrusted(
+    text: str, *, markdown: bool = False, language: str | None = None, height: int | None = None
+) -> None:
     """Show model-written or user-supplied text. Never raw HTML; images are never fetched;
     bidi controls are written out so the screen shows the stored order."""
     if not text:
@@ -168,8 +170,12 @@ def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] |
             with st.status(label, state="running", expanded=True):
                 st.progress(job.fraction or 0.0, text=f"{job.message or 'working…'}  {_job_summary(job)}")
                 if job.counters:
-                    st.caption(" · ".join(f"{k}: {v}" for k, v in job.counters.items() if not isinstance(v, dict)))
-                if st.button("Cancel", key=f"{key}_cancel", icon=":material/stop:", disabled=job.cancel_requested):
+                    st.caption(
+                        " · ".join(f"{k}: {v}" for k, v in job.counters.items() if not isinstance(v, dict))
+                    )
+                if st.button(
+                    "Cancel", key=f"{key}_cancel", icon=":material/stop:", disabled=job.cancel_requested
+                ):
                     cancel_job(eng, job_id)
                     st.rerun(scope="fragment")
         elif job.state == "succeeded":
@@ -184,7 +190,10 @@ def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] |
                 else:
                     st.write(job.message)
                 if st.button("Resume", key=f"{key}_resume", icon=":material/replay:"):
-                    if start_from_page(lambda: resume_job(eng, job_id, created_by=reviewer()), key=key) is not None:
+                    if (
+                        start_from_page(lambda: resume_job(eng, job_id, created_by=reviewer()), key=key)
+                        is not None
+                    ):
                         st.rerun()
 
     _panel()

@@ -65,9 +65,14 @@ def plain(text: object) -> str:
 c1, c2, c3 = st.columns([3, 2, 2])
 name = c1.selectbox("Batch", list(batches), key="diversity_batch")
 decisions = c2.multiselect(
-    "Decisions", ["accept", "reject", "skip", "undecided"], key="diversity_decisions", placeholder="All samples"
+    "Decisions",
+    ["accept", "reject", "skip", "undecided"],
+    key="diversity_decisions",
+    placeholder="All samples",
 )
-color_by = c3.radio("Colour the map by", ["source", "verdict", "decision", "cluster"], horizontal=True, key="diversity_color")
+color_by = c3.radio(
+    "Colour the map by", ["source", "verdict", "decision", "cluster"], horizontal=True, key="diversity_color"
+)
 batch = batches[name]
 selection = Selection(batch_ids=(batch.id,), decisions=tuple(decisions))
 
@@ -82,12 +87,23 @@ with st.container(border=True):
     )
     b = st.columns(4)
     jobs = {
-        "embed_batch": b[0].button("Embed batch", icon=":material/scatter_plot:", disabled=embedded == total, key="diversity_embed"),
-        "embed_reference": b[1].button("Embed reference set", icon=":material/library_books:", disabled=ref_embedded == ref_total, key="diversity_embed_ref"),
+        "embed_batch": b[0].button(
+            "Embed batch", icon=":material/scatter_plot:", disabled=embedded == total, key="diversity_embed"
+        ),
+        "embed_reference": b[1].button(
+            "Embed reference set",
+            icon=":material/library_books:",
+            disabled=ref_embedded == ref_total,
+            key="diversity_embed_ref",
+        ),
         "dedup": b[2].button("Find duplicates", icon=":material/content_copy:", key="diversity_dedup"),
-        "snapshot": b[3].button("Save metrics snapshot", icon=":material/monitoring:", key="diversity_snapshot",
-                                disabled=embedded < total or ref_embedded < ref_total,
-                                help="Record the metrics of this batch for the trend across generations."),
+        "snapshot": b[3].button(
+            "Save metrics snapshot",
+            icon=":material/monitoring:",
+            key="diversity_snapshot",
+            disabled=embedded < total or ref_embedded < ref_total,
+            help="Record the metrics of this batch for the trend across generations.",
+        ),
     }
     params = {
         "embed_batch": ("embed", {"batch": name}),
@@ -98,7 +114,10 @@ with st.container(border=True):
     for action, clicked in jobs.items():
         if clicked:
             kind, job_params = params[action]
-            start_from_page(partial(start_diversity_job, eng, kind, job_params, created_by=reviewer()), key="diversity_job")
+            start_from_page(
+                partial(start_diversity_job, eng, kind, job_params, created_by=reviewer()),
+                key="diversity_job",
+            )
     if st.session_state.get("diversity_job"):
         job_status(st.session_state["diversity_job"], key="diversity_job")
 
@@ -109,7 +128,9 @@ if embedded < total or ref_embedded < ref_total:
 
 @st.cache_data(show_spinner="Comparing with the reference set…", max_entries=8)
 def live_report(batch_id: int, decisions: tuple[str, ...], embedded: int, ref_embedded: int) -> dict:
-    result = compute_diversity(eng, Selection(batch_ids=(batch_id,), decisions=decisions), embed_missing=False, save=False)
+    result = compute_diversity(
+        eng, Selection(batch_ids=(batch_id,), decisions=decisions), embed_missing=False, save=False
+    )
     return {"summary": result.to_dict(), "arrays": dict(result.report.arrays)}
 
 
@@ -125,7 +146,10 @@ summary, arrays = live["summary"], live["arrays"]
 for w in summary["warnings"]:
     st.warning(w["message"], icon=":material/warning:")
 if not summary["warnings"]:
-    st.success("No diversity warning: the batch looks as varied as the reference set.", icon=":material/check_circle:")
+    st.success(
+        "No diversity warning: the batch looks as varied as the reference set.",
+        icon=":material/check_circle:",
+    )
 sampled = " (subsampled with a fixed seed)" if summary["sampled"] else ""
 st.caption(
     f"{summary['n_synthetic']:,} samples vs {summary['n_reference']:,} real samples in "
@@ -163,50 +187,85 @@ tab_map, tab_nn, tab_tails, tab_clusters, tab_gen, tab_dups = st.tabs(
 
 with tab_map:
     projection = st.radio(
-        "Projection", ["PCA", "UMAP"], horizontal=True, key="diversity_projection",
+        "Projection",
+        ["PCA", "UMAP"],
+        horizontal=True,
+        key="diversity_projection",
         help="PCA: linear axes of the reference set, instant. UMAP: keeps neighbourhoods; fitted once per "
-             "reference set (the first time takes from seconds to minutes), then loaded from a cache.",
+        "reference set (the first time takes from seconds to minutes), then loaded from a cache.",
     )
     method = projection.lower()
     note = st.empty()
     with st.spinner("Placing the points on the UMAP map…" if method == "umap" else "Placing the points…"):
-        points = map_points(eng, selection, method=method,
-                            progress=lambda _done, _total, message: note.caption(message[:1].upper() + message[1:] + "…"))
+        points = map_points(
+            eng,
+            selection,
+            method=method,
+            progress=lambda _done, _total, message: note.caption(message[:1].upper() + message[1:] + "…"),
+        )
     note.empty()
     if points.fallback:
-        st.error(f"UMAP failed, so the PCA map is shown instead. Reason: {points.fallback}", icon=":material/error:")
+        st.error(
+            f"UMAP failed, so the PCA map is shown instead. Reason: {points.fallback}",
+            icon=":material/error:",
+        )
     elif points.method == "umap":
         fitted = f"fitted on {points.n_fit:,} reference samples"
         took = f" in {points.fit_seconds:.0f} s" if points.fit_seconds is not None else ""
-        st.caption({"fitted": f"UMAP {fitted}{took} (first time for this reference set; cached for next time).",
-                    "disk": f"UMAP loaded from the cache ({fitted}{took}).",
-                    "memory": f"UMAP reused from memory ({fitted}{took})."}.get(points.cache, f"UMAP {fitted}."))
+        st.caption(
+            {
+                "fitted": f"UMAP {fitted}{took} (first time for this reference set; cached for next time).",
+                "disk": f"UMAP loaded from the cache ({fitted}{took}).",
+                "memory": f"UMAP reused from memory ({fitted}{took}).",
+            }.get(points.cache, f"UMAP {fitted}.")
+        )
     if points.sampled:
         st.caption(f"{len(points.x):,} of {points.total:,} points drawn (a seeded sample).")
-    labels = {"source": points.source, "verdict": points.verdict, "decision": points.decision,
-              "cluster": [f"cluster {c}" for c in points.cluster]}[color_by]
+    labels = {
+        "source": points.source,
+        "verdict": points.verdict,
+        "decision": points.decision,
+        "cluster": [f"cluster {c}" for c in points.cluster],
+    }[color_by]
     fig = go.Figure()
     trace_ids: list[np.ndarray] = []
     for value in sorted(set(labels)):
         rows = np.array([i for i, v in enumerate(labels) if v == value])
         is_real = points.origin[rows[0]] == "real" and color_by == "source"
-        fig.add_trace(go.Scattergl(
-            x=points.x[rows], y=points.y[rows], mode="markers", name=plain(value),
-            marker={"size": 5 if is_real else 7, "opacity": 0.45 if is_real else 0.85},
-            hovertext=[plain(f"#{points.sample_ids[i]} · {points.source[i]} · {points.prompt[i][:200]}") for i in rows],
-            hovertemplate="%{hovertext}<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scattergl(
+                x=points.x[rows],
+                y=points.y[rows],
+                mode="markers",
+                name=plain(value),
+                marker={"size": 5 if is_real else 7, "opacity": 0.45 if is_real else 0.85},
+                hovertext=[
+                    plain(f"#{points.sample_ids[i]} · {points.source[i]} · {points.prompt[i][:200]}")
+                    for i in rows
+                ],
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
         trace_ids.append(points.sample_ids[rows])
     axis = points.method.upper()
     fig.update_layout(
-        height=520, margin={"t": 10, "b": 10}, legend={"orientation": "h"}, dragmode="lasso",
-        xaxis_title=f"{axis} 1 ({points.explained[0]:.0%} of reference variance)" if points.method == "pca" else f"{axis} 1",
+        height=520,
+        margin={"t": 10, "b": 10},
+        legend={"orientation": "h"},
+        dragmode="lasso",
+        xaxis_title=f"{axis} 1 ({points.explained[0]:.0%} of reference variance)"
+        if points.method == "pca"
+        else f"{axis} 1",
         yaxis_title=f"{axis} 2 ({points.explained[1]:.0%})" if points.method == "pca" else f"{axis} 2",
     )
-    st.caption("Axes are fitted on the reference set, so every batch is drawn in the same frame. Select a point to open it.")
-    event = st.plotly_chart(fig, key="diversity_map", on_select="rerun", selection_mode=("points", "box", "lasso"))
+    st.caption(
+        "Axes are fitted on the reference set, so every batch is drawn in the same frame. Select a point to open it."
+    )
+    event = st.plotly_chart(
+        fig, key="diversity_map", on_select="rerun", selection_mode=("points", "box", "lasso")
+    )
     chosen = []
-    for point in (event.selection.points if event and event.selection else []):
+    for point in event.selection.points if event and event.selection else []:
         curve, index = point.get("curve_number"), point.get("point_index")
         if curve is not None and index is not None and curve < len(trace_ids):
             chosen.append(int(trace_ids[curve][index]))
@@ -220,39 +279,74 @@ with tab_map:
 with tab_nn:
     if "syn_nn" in arrays:
         fig = go.Figure()
-        fig.add_trace(go.Histogram(x=arrays["ref_nn"], name="real", opacity=0.6, nbinsx=40, histnorm="probability"))
-        fig.add_trace(go.Histogram(x=arrays["syn_nn"], name="synthetic", opacity=0.6, nbinsx=40, histnorm="probability"))
-        fig.add_vline(x=THRESHOLDS.semantic_cosine, line_dash="dash",
-                      annotation_text=f"duplicate threshold {THRESHOLDS.semantic_cosine}")
-        fig.update_layout(barmode="overlay", height=360, margin={"t": 30, "b": 10},
-                          xaxis_title="cosine to the nearest other sample", yaxis_title="share of samples")
+        fig.add_trace(
+            go.Histogram(x=arrays["ref_nn"], name="real", opacity=0.6, nbinsx=40, histnorm="probability")
+        )
+        fig.add_trace(
+            go.Histogram(x=arrays["syn_nn"], name="synthetic", opacity=0.6, nbinsx=40, histnorm="probability")
+        )
+        fig.add_vline(
+            x=THRESHOLDS.semantic_cosine,
+            line_dash="dash",
+            annotation_text=f"duplicate threshold {THRESHOLDS.semantic_cosine}",
+        )
+        fig.update_layout(
+            barmode="overlay",
+            height=360,
+            margin={"t": 30, "b": 10},
+            xaxis_title="cosine to the nearest other sample",
+            yaxis_title="share of samples",
+        )
         st.plotly_chart(fig, key="diversity_nn")
     else:
         st.caption("Too few samples for neighbour statistics.")
 
 with tab_tails:
     fig = go.Figure()
-    fig.add_trace(go.Histogram(x=arrays["ref_centroid"], name="real", opacity=0.6, nbinsx=40, histnorm="probability"))
-    fig.add_trace(go.Histogram(x=arrays["syn_centroid"], name="synthetic", opacity=0.6, nbinsx=40, histnorm="probability"))
-    fig.update_layout(barmode="overlay", height=360, margin={"t": 10, "b": 10},
-                      xaxis_title="distance to the centre of the reference set", yaxis_title="share of samples")
-    st.caption("A synthetic histogram shifted left of the real one has lost the tails of the real distribution.")
+    fig.add_trace(
+        go.Histogram(x=arrays["ref_centroid"], name="real", opacity=0.6, nbinsx=40, histnorm="probability")
+    )
+    fig.add_trace(
+        go.Histogram(
+            x=arrays["syn_centroid"], name="synthetic", opacity=0.6, nbinsx=40, histnorm="probability"
+        )
+    )
+    fig.update_layout(
+        barmode="overlay",
+        height=360,
+        margin={"t": 10, "b": 10},
+        xaxis_title="distance to the centre of the reference set",
+        yaxis_title="share of samples",
+    )
+    st.caption(
+        "A synthetic histogram shifted left of the real one has lost the tails of the real distribution."
+    )
     st.plotly_chart(fig, key="diversity_tails")
 
 with tab_clusters:
     clusters = summary["clusters"]
     if clusters:
-        frame = pd.DataFrame({
-            "cluster": [f"{i}" for i in range(clusters["k"])],
-            "real": clusters["reference_share"],
-            "synthetic": clusters["synthetic_share"],
-        })
-        fig = go.Figure([
-            go.Bar(x=frame["cluster"], y=frame["real"], name="real"),
-            go.Bar(x=frame["cluster"], y=frame["synthetic"], name="synthetic"),
-        ])
-        fig.update_layout(barmode="group", height=340, margin={"t": 10, "b": 10},
-                          xaxis_title="k-means cluster (fitted on the reference)", yaxis_title="share", yaxis_tickformat=".0%")
+        frame = pd.DataFrame(
+            {
+                "cluster": [f"{i}" for i in range(clusters["k"])],
+                "real": clusters["reference_share"],
+                "synthetic": clusters["synthetic_share"],
+            }
+        )
+        fig = go.Figure(
+            [
+                go.Bar(x=frame["cluster"], y=frame["real"], name="real"),
+                go.Bar(x=frame["cluster"], y=frame["synthetic"], name="synthetic"),
+            ]
+        )
+        fig.update_layout(
+            barmode="group",
+            height=340,
+            margin={"t": 10, "b": 10},
+            xaxis_title="k-means cluster (fitted on the reference)",
+            yaxis_title="share",
+            yaxis_tickformat=".0%",
+        )
         st.plotly_chart(fig, key="diversity_clusters")
         st.caption(
             f"{clusters['empty_clusters']} of {clusters['k']} clusters hold no synthetic sample "
@@ -272,7 +366,14 @@ with tab_gen:
             st.warning(w.message, icon=":material/trending_down:")
         fig = go.Figure()
         for trend in report.trends.values():
-            fig.add_trace(go.Scatter(x=trend["generations"], y=trend["values"], mode="lines+markers", name=plain(trend["label"])))
+            fig.add_trace(
+                go.Scatter(
+                    x=trend["generations"],
+                    y=trend["values"],
+                    mode="lines+markers",
+                    name=plain(trend["label"]),
+                )
+            )
         fig.update_layout(height=360, margin={"t": 10, "b": 10}, xaxis_title="generation", xaxis_dtick=1)
         st.caption(f"Lineage of {report.root_name!r}.")
         st.plotly_chart(fig, key="diversity_generations")
@@ -283,13 +384,26 @@ with tab_dups:
         st.caption("No duplicate marks in this batch (run Find duplicates).")
     else:
         counts = pd.Series([m.kind for m in marks]).value_counts()
-        st.caption(" · ".join(f"{kind}: {int(counts.get(kind, 0))}" for kind in MARK_KINDS if counts.get(kind)))
-        frame = pd.DataFrame([
-            {"mark": m.id, "sample": m.sample_id, "kind": m.kind, "other": m.other_sample_id,
-             "score": m.score, "reason": m.reason, "overridden by": m.overridden_by or ""}
-            for m in marks
-        ])
-        picked = st.dataframe(frame, hide_index=True, on_select="rerun", selection_mode="single-row", key="diversity_marks")
+        st.caption(
+            " · ".join(f"{kind}: {int(counts.get(kind, 0))}" for kind in MARK_KINDS if counts.get(kind))
+        )
+        frame = pd.DataFrame(
+            [
+                {
+                    "mark": m.id,
+                    "sample": m.sample_id,
+                    "kind": m.kind,
+                    "other": m.other_sample_id,
+                    "score": m.score,
+                    "reason": m.reason,
+                    "overridden by": m.overridden_by or "",
+                }
+                for m in marks
+            ]
+        )
+        picked = st.dataframe(
+            frame, hide_index=True, on_select="rerun", selection_mode="single-row", key="diversity_marks"
+        )
         if picked and picked.selection.rows:
             mark = marks[picked.selection.rows[0]]
             st.session_state["diversity_sample"] = mark.sample_id
@@ -320,7 +434,9 @@ if sample_id is not None:
         with right:
             st.markdown("**Diversity marks**")
             for mark in sample.marks:
-                st.text(f"{mark['kind']}: {mark['reason']}" + (" (overridden)" if mark["overridden_by"] else ""))
+                st.text(
+                    f"{mark['kind']}: {mark['reason']}" + (" (overridden)" if mark["overridden_by"] else "")
+                )
             if not sample.marks:
                 st.caption("None.")
             if st.button("Open in Samples", icon=":material/open_in_new:", key="diversity_open"):

@@ -45,7 +45,11 @@ if not synthetic and not real:
 def preview(config_json: str, url: str) -> dict:
     """The plan's summary (cached briefly: the preview reruns on every widget change)."""
     plan = plan_export(eng, ExportConfig.from_dict(json.loads(config_json)))
-    return {"summary": plan.summary(), "dropped": plan.dropped_table(), "examples": plan.contamination_examples}
+    return {
+        "summary": plan.summary(),
+        "dropped": plan.dropped_table(),
+        "examples": plan.contamination_examples,
+    }
 
 
 @st.cache_data(ttl=10, show_spinner="Reconciling…")
@@ -61,17 +65,28 @@ with export_tab:
     left, right = st.columns(2)
     with left:
         chosen = batch_multiselect(
-            "Synthetic batches", {b.name: b.accepted for b in synthetic}, "accepted",
-            placeholder="All synthetic batches", key="export_batches",
+            "Synthetic batches",
+            {b.name: b.accepted for b in synthetic},
+            "accepted",
+            placeholder="All synthetic batches",
+            key="export_batches",
         )
         families = st.multiselect("Families", FAMILIES, placeholder="All families", key="export_families")
         reference = batch_multiselect(
-            "Reference sets (real data)", {b.name: b.samples for b in real}, "rows", all_by_default=True,
-            help_text="All real rows of these sets are kept (accumulate rule).", key="export_reference",
+            "Reference sets (real data)",
+            {b.name: b.samples for b in real},
+            "rows",
+            all_by_default=True,
+            help_text="All real rows of these sets are kept (accumulate rule).",
+            key="export_reference",
         )
         eval_sets = batch_multiselect(
-            "Evaluation sets (decontamination)", {b.name: b.samples for b in evals}, "rows", all_by_default=True,
-            help_text="Rows sharing a word 13-gram with these are dropped.", key="export_evals",
+            "Evaluation sets (decontamination)",
+            {b.name: b.samples for b in evals},
+            "rows",
+            all_by_default=True,
+            help_text="Rows sharing a word 13-gram with these are dropped.",
+            key="export_evals",
         )
     with right:
         share = st.number_input(
@@ -88,8 +103,13 @@ with export_tab:
         with st.expander("Per-family shares"):
             for family in families or FAMILIES:
                 value = st.number_input(
-                    f"{family} (%)", min_value=0.0, max_value=100.0, value=None, step=5.0,
-                    placeholder="overall share", key=f"export_share_{family}",
+                    f"{family} (%)",
+                    min_value=0.0,
+                    max_value=100.0,
+                    value=None,
+                    step=5.0,
+                    placeholder="overall share",
+                    key=f"export_share_{family}",
                 )
                 if value is not None:
                     family_shares[family] = value / 100
@@ -103,8 +123,11 @@ with export_tab:
             "Validation fraction", min_value=0.0, max_value=0.9, value=0.0, step=0.05, key="export_validation"
         )
         fmt = st.selectbox(
-            "Format", WRITERS.names(), index=WRITERS.names().index("jsonl"),
-            format_func=lambda name: WRITERS.get(name).description or name, key="export_format",
+            "Format",
+            WRITERS.names(),
+            index=WRITERS.names().index("jsonl"),
+            format_func=lambda name: WRITERS.get(name).description or name,
+            key="export_format",
         )
     if "export_out" not in st.session_state:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -154,19 +177,25 @@ with export_tab:
             )
         if summary["dropped"] or summary["not_accepted"]:
             rows = [
-                {"reason": d["reason"], "synthetic": d["synthetic"], "real": d["real"]} for d in result["dropped"]
+                {"reason": d["reason"], "synthetic": d["synthetic"], "real": d["real"]}
+                for d in result["dropped"]
             ] + [
-                {"reason": f"not accepted: {k}", "synthetic": v, "real": 0} for k, v in sorted(summary["not_accepted"].items())
+                {"reason": f"not accepted: {k}", "synthetic": v, "real": 0}
+                for k, v in sorted(summary["not_accepted"].items())
             ]
             st.caption("Rows left out, by reason")
             st.dataframe(pd.DataFrame(rows), hide_index=True)
         if result["examples"]:
             with st.expander(f"Contamination examples ({len(result['examples'])})"):
-                show_untrusted("\n".join(f"sample {e['sample_id']}: {e['ngram']}" for e in result["examples"]))
+                show_untrusted(
+                    "\n".join(f"sample {e['sample_id']}: {e['ngram']}" for e in result["examples"])
+                )
         for warning in summary["warnings"]:
             st.warning(warning, icon=":material/warning:")
         if not eval_sets:
-            st.page_link("pages/import_data.py", label="Add an evaluation set on Import", icon=":material/upload_file:")
+            st.page_link(
+                "pages/import_data.py", label="Add an evaluation set on Import", icon=":material/upload_file:"
+            )
         for error in summary["errors"]:
             st.error(error, icon=":material/error:")
         blocked = bool(summary["errors"]) or summary["rows"] == 0
@@ -182,7 +211,9 @@ with export_tab:
 
     go = st.button("Export", type="primary", icon=":material/download:", disabled=blocked)
     if go and config is not None:
-        start_from_page(lambda: start_job(eng, "export", config.to_dict(), created_by=reviewer()), key="export_job")
+        start_from_page(
+            lambda: start_job(eng, "export", config.to_dict(), created_by=reviewer()), key="export_job"
+        )
 
     if "export_job" in st.session_state:
         job_id = st.session_state["export_job"]
@@ -199,15 +230,25 @@ with export_tab:
                 icon=":material/check_circle:",
             )
             manifest_path = Path(job.result.get("manifest") or out / "manifest.json")
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+            manifest = (
+                json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+            )
             if manifest:
                 st.dataframe(
-                    pd.DataFrame([{"file": name, "sha256": digest} for name, digest in manifest["files"].items()]),
+                    pd.DataFrame(
+                        [{"file": name, "sha256": digest} for name, digest in manifest["files"].items()]
+                    ),
                     hide_index=True,
                 )
                 dropped = manifest.get("dropped") or []
                 if dropped:
-                    st.caption("Dropped: " + ", ".join(f"{reason_label(d['code'])}: {d.get('synthetic', 0) + d.get('real', 0):,}" for d in dropped))
+                    st.caption(
+                        "Dropped: "
+                        + ", ".join(
+                            f"{reason_label(d['code'])}: {d.get('synthetic', 0) + d.get('real', 0):,}"
+                            for d in dropped
+                        )
+                    )
             card = job.result.get("card")
             if card and Path(card).is_file():
                 with st.expander("Dataset card (README.md)"):
@@ -216,13 +257,18 @@ with export_tab:
             if single:
                 path = out / files[0]
                 with open(path, "rb") as handle:
-                    st.download_button(f"Download {path.name}", data=handle, file_name=path.name, icon=":material/download:")
+                    st.download_button(
+                        f"Download {path.name}", data=handle, file_name=path.name, icon=":material/download:"
+                    )
             else:
                 extras = [p.name for p in (manifest_path, out / "README.md") if p.is_file()]
                 archive = archive_export(out, files + extras)
                 with open(archive, "rb") as handle:
                     st.download_button(
-                        f"Download {archive.name}", data=handle, file_name=archive.name, mime="application/zip",
+                        f"Download {archive.name}",
+                        data=handle,
+                        file_name=archive.name,
+                        mime="application/zip",
                         icon=":material/folder_zip:",
                     )
 
@@ -230,8 +276,15 @@ with reconcile_tab:
     exports = list_exports(eng)
     export_id = None
     if exports:
-        labels = {e["id"]: f"export {e['id']} · {e['rows']:,} rows · {e['created_at']:%Y-%m-%d %H:%M} · {e['created_by'] or '—'}" for e in exports}
-        export_id = st.selectbox("Against export", list(labels), format_func=labels.get, key="reconcile_export")
+        labels = {
+            e[
+                "id"
+            ]: f"export {e['id']} · {e['rows']:,} rows · {e['created_at']:%Y-%m-%d %H:%M} · {e['created_by'] or '—'}"
+            for e in exports
+        }
+        export_id = st.selectbox(
+            "Against export", list(labels), format_func=labels.get, key="reconcile_export"
+        )
     report = reconciliation(str(eng.url), export_id)
     st.caption(
         "requested → generated → verified → deduplicated → reviewed → exported: each “why fewer” column "
@@ -244,8 +297,14 @@ with reconcile_tab:
     st.subheader("Cost per accepted sample")
     if costs["by_batch"]:
         money = st.column_config.NumberColumn(format="%.6f")
-        for title, key in (("By batch", "by_batch"), ("By teacher", "by_teacher"), ("By prompt template", "by_template")):
+        for title, key in (
+            ("By batch", "by_batch"),
+            ("By teacher", "by_teacher"),
+            ("By prompt template", "by_template"),
+        ):
             st.caption(title)
-            st.dataframe(pd.DataFrame(costs[key]), hide_index=True, column_config={"cost_per_accepted": money})
+            st.dataframe(
+                pd.DataFrame(costs[key]), hide_index=True, column_config={"cost_per_accepted": money}
+            )
     else:
         st.caption("No generated batch with cost accounting yet.")

@@ -58,11 +58,15 @@ left, right = st.columns(2)
 family = FAMILIES[left.selectbox("Task family", list(FAMILIES), key="gen_family")]
 mode = MODES[right.radio("Mode", list(MODES), key="gen_mode", horizontal=True)]
 choices = source_choices(family, mode)
-source_label = st.radio("Problems", [label for label, _ in choices], key=f"gen_source_{family}_{mode}", horizontal=True)
+source_label = st.radio(
+    "Problems", [label for label, _ in choices], key=f"gen_source_{family}_{mode}", horizontal=True
+)
 source: dict = {"kind": dict(choices)[source_label]}
 if source["kind"] == "reasoning_gym":
     left, right = st.columns([3, 1])
-    datasets = left.multiselect("reasoning-gym datasets", math_datasets(), default=["basic_arithmetic"], key="gen_rg")
+    datasets = left.multiselect(
+        "reasoning-gym datasets", math_datasets(), default=["basic_arithmetic"], key="gen_rg"
+    )
     size = right.number_input("Problems per dataset", 1, 100_000, 50, key="gen_rg_size")
     source["datasets"] = {name: int(size) for name in datasets}
 elif source["kind"] == "humaneval":
@@ -112,25 +116,34 @@ else:
     if key_source == KEY_SOURCES[0]:
         api_key_env = st.text_input("Environment variable", value="OPENAI_API_KEY", key="gen_key_env").strip()
     else:
-        api_key = st.text_input(
-            "API key",
-            type="password",
-            key="gen_session_key",
-            help="Kept only in this browser session's memory and handed to the worker process through its "
-            "environment. Never stored, logged or put in job parameters.",
-        ) or None
+        api_key = (
+            st.text_input(
+                "API key",
+                type="password",
+                key="gen_session_key",
+                help="Kept only in this browser session's memory and handed to the worker process through its "
+                "environment. Never stored, logged or put in job parameters.",
+            )
+            or None
+        )
     with st.expander("Sampling, limits and prices", icon=":material/tune:"):
         left, middle, right = st.columns(3)
         temperature = left.slider("Temperature", 0.0, 2.0, 0.7, 0.05, key="gen_temperature")
         top_p = middle.slider("Top-p", 0.0, 1.0, 1.0, 0.05, key="gen_top_p")
         max_tokens = int(right.number_input("Max tokens", 1, 200_000, 1024, key="gen_max_tokens"))
-        teacher_seed = middle.number_input("Sampling seed (optional)", 0, 2**31 - 1, value=None, key="gen_teacher_seed")
+        teacher_seed = middle.number_input(
+            "Sampling seed (optional)", 0, 2**31 - 1, value=None, key="gen_teacher_seed"
+        )
         timeout = left.number_input("Timeout per request (s)", 1.0, 3600.0, 60.0, key="gen_timeout")
         concurrency = int(right.number_input("Max concurrency", 1, 1024, 16, key="gen_concurrency"))
         system_prompt = st.text_input("System prompt (replaces the template's)", key="gen_system_prompt")
         price_in = left.number_input("$ per million prompt tokens", 0.0, 1000.0, 0.0, key="gen_price_in")
-        price_out = middle.number_input("$ per million completion tokens", 0.0, 1000.0, 0.0, key="gen_price_out")
-        threshold = right.slider("Stop when this share of recent requests fails", 0.05, 1.0, 0.5, 0.05, key="gen_threshold")
+        price_out = middle.number_input(
+            "$ per million completion tokens", 0.0, 1000.0, 0.0, key="gen_price_out"
+        )
+        threshold = right.slider(
+            "Stop when this share of recent requests fails", 0.05, 1.0, 0.5, 0.05, key="gen_threshold"
+        )
     teacher = {
         "kind": "openai",
         "base_url": base_url.strip(),
@@ -162,7 +175,8 @@ template = default_template(family, mode)
 system = st.text_area("System message", value=template.system or "", key=f"gen_tpl_system_{family}_{mode}")
 user = st.text_area("User message", value=template.user, height=170, key=f"gen_tpl_user_{family}_{mode}")
 st.caption(
-    "Variables: " + ", ".join(f"`{{{name}}}`" for name in allowed_variables(mode))
+    "Variables: "
+    + ", ".join(f"`{{{name}}}`" for name in allowed_variables(mode))
     + ". Write `{{` and `}}` for literal braces around a word."
 )
 with st.expander("Diversity levers", icon=":material/diversity_3:"):
@@ -182,7 +196,9 @@ if difficulty:
 if few_shot:
     levers["few_shot"] = {"from": few_shot, "k": few_shot_k}
 
-batch = st.text_input("Batch name", value=f"{family} {mode} {date.today():%Y-%m-%d}", key=f"gen_batch_{family}_{mode}")
+batch = st.text_input(
+    "Batch name", value=f"{family} {mode} {date.today():%Y-%m-%d}", key=f"gen_batch_{family}_{mode}"
+)
 params = {
     "batch": batch.strip(),
     "family": family,
@@ -212,9 +228,13 @@ with st.expander("Preview of the first prompt", expanded=True, icon=":material/v
             st.error(str(exc.args[0] if exc.args else exc), icon=":material/error:")
             ready = False
 
-if st.button("Start generation", type="primary", icon=":material/play_arrow:", disabled=not ready, key="gen_start"):
+if st.button(
+    "Start generation", type="primary", icon=":material/play_arrow:", disabled=not ready, key="gen_start"
+):
     try:
-        st.session_state["gen_pending_job"] = start_generation(engine(), params, api_key=api_key, created_by=reviewer())
+        st.session_state["gen_pending_job"] = start_generation(
+            engine(), params, api_key=api_key, created_by=reviewer()
+        )
     except ValueError as exc:
         st.error(str(exc), icon=":material/error:")
 
@@ -260,7 +280,9 @@ def progress_panel(job_id: int) -> None:
     if counters.get("failures"):
         st.caption("failures by kind: " + ", ".join(f"{k} {v}" for k, v in counters["failures"].items()))
     if job.active:
-        if st.button("Cancel", icon=":material/stop:", disabled=job.cancel_requested, key=f"gen_cancel_{job_id}"):
+        if st.button(
+            "Cancel", icon=":material/stop:", disabled=job.cancel_requested, key=f"gen_cancel_{job_id}"
+        ):
             cancel_job(eng, job_id)
             st.rerun(scope="fragment")
         return
@@ -274,7 +296,10 @@ def progress_panel(job_id: int) -> None:
     st.error(job.error or job.message or job.state, icon=":material/error:")
     key = None
     if needs_session_key(job.params):
-        key = st.text_input("API key for the resumed run", type="password", key=f"gen_resume_key_{job_id}") or None
+        key = (
+            st.text_input("API key for the resumed run", type="password", key=f"gen_resume_key_{job_id}")
+            or None
+        )
     if st.button("Resume", icon=":material/replay:", key=f"gen_resume_{job_id}"):
         resume = partial(resume_generation, eng, job_id, api_key=key, created_by=reviewer())
         if start_from_page(resume, key="gen_pending_job") is not None:

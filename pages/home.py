@@ -18,14 +18,21 @@ batches = list_batches(eng)
 synthetic, real = split_by_origin(batches, "synthetic", "real")
 
 cols = st.columns(4)
-cols[0].metric("Synthetic samples", f"{sum(b.samples for b in synthetic):,}", help=f"in {len(synthetic)} batches")
+cols[0].metric(
+    "Synthetic samples", f"{sum(b.samples for b in synthetic):,}", help=f"in {len(synthetic)} batches"
+)
 cols[1].metric("Accepted", f"{sum(b.accepted for b in synthetic):,}")
 cols[2].metric("Rejected", f"{sum(b.rejected for b in synthetic):,}")
-cols[3].metric("Real reference rows", f"{sum(b.samples for b in real):,}", help=f"in {len(real)} reference sets")
+cols[3].metric(
+    "Real reference rows", f"{sum(b.samples for b in real):,}", help=f"in {len(real)} reference sets"
+)
 
 st.subheader("Batches")
 if not batches:
-    st.info("The workspace is empty. Import a file to start, or run `python -m curation demo`.", icon=":material/info:")
+    st.info(
+        "The workspace is empty. Import a file to start, or run `python -m curation demo`.",
+        icon=":material/info:",
+    )
     st.page_link("pages/import_data.py", label="Import data", icon=":material/upload_file:")
 else:
     frame = pd.DataFrame(
@@ -54,11 +61,14 @@ else:
         column_config={
             "batch": st.column_config.TextColumn("batch", width="medium"),
             "kind": st.column_config.TextColumn(
-                "kind", help="synthetic: candidates to curate · real: human reference data · eval: an evaluation set"
+                "kind",
+                help="synthetic: candidates to curate · real: human reference data · eval: an evaluation set",
             ),
             "verified pass": st.column_config.NumberColumn("pass", help="verifiers passed", width="small"),
             "verified fail": st.column_config.NumberColumn("fail", help="a verifier failed", width="small"),
-            "reviewed": st.column_config.ProgressColumn("reviewed", format="percent", min_value=0, max_value=1, width="small"),
+            "reviewed": st.column_config.ProgressColumn(
+                "reviewed", format="percent", min_value=0, max_value=1, width="small"
+            ),
             "source": st.column_config.TextColumn("source", width="small"),
             "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         },

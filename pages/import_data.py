@@ -52,12 +52,16 @@ if submitted:
         target.parent.mkdir(parents=True)
         target.write_bytes(upload.getbuffer())
         params = {"path": str(target), "batch": name, "origin": KINDS[kind_label]}
-        start_from_page(lambda: start_job(engine(), "import", params, created_by=reviewer()), key="import_job")
+        start_from_page(
+            lambda: start_job(engine(), "import", params, created_by=reviewer()), key="import_job"
+        )
 
 if "import_job" in st.session_state:
     st.subheader("Progress")
     job_status(
         st.session_state["import_job"],
         key="import_job",
-        on_success=lambda job: st.page_link("pages/samples.py", label="Browse the samples", icon=":material/table_rows:"),
+        on_success=lambda job: st.page_link(
+            "pages/samples.py", label="Browse the samples", icon=":material/table_rows:"
+        ),
     )

@@ -6,7 +6,10 @@ import streamlit as st
 from curation.jobs import cancel_job, list_jobs, resume_job
 from pages.common import STATE_ICONS, engine, page_header, reviewer, start_from_page
 
-page_header("Jobs", "Long work runs in worker processes. A job whose worker died is marked failed, with the reason, and can be resumed.")
+page_header(
+    "Jobs",
+    "Long work runs in worker processes. A job whose worker died is marked failed, with the reason, and can be resumed.",
+)
 
 
 @st.fragment(run_every=2.0)
@@ -23,7 +26,9 @@ def jobs_table() -> None:
                 "kind": job.kind,
                 "title": job.title,
                 "state": job.state,
-                "progress": job.fraction if job.fraction is not None else (1.0 if job.state == "succeeded" else 0.0),
+                "progress": job.fraction
+                if job.fraction is not None
+                else (1.0 if job.state == "succeeded" else 0.0),
                 "message": job.error or job.message,
                 "started": job.started_at,
                 "finished": job.finished_at,
@@ -36,7 +41,9 @@ def jobs_table() -> None:
         frame,
         hide_index=True,
         column_config={
-            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1, format="percent"),
+            "progress": st.column_config.ProgressColumn(
+                "progress", min_value=0, max_value=1, format="percent"
+            ),
             "started": st.column_config.DatetimeColumn(format="HH:mm:ss"),
             "finished": st.column_config.DatetimeColumn(format="HH:mm:ss"),
         },
@@ -46,7 +53,9 @@ def jobs_table() -> None:
     cols = st.columns(2)
     with cols[0]:
         if active:
-            target = st.selectbox("Running job", active, format_func=lambda j: f"{j.id}: {j.title}", key="cancel_pick")
+            target = st.selectbox(
+                "Running job", active, format_func=lambda j: f"{j.id}: {j.title}", key="cancel_pick"
+            )
             if st.button("Cancel job", icon=":material/stop:", key="cancel_job"):
                 cancel_job(eng, target.id)
                 st.toast(f"Asked job {target.id} to stop.")
@@ -59,7 +68,9 @@ def jobs_table() -> None:
                 key="resume_pick",
             )
             if st.button("Resume job", icon=":material/replay:", key="resume_job"):
-                new_id = start_from_page(lambda: resume_job(eng, target.id, created_by=reviewer()), key="resumed_job")
+                new_id = start_from_page(
+                    lambda: resume_job(eng, target.id, created_by=reviewer()), key="resumed_job"
+                )
                 if new_id is not None:
                     st.toast(f"Started job {new_id}; it only does what is missing.")
 

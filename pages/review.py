@@ -85,7 +85,9 @@ if not batches:
 
 by_id = {b.id: b for b in batches}
 controls = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
-batch_id = controls[0].selectbox("Batch", list(by_id), format_func=lambda i: by_id[i].name, key="review_batch")
+batch_id = controls[0].selectbox(
+    "Batch", list(by_id), format_func=lambda i: by_id[i].name, key="review_batch"
+)
 kinds = available_queues(eng, batch_id)
 counts = queue_counts(eng, batch_id, reviewer(), kinds)
 if st.session_state.get("review_queue") not in kinds:
@@ -100,7 +102,9 @@ def _queue_label(kind: str, counts: dict[str, int | None]) -> str:
     return f"{QUEUE_LABELS[kind]} ({count:,}{'+' if count > QUEUE_COUNT_CAP else ''})"
 
 
-kind = controls[1].selectbox("Queue", kinds, format_func=lambda k: _queue_label(k, counts), key="review_queue")
+kind = controls[1].selectbox(
+    "Queue", kinds, format_func=lambda k: _queue_label(k, counts), key="review_queue"
+)
 
 
 @st.cache_data(ttl=120, show_spinner=False)
@@ -121,16 +125,25 @@ if kind == "cluster":
     queue = Queue(kind, batch_id, cluster=label or "", cluster_key=key or "cluster")
 elif kind == "failures":
     chosen = controls[2].selectbox(
-        "Failed by", [None, *_verifier_names(str(eng.url))], key="review_verifier",
+        "Failed by",
+        [None, *_verifier_names(str(eng.url))],
+        key="review_verifier",
         format_func=lambda v: "any verifier" if v is None else v,
     )
     queue = Queue(kind, batch_id, verifier=chosen)
 with controls[3].popover("Acceptance target", icon=":material/tune:", use_container_width=True):
     st.number_input(
-        "Claimed error rate ≤ (%)", 0.1, 50.0, 5.0, 0.5, key="review_max_error_pct",
+        "Claimed error rate ≤ (%)",
+        0.1,
+        50.0,
+        5.0,
+        0.5,
+        key="review_max_error_pct",
         help="Accept the verifier-passed set only if its error rate is at most this.",
     )
-    st.select_slider("Confidence", CONFIDENCES, value=0.95, key="review_confidence", format_func="{:.0%}".format)
+    st.select_slider(
+        "Confidence", CONFIDENCES, value=0.95, key="review_confidence", format_func="{:.0%}".format
+    )
 max_error = st.session_state["review_max_error_pct"] / 100
 confidence = st.session_state["review_confidence"]
 assert queue is not None
@@ -176,7 +189,9 @@ def _show_verdicts(verdicts: list[dict]) -> None:
     if not verdicts:
         st.caption("Not verified yet.")
     for verdict in verdicts:
-        title = f"{verdict['verifier']} v{verdict['version']}: {verdict['reason'] or OUTCOME[verdict['passed']]}"
+        title = (
+            f"{verdict['verifier']} v{verdict['version']}: {verdict['reason'] or OUTCOME[verdict['passed']]}"
+        )
         with st.expander(title, icon=VERDICT_ICON[verdict["passed"]]):
             if verdict["score"] is not None:
                 st.caption(f"score {verdict['score']:.3g}")
@@ -202,7 +217,11 @@ def _show_related(related: list, *, empty: str) -> None:
                 show_untrusted(item.prompt)
                 st.markdown("**Other response**")
                 show_untrusted(item.response)
-                if st.button("Open it in Samples", key=f"open_{item.kind}_{item.sample_id}", icon=":material/open_in_new:"):
+                if st.button(
+                    "Open it in Samples",
+                    key=f"open_{item.kind}_{item.sample_id}",
+                    icon=":material/open_in_new:",
+                ):
                     _open_in_browser(item.sample_id)
                     st.switch_page("pages/samples.py")
 
@@ -213,7 +232,9 @@ def _show_neighbours(sample_id: int) -> None:
         neighbours = neighbour_previews(eng, sample_id)
     except Exception as exc:  # noqa: BLE001 - any failure: the rest of the card still shows
         log.exception("nearest neighbours of sample %s failed", sample_id)
-        st.error(f"Nearest neighbours could not be loaded: {type(exc).__name__}: {exc}", icon=":material/error:")
+        st.error(
+            f"Nearest neighbours could not be loaded: {type(exc).__name__}: {exc}", icon=":material/error:"
+        )
         return
     _show_related(neighbours, empty="No neighbours found.")
 
@@ -234,19 +255,62 @@ def _decision_bar(q: Queue, name: str, sample_id: int | None) -> None:
     disabled = sample_id is None
     spot = q.kind == "spot-check"
     row = st.columns(5)
-    row[0].button("Accept", type="primary", icon=":material/check:", key="review_accept", shortcut="a",
-                  disabled=disabled, on_click=_decide, args=(q, name, sample_id, "accept"), width="stretch")
-    row[1].button("Reject", icon=":material/close:", key="review_reject", shortcut="x",
-                  disabled=disabled, on_click=_decide, args=(q, name, sample_id, "reject"), width="stretch")
-    row[2].button("Skip", icon=":material/skip_next:", key="review_skip", shortcut="s",
-                  disabled=disabled, on_click=_decide, args=(q, name, sample_id, "skip"), width="stretch",
-                  help="Recorded: the sample leaves the queue without a verdict.")
-    row[3].button("Undo", icon=":material/undo:", key="review_undo", shortcut="u",
-                  disabled=not _queue_state(q, name)["decided"], on_click=_undo, args=(q, name), width="stretch",
-                  help="Undo your last decision in this queue (appends an event).")
-    row[4].button("Next", icon=":material/arrow_forward:", key="review_next", shortcut="n",
-                  disabled=disabled or spot, on_click=_next, args=(q, name, sample_id), width="stretch",
-                  help="Random spot-check samples are read in order (skip records a skip)." if spot else "Leave it for later.")
+    row[0].button(
+        "Accept",
+        type="primary",
+        icon=":material/check:",
+        key="review_accept",
+        shortcut="a",
+        disabled=disabled,
+        on_click=_decide,
+        args=(q, name, sample_id, "accept"),
+        width="stretch",
+    )
+    row[1].button(
+        "Reject",
+        icon=":material/close:",
+        key="review_reject",
+        shortcut="x",
+        disabled=disabled,
+        on_click=_decide,
+        args=(q, name, sample_id, "reject"),
+        width="stretch",
+    )
+    row[2].button(
+        "Skip",
+        icon=":material/skip_next:",
+        key="review_skip",
+        shortcut="s",
+        disabled=disabled,
+        on_click=_decide,
+        args=(q, name, sample_id, "skip"),
+        width="stretch",
+        help="Recorded: the sample leaves the queue without a verdict.",
+    )
+    row[3].button(
+        "Undo",
+        icon=":material/undo:",
+        key="review_undo",
+        shortcut="u",
+        disabled=not _queue_state(q, name)["decided"],
+        on_click=_undo,
+        args=(q, name),
+        width="stretch",
+        help="Undo your last decision in this queue (appends an event).",
+    )
+    row[4].button(
+        "Next",
+        icon=":material/arrow_forward:",
+        key="review_next",
+        shortcut="n",
+        disabled=disabled or spot,
+        on_click=_next,
+        args=(q, name, sample_id),
+        width="stretch",
+        help="Random spot-check samples are read in order (skip records a skip)."
+        if spot
+        else "Leave it for later.",
+    )
 
 
 def _switch_queue(kind: str) -> None:
@@ -258,8 +322,12 @@ def _offer_next_queue(q: Queue, name: str) -> None:
     fresh = queue_counts(eng, q.batch_id, name, available_queues(eng, q.batch_id))
     following = first_queue_with_work(fresh, after=q.kind)
     if following is not None and st.button(
-        f"Go to {_queue_label(following, fresh)}", key="review_next_queue", type="primary",
-        icon=":material/arrow_forward:", on_click=_switch_queue, args=(following,),
+        f"Go to {_queue_label(following, fresh)}",
+        key="review_next_queue",
+        type="primary",
+        icon=":material/arrow_forward:",
+        on_click=_switch_queue,
+        args=(following,),
     ):
         st.rerun()
 
@@ -281,7 +349,9 @@ def review_panel(q: Queue, name: str) -> None:
         _offer_next_queue(q, name)
         if q.kind == "spot-check":
             summary = acceptance_summary(eng, q.batch_id, max_error, confidence, with_population=False)
-            if not summary.holds and st.button(f"Draw {max(1, summary.remaining)} more random samples", key="draw_more"):
+            if not summary.holds and st.button(
+                f"Draw {max(1, summary.remaining)} more random samples", key="draw_more"
+            ):
                 draw_spot_check(eng, q.batch_id, summary.pool + max(1, summary.remaining))
                 st.rerun(scope="fragment")
         if st.button("Check again", key="review_refresh", icon=":material/refresh:"):
@@ -299,15 +369,23 @@ def review_panel(q: Queue, name: str) -> None:
     )
     _decision_bar(q, name, sample_id)
     extra = st.columns([3, 2])
-    extra[0].multiselect("Reasons", REASON_TAGS, key=f"review_tags_{sample_id}", placeholder="reason tags (optional)")
+    extra[0].multiselect(
+        "Reasons", REASON_TAGS, key=f"review_tags_{sample_id}", placeholder="reason tags (optional)"
+    )
     extra[1].text_input("Note", key=f"review_note_{sample_id}", placeholder="optional")
     left, right = st.columns([3, 2])
     with left:
         st.markdown("**Prompt**")
         show_untrusted(sample.prompt)
         st.markdown("**Response**")
-        rendered = st.toggle("Render as markdown", key="review_markdown", help="Formatting only; HTML and images never render.")
-        show_untrusted(sample.response, markdown=rendered, language="python" if sample.family == "code" and not rendered else None)
+        rendered = st.toggle(
+            "Render as markdown", key="review_markdown", help="Formatting only; HTML and images never render."
+        )
+        show_untrusted(
+            sample.response,
+            markdown=rendered,
+            language="python" if sample.family == "code" and not rendered else None,
+        )
         if sample.reference:
             st.markdown("**Reference**")
             show_json(sample.reference)
@@ -322,9 +400,22 @@ def review_panel(q: Queue, name: str) -> None:
             with st.expander("Metadata", icon=":material/data_object:"):
                 show_json(sample.metadata)
         if sample.history:
-            with st.expander(f"History ({len(sample.history)} events)", icon=":material/history:", expanded=True):
+            with st.expander(
+                f"History ({len(sample.history)} events)", icon=":material/history:", expanded=True
+            ):
                 st.dataframe(
-                    pd.DataFrame(sample.history)[["id", "created_at", "reviewer", "action", "reason_tags", "note", "bulk_event_id", "undoes_id"]],
+                    pd.DataFrame(sample.history)[
+                        [
+                            "id",
+                            "created_at",
+                            "reviewer",
+                            "action",
+                            "reason_tags",
+                            "note",
+                            "bulk_event_id",
+                            "undoes_id",
+                        ]
+                    ],
                     hide_index=True,
                 )
 
@@ -342,18 +433,34 @@ def acceptance_tab(batch_id: int, name: str) -> None:
     cols[2].metric("Read", summary.reviewed)
     cols[3].metric("Failures", summary.failures)
     cols[4].metric("Upper bound", f"{summary.upper_bound:.2%}")
-    cols[5].metric("Needed", summary.required, help="Reads needed with the failures found so far, if no more turn up.")
+    cols[5].metric(
+        "Needed", summary.required, help="Reads needed with the failures found so far, if no more turn up."
+    )
     if summary.holds:
-        st.success(f"The bound holds: {summary.upper_bound:.2%} ≤ {max_error:.1%}.", icon=":material/verified:")
+        st.success(
+            f"The bound holds: {summary.upper_bound:.2%} ≤ {max_error:.1%}.", icon=":material/verified:"
+        )
     else:
         st.warning(f"Not yet: read {summary.remaining} more random samples.", icon=":material/hourglass_top:")
     pool = spot_check(eng, batch_id)
     with st.expander("Spot-check pool", icon=":material/casino:"):
         if pool:
-            st.caption(f"{pool.size} samples drawn with seed {pool.seed}; each goes to {pool.overlap} reviewer(s).")
-        size = st.number_input("Pool size", 1, max(1, summary.population), max(pool.size if pool else 0, summary.required, 1) if summary.population else 1, key="pool_size")
-        seed = st.number_input("Seed", 0, 2**31 - 1, pool.seed if pool else 0, key="pool_seed", disabled=pool is not None)
-        overlap = st.number_input("Reviewers per sample (overlap)", 1, 10, pool.overlap if pool else 1, key="pool_overlap")
+            st.caption(
+                f"{pool.size} samples drawn with seed {pool.seed}; each goes to {pool.overlap} reviewer(s)."
+            )
+        size = st.number_input(
+            "Pool size",
+            1,
+            max(1, summary.population),
+            max(pool.size if pool else 0, summary.required, 1) if summary.population else 1,
+            key="pool_size",
+        )
+        seed = st.number_input(
+            "Seed", 0, 2**31 - 1, pool.seed if pool else 0, key="pool_seed", disabled=pool is not None
+        )
+        overlap = st.number_input(
+            "Reviewers per sample (overlap)", 1, 10, pool.overlap if pool else 1, key="pool_overlap"
+        )
         if st.button("Draw / update the pool", key="pool_draw", disabled=not summary.population):
             result = draw_spot_check(eng, batch_id, int(size), seed=int(seed), overlap=int(overlap))
             _flash(f"Spot-check pool: {result.size} samples, overlap {result.overlap}.")
@@ -362,10 +469,16 @@ def acceptance_tab(batch_id: int, name: str) -> None:
     st.markdown("**Accept the set**")
     confirmed = st.checkbox(
         f"Accept the {count:,} undecided verifier-passed samples of {by_id[batch_id].name} as one bulk action",
-        key="confirm_accept_set", disabled=not summary.holds or not count or not name,
+        key="confirm_accept_set",
+        disabled=not summary.holds or not count or not name,
     )
-    if st.button("Accept the set", type="primary", icon=":material/done_all:", key="accept_set",
-                 disabled=not (summary.holds and confirmed and name and count)):
+    if st.button(
+        "Accept the set",
+        type="primary",
+        icon=":material/done_all:",
+        key="accept_set",
+        disabled=not (summary.holds and confirmed and name and count),
+    ):
         try:
             result = bulk_accept_passed(eng, batch_id, name, max_error=max_error, confidence=confidence)
             _flash(f"Accepted {result.count:,} samples (bulk event {result.bulk_event_id}).")
@@ -377,16 +490,28 @@ def acceptance_tab(batch_id: int, name: str) -> None:
     scores = verifier_scores(eng, batch_id)
     titled_table(
         "Verifiers against human decisions",
-        [{"verifier": s.verifier, "n": s.n, "passed & accepted": s.tp, "passed & rejected": s.fp,
-          "failed & accepted": s.fn, "failed & rejected": s.tn, "precision": s.precision, "recall": s.recall}
-         for s in scores],
+        [
+            {
+                "verifier": s.verifier,
+                "n": s.n,
+                "passed & accepted": s.tp,
+                "passed & rejected": s.fp,
+                "failed & accepted": s.fn,
+                "failed & rejected": s.tn,
+                "precision": s.precision,
+                "recall": s.recall,
+            }
+            for s in scores
+        ],
         "No verified sample has a human decision yet.",
         column_config={
             "precision": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
             "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
         },
     )
-    slices = sorted(family_slices(eng, batch_id, confidence) + verifier_slices(scores, confidence), key=lambda s: -s.width)
+    slices = sorted(
+        family_slices(eng, batch_id, confidence) + verifier_slices(scores, confidence), key=lambda s: -s.width
+    )
     st.markdown("**Where to look next**")
     for text in suggestions(summary, scores, slices) or ["Nothing stands out."]:
         st.markdown(f"- {text}")
@@ -394,8 +519,18 @@ def acceptance_tab(batch_id: int, name: str) -> None:
         with st.expander("Error rate by slice", icon=":material/pie_chart:"):
             st.dataframe(
                 pd.DataFrame(
-                    [{"slice": s.kind, "name": s.name, "read": s.reviewed, "failures": s.failures,
-                      "low": s.interval[0], "high": s.interval[1], "width": s.width} for s in slices]
+                    [
+                        {
+                            "slice": s.kind,
+                            "name": s.name,
+                            "read": s.reviewed,
+                            "failures": s.failures,
+                            "low": s.interval[0],
+                            "high": s.interval[1],
+                            "width": s.width,
+                        }
+                        for s in slices
+                    ]
                 ),
                 hide_index=True,
             )
@@ -404,17 +539,32 @@ def acceptance_tab(batch_id: int, name: str) -> None:
 def reviewers_tab(batch_id: int, name: str) -> None:
     titled_table(
         "Reviewers",
-        [{"reviewer": r.reviewer, "decided": r.decided, "accepted": r.accepted, "rejected": r.rejected,
-          "skipped": r.skipped, "accept rate": r.accept_rate, "median s between decisions": r.median_seconds}
-         for r in reviewer_stats(eng, batch_id)],
+        [
+            {
+                "reviewer": r.reviewer,
+                "decided": r.decided,
+                "accepted": r.accepted,
+                "rejected": r.rejected,
+                "skipped": r.skipped,
+                "accept rate": r.accept_rate,
+                "median s between decisions": r.median_seconds,
+            }
+            for r in reviewer_stats(eng, batch_id)
+        ],
         "No decisions in this batch yet.",
     )
     agreement = reviewer_agreement(eng, batch_id)
     st.markdown("**Agreement**")
     if agreement.items:
         method = "Cohen's" if len(agreement.pairs) == 1 else "Fleiss'"
-        kappa = "undefined (everyone gave the same label)" if agreement.kappa is None else f"{agreement.kappa:.3f}"
-        st.metric(f"{method} kappa", kappa, help=f"{agreement.items} samples decided by two or more reviewers")
+        kappa = (
+            "undefined (everyone gave the same label)"
+            if agreement.kappa is None
+            else f"{agreement.kappa:.3f}"
+        )
+        st.metric(
+            f"{method} kappa", kappa, help=f"{agreement.items} samples decided by two or more reviewers"
+        )
         st.dataframe(pd.DataFrame([p.__dict__ for p in agreement.pairs]), hide_index=True)
     else:
         st.caption("No sample was decided by two reviewers yet: set an overlap on the spot-check pool.")
@@ -437,14 +587,27 @@ def bulk_tab(batch_id: int, name: str) -> None:
     reasons = rejectable_reasons(eng, batch_id)
     if reasons:
         choice = st.selectbox(
-            "Verifier and reason", range(len(reasons)), key="bulk_reason",
-            format_func=lambda i: f"{reasons[i][0]}: {reasons[i][1] or '(no reason)'} — {reasons[i][2]:,} undecided",
+            "Verifier and reason",
+            range(len(reasons)),
+            key="bulk_reason",
+            format_func=lambda i: (
+                f"{reasons[i][0]}: {reasons[i][1] or '(no reason)'} — {reasons[i][2]:,} undecided"
+            ),
         )
         verifier, reason, _ = reasons[choice]
         tags = st.multiselect("Reasons to record", REASON_TAGS, key="bulk_tags")
         count = preview_reject_failures(eng, batch_id, verifier, reason)
-        confirmed = st.checkbox(f"Reject these {count:,} undecided samples as one bulk action", key="confirm_bulk_reject", disabled=not name)
-        if st.button("Reject them", icon=":material/block:", key="bulk_reject", disabled=not (confirmed and name and count)):
+        confirmed = st.checkbox(
+            f"Reject these {count:,} undecided samples as one bulk action",
+            key="confirm_bulk_reject",
+            disabled=not name,
+        )
+        if st.button(
+            "Reject them",
+            icon=":material/block:",
+            key="bulk_reject",
+            disabled=not (confirmed and name and count),
+        ):
             result = bulk_reject_failures(eng, batch_id, verifier, reason, name, reason_tags=tags)
             _flash(f"Rejected {result.count:,} samples (bulk event {result.bulk_event_id}).")
             st.session_state.pop("confirm_bulk_reject", None)
@@ -460,17 +623,23 @@ def bulk_tab(batch_id: int, name: str) -> None:
         if event.state != "done":
             status += f" · **{event.state}**"
         with st.container(border=True):
-            st.markdown(f"**#{event.id} {event.action}** · {event.count:,} samples · {event.reviewer}{status}")
+            st.markdown(
+                f"**#{event.id} {event.action}** · {event.count:,} samples · {event.reviewer}{status}"
+            )
             st.caption(event.rule)
             if event.state == "applying" and st.button(
-                "Resume", key=f"resume_bulk_{event.id}", icon=":material/play_arrow:",
+                "Resume",
+                key=f"resume_bulk_{event.id}",
+                icon=":material/play_arrow:",
                 help="Its process stopped before the end; resuming decides only what is missing.",
             ):
                 result = resume_bulk(eng, event.id)
                 _flash(f"Bulk event {event.id}: {result.count:,} samples, {result.state}.")
                 st.rerun()
-            if event.action != "undo" and not event.undone_by and st.button(
-                "Undo", key=f"undo_bulk_{event.id}", icon=":material/undo:", disabled=not name
+            if (
+                event.action != "undo"
+                and not event.undone_by
+                and st.button("Undo", key=f"undo_bulk_{event.id}", icon=":material/undo:", disabled=not name)
             ):
                 result = undo_bulk(eng, event.id, name)
                 _flash(f"Undid bulk event {event.id}: {result.count:,} samples undecided again.")

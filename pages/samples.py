@@ -29,7 +29,9 @@ PASSED_LABELS = {"passed": True, "failed": False, "not judged": None}
 
 with st.container(border=True):
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
-    chosen = c1.multiselect("Batches", list(by_name), key="filter_batches", placeholder="All synthetic batches")
+    chosen = c1.multiselect(
+        "Batches", list(by_name), key="filter_batches", placeholder="All synthetic batches"
+    )
     families = c2.multiselect("Families", FAMILIES, key="filter_families", placeholder="All")
     decisions = c3.multiselect(
         "Decision", ["undecided", "accept", "reject", "skip"], key="filter_decisions", placeholder="Any"
@@ -128,8 +130,12 @@ def sample_panel(sample_id: int) -> None:
         st.markdown("**Prompt**")
         show_untrusted(sample.prompt)
         st.markdown("**Response**")
-        rendered = st.toggle("Render as markdown", key=f"md_{sample.id}", help="Formatting only; HTML and images never render.")
-        show_untrusted(sample.response, markdown=rendered, language=None if sample.family != "code" else "markdown")
+        rendered = st.toggle(
+            "Render as markdown", key=f"md_{sample.id}", help="Formatting only; HTML and images never render."
+        )
+        show_untrusted(
+            sample.response, markdown=rendered, language=None if sample.family != "code" else "markdown"
+        )
     with right:
         if sample.reference:
             st.markdown("**Reference**")
@@ -137,8 +143,13 @@ def sample_panel(sample_id: int) -> None:
         st.markdown("**Verdicts**")
         if sample.verdicts:
             for verdict in sample.verdicts:
-                icon = {True: ":material/check:", False: ":material/close:", None: ":material/help:"}[verdict["passed"]]
-                with st.expander(f"{verdict['verifier']} v{verdict['version']}: {verdict['reason'] or OUTCOME[verdict['passed']]}", icon=icon):
+                icon = {True: ":material/check:", False: ":material/close:", None: ":material/help:"}[
+                    verdict["passed"]
+                ]
+                with st.expander(
+                    f"{verdict['verifier']} v{verdict['version']}: {verdict['reason'] or OUTCOME[verdict['passed']]}",
+                    icon=icon,
+                ):
                     show_json(verdict["details"])
         else:
             st.caption("Not verified yet.")
@@ -156,15 +167,23 @@ def sample_panel(sample_id: int) -> None:
         note = st.text_input("Note", key=f"note_{sample.id}", placeholder="optional")
         buttons = st.columns(4)
         action = None
-        if buttons[0].button("Accept", type="primary", icon=":material/check:", disabled=not name, key="accept", shortcut="a"):
+        if buttons[0].button(
+            "Accept", type="primary", icon=":material/check:", disabled=not name, key="accept", shortcut="a"
+        ):
             action = "accept"
-        if buttons[1].button("Reject", icon=":material/close:", disabled=not name, key="reject", shortcut="x"):
+        if buttons[1].button(
+            "Reject", icon=":material/close:", disabled=not name, key="reject", shortcut="x"
+        ):
             action = "reject"
-        if buttons[2].button("Skip", icon=":material/skip_next:", disabled=not name, key="skip", shortcut="s"):
+        if buttons[2].button(
+            "Skip", icon=":material/skip_next:", disabled=not name, key="skip", shortcut="s"
+        ):
             action = "skip"
         if buttons[3].button("Undo", icon=":material/undo:", disabled=not name, key="undo", shortcut="u"):
             undone = undo_last(eng, name, sample.id)
-            st.session_state["flash"] = "Undid your last decision on this sample." if undone else "Nothing to undo here."
+            st.session_state["flash"] = (
+                "Undid your last decision on this sample." if undone else "Nothing to undo here."
+            )
             st.rerun()
         if action:
             record_decision(eng, sample.id, name, action, reason_tags=tags, note=note)

@@ -50,7 +50,9 @@ def cli(*args: str, db: str) -> subprocess.CompletedProcess:
     )
 
 
-EVAL_SENTENCE = "a farmer has seventeen sheep and all but nine run away so how many sheep does the farmer still have left"
+EVAL_SENTENCE = (
+    "a farmer has seventeen sheep and all but nine run away so how many sheep does the farmer still have left"
+)
 
 
 def add_batch(
@@ -75,7 +77,9 @@ def add_batch(
             "teacher_config": {"temperature": 0.7, "max_tokens": 512, "api_key_env": "OPENAI_API_KEY"},
         }
     with session_scope(engine) as session:
-        batch = Batch(name=name, origin=origin, source=f"test:{name}", generation_config=config or {}, stats=stats or {})
+        batch = Batch(
+            name=name, origin=origin, source=f"test:{name}", generation_config=config or {}, stats=stats or {}
+        )
         session.add(batch)
         session.flush()
         ids = []
@@ -97,13 +101,25 @@ def add_batch(
             session.flush()
             ids.append(sample.id)
             if row.get("decision"):
-                session.add(Decision(sample_id=sample.id, reviewer="ada", action=row["decision"], reason_tags=["ok"]))
+                session.add(
+                    Decision(sample_id=sample.id, reviewer="ada", action=row["decision"], reason_tags=["ok"])
+                )
             for verifier, version, passed in row.get("verdicts", []):
-                session.add(Verdict(sample_id=sample.id, verifier=verifier, version=version, passed=passed, score=1.0 if passed else 0.0))
+                session.add(
+                    Verdict(
+                        sample_id=sample.id,
+                        verifier=verifier,
+                        version=version,
+                        passed=passed,
+                        score=1.0 if passed else 0.0,
+                    )
+                )
         return batch.id, ids
 
 
-def synthetic_rows(n: int, family: str = "math", tag: str = "s", decision: str | None = "accept") -> list[dict[str, Any]]:
+def synthetic_rows(
+    n: int, family: str = "math", tag: str = "s", decision: str | None = "accept"
+) -> list[dict[str, Any]]:
     return [
         {
             "family": family,
@@ -121,6 +137,10 @@ def synthetic_rows(n: int, family: str = "math", tag: str = "s", decision: str |
 
 def real_rows(n: int, family: str = "math", tag: str = "r") -> list[dict[str, Any]]:
     return [
-        {"family": family, "prompt": f"[{tag}] Human question {i} on {family}?", "response": f"Human answer {i}."}
+        {
+            "family": family,
+            "prompt": f"[{tag}] Human question {i} on {family}?",
+            "response": f"Human answer {i}.",
+        }
         for i in range(n)
     ]

@@ -215,7 +215,9 @@ def has_comment(lines: list[str], lineno: int) -> bool:
     if comment_of(lines[lineno - 1]):
         return True
     above = lineno - 2
-    while above >= 0 and lines[above].strip().startswith(("import ", "from ")) and not comment_of(lines[above]):
+    while (
+        above >= 0 and lines[above].strip().startswith(("import ", "from ")) and not comment_of(lines[above])
+    ):
         above -= 1
     return above >= 0 and bool(comment_of(lines[above]))
 

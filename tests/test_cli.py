@@ -14,19 +14,27 @@ from tests.helpers import cli, write_jsonl
 
 def _commands(help_text: str) -> list[str]:
     """The command names listed in an argparse help text (indented four spaces)."""
-    return [line.split()[0] for line in help_text.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+    return [
+        line.split()[0]
+        for line in help_text.splitlines()
+        if line.startswith("    ") and not line.startswith("     ")
+    ]
 
 
 def test_the_assay_console_script_has_the_same_commands(store_url):
     script = Path(sys.executable).parent / "assay"
     if not script.exists():
         pytest.skip(f"{script} is not installed (make install puts it there with pip install -e .)")
-    assay = subprocess.run([str(script), "--db", store_url, "--help"], capture_output=True, text=True, timeout=120)
+    assay = subprocess.run(
+        [str(script), "--db", store_url, "--help"], capture_output=True, text=True, timeout=120
+    )
     module = cli("--help", db=store_url)
     assert assay.returncode == module.returncode == 0
     assert assay.stdout.startswith("usage: assay") and module.stdout.startswith("usage: python -m curation")
     assert _commands(assay.stdout) == _commands(module.stdout)
-    assert {"import", "generate", "verify", "review-stats", "embed", "export", "reconcile", "demo"} <= set(_commands(assay.stdout))
+    assert {"import", "generate", "verify", "review-stats", "embed", "export", "reconcile", "demo"} <= set(
+        _commands(assay.stdout)
+    )
 
 
 def test_help_lists_the_commands(store_url):
@@ -55,7 +63,9 @@ def test_import_then_export_round_trip(store_url, records_file, tmp_path):
 
 
 def test_bad_import_exits_nonzero_naming_line_and_field(store_url, tmp_path):
-    path = write_jsonl(tmp_path / "bad.jsonl", [{"family": "math", "prompt": "p", "response": "r"}, {"family": "math"}])
+    path = write_jsonl(
+        tmp_path / "bad.jsonl", [{"family": "math", "prompt": "p", "response": "r"}, {"family": "math"}]
+    )
     result = cli("import", str(path), "--batch", "b", db=store_url)
     assert result.returncode == 1
     assert "line 2, field 'prompt': missing" in result.stderr

@@ -42,7 +42,10 @@ def test_record_dict_adds_derived_leaves_out_internal_and_copies() -> None:
     [
         (datetime(2026, 1, 2, 3, 4), datetime(2026, 1, 2, 3, 4, tzinfo=UTC)),
         (datetime(2026, 1, 2, 3, 4, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, tzinfo=UTC)),
-        (datetime(2026, 1, 2, 5, 4, tzinfo=timezone(timedelta(hours=2))), datetime(2026, 1, 2, 3, 4, tzinfo=UTC)),
+        (
+            datetime(2026, 1, 2, 5, 4, tzinfo=timezone(timedelta(hours=2))),
+            datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+        ),
     ],
 )
 def test_as_utc_reads_naive_moments_as_utc(moment: datetime, expected: datetime) -> None:

@@ -21,5 +21,7 @@ def test_bidi_controls_are_written_out(text: str, shown: str) -> None:
 
 
 def test_every_bidi_control_is_revealed() -> None:
-    assert sorted(BIDI_CONTROLS) == sorted("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    assert sorted(BIDI_CONTROLS) == sorted(
+        "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    )
     assert not BIDI_CONTROLS.intersection(reveal_bidi("".join(BIDI_CONTROLS)))

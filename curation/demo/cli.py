@@ -11,7 +11,9 @@ from curation.demo.workspace import ensure_demo_workspace
 
 
 def cmd_demo(args: argparse.Namespace, engine: Engine) -> int:
-    created = ensure_demo_workspace(engine, force=args.force, say=lambda message: print(f"demo: {message}", file=sys.stderr))
+    created = ensure_demo_workspace(
+        engine, force=args.force, say=lambda message: print(f"demo: {message}", file=sys.stderr)
+    )
     print("demo workspace: " + (", ".join(created) if created else "already populated, nothing to do"))
     return 0
 

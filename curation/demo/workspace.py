@@ -39,7 +39,9 @@ def ensure_demo_workspace(
             import_file(engine, path, name, origin="real", source=f"bundled:{path.name}")
             created.append(name)
     if EXAMPLE_BATCH not in existing:
-        import_file(engine, DEMO_DIR / "example_batch.jsonl", EXAMPLE_BATCH, source="bundled:example_batch.jsonl")
+        import_file(
+            engine, DEMO_DIR / "example_batch.jsonl", EXAMPLE_BATCH, source="bundled:example_batch.jsonl"
+        )
         created.append(EXAMPLE_BATCH)
     say("generating the demo batches with the simulated teacher (offline)")
     created += create_demo_batches(engine)

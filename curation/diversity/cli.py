@@ -38,15 +38,24 @@ def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
     stats = embed_selection(engine, selection, model=args.model, mode=args.text_mode, progress=print_progress)
     end_progress()
     rate = f", {stats.computed / stats.seconds:,.1f} texts/s" if stats.computed and stats.seconds else ""
-    print(f"{target}: {stats.samples:,} samples, {stats.distinct:,} distinct texts, {stats.cached:,} already cached, "
-          f"{stats.computed:,} embedded in {stats.seconds:.1f}s{rate} ({stats.model}, backend {stats.backend or 'n/a'})")
+    print(
+        f"{target}: {stats.samples:,} samples, {stats.distinct:,} distinct texts, {stats.cached:,} already cached, "
+        f"{stats.computed:,} embedded in {stats.seconds:.1f}s{rate} ({stats.model}, backend {stats.backend or 'n/a'})"
+    )
     return 0
 
 
 def cmd_dedup(args: argparse.Namespace, engine: Engine) -> int:
     refuse_if_busy(engine, "dedup", {"batch": args.batch})
-    result = run_dedup(engine, args.batch, scopes=args.scope or SCOPES, semantic=not args.no_semantic,
-                       model=args.model, mode=args.text_mode, progress=print_progress)
+    result = run_dedup(
+        engine,
+        args.batch,
+        scopes=args.scope or SCOPES,
+        semantic=not args.no_semantic,
+        model=args.model,
+        mode=args.text_mode,
+        progress=print_progress,
+    )
     end_progress()
     if args.json:
         print(json.dumps(result, indent=2))
@@ -55,26 +64,36 @@ def cmd_dedup(args: argparse.Namespace, engine: Engine) -> int:
     for kind, n in result["findings"].items():
         print(f"  {kind:<22} {n:>7,}")
     changes = result["marks"]
-    print(f"marks: {changes['added']} added, {changes['updated']} kept, {changes['removed']} removed "
-          "(overridden marks are never removed)")
+    print(
+        f"marks: {changes['added']} added, {changes['updated']} kept, {changes['removed']} removed "
+        "(overridden marks are never removed)"
+    )
     return 0
 
 
 def print_report(result: Any) -> None:
     report = result.report
     sampled = " (subsampled, seeded)" if report.sampled else ""
-    print(f"{result.selection}: {report.n_synthetic:,} samples vs reference {', '.join(result.reference)} "
-          f"({report.n_reference:,}); compared on {report.n_compared:,} each{sampled}; model {result.model}")
+    print(
+        f"{result.selection}: {report.n_synthetic:,} samples vs reference {', '.join(result.reference)} "
+        f"({report.n_reference:,}); compared on {report.n_compared:,} each{sampled}; model {result.model}"
+    )
     print(f"{'metric':<18} {'synthetic':>10} {'reference':>10} {'ratio':>7}")
     for name, entry in report.metrics.items():
-        print(f"{name:<18} {_fmt(entry.get('synthetic')):>10} {_fmt(entry.get('reference')):>10} {_fmt(entry.get('ratio')):>7}")
+        print(
+            f"{name:<18} {_fmt(entry.get('synthetic')):>10} {_fmt(entry.get('reference')):>10} {_fmt(entry.get('ratio')):>7}"
+        )
     clusters = report.clusters
     if clusters:
-        print(f"clusters: k={clusters['k']} fitted on the reference; {clusters['empty_clusters']} hold no synthetic "
-              f"sample ({clusters['empty_share']:.0%} of real samples; baseline {_fmt(clusters['baseline_empty_share'])})")
+        print(
+            f"clusters: k={clusters['k']} fitted on the reference; {clusters['empty_clusters']} hold no synthetic "
+            f"sample ({clusters['empty_share']:.0%} of real samples; baseline {_fmt(clusters['baseline_empty_share'])})"
+        )
     if report.baseline:
-        print(f"reference-vs-reference baseline (halves of {report.baseline.get('n')}): "
-              + ", ".join(f"{k} {_fmt(v)}" for k, v in report.baseline.items() if k != "n"))
+        print(
+            f"reference-vs-reference baseline (halves of {report.baseline.get('n')}): "
+            + ", ".join(f"{k} {_fmt(v)}" for k, v in report.baseline.items() if k != "n")
+        )
     if report.warnings:
         print("warnings:")
         for w in report.warnings:
@@ -86,8 +105,15 @@ def print_report(result: Any) -> None:
 def cmd_diversity(args: argparse.Namespace, engine: Engine) -> int:
     info = resolve_batch(engine, args.batch)
     selection = Selection(batch_ids=(info.id,), decisions=tuple(args.decision or ()))
-    result = compute_diversity(engine, selection, model=args.model, mode=args.text_mode, seed=args.seed,
-                               save=not args.no_save, progress=print_progress)
+    result = compute_diversity(
+        engine,
+        selection,
+        model=args.model,
+        mode=args.text_mode,
+        seed=args.seed,
+        save=not args.no_save,
+        progress=print_progress,
+    )
     end_progress()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
@@ -106,8 +132,10 @@ def cmd_collapse(args: argparse.Namespace, engine: Engine) -> int:
     print(f"{'gen':>4} {'vendi÷ref':>10} {'coverage':>9} {'spread÷ref':>11} {'real share':>11}  batches")
     for p in report.points:
         m = p.metrics
-        print(f"{p.generation:>4} {_fmt(m.get('vendi_ratio')):>10} {_fmt(m.get('coverage')):>9} "
-              f"{_fmt(m.get('spread_ratio')):>11} {_fmt(p.real_share):>11}  {', '.join(p.batch_names)}")
+        print(
+            f"{p.generation:>4} {_fmt(m.get('vendi_ratio')):>10} {_fmt(m.get('coverage')):>9} "
+            f"{_fmt(m.get('spread_ratio')):>11} {_fmt(p.real_share):>11}  {', '.join(p.batch_names)}"
+        )
     for w in report.warnings:
         print(f"  ! {w.code}: {w.message}")
     if not report.warnings:
@@ -116,12 +144,20 @@ def cmd_collapse(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help=f"embedding model: a local path or cached name (default {DEFAULT_MODEL})")
-    p.add_argument("--text-mode", default="prompt+response", choices=TEXT_MODES, help="which text is embedded")
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"embedding model: a local path or cached name (default {DEFAULT_MODEL})",
+    )
+    p.add_argument(
+        "--text-mode", default="prompt+response", choices=TEXT_MODES, help="which text is embedded"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("embed", help="embed a batch (or the reference / evaluation sets); cached per text")
+    p = subparsers.add_parser(
+        "embed", help="embed a batch (or the reference / evaluation sets); cached per text"
+    )
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--batch", help="batch name")
     group.add_argument("--reference", action="store_true", help="every real (reference) batch")
@@ -129,23 +165,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=cmd_embed)
 
-    p = _batch_command(subparsers, "dedup", cmd_dedup,
-                       "mark exact, near and semantic duplicates, copies of real data, contamination")
-    p.add_argument("--scope", action="append", choices=SCOPES, help="only these scopes (repeatable; default all)")
+    p = _batch_command(
+        subparsers,
+        "dedup",
+        cmd_dedup,
+        "mark exact, near and semantic duplicates, copies of real data, contamination",
+    )
+    p.add_argument(
+        "--scope", action="append", choices=SCOPES, help="only these scopes (repeatable; default all)"
+    )
     p.add_argument("--no-semantic", action="store_true", help="skip the embedding-based check")
 
-    p = _batch_command(subparsers, "diversity", cmd_diversity,
-                       "diversity metrics and warnings of a batch against the reference set")
-    p.add_argument("--decision", action="append", choices=("accept", "reject", "skip", "undecided"),
-                   help="only samples with this decision (repeatable)")
+    p = _batch_command(
+        subparsers,
+        "diversity",
+        cmd_diversity,
+        "diversity metrics and warnings of a batch against the reference set",
+    )
+    p.add_argument(
+        "--decision",
+        action="append",
+        choices=("accept", "reject", "skip", "undecided"),
+        help="only samples with this decision (repeatable)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the equal-size subsampling")
     p.add_argument("--no-save", action="store_true", help="do not record a metrics snapshot")
 
-    _batch_command(subparsers, "collapse", cmd_collapse, "metric trend across the generations of a batch's lineage")
+    _batch_command(
+        subparsers, "collapse", cmd_collapse, "metric trend across the generations of a batch's lineage"
+    )
 
 
 def _batch_command(
-    subparsers: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace, Engine], int], help_text: str
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    func: Callable[[argparse.Namespace, Engine], int],
+    help_text: str,
 ) -> argparse.ArgumentParser:
     """A subcommand about one batch (--batch, --json and the embedding options); the caller adds the rest."""
     p = subparsers.add_parser(name, help=help_text)

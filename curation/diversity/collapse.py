@@ -32,7 +32,11 @@ from curation.diversity.metrics import DiversityWarning
 from curation.diversity.thresholds import DiversityThresholds
 
 #: Metrics followed across generations: (key in a generation's metrics, label).
-TRACKED = (("vendi_ratio", "Vendi (÷ reference)"), ("coverage", "coverage"), ("spread_ratio", "spread (÷ reference)"))
+TRACKED = (
+    ("vendi_ratio", "Vendi (÷ reference)"),
+    ("coverage", "coverage"),
+    ("spread_ratio", "spread (÷ reference)"),
+)
 
 
 @dataclass
@@ -122,30 +126,51 @@ def collapse_report(
         for (g0, v0), (g1, v1) in zip(series, series[1:], strict=False):
             if v0 > 0 and (v0 - v1) / v0 > t.collapse_max_drop:
                 drops.append({"from": g0, "to": g1, "drop": (v0 - v1) / v0})
-        report.trends[key] = {"label": label, "generations": gens, "values": values, "slope": s,
-                              "relative_slope": relative, "drops": drops}
+        report.trends[key] = {
+            "label": label,
+            "generations": gens,
+            "values": values,
+            "slope": s,
+            "relative_slope": relative,
+            "drops": drops,
+        }
         if len(series) >= t.collapse_min_generations and relative < -t.collapse_slope_tolerance:
-            report.warnings.append(DiversityWarning(
-                f"collapse_trend:{key}",
-                f"{label} falls across {len(series)} generations: {relative:+.1%} of generation "
-                f"{gens[0]}'s value per generation (warn below {-t.collapse_slope_tolerance:+.0%}).",
-                relative, -t.collapse_slope_tolerance))
+            report.warnings.append(
+                DiversityWarning(
+                    f"collapse_trend:{key}",
+                    f"{label} falls across {len(series)} generations: {relative:+.1%} of generation "
+                    f"{gens[0]}'s value per generation (warn below {-t.collapse_slope_tolerance:+.0%}).",
+                    relative,
+                    -t.collapse_slope_tolerance,
+                )
+            )
         for drop in drops:
-            report.warnings.append(DiversityWarning(
-                f"collapse_drop:{key}",
-                f"{label} dropped {drop['drop']:.0%} from generation {drop['from']} to {drop['to']} "
-                f"(warn above {t.collapse_max_drop:.0%}).",
-                drop["drop"], t.collapse_max_drop))
+            report.warnings.append(
+                DiversityWarning(
+                    f"collapse_drop:{key}",
+                    f"{label} dropped {drop['drop']:.0%} from generation {drop['from']} to {drop['to']} "
+                    f"(warn above {t.collapse_max_drop:.0%}).",
+                    drop["drop"],
+                    t.collapse_max_drop,
+                )
+            )
     shares = [(p.generation, p.real_share) for p in points if p.real_share is not None]
     if len(shares) >= 2:
-        report.trends["real_share"] = {"label": "real share of few-shot sources",
-                                       "generations": [g for g, _ in shares], "values": [v for _, v in shares]}
+        report.trends["real_share"] = {
+            "label": "real share of few-shot sources",
+            "generations": [g for g, _ in shares],
+            "values": [v for _, v in shares],
+        }
         fall = shares[0][1] - shares[-1][1]
         if fall > t.real_share_drop:
-            report.warnings.append(DiversityWarning(
-                "real_replaced",
-                f"The share of real data in the few-shot sources fell from {shares[0][1]:.0%} (generation "
-                f"{shares[0][0]}) to {shares[-1][1]:.0%} (generation {shares[-1][0]}): real data is being "
-                "replaced by synthetic data rather than accumulated.",
-                fall, t.real_share_drop))
+            report.warnings.append(
+                DiversityWarning(
+                    "real_replaced",
+                    f"The share of real data in the few-shot sources fell from {shares[0][1]:.0%} (generation "
+                    f"{shares[0][0]}) to {shares[-1][1]:.0%} (generation {shares[-1][0]}): real data is being "
+                    "replaced by synthetic data rather than accumulated.",
+                    fall,
+                    t.real_share_drop,
+                )
+            )
     return report

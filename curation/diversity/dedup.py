@@ -80,7 +80,9 @@ def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def minhash_signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int = 128, seed: int = 1) -> np.ndarray:
+def minhash_signatures(
+    hashes: np.ndarray, offsets: np.ndarray, num_perm: int = 128, seed: int = 1
+) -> np.ndarray:
     """(n_docs, num_perm) uint32 MinHash signatures from flat shingle hashes.
 
     Permutation k maps a 32-bit shingle value x to ((a_k·x + b_k) mod 2⁶⁴) >> 32
@@ -119,7 +121,9 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     return int(lsh.b), int(lsh.r)
 
 
-def lsh_candidate_pairs(sig: np.ndarray, bands: int, rows: int, active: np.ndarray | None = None) -> np.ndarray:
+def lsh_candidate_pairs(
+    sig: np.ndarray, bands: int, rows: int, active: np.ndarray | None = None
+) -> np.ndarray:
     """(m, 2) int64 pairs (i < j) that share at least one LSH band."""
     n = len(sig)
     docs = np.arange(n) if active is None else np.flatnonzero(active)
@@ -186,14 +190,18 @@ class NearDupIndex:
     rows: int
 
     @classmethod
-    def build(cls, texts: Sequence[str], *, ngram: int = 5, num_perm: int = 128, threshold: float = 0.8) -> NearDupIndex:
+    def build(
+        cls, texts: Sequence[str], *, ngram: int = 5, num_perm: int = 128, threshold: float = 0.8
+    ) -> NearDupIndex:
         corpus = tokenise(texts)
         hashes, offsets = ngram_hashes(corpus, ngram, short_docs="whole")
         sig = minhash_signatures(hashes, offsets, num_perm)
         bands, rows = lsh_params(threshold, num_perm)
         return cls(corpus, ShingleSets(hashes, offsets), sig, bands, rows)
 
-    def verified_pairs(self, threshold: float, active: np.ndarray | None = None) -> list[tuple[int, int, float]]:
+    def verified_pairs(
+        self, threshold: float, active: np.ndarray | None = None
+    ) -> list[tuple[int, int, float]]:
         has = np.diff(self.sets.offsets) > 0
         active = has if active is None else (active & has)
         pairs = lsh_candidate_pairs(self.sig, self.bands, self.rows, active)
@@ -205,7 +213,9 @@ class NearDupIndex:
         return out
 
 
-def _greedy_keep_first(n: int, pairs: list[tuple[int, int, float]], method: str, skip: np.ndarray | None) -> list[Finding]:
+def _greedy_keep_first(
+    n: int, pairs: list[tuple[int, int, float]], method: str, skip: np.ndarray | None
+) -> list[Finding]:
     """Mark j as a duplicate of its best-scoring earlier *kept* partner i (pairs have i < j)."""
     by_later: dict[int, list[tuple[int, float]]] = {}
     for i, j, score in pairs:
@@ -238,12 +248,19 @@ def near_duplicates(
 
 
 def near_matches(
-    queries: Sequence[str], targets: Sequence[str], *, threshold: float = 0.8, ngram: int = 5, num_perm: int = 128
+    queries: Sequence[str],
+    targets: Sequence[str],
+    *,
+    threshold: float = 0.8,
+    ngram: int = 5,
+    num_perm: int = 128,
 ) -> list[Finding]:
     """For each query, its most similar target with Jaccard ≥ threshold (if any)."""
     if not queries or not targets:
         return []
-    index = NearDupIndex.build(list(queries) + list(targets), ngram=ngram, num_perm=num_perm, threshold=threshold)
+    index = NearDupIndex.build(
+        list(queries) + list(targets), ngram=ngram, num_perm=num_perm, threshold=threshold
+    )
     nq = len(queries)
     best: dict[int, tuple[float, int]] = {}
     for i, j, score in index.verified_pairs(threshold):

@@ -222,7 +222,9 @@ def worker_pool(threads: int) -> ThreadPoolExecutor:
         pool = _pools.get(key)
         if pool is None:
             before = torch.get_num_threads()
-            pool = ThreadPoolExecutor(threads, thread_name_prefix="embed", initializer=_single_threaded_worker)
+            pool = ThreadPoolExecutor(
+                threads, thread_name_prefix="embed", initializer=_single_threaded_worker
+            )
             # Start every thread now (tasks that wait for each other each need their own),
             # then put back the default that the initialisers changed.
             started = threading.Barrier(threads)
@@ -252,10 +254,19 @@ def lean_bert_unsupported(model: Any) -> str | None:
         return "hidden size not a multiple of the heads"
     try:
         layer = model.encoder.layer[0]
-        parts = (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value,
-                 layer.attention.output.dense, layer.attention.output.LayerNorm, layer.intermediate.dense,
-                 layer.output.dense, layer.output.LayerNorm, model.embeddings.word_embeddings,
-                 model.embeddings.position_embeddings, model.embeddings.token_type_embeddings)
+        parts = (
+            layer.attention.self.query,
+            layer.attention.self.key,
+            layer.attention.self.value,
+            layer.attention.output.dense,
+            layer.attention.output.LayerNorm,
+            layer.intermediate.dense,
+            layer.output.dense,
+            layer.output.LayerNorm,
+            model.embeddings.word_embeddings,
+            model.embeddings.position_embeddings,
+            model.embeddings.token_type_embeddings,
+        )
     except (AttributeError, IndexError):
         return "unexpected module layout"
     if any(getattr(p, "bias", True) is None for p in parts[:4] + parts[5:7]):
@@ -280,7 +291,9 @@ class _Linear:
         try:
             packed = torch.ops.mkldnn._reorder_linear_weight(self.weight)
             probe = torch.linspace(-1, 1, 3 * self.weight.shape[1]).reshape(3, -1).to(dtype)
-            ok = torch.allclose(self._packed(probe, packed).float(), self._plain(probe).float(), rtol=0.02, atol=0.02)
+            ok = torch.allclose(
+                self._packed(probe, packed).float(), self._plain(probe).float(), rtol=0.02, atol=0.02
+            )
             self.packed = packed if ok else None
         except (AttributeError, RuntimeError, TypeError, ValueError):
             self.packed = None
@@ -289,7 +302,9 @@ class _Linear:
         import torch  # heavy: loaded only when embedding
 
         attr = "gelu" if self.gelu else "none"
-        return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, attr, [], "none" if self.gelu else None)
+        return torch.ops.mkldnn._linear_pointwise(
+            x, packed, self.bias, attr, [], "none" if self.gelu else None
+        )
 
     def _plain(self, x: Any) -> Any:
         # heavy: loaded only when embedding
@@ -326,8 +341,10 @@ class LeanBert:
         emb = model.embeddings
         self.word = emb.word_embeddings.weight.detach().float()
         # token type 0 everywhere, as in transformers when no token_type_ids are given
-        self.position = (emb.position_embeddings.weight.detach().float()
-                         + emb.token_type_embeddings.weight.detach().float()[0])
+        self.position = (
+            emb.position_embeddings.weight.detach().float()
+            + emb.token_type_embeddings.weight.detach().float()[0]
+        )
         self.embed_norm = (emb.LayerNorm.weight.detach().float(), emb.LayerNorm.bias.detach().float())
 
         def norm(module: Any) -> tuple[Any, Any]:
@@ -336,15 +353,20 @@ class LeanBert:
         self.layers = []
         for layer in model.encoder.layer:
             att = layer.attention.self
-            self.layers.append((
-                _Linear(torch.cat([att.query.weight, att.key.weight, att.value.weight]),
-                        torch.cat([att.query.bias, att.key.bias, att.value.bias]), dtype),
-                _Linear(layer.attention.output.dense.weight, layer.attention.output.dense.bias, dtype),
-                norm(layer.attention.output.LayerNorm),
-                _Linear(layer.intermediate.dense.weight, layer.intermediate.dense.bias, dtype, gelu=True),
-                _Linear(layer.output.dense.weight, layer.output.dense.bias, dtype),
-                norm(layer.output.LayerNorm),
-            ))
+            self.layers.append(
+                (
+                    _Linear(
+                        torch.cat([att.query.weight, att.key.weight, att.value.weight]),
+                        torch.cat([att.query.bias, att.key.bias, att.value.bias]),
+                        dtype,
+                    ),
+                    _Linear(layer.attention.output.dense.weight, layer.attention.output.dense.bias, dtype),
+                    norm(layer.attention.output.LayerNorm),
+                    _Linear(layer.intermediate.dense.weight, layer.intermediate.dense.bias, dtype, gelu=True),
+                    _Linear(layer.output.dense.weight, layer.output.dense.bias, dtype),
+                    norm(layer.output.LayerNorm),
+                )
+            )
 
     def __call__(self, input_ids: Any, lengths: Any) -> Any:
         import torch  # heavy: loaded only when embedding
@@ -353,12 +375,16 @@ class LeanBert:
         batch, length = input_ids.shape
         heads, width = self.heads, self.hidden // self.heads
         x = F.embedding(input_ids, self.word) + self.position[:length]
-        x = F.layer_norm(x, (self.hidden,), *self.embed_norm, self.eps).to(self.dtype).reshape(batch * length, self.hidden)
+        x = (
+            F.layer_norm(x, (self.hidden,), *self.embed_norm, self.eps)
+            .to(self.dtype)
+            .reshape(batch * length, self.hidden)
+        )
         bias = None
         if bool((lengths < length).any()):
             padding = torch.arange(length)[None, :] >= lengths[:, None]
             bias = torch.zeros(batch, 1, 1, length).masked_fill(padding[:, None, None, :], float("-inf"))
-        scale = width ** -0.5
+        scale = width**-0.5
         for qkv, out, norm1, up, down, norm2 in self.layers:
             q, k, v = qkv(x).view(batch, length, 3, heads, width).permute(2, 0, 3, 1, 4)
             q, k, v = (t.reshape(batch * heads, length, width) for t in (q, k, v))
@@ -366,7 +392,12 @@ class LeanBert:
             if bias is not None:
                 scores.add_(bias)
             probs = scores.softmax(-1).to(self.dtype).view(batch * heads, length, length)
-            attended = torch.bmm(probs, v).view(batch, heads, length, width).transpose(1, 2).reshape(batch * length, self.hidden)
+            attended = (
+                torch.bmm(probs, v)
+                .view(batch, heads, length, width)
+                .transpose(1, 2)
+                .reshape(batch * length, self.hidden)
+            )
             x = F.layer_norm(out(attended) + x, (self.hidden,), *norm1, self.eps)
             x = F.layer_norm(down(up(x)) + x, (self.hidden,), *norm2, self.eps)
         return x.view(batch, length, self.hidden)
@@ -457,7 +488,9 @@ class Embedder:
             if self.lean_reason is not None:
                 self.lean = False
         elif self.backend in ("torch-bf16", "torch-fp32"):
-            raise ValueError(f"model {self.model!r} is not a plain transformer + pooling model; use backend 'sentence-transformers'")
+            raise ValueError(
+                f"model {self.model!r} is not a plain transformer + pooling model; use backend 'sentence-transformers'"
+            )
         else:
             self.backend = "sentence-transformers"
         self._st = sentence_model
@@ -465,7 +498,9 @@ class Embedder:
     @property
     def dim(self) -> int:
         self._load()
-        getter = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+        getter = (
+            getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+        )
         return int(getter())
 
     @property
@@ -475,7 +510,7 @@ class Embedder:
 
     @property
     def forward_kind(self) -> str:
-        """"lean" (LeanBert) or "transformers" (the model's own forward): what the own path runs."""
+        """ "lean" (LeanBert) or "transformers" (the model's own forward): what the own path runs."""
         self._load()
         return "lean" if self.lean else "transformers"
 
@@ -599,9 +634,17 @@ class Embedder:
         import transformers  # heavy: loaded only when embedding
 
         key = json.dumps(
-            [resolve_model(self.model), torch.__version__, transformers.__version__,
-             sentence_transformers.__version__, _cpu_signature(), self.batch_tokens, self.threads,
-             self.forward_kind, CALIBRATION_VERSION],
+            [
+                resolve_model(self.model),
+                torch.__version__,
+                transformers.__version__,
+                sentence_transformers.__version__,
+                _cpu_signature(),
+                self.batch_tokens,
+                self.threads,
+                self.forward_kind,
+                CALIBRATION_VERSION,
+            ],
         )
         return self.cache_dir / f"calibration-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
@@ -639,8 +682,13 @@ class Embedder:
         step = max(1, len(texts) // sample)
         probe = texts[::step][:sample]
         reference = self.encode_baseline(probe)
-        record: dict[str, Any] = {"model": str(self.model), "sample": len(probe), "native_bf16": native_bf16(),
-                                  "threads": self.threads, "batch_tokens": self.batch_tokens}
+        record: dict[str, Any] = {
+            "model": str(self.model),
+            "sample": len(probe),
+            "native_bf16": native_bf16(),
+            "threads": self.threads,
+            "batch_tokens": self.batch_tokens,
+        }
         if self.lean:
             cos = (self._encode_own(probe, bf16=False, lean=True) * reference).sum(axis=1)
             record.update(lean_fp32_mean_cosine=float(cos.mean()), lean_fp32_min_cosine=float(cos.min()))
@@ -655,7 +703,9 @@ class Embedder:
         else:
             pool = " ".join(probe).split()
             pool = (pool * (150 // max(len(pool), 1) + 1)) if len(pool) < 150 else pool
-            workload = [" ".join(pool[(i * 37) % len(pool):] + pool)[: 150 * 8].rsplit(" ", 1)[0] for i in range(32)]
+            workload = [
+                " ".join(pool[(i * 37) % len(pool) :] + pool)[: 150 * 8].rsplit(" ", 1)[0] for i in range(32)
+            ]
             # Interleaved (fp32, bf16, bf16, fp32) twice, best of each: a load spike
             # from another process then cannot make either path look slower than it is.
             timings: dict[bool, float] = {False: float("inf"), True: float("inf")}
@@ -668,11 +718,15 @@ class Embedder:
                     timings[bf16] = min(timings[bf16], time.perf_counter() - start)
             cos = (self._encode_own(probe, bf16=True) * reference).sum(axis=1)
             record.update(
-                mean_cosine=float(cos.mean()), min_cosine=float(cos.min()),
-                seconds_fp32=round(timings[False], 3), seconds_bf16=round(timings[True], 3),
+                mean_cosine=float(cos.mean()),
+                min_cosine=float(cos.min()),
+                seconds_fp32=round(timings[False], 3),
+                seconds_bf16=round(timings[True], 3),
             )
             if cos.mean() < MIN_COSINE:
-                record.update(backend="torch-fp32", reason=f"bf16 mean cosine {cos.mean():.4f} < {MIN_COSINE}")
+                record.update(
+                    backend="torch-fp32", reason=f"bf16 mean cosine {cos.mean():.4f} < {MIN_COSINE}"
+                )
             elif timings[True] >= timings[False]:
                 record.update(backend="torch-fp32", reason="bf16 not faster on this CPU")
             else:

@@ -42,23 +42,36 @@ def _describe_embed(params: dict[str, Any]) -> str:
 @job_kind("embed", describe=_describe_embed, targets=lambda p: [embed_target(p)], doing="embedded")
 def run_embed(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     selection, _ = embed_scope(
-        ctx.engine, reference=bool(params.get("reference")), eval_sets=bool(params.get("eval")), batch=params.get("batch")
+        ctx.engine,
+        reference=bool(params.get("reference")),
+        eval_sets=bool(params.get("eval")),
+        batch=params.get("batch"),
     )
     stats = embed_selection(
-        ctx.engine, selection, model=params.get("model"), mode=params.get("mode", "prompt+response"),
+        ctx.engine,
+        selection,
+        model=params.get("model"),
+        mode=params.get("mode", "prompt+response"),
         progress=_progress(ctx),
     )
     return stats.to_dict()
 
 
 @job_kind(
-    "dedup", describe=lambda p: f"Find duplicates in batch {p.get('batch')!r}", targets=batch_targets,
+    "dedup",
+    describe=lambda p: f"Find duplicates in batch {p.get('batch')!r}",
+    targets=batch_targets,
     doing="deduplicated",
 )
 def run_dedup_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return run_dedup(
-        ctx.engine, params["batch"], scopes=params.get("scopes") or SCOPES, semantic=params.get("semantic", True),
-        model=params.get("model"), mode=params.get("mode", "prompt+response"), progress=_progress(ctx),
+        ctx.engine,
+        params["batch"],
+        scopes=params.get("scopes") or SCOPES,
+        semantic=params.get("semantic", True),
+        model=params.get("model"),
+        mode=params.get("mode", "prompt+response"),
+        progress=_progress(ctx),
     )
 
 
@@ -66,8 +79,12 @@ def run_dedup_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 def run_diversity_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     info = resolve_batch(ctx.engine, params["batch"])
     result = compute_diversity(
-        ctx.engine, Selection(batch_ids=(info.id,)), model=params.get("model"),
-        mode=params.get("mode", "prompt+response"), seed=int(params.get("seed", 0)), progress=_progress(ctx),
+        ctx.engine,
+        Selection(batch_ids=(info.id,)),
+        model=params.get("model"),
+        mode=params.get("mode", "prompt+response"),
+        seed=int(params.get("seed", 0)),
+        progress=_progress(ctx),
     )
     return {
         "batch": info.name,

@@ -75,7 +75,9 @@ def search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     k = max(1, min(k, index.ntotal)) if index.ntotal else 1
     if not len(queries) or not index.ntotal:
-        return np.full((len(queries), k), -np.inf, dtype=np.float32), np.full((len(queries), k), -1, dtype=np.int64)
+        return np.full((len(queries), k), -np.inf, dtype=np.float32), np.full(
+            (len(queries), k), -1, dtype=np.int64
+        )
     sims, idx = index.search(queries, k)
     sims = np.where(idx < 0, -np.inf, sims).astype(np.float32)
     return sims, idx

@@ -104,7 +104,9 @@ class _Neighbours:
         return self.sims[:, k - 1]
 
 
-def prdc_from(real: _Neighbours, fake: _Neighbours, real_x: np.ndarray, fake_x: np.ndarray, k: int) -> dict[str, float]:
+def prdc_from(
+    real: _Neighbours, fake: _Neighbours, real_x: np.ndarray, fake_x: np.ndarray, k: int
+) -> dict[str, float]:
     real_r = real.radius(k)
     fake_r = fake.radius(k)
     c = min(PRDC_CANDIDATES, len(real_x))
@@ -125,7 +127,9 @@ def prdc(real_x: np.ndarray, fake_x: np.ndarray, k: int = 5, quantizer: Any = No
     """Precision, recall, density and coverage of `fake_x` against `real_x` (Naeem et al. 2020)."""
     if min(len(real_x), len(fake_x)) <= k:
         return {"precision": math.nan, "recall": math.nan, "density": math.nan, "coverage": math.nan}
-    return prdc_from(_Neighbours.of(real_x, k, quantizer), _Neighbours.of(fake_x, k, quantizer), real_x, fake_x, k)
+    return prdc_from(
+        _Neighbours.of(real_x, k, quantizer), _Neighbours.of(fake_x, k, quantizer), real_x, fake_x, k
+    )
 
 
 def fit_clusters(ref: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
@@ -134,7 +138,9 @@ def fit_clusters(ref: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
 
     ref = np.ascontiguousarray(ref, dtype=np.float32)
     n_clusters = max(1, min(n_clusters, len(ref)))
-    km = faiss.Kmeans(ref.shape[1], n_clusters, niter=20, seed=seed, spherical=True, min_points_per_centroid=1)
+    km = faiss.Kmeans(
+        ref.shape[1], n_clusters, niter=20, seed=seed, spherical=True, min_points_per_centroid=1
+    )
     km.train(ref)
     return km.centroids
 
@@ -256,8 +262,10 @@ def compare(
 
     centre = r.mean(axis=0)
     report.arrays.update(
-        syn_index=si, ref_index=ri,
-        syn_centroid=np.linalg.norm(s - centre, axis=1), ref_centroid=np.linalg.norm(r - centre, axis=1),
+        syn_index=si,
+        ref_index=ri,
+        syn_centroid=np.linalg.norm(s - centre, axis=1),
+        ref_centroid=np.linalg.norm(r - centre, axis=1),
     )
     report.metrics["vendi"] = _entry(vendi_score(s), vendi_score(r))
     report.metrics["spread"] = _entry(spread(s), spread(r))
@@ -277,7 +285,9 @@ def compare(
         report.arrays.update(syn_nn=syn_nn.nearest, ref_nn=ref_nn.nearest)
         report.metrics["nn_cosine"] = _entry(float(syn_nn.nearest.mean()), float(ref_nn.nearest.mean()))
         report.metrics["duplicate_share"] = _entry(
-            float((syn_nn.nearest >= t.semantic_cosine).mean()), float((ref_nn.nearest >= t.semantic_cosine).mean()), ratio=False
+            float((syn_nn.nearest >= t.semantic_cosine).mean()),
+            float((ref_nn.nearest >= t.semantic_cosine).mean()),
+            ratio=False,
         )
         scores = prdc_from(ref_nn, syn_nn, r, s, k)
         for name in ("precision", "recall", "density", "coverage"):
@@ -310,7 +320,9 @@ def compare(
         empty = empty_share(ref_labels, syn_labels, n_clusters)
         baseline_empty = None
         if a is not None:
-            baseline_empty = empty_share(assign_clusters(centroids, a), assign_clusters(centroids, b), n_clusters)
+            baseline_empty = empty_share(
+                assign_clusters(centroids, a), assign_clusters(centroids, b), n_clusters
+            )
         report.clusters = {
             "k": n_clusters,
             "reference_share": (ref_counts / ref_counts.sum()).round(4).tolist(),
@@ -335,34 +347,62 @@ def warnings_for(report: DiversityReport, t: DiversityThresholds) -> list[Divers
     out: list[DiversityWarning] = []
     vendi = report.metrics.get("vendi", {}).get("ratio")
     if vendi is not None and vendi < t.vendi_ratio_min:
-        out.append(DiversityWarning(
-            "vendi", f"Vendi score is {vendi:.0%} of the reference's (warn below {t.vendi_ratio_min:.0%}): "
-            "the selection has fewer distinct modes than real data.", vendi, t.vendi_ratio_min))
+        out.append(
+            DiversityWarning(
+                "vendi",
+                f"Vendi score is {vendi:.0%} of the reference's (warn below {t.vendi_ratio_min:.0%}): "
+                "the selection has fewer distinct modes than real data.",
+                vendi,
+                t.vendi_ratio_min,
+            )
+        )
     spread_ratio = report.metrics.get("spread", {}).get("ratio")
     if spread_ratio is not None and spread_ratio < t.spread_ratio_min:
-        out.append(DiversityWarning(
-            "spread", f"Spread (mean distance to the centroid) is {spread_ratio:.0%} of the reference's "
-            f"(warn below {t.spread_ratio_min:.0%}): samples huddle around the centre.", spread_ratio, t.spread_ratio_min))
+        out.append(
+            DiversityWarning(
+                "spread",
+                f"Spread (mean distance to the centroid) is {spread_ratio:.0%} of the reference's "
+                f"(warn below {t.spread_ratio_min:.0%}): samples huddle around the centre.",
+                spread_ratio,
+                t.spread_ratio_min,
+            )
+        )
     cov = report.metrics.get("coverage", {})
     if cov.get("synthetic") is not None and cov.get("reference"):
         bar = t.coverage_fraction_min * cov["reference"]
         if cov["synthetic"] < bar:
-            out.append(DiversityWarning(
-                "coverage", f"Coverage {cov['synthetic']:.2f} is below {t.coverage_fraction_min:.0%} of the "
-                f"reference-vs-reference baseline {cov['reference']:.2f}: regions of real data have no synthetic sample nearby.",
-                cov["synthetic"], bar))
+            out.append(
+                DiversityWarning(
+                    "coverage",
+                    f"Coverage {cov['synthetic']:.2f} is below {t.coverage_fraction_min:.0%} of the "
+                    f"reference-vs-reference baseline {cov['reference']:.2f}: regions of real data have no synthetic sample nearby.",
+                    cov["synthetic"],
+                    bar,
+                )
+            )
     dup = report.metrics.get("duplicate_share", {}).get("synthetic")
     if dup is not None and dup > t.duplicate_share_max:
-        out.append(DiversityWarning(
-            "duplicates", f"{dup:.0%} of samples have a neighbour at cosine ≥ {t.semantic_cosine} "
-            f"(warn above {t.duplicate_share_max:.0%}).", dup, t.duplicate_share_max))
+        out.append(
+            DiversityWarning(
+                "duplicates",
+                f"{dup:.0%} of samples have a neighbour at cosine ≥ {t.semantic_cosine} "
+                f"(warn above {t.duplicate_share_max:.0%}).",
+                dup,
+                t.duplicate_share_max,
+            )
+        )
     clusters = report.clusters
     if clusters.get("empty_share") is not None:
         excess = clusters["empty_share"] - (clusters.get("baseline_empty_share") or 0.0)
         if excess > t.empty_cluster_share_max:
-            out.append(DiversityWarning(
-                "empty_clusters", f"{clusters['empty_clusters']} of {clusters['k']} reference clusters "
-                f"({clusters['empty_share']:.0%} of real samples) hold no synthetic sample, "
-                f"{excess:.0%} above the reference-vs-reference baseline (warn above {t.empty_cluster_share_max:.0%}): lost tails.",
-                excess, t.empty_cluster_share_max))
+            out.append(
+                DiversityWarning(
+                    "empty_clusters",
+                    f"{clusters['empty_clusters']} of {clusters['k']} reference clusters "
+                    f"({clusters['empty_share']:.0%} of real samples) hold no synthetic sample, "
+                    f"{excess:.0%} above the reference-vs-reference baseline (warn above {t.empty_cluster_share_max:.0%}): lost tails.",
+                    excess,
+                    t.empty_cluster_share_max,
+                )
+            )
     return out

@@ -51,7 +51,9 @@ def _pool(engine: Engine, batch_id: int, key: str) -> Pool | None:
     return _pools.get_or_build(cache_id, lambda: _load_pool(engine, batch_id, key))
 
 
-def nearest_neighbours(engine: Engine, sample_id: int, k: int = 5, model: str | None = None) -> list[tuple[int, float]]:
+def nearest_neighbours(
+    engine: Engine, sample_id: int, k: int = 5, model: str | None = None
+) -> list[tuple[int, float]]:
     """Up to `k` (sample id, cosine similarity) pairs, most similar first; empty when the
     sample has no cached embedding."""
     with session_scope(engine, write=False) as session:

@@ -179,8 +179,15 @@ def umap_key(vectors: np.ndarray, *, seed: int, n_epochs: int | None, label: str
     """Cache key of a UMAP fit: a hash of the exact vectors fitted and everything else the fit depends on."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     h = hashlib.sha256()
-    meta = {"format": _FORMAT, "params": UMAP_PARAMS, "seed": seed, "n_epochs": n_epochs, "label": label,
-            "shape": list(vectors.shape), "versions": _versions()}
+    meta = {
+        "format": _FORMAT,
+        "params": UMAP_PARAMS,
+        "seed": seed,
+        "n_epochs": n_epochs,
+        "label": label,
+        "shape": list(vectors.shape),
+        "versions": _versions(),
+    }
     h.update(json.dumps(meta, sort_keys=True).encode())
     h.update(memoryview(vectors).cast("B"))
     return h.hexdigest()
@@ -222,7 +229,11 @@ def _load(path: Path, key: str, n_fit: int) -> dict[str, Any] | None:
         if not (isinstance(entry, dict) and entry.get("key") == key and entry.get("format") == _FORMAT):
             raise ValueError("not a cached fit of this key")
         embedding = np.asarray(entry["embedding"], dtype=np.float32)
-        if embedding.shape != (n_fit, 2) or not np.isfinite(embedding).all() or not hasattr(entry["model"], "transform"):
+        if (
+            embedding.shape != (n_fit, 2)
+            or not np.isfinite(embedding).all()
+            or not hasattr(entry["model"], "transform")
+        ):
             raise ValueError("inconsistent cached fit")
     except Exception as exc:  # any unreadable file is refitted and overwritten
         log.warning("ignoring the UMAP cache file %s (%s); refitting", path, exc)
@@ -258,25 +269,43 @@ def rough_fit_seconds(n: int, n_epochs: int | None = None) -> int:
     return int(round(15 + 1.4e-5 * n * epochs, -1))
 
 
-def _fitted_or_cached(fit_x: np.ndarray, key: str, path: Path, *, seed: int, n_epochs: int | None,
-                      progress: Progress | None) -> Projection:
+def _fitted_or_cached(
+    fit_x: np.ndarray, key: str, path: Path, *, seed: int, n_epochs: int | None, progress: Progress | None
+) -> Projection:
     entry, cache = _load(path, key, len(fit_x)), "disk"
     if entry is None:
         if progress:
-            progress(0, None, f"fitting UMAP on {len(fit_x):,} reference vectors, the first time for this reference "
-                              f"set (roughly {rough_fit_seconds(len(fit_x), n_epochs):,} s)")
+            progress(
+                0,
+                None,
+                f"fitting UMAP on {len(fit_x):,} reference vectors, the first time for this reference "
+                f"set (roughly {rough_fit_seconds(len(fit_x), n_epochs):,} s)",
+            )
         umap = _import_umap()
         start = time.perf_counter()
         model = umap.UMAP(**UMAP_PARAMS, n_epochs=n_epochs, random_state=seed, n_jobs=1)
         embedding = np.asarray(model.fit_transform(fit_x), dtype=np.float32)
-        entry = {"format": _FORMAT, "key": key, "model": model, "embedding": embedding,
-                 "fit_seconds": time.perf_counter() - start}
+        entry = {
+            "format": _FORMAT,
+            "key": key,
+            "model": model,
+            "embedding": embedding,
+            "fit_seconds": time.perf_counter() - start,
+        }
         _save(path, entry)
         cache = "fitted"
     dim = fit_x.shape[1]
-    return Projection(np.zeros(dim, np.float32), np.zeros((2, dim), np.float32), np.zeros(2, np.float32),
-                      method="umap", model=entry["model"], embedding=entry["embedding"], cache=cache,
-                      fit_seconds=entry.get("fit_seconds"), key=key)
+    return Projection(
+        np.zeros(dim, np.float32),
+        np.zeros((2, dim), np.float32),
+        np.zeros(2, np.float32),
+        method="umap",
+        model=entry["model"],
+        embedding=entry["embedding"],
+        cache=cache,
+        fit_seconds=entry.get("fit_seconds"),
+        key=key,
+    )
 
 
 def fit_umap(
@@ -297,7 +326,9 @@ def fit_umap(
     """
     ref = np.asarray(reference, dtype=np.float32)
     if len(ref) < UMAP_MIN_POINTS:
-        raise ValueError(f"UMAP needs at least {UMAP_MIN_POINTS} embedded reference samples (there are {len(ref)})")
+        raise ValueError(
+            f"UMAP needs at least {UMAP_MIN_POINTS} embedded reference samples (there are {len(ref)})"
+        )
     rows = _fit_subset(len(ref), max_fit, seed)
     fit_x = np.ascontiguousarray(ref[rows])
     key = umap_key(fit_x, seed=seed, n_epochs=n_epochs, label=label)
@@ -306,8 +337,14 @@ def fit_umap(
         with _fit_lock:  # one fit at a time in the process; a second caller then finds the first's result
             found = _recall(key)
             if found is None:
-                found = _fitted_or_cached(fit_x, key, _cache_file(cache_dir or CACHE_DIR, key), seed=seed,
-                                          n_epochs=n_epochs, progress=progress)
+                found = _fitted_or_cached(
+                    fit_x,
+                    key,
+                    _cache_file(cache_dir or CACHE_DIR, key),
+                    seed=seed,
+                    n_epochs=n_epochs,
+                    progress=progress,
+                )
                 _remember(key, found)
                 return replace(found, fit_rows=rows)
     return replace(found, fit_rows=rows, cache="memory")

@@ -84,16 +84,27 @@ class BatchInfo:
 
 
 def _info(batch: Batch) -> BatchInfo:
-    return BatchInfo(batch.id, batch.name, batch.origin, batch.family, batch.generation or 0,
-                     batch.parent_batch_id, dict(batch.lineage or {}))
+    return BatchInfo(
+        batch.id,
+        batch.name,
+        batch.origin,
+        batch.family,
+        batch.generation or 0,
+        batch.parent_batch_id,
+        dict(batch.lineage or {}),
+    )
 
 
 def resolve_batch(engine: Engine, batch: str | int) -> BatchInfo:
     """A visible batch by name (or by numeric id)."""
     with session_scope(engine, write=False) as session:
-        row = session.scalar(select(Batch).where(Batch.name == str(batch), Batch.status.not_in(HIDDEN_STATUSES)))
+        row = session.scalar(
+            select(Batch).where(Batch.name == str(batch), Batch.status.not_in(HIDDEN_STATUSES))
+        )
         if row is None and str(batch).isdigit():
-            row = session.scalar(select(Batch).where(Batch.id == int(batch), Batch.status.not_in(HIDDEN_STATUSES)))
+            row = session.scalar(
+                select(Batch).where(Batch.id == int(batch), Batch.status.not_in(HIDDEN_STATUSES))
+            )
         if row is None:
             raise KeyError(f"no batch named {batch!r}")
         return _info(row)
@@ -102,7 +113,9 @@ def resolve_batch(engine: Engine, batch: str | int) -> BatchInfo:
 def batches_of_origin(engine: Engine, origin: str) -> list[BatchInfo]:
     with session_scope(engine, write=False) as session:
         rows = session.scalars(
-            select(Batch).where(Batch.origin == origin, Batch.status.not_in(HIDDEN_STATUSES)).order_by(Batch.id)
+            select(Batch)
+            .where(Batch.origin == origin, Batch.status.not_in(HIDDEN_STATUSES))
+            .order_by(Batch.id)
         )
         return [_info(b) for b in rows]
 
@@ -123,8 +136,13 @@ class Selection:
 
     def where(self, query: Select) -> Select:
         return where_visible(
-            query, batch_ids=self.batch_ids, exclude_batch_ids=self.exclude_batch_ids, origins=self.origins,
-            families=self.families, decisions=self.decisions, passed=self.passed,
+            query,
+            batch_ids=self.batch_ids,
+            exclude_batch_ids=self.exclude_batch_ids,
+            origins=self.origins,
+            families=self.families,
+            decisions=self.decisions,
+            passed=self.passed,
         )
 
     def describe(self) -> str:
@@ -174,14 +192,37 @@ class SampleTable:
     def subset(self, rows: np.ndarray) -> SampleTable:
         pick = [int(i) for i in rows]
         return SampleTable(
-            self.ids[pick], self.batch_ids[pick], *([getattr(self, f)[i] for i in pick] for f in (
-                "batch_names", "origins", "families", "prompts", "responses", "content_hashes", "decisions", "passed"))
+            self.ids[pick],
+            self.batch_ids[pick],
+            *(
+                [getattr(self, f)[i] for i in pick]
+                for f in (
+                    "batch_names",
+                    "origins",
+                    "families",
+                    "prompts",
+                    "responses",
+                    "content_hashes",
+                    "decisions",
+                    "passed",
+                )
+            ),
         )
 
 
 def load_samples(engine: Engine, selection: Selection) -> SampleTable:
-    columns = (Sample.id, Sample.batch_id, Batch.name, Batch.origin, Sample.family, Sample.prompt, Sample.response,
-               Sample.content_hash, Sample.decision, Sample.passed)
+    columns = (
+        Sample.id,
+        Sample.batch_id,
+        Batch.name,
+        Batch.origin,
+        Sample.family,
+        Sample.prompt,
+        Sample.response,
+        Sample.content_hash,
+        Sample.decision,
+        Sample.passed,
+    )
     order = (Sample.batch_id, Sample.item_index, Sample.candidate_index, Sample.id)
     rows: list[Any] = []
     with session_scope(engine, write=False) as session:
@@ -193,7 +234,8 @@ def load_samples(engine: Engine, selection: Selection) -> SampleTable:
             rows = list(session.execute(selection.where(select(*columns)).order_by(*order)))
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
     return SampleTable(
-        np.asarray(cols[0], dtype=np.int64), np.asarray(cols[1], dtype=np.int64),
+        np.asarray(cols[0], dtype=np.int64),
+        np.asarray(cols[1], dtype=np.int64),
         *(list(c) for c in cols[2:]),
     )
 
@@ -211,9 +253,13 @@ def _insert_embeddings(session: Session, rows: list[dict[str, Any]]) -> None:
 def _cached_hashes(session: Session, key: str, hashes: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(list(hashes)):
-        found.update(session.scalars(
-            select(Embedding.content_hash).where(Embedding.model == key, Embedding.content_hash.in_(chunk))
-        ))
+        found.update(
+            session.scalars(
+                select(Embedding.content_hash).where(
+                    Embedding.model == key, Embedding.content_hash.in_(chunk)
+                )
+            )
+        )
     return found
 
 
@@ -283,8 +329,10 @@ def embed_selection(
         vectors = embedder.encode([t for _, t in todo])
         stats.backend = embedder.backend
         blobs = encode_vectors(vectors, dtype)
-        rows = [{"model": key, "content_hash": h, "dim": vectors.shape[1], "vector": b}
-                for (h, _), b in zip(todo, blobs, strict=True)]
+        rows = [
+            {"model": key, "content_hash": h, "dim": vectors.shape[1], "vector": b}
+            for (h, _), b in zip(todo, blobs, strict=True)
+        ]
         with session_scope(engine) as session:
             _insert_embeddings(session, rows)
         stats.computed += len(todo)
@@ -314,7 +362,8 @@ def load_vectors(engine: Engine, table: SampleTable, key: str) -> tuple[np.ndarr
         for chunk in _chunks(wanted):
             for h, dim, blob in session.execute(
                 select(Embedding.content_hash, Embedding.dim, Embedding.vector).where(
-                    Embedding.model == key, Embedding.content_hash.in_(chunk))
+                    Embedding.model == key, Embedding.content_hash.in_(chunk)
+                )
             ):
                 found[h] = (dim, blob)
     if not found:
@@ -329,8 +378,13 @@ def load_vectors(engine: Engine, table: SampleTable, key: str) -> tuple[np.ndarr
 
 
 def vectors_for(
-    engine: Engine, table: SampleTable, *, model: str | None = None, mode: str = "prompt+response",
-    embed_missing: bool = True, progress: Progress = _no_progress,
+    engine: Engine,
+    table: SampleTable,
+    *,
+    model: str | None = None,
+    mode: str = "prompt+response",
+    embed_missing: bool = True,
+    progress: Progress = _no_progress,
 ) -> np.ndarray:
     """Vectors of every row of `table`, embedding the missing ones first (or raising)."""
     key = cache_key(model or DEFAULT_MODEL, mode)
@@ -383,7 +437,9 @@ def _sync_marks(
     counts = {"added": 0, "updated": 0, "removed": 0}
     with session_scope(engine) as session:
         existing = session.scalars(
-            select(Mark).join(Sample, Sample.id == Mark.sample_id).where(Sample.batch_id == batch_id, Mark.kind.in_(owned))
+            select(Mark)
+            .join(Sample, Sample.id == Mark.sample_id)
+            .where(Sample.batch_id == batch_id, Mark.kind.in_(owned))
         ).all()
         stale = []
         for mark in existing:
@@ -397,8 +453,17 @@ def _sync_marks(
             session.execute(delete(Mark).where(Mark.id.in_(chunk)))
         counts["removed"] = len(stale)
         now = utcnow()
-        rows = [{"sample_id": m.sample_id, "kind": m.kind, "other_sample_id": m.other_sample_id, "score": m.score,
-                 "reason": m.reason, "created_at": now} for m in wanted.values()]
+        rows = [
+            {
+                "sample_id": m.sample_id,
+                "kind": m.kind,
+                "other_sample_id": m.other_sample_id,
+                "score": m.score,
+                "reason": m.reason,
+                "created_at": now,
+            }
+            for m in wanted.values()
+        ]
         if rows:
             session.execute(Mark.__table__.insert(), rows)
         counts["added"] = len(rows)
@@ -408,10 +473,15 @@ def _sync_marks(
 def list_marks(engine: Engine, batch_id: int, kinds: Sequence[str] = MARK_KINDS) -> list[MarkView]:
     with session_scope(engine, write=False) as session:
         rows = session.scalars(
-            select(Mark).join(Sample, Sample.id == Mark.sample_id)
-            .where(Sample.batch_id == batch_id, Mark.kind.in_(kinds)).order_by(Mark.sample_id, Mark.id)
+            select(Mark)
+            .join(Sample, Sample.id == Mark.sample_id)
+            .where(Sample.batch_id == batch_id, Mark.kind.in_(kinds))
+            .order_by(Mark.sample_id, Mark.id)
         )
-        return [MarkView(m.id, m.sample_id, m.kind, m.other_sample_id, m.score, m.reason, m.overridden_by) for m in rows]
+        return [
+            MarkView(m.id, m.sample_id, m.kind, m.other_sample_id, m.score, m.reason, m.overridden_by)
+            for m in rows
+        ]
 
 
 def override_mark(engine: Engine, mark_id: int, reviewer: str, *, undo: bool = False) -> None:
@@ -421,8 +491,9 @@ def override_mark(engine: Engine, mark_id: int, reviewer: str, *, undo: bool = F
         raise ValueError("a reviewer name is required to override a mark")
     with session_scope(engine) as session:
         changed = session.execute(
-            update(Mark).where(Mark.id == mark_id).values(
-                overridden_by=None if undo else reviewer, overridden_at=None if undo else utcnow())
+            update(Mark)
+            .where(Mark.id == mark_id)
+            .values(overridden_by=None if undo else reviewer, overridden_at=None if undo else utcnow())
         ).rowcount
     if not changed:
         raise KeyError(f"no mark {mark_id}")
@@ -451,13 +522,18 @@ def _best_cross(findings_by_method: Sequence[list[dedup.Finding]]) -> dict[int, 
 
 
 def _cross_findings(
-    batch: SampleTable, batch_vectors: np.ndarray | None, other: SampleTable, other_vectors: np.ndarray | None,
+    batch: SampleTable,
+    batch_vectors: np.ndarray | None,
+    other: SampleTable,
+    other_vectors: np.ndarray | None,
     t: DiversityThresholds,
 ) -> dict[int, dedup.Finding]:
     queries, targets = batch.texts(), other.texts()
     found = [
         dedup.exact_matches(queries, targets),
-        dedup.near_matches(queries, targets, threshold=t.near_dup_jaccard, ngram=t.shingle_words, num_perm=t.num_perm),
+        dedup.near_matches(
+            queries, targets, threshold=t.near_dup_jaccard, ngram=t.shingle_words, num_perm=t.num_perm
+        ),
     ]
     if batch_vectors is not None and other_vectors is not None and len(other_vectors):
         found.append(dedup.semantic_matches(batch_vectors, other_vectors, threshold=t.semantic_cosine))
@@ -508,19 +584,29 @@ def run_dedup(
         marked = np.zeros(n, dtype=bool)
         within: list[dedup.Finding] = dedup.exact_duplicates(texts)
         marked[[f.index for f in within]] = True
-        near = dedup.near_duplicates(texts, threshold=t.near_dup_jaccard, ngram=t.shingle_words,
-                                     num_perm=t.num_perm, skip=marked)
+        near = dedup.near_duplicates(
+            texts, threshold=t.near_dup_jaccard, ngram=t.shingle_words, num_perm=t.num_perm, skip=marked
+        )
         within += near
         marked[[f.index for f in near]] = True
         if vectors is not None:
             within += dedup.semantic_duplicates(vectors, threshold=t.semantic_cosine, skip=marked)
         for f in within:
             kept = int(rows.ids[f.other])
-            marks.append(NewMark(int(rows.ids[f.index]), WITHIN_KIND[f.method], kept, f.score,
-                                 f"{_METHOD_TITLE[f.method]} of sample #{kept}, the first copy in this batch: "
-                                 f"{_method_detail(f, t, key)}."))
-    cross = [("accepted", Selection(origins=("synthetic",), decisions=("accept",), exclude_batch_ids=(info.id,))),
-             ("reference", Selection(origins=("real",)))]
+            marks.append(
+                NewMark(
+                    int(rows.ids[f.index]),
+                    WITHIN_KIND[f.method],
+                    kept,
+                    f.score,
+                    f"{_METHOD_TITLE[f.method]} of sample #{kept}, the first copy in this batch: "
+                    f"{_method_detail(f, t, key)}.",
+                )
+            )
+    cross = [
+        ("accepted", Selection(origins=("synthetic",), decisions=("accept",), exclude_batch_ids=(info.id,))),
+        ("reference", Selection(origins=("real",))),
+    ]
     for scope, selection in cross:
         if scope not in scopes:
             continue
@@ -533,23 +619,44 @@ def run_dedup(
             target = int(other.ids[f.other])
             where = f"'{other.batch_names[f.other]}'"
             if scope == "accepted":
-                marks.append(NewMark(int(rows.ids[i]), "duplicate_of_accepted", target, f.score,
-                                     f"{_METHOD_TITLE[f.method]} of accepted sample #{target} in batch {where}: "
-                                     f"{_method_detail(f, t, key)}."))
+                marks.append(
+                    NewMark(
+                        int(rows.ids[i]),
+                        "duplicate_of_accepted",
+                        target,
+                        f.score,
+                        f"{_METHOD_TITLE[f.method]} of accepted sample #{target} in batch {where}: "
+                        f"{_method_detail(f, t, key)}.",
+                    )
+                )
             else:
-                marks.append(NewMark(int(rows.ids[i]), "copy_of_real", target, f.score,
-                                     f"Copies real sample #{target} in {where} ({_METHOD_TITLE[f.method].lower()}: "
-                                     f"{_method_detail(f, t, key)})."))
+                marks.append(
+                    NewMark(
+                        int(rows.ids[i]),
+                        "copy_of_real",
+                        target,
+                        f.score,
+                        f"Copies real sample #{target} in {where} ({_METHOD_TITLE[f.method].lower()}: "
+                        f"{_method_detail(f, t, key)}).",
+                    )
+                )
     if "eval" in scopes:
         advance("contamination with evaluation sets")
         for ev in batches_of_origin(engine, "eval"):
             eval_rows = load_samples(engine, Selection(batch_ids=(ev.id,)))
             for f in dedup.contamination(texts, eval_rows.texts(), n=t.contamination_ngram):
                 target = int(eval_rows.ids[f.other])
-                marks.append(NewMark(int(rows.ids[f.index]), "contamination", target, f.score,
-                                     f"Shares the {t.contamination_ngram}-gram \"{f.detail}\" with evaluation set "
-                                     f"'{ev.name}' (sample #{target}); {f.score:.0%} of this sample's "
-                                     f"{t.contamination_ngram}-grams occur in that set."))
+                marks.append(
+                    NewMark(
+                        int(rows.ids[f.index]),
+                        "contamination",
+                        target,
+                        f.score,
+                        f'Shares the {t.contamination_ngram}-gram "{f.detail}" with evaluation set '
+                        f"'{ev.name}' (sample #{target}); {f.score:.0%} of this sample's "
+                        f"{t.contamination_ngram}-grams occur in that set.",
+                    )
+                )
     owned = {k for s in scopes for k in SCOPE_KINDS[s]}
     pruned = set(owned)
     if not semantic:
@@ -560,7 +667,13 @@ def run_dedup(
     for m in marks:
         counts[m.kind] += 1
     progress(steps, steps, f"{len(marks):,} findings")
-    return {"batch": info.name, "samples": n, "findings": counts, "marks": changes, "model": key if semantic else None}
+    return {
+        "batch": info.name,
+        "samples": n,
+        "findings": counts,
+        "marks": changes,
+        "model": key if semantic else None,
+    }
 
 
 # -- metrics -----------------------------------------------------------------------------
@@ -577,8 +690,13 @@ class DiversityResult:
     reference_rows: SampleTable | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"selection": self.selection, "reference": self.reference, "model": self.model,
-                "snapshot_id": self.snapshot_id, **self.report.to_dict()}
+        return {
+            "selection": self.selection,
+            "reference": self.reference,
+            "model": self.model,
+            "snapshot_id": self.snapshot_id,
+            **self.report.to_dict(),
+        }
 
 
 def reference_selection(engine: Engine, families: Iterable[str]) -> Selection:
@@ -586,7 +704,9 @@ def reference_selection(engine: Engine, families: Iterable[str]) -> Selection:
     families = tuple(sorted(set(families)))
     if families:
         with session_scope(engine, write=False) as session:
-            n = session.scalar(Selection(origins=("real",), families=families).where(select(func.count(Sample.id))))
+            n = session.scalar(
+                Selection(origins=("real",), families=families).where(select(func.count(Sample.id)))
+            )
         if n:
             return Selection(origins=("real",), families=families)
     return Selection(origins=("real",))
@@ -618,26 +738,40 @@ def compute_diversity(
     ref_sel = reference_selection(engine, syn.families)
     ref = load_samples(engine, ref_sel)
     if not len(ref):
-        raise ValueError("there is no reference set: import real data with origin 'real' first (see `python -m curation demo`)")
+        raise ValueError(
+            "there is no reference set: import real data with origin 'real' first (see `python -m curation demo`)"
+        )
     progress(1, 3, "embedding what is missing")
     syn_x = vectors_for(engine, syn, model=model, mode=mode, embed_missing=embed_missing)
     ref_x = vectors_for(engine, ref, model=model, mode=mode, embed_missing=embed_missing)
     progress(2, 3, "computing metrics")
     report = compare(
-        syn_x, ref_x, syn.texts(mode), ref.texts(mode),
-        syn_lengths=syn.lengths(), ref_lengths=ref.lengths(),
-        thresholds=thresholds, seed=seed, max_samples=max_samples,
+        syn_x,
+        ref_x,
+        syn.texts(mode),
+        ref.texts(mode),
+        syn_lengths=syn.lengths(),
+        ref_lengths=ref.lengths(),
+        thresholds=thresholds,
+        seed=seed,
+        max_samples=max_samples,
     )
     if label is None:
         names = sorted(set(syn.batch_names))
         label = f"batch {names[0]!r}" if len(names) == 1 else selection.describe()
         if selection.decisions:
             label += " (decision " + "/".join(selection.decisions) + ")"
-    result = DiversityResult(report, label, sorted(set(ref.batch_names)), key,
-                             synthetic=syn, reference_rows=ref)
+    result = DiversityResult(
+        report, label, sorted(set(ref.batch_names)), key, synthetic=syn, reference_rows=ref
+    )
     if save:
-        whole_batch = (len(selection.batch_ids) == 1 and not (selection.sample_ids or selection.decisions
-                       or selection.passed or selection.families or selection.origins))
+        whole_batch = len(selection.batch_ids) == 1 and not (
+            selection.sample_ids
+            or selection.decisions
+            or selection.passed
+            or selection.families
+            or selection.origins
+        )
         batch_id = selection.batch_ids[0] if len(selection.batch_ids) == 1 else None
         scope = "batch" if whole_batch else f"selection: {selection.describe()}"[:200]
         with session_scope(engine) as session:
@@ -649,7 +783,9 @@ def compute_diversity(
     return result
 
 
-def latest_snapshots(engine: Engine, batch_ids: Sequence[int], model_key: str, scope: str = "batch") -> dict[int, dict[str, Any]]:
+def latest_snapshots(
+    engine: Engine, batch_ids: Sequence[int], model_key: str, scope: str = "batch"
+) -> dict[int, dict[str, Any]]:
     """The newest snapshot of each batch (scope and model as given)."""
     out: dict[int, dict[str, Any]] = {}
     if not batch_ids:
@@ -657,10 +793,19 @@ def latest_snapshots(engine: Engine, batch_ids: Sequence[int], model_key: str, s
     with session_scope(engine, write=False) as session:
         for chunk in _chunks(list(batch_ids)):
             for snap in session.scalars(
-                select(MetricSnapshot).where(MetricSnapshot.batch_id.in_(chunk), MetricSnapshot.scope == scope,
-                                             MetricSnapshot.model == model_key).order_by(MetricSnapshot.id)
+                select(MetricSnapshot)
+                .where(
+                    MetricSnapshot.batch_id.in_(chunk),
+                    MetricSnapshot.scope == scope,
+                    MetricSnapshot.model == model_key,
+                )
+                .order_by(MetricSnapshot.id)
             ):
-                out[snap.batch_id] = {"id": snap.id, "created_at": snap.created_at, **dict(snap.metrics or {})}
+                out[snap.batch_id] = {
+                    "id": snap.id,
+                    "created_at": snap.created_at,
+                    **dict(snap.metrics or {}),
+                }
     return out
 
 
@@ -671,9 +816,15 @@ def lineage_of(engine: Engine, batch: str | int) -> tuple[BatchInfo, list[BatchI
     """(root, every batch of the lineage incl. the root), following parent_batch_id."""
     info = resolve_batch(engine, batch)
     with session_scope(engine, write=False) as session:
-        visible = {b.id: _info(b) for b in session.scalars(select(Batch).where(Batch.status.not_in(HIDDEN_STATUSES)))}
+        visible = {
+            b.id: _info(b) for b in session.scalars(select(Batch).where(Batch.status.not_in(HIDDEN_STATUSES)))
+        }
     root, seen = info, {info.id}
-    while root.parent_batch_id is not None and root.parent_batch_id in visible and root.parent_batch_id not in seen:
+    while (
+        root.parent_batch_id is not None
+        and root.parent_batch_id in visible
+        and root.parent_batch_id not in seen
+    ):
         root = visible[root.parent_batch_id]
         seen.add(root.id)
     children: dict[int, list[BatchInfo]] = {}
@@ -723,7 +874,9 @@ def collapse_for(
     for i, m in enumerate(members):
         if m.id not in snaps and compute_missing:
             progress(i, len(members), f"measuring {m.name}")
-            result = compute_diversity(engine, Selection(batch_ids=(m.id,)), model=model, mode=mode, thresholds=thresholds)
+            result = compute_diversity(
+                engine, Selection(batch_ids=(m.id,)), model=model, mode=mode, thresholds=thresholds
+            )
             snaps[m.id] = result.to_dict()
     by_gen: dict[int, list[BatchInfo]] = {}
     for m in members:
@@ -737,8 +890,15 @@ def collapse_for(
             values = [v[name] for v in tracked if v[name] is not None]
             metrics[name] = float(np.mean(values)) if values else None
         shares = [s for s in (real_share_of(b.lineage) for b in batches) if s is not None]
-        points.append(GenerationPoint(gen, [b.id for b in batches], [b.name for b in batches], metrics,
-                                      float(np.mean(shares)) if shares else None))
+        points.append(
+            GenerationPoint(
+                gen,
+                [b.id for b in batches],
+                [b.name for b in batches],
+                metrics,
+                float(np.mean(shares)) if shares else None,
+            )
+        )
     return collapse_report(points, root_id=root.id, root_name=root.name, thresholds=thresholds)
 
 
@@ -804,9 +964,16 @@ def map_points(
     projection = None
     if method == "umap":
         try:
-            projection = fit_umap(ref_x, seed=seed, n_epochs=umap_epochs, progress=progress,
-                                  label=cache_key(model or DEFAULT_MODEL, mode))
-        except Exception as exc:  # UMAP is an extra view: any failure falls back to the PCA map, with the reason
+            projection = fit_umap(
+                ref_x,
+                seed=seed,
+                n_epochs=umap_epochs,
+                progress=progress,
+                label=cache_key(model or DEFAULT_MODEL, mode),
+            )
+        except (
+            Exception
+        ) as exc:  # UMAP is an extra view: any failure falls back to the PCA map, with the reason
             fallback = f"{type(exc).__name__}: {exc}"
     if projection is None:
         projection = fit_pca(ref_x, seed=seed)
@@ -840,16 +1007,27 @@ def map_points(
         return "not judged" if p is None else ("passed" if p else "failed")
 
     return MapData(
-        x=xy[:, 0], y=xy[:, 1], sample_ids=ids[rows],
-        source=[("real: " if o == "real" else "") + b for o, b in zip(col("origins"), col("batch_names"), strict=True)],
-        origin=col("origins"), decision=[d or "undecided" for d in col("decisions")],
-        verdict=[verdict(p) for p in col("passed")], cluster=assign_clusters(centroids, x[rows]),
-        prompt=[p[:300] for p in col("prompts")], sampled=sampled, total=len(ids), method=projection.method,
-        explained=[float(v) for v in projection.explained], cache=projection.cache,
+        x=xy[:, 0],
+        y=xy[:, 1],
+        sample_ids=ids[rows],
+        source=[
+            ("real: " if o == "real" else "") + b
+            for o, b in zip(col("origins"), col("batch_names"), strict=True)
+        ],
+        origin=col("origins"),
+        decision=[d or "undecided" for d in col("decisions")],
+        verdict=[verdict(p) for p in col("passed")],
+        cluster=assign_clusters(centroids, x[rows]),
+        prompt=[p[:300] for p in col("prompts")],
+        sampled=sampled,
+        total=len(ids),
+        method=projection.method,
+        explained=[float(v) for v in projection.explained],
+        cache=projection.cache,
         fit_seconds=projection.fit_seconds,
-        n_fit=len(projection.fit_rows) if projection.fit_rows is not None else 0, fallback=fallback,
+        n_fit=len(projection.fit_rows) if projection.fit_rows is not None else 0,
+        fallback=fallback,
     )
-
 
 
 # -- helpers for the page ----------------------------------------------------------------
@@ -862,16 +1040,20 @@ def embedded_counts(
     key = cache_key(model or DEFAULT_MODEL, mode)
     with session_scope(engine, write=False) as session:
         total = session.scalar(selection.where(select(func.count(Sample.id)))) or 0
-        embedded = session.scalar(
-            selection.where(select(func.count(Sample.id))).join(
-                Embedding, (Embedding.content_hash == Sample.content_hash) & (Embedding.model == key)
+        embedded = (
+            session.scalar(
+                selection.where(select(func.count(Sample.id))).join(
+                    Embedding, (Embedding.content_hash == Sample.content_hash) & (Embedding.model == key)
+                )
             )
-        ) or 0
+            or 0
+        )
     return total, embedded
 
 
-def embed_scope(engine: Engine, *, reference: bool = False, eval_sets: bool = False,
-                batch: str | None = None) -> tuple[Selection, str]:
+def embed_scope(
+    engine: Engine, *, reference: bool = False, eval_sets: bool = False, batch: str | None = None
+) -> tuple[Selection, str]:
     """What an embed command or job covers: the reference set, the evaluation sets or one
     batch, as (selection, description)."""
     if reference:

@@ -89,7 +89,9 @@ def _combine(token_hashes: np.ndarray) -> int:
         return int((token_hashes * _MULTIPLIERS[: len(token_hashes)]).sum(dtype=np.uint64))
 
 
-def ngram_hashes(corpus: TokenisedCorpus, n: int, *, short_docs: str = "whole") -> tuple[np.ndarray, np.ndarray]:
+def ngram_hashes(
+    corpus: TokenisedCorpus, n: int, *, short_docs: str = "whole"
+) -> tuple[np.ndarray, np.ndarray]:
     """64-bit hashes of every word n-gram of every document, as (hashes, offsets).
 
     short_docs: what a document with fewer than n (but at least one) words gives —
@@ -110,7 +112,11 @@ def ngram_hashes(corpus: TokenisedCorpus, n: int, *, short_docs: str = "whole") 
         valid = np.arange(windows) + n <= corpus.offsets[1:][doc_of]
         grams = grams[valid]
     counts = np.maximum(lengths - n + 1, 0)
-    short = np.flatnonzero((lengths > 0) & (lengths < n)) if short_docs == "whole" else np.zeros(0, dtype=np.int64)
+    short = (
+        np.flatnonzero((lengths > 0) & (lengths < n))
+        if short_docs == "whole"
+        else np.zeros(0, dtype=np.int64)
+    )
     if len(short):
         counts = counts.copy()
         counts[short] = 1

@@ -10,7 +10,11 @@ def archive_export(out_dir: str | Path, files: list[str] | None = None) -> Path:
     """`<out_dir>.zip` holding the export folder (or just `files` of it), made once."""
     out_dir = Path(out_dir)
     target = out_dir.with_name(out_dir.name + ".zip")
-    members = sorted(p for p in out_dir.rglob("*") if p.is_file()) if files is None else [out_dir / f for f in files]
+    members = (
+        sorted(p for p in out_dir.rglob("*") if p.is_file())
+        if files is None
+        else [out_dir / f for f in files]
+    )
     newest = max((p.stat().st_mtime for p in members), default=0.0)
     if target.exists() and target.stat().st_mtime >= newest:
         return target

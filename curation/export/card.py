@@ -19,7 +19,13 @@ TASK_CATEGORIES = {
 
 def size_category(n: int) -> str:
     """The Hugging Face `size_categories` bucket for n rows."""
-    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]
+    bounds = [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ]
     for bound, label in bounds:
         if n < bound:
             return label
@@ -44,7 +50,9 @@ def _yaml_list(key: str, values: list[str]) -> list[str]:
     return [f"{key}:"] + [f"- {json.dumps(v)}" for v in values]
 
 
-def dataset_card(manifest: dict[str, Any], writer: Any, batches: dict[int, BatchInfo], files: list[str]) -> str:
+def dataset_card(
+    manifest: dict[str, Any], writer: Any, batches: dict[int, BatchInfo], files: list[str]
+) -> str:
     """Markdown text of README.md for the export described by `manifest`."""
     counts = manifest["counts"]
     families = counts["families"]
@@ -75,7 +83,9 @@ def dataset_card(manifest: dict[str, Any], writer: Any, batches: dict[int, Batch
         f"# Assay export {manifest['export_id']}",
         "",
         f"{counts['rows']:,} rows: {counts['synthetic']:,} accepted synthetic samples and {counts['real']:,} real "
-        f"(human-written) rows; synthetic share {share:.1%}." if share is not None else "An empty export.",
+        f"(human-written) rows; synthetic share {share:.1%}."
+        if share is not None
+        else "An empty export.",
         f"Exported {manifest['created_at']} by {manifest['created_by'] or 'unknown'} with Assay {manifest['assay_version']}, "
         f"format `{manifest['format']}`, seed {manifest['config']['seed']}.",
         "",
@@ -92,7 +102,10 @@ def dataset_card(manifest: dict[str, Any], writer: Any, batches: dict[int, Batch
         "",
         "## Splits",
         "",
-        _table(["split", "synthetic", "real"], [[s, n["synthetic"], n["real"]] for s, n in counts["splits"].items()]),
+        _table(
+            ["split", "synthetic", "real"],
+            [[s, n["synthetic"], n["real"]] for s, n in counts["splits"].items()],
+        ),
         "",
         "## Batches and teachers",
         "",
@@ -102,13 +115,20 @@ def dataset_card(manifest: dict[str, Any], writer: Any, batches: dict[int, Batch
         _table(
             ["batch", "source", "rows", "teacher", "model"],
             [
-                [name, (by_name[name].origin if name in by_name else ""), n,
-                 by_name[name].teacher if name in by_name else "", by_name[name].model if name in by_name else ""]
+                [
+                    name,
+                    (by_name[name].origin if name in by_name else ""),
+                    n,
+                    by_name[name].teacher if name in by_name else "",
+                    by_name[name].model if name in by_name else "",
+                ]
                 for name, n in sorted(counts["batches"].items())
             ],
         )
     )
-    teachers = sorted({f"{i.teacher} ({i.model})" for i in by_name.values() if i.teacher and i.name in counts["batches"]})
+    teachers = sorted(
+        {f"{i.teacher} ({i.model})" for i in by_name.values() if i.teacher and i.name in counts["batches"]}
+    )
     body += ["", "Teachers used: " + (", ".join(teachers) if teachers else "none (no synthetic rows)") + "."]
     rates = manifest["metrics"]["verifier_pass_rates"]
     body += ["", "## Verifiers (exported synthetic rows)", ""]
@@ -116,7 +136,10 @@ def dataset_card(manifest: dict[str, Any], writer: Any, batches: dict[int, Batch
         body.append(
             _table(
                 ["verifier", "version", "passed", "failed", "unknown", "pass rate"],
-                [[r["verifier"], r["version"], r["passed"], r["failed"], r["unknown"], r["pass_rate"]] for r in rates.values()],
+                [
+                    [r["verifier"], r["version"], r["passed"], r["failed"], r["unknown"], r["pass_rate"]]
+                    for r in rates.values()
+                ],
             )
         )
     else:
@@ -128,8 +151,14 @@ def dataset_card(manifest: dict[str, Any], writer: Any, batches: dict[int, Batch
             _table(
                 ["batch", "claim", "reviewed", "failures", "upper bound", "holds"],
                 [
-                    [name, f"error rate ≤ {b['max_error']:.0%} at {b['confidence']:.0%}", b["reviewed"], b["failures"],
-                     b["upper_bound"], "yes" if b["holds"] else f"not yet ({b['remaining']:,} more to read)"]
+                    [
+                        name,
+                        f"error rate ≤ {b['max_error']:.0%} at {b['confidence']:.0%}",
+                        b["reviewed"],
+                        b["failures"],
+                        b["upper_bound"],
+                        "yes" if b["holds"] else f"not yet ({b['remaining']:,} more to read)",
+                    ]
                     for name, b in sorted(bounds.items())
                 ],
             )
@@ -138,16 +167,31 @@ def dataset_card(manifest: dict[str, Any], writer: Any, batches: dict[int, Batch
     dropped = manifest["dropped"]
     if dropped:
         body.append(
-            _table(["reason", "synthetic", "real"], [[reason_label(d["code"]), d.get("synthetic", 0), d.get("real", 0)] for d in dropped])
+            _table(
+                ["reason", "synthetic", "real"],
+                [[reason_label(d["code"]), d.get("synthetic", 0), d.get("real", 0)] for d in dropped],
+            )
         )
     else:
         body.append("None.")
     not_accepted = counts.get("not_accepted") or {}
     if not_accepted:
-        body += ["", "Synthetic samples not accepted by a reviewer (never exported): "
-                 + ", ".join(f"{k} {v:,}" for k, v in sorted(not_accepted.items())) + "."]
+        body += [
+            "",
+            "Synthetic samples not accepted by a reviewer (never exported): "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(not_accepted.items()))
+            + ".",
+        ]
     evals = manifest["config"].get("batches_resolved", {}).get("eval", [])
-    body += ["", "Decontamination: " + (f"word 13-gram overlap against {', '.join(evals)}." if evals else "none (no evaluation set chosen).")]
+    body += [
+        "",
+        "Decontamination: "
+        + (
+            f"word 13-gram overlap against {', '.join(evals)}."
+            if evals
+            else "none (no evaluation set chosen)."
+        ),
+    ]
     if manifest.get("allow_dropping_real"):
         body += ["", "**Real rows were allowed to be dropped to reach the synthetic share.**"]
     if manifest["warnings"]:

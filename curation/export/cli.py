@@ -108,29 +108,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Plan and write an export. Every real row is kept unless --allow-dropping-real; "
         "synthetic copies of real rows and rows overlapping an evaluation set are dropped with a reason.",
     )
-    p.add_argument("--out", required=True, help="output folder, or a file path ending in the format's extension")
-    p.add_argument("--format", default="jsonl", choices=WRITERS.names(), help="output format (default: jsonl)")
+    p.add_argument(
+        "--out", required=True, help="output folder, or a file path ending in the format's extension"
+    )
+    p.add_argument(
+        "--format", default="jsonl", choices=WRITERS.names(), help="output format (default: jsonl)"
+    )
     p.add_argument("--batch", action="extend", nargs="+", help="synthetic batches (default: all)")
     p.add_argument("--families", action="extend", nargs="+", help="only these families (default: all)")
-    p.add_argument("--reference", action="extend", nargs="+", help="reference sets of real data (default: all)")
-    p.add_argument("--no-reference", action="store_true", help="no real data in the export")
-    p.add_argument("--eval-set", action="extend", nargs="+", help="evaluation sets to decontaminate against (default: all)")
-    p.add_argument("--no-eval", action="store_true", help="no decontamination")
-    p.add_argument("--synthetic-share", default=None, help="share of synthetic rows, 0.3 or 30%% (default: keep all)")
-    p.add_argument("--family-share", action="append", metavar="FAMILY=SHARE", help="a family's own synthetic share")
     p.add_argument(
-        "--allow-dropping-real", action="store_true", help="drop real rows when the share needs it (recorded in the manifest)"
+        "--reference", action="extend", nargs="+", help="reference sets of real data (default: all)"
+    )
+    p.add_argument("--no-reference", action="store_true", help="no real data in the export")
+    p.add_argument(
+        "--eval-set",
+        action="extend",
+        nargs="+",
+        help="evaluation sets to decontaminate against (default: all)",
+    )
+    p.add_argument("--no-eval", action="store_true", help="no decontamination")
+    p.add_argument(
+        "--synthetic-share", default=None, help="share of synthetic rows, 0.3 or 30%% (default: keep all)"
+    )
+    p.add_argument(
+        "--family-share", action="append", metavar="FAMILY=SHARE", help="a family's own synthetic share"
+    )
+    p.add_argument(
+        "--allow-dropping-real",
+        action="store_true",
+        help="drop real rows when the share needs it (recorded in the manifest)",
     )
     p.add_argument("--seed", type=int, default=0, help="shuffle and sampling seed (default: 0)")
-    p.add_argument("--validation-fraction", type=float, default=0.0, help="share of rows in the validation split")
-    p.add_argument("--plan", action="store_true", help="print the plan (counts, drops, warnings) and write nothing")
+    p.add_argument(
+        "--validation-fraction", type=float, default=0.0, help="share of rows in the validation split"
+    )
+    p.add_argument(
+        "--plan", action="store_true", help="print the plan (counts, drops, warnings) and write nothing"
+    )
     p.add_argument("--reviewer", default="", help="name recorded as the export's author")
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser(
-        "reconcile", help="per batch: requested → generated → verified → deduplicated → reviewed → exported, with reasons"
+        "reconcile",
+        help="per batch: requested → generated → verified → deduplicated → reviewed → exported, with reasons",
     )
     p.add_argument("--batch", default=None, help="only this batch")
-    p.add_argument("--export", type=int, default=None, help="reconcile against this export (default: the latest)")
+    p.add_argument(
+        "--export", type=int, default=None, help="reconcile against this export (default: the latest)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_reconcile)

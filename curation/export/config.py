@@ -52,7 +52,9 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         self.synthetic_share = parse_share(self.synthetic_share)
-        self.family_shares = {str(k): parse_share(v) for k, v in (self.family_shares or {}).items() if v is not None}
+        self.family_shares = {
+            str(k): parse_share(v) for k, v in (self.family_shares or {}).items() if v is not None
+        }
         for family in [*(self.families or []), *self.family_shares]:
             if family not in FAMILIES:
                 raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")

@@ -13,7 +13,9 @@ def _describe(params: dict[str, Any]) -> str:
     return f"Export ({params.get('format', 'jsonl')}) to {params['out']}"
 
 
-@job_kind("export", describe=_describe, targets=lambda p: [f"export destination {p['out']!r}"], doing="written")
+@job_kind(
+    "export", describe=_describe, targets=lambda p: [f"export destination {p['out']!r}"], doing="written"
+)
 def run_export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     result = run_export(
         ctx.engine,

@@ -69,7 +69,8 @@ class Tally:
         out: dict[str, dict[str, Any]] = {}
         for (verifier, version, outcome), n in sorted(self.verdicts.items()):
             entry = out.setdefault(
-                f"{verifier}@{version}", {"verifier": verifier, "version": version, "passed": 0, "failed": 0, "unknown": 0}
+                f"{verifier}@{version}",
+                {"verifier": verifier, "version": version, "passed": 0, "failed": 0, "unknown": 0},
             )
             entry[outcome] += n
         for entry in out.values():
@@ -97,7 +98,9 @@ def can_parallelise(engine: Engine, rows: int, writer: Any) -> bool:
     )
 
 
-def _encode_piece(url: str, fmt: str, ids: list[int], split: str, batches: dict[int, BatchInfo]) -> tuple[bytes, Tally]:
+def _encode_piece(
+    url: str, fmt: str, ids: list[int], split: str, batches: dict[int, BatchInfo]
+) -> tuple[bytes, Tally]:
     """In a worker: rows of `ids` (sorted) as the format's Arrow table, in IPC bytes."""
     import pyarrow as pa  # heavy: only the Arrow formats are written in parallel
 
@@ -105,7 +108,9 @@ def _encode_piece(url: str, fmt: str, ids: list[int], split: str, batches: dict[
     if engine is None:
         engine = _worker_engines[url] = make_engine(url)
     tally = Tally()
-    table = WRITERS.get(fmt)().encode_table(tally.wrap(iter_records(engine, ids, split=split, batches=batches)))
+    table = WRITERS.get(fmt)().encode_table(
+        tally.wrap(iter_records(engine, ids, split=split, batches=batches))
+    )
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as stream:
         stream.write_table(table)
@@ -175,7 +180,9 @@ def write_split(
                     continue
                 with pa.memory_map(str(source)) as mapped:
                     table = pa.ipc.open_stream(mapped).read_all()
-                table = table.take(pc.sort_indices(table, sort_keys=[("pos", "ascending")])).drop_columns(["pos"])
+                table = table.take(pc.sort_indices(table, sort_keys=[("pos", "ascending")])).drop_columns(
+                    ["pos"]
+                )
                 source.unlink()
                 yield table
 

@@ -115,7 +115,10 @@ class ExportPlan:
     def summary(self) -> dict[str, Any]:
         """Everything the preview and the manifest show (JSON-ready, no ids)."""
         families = {
-            family: {"synthetic": self.count(source=0, family=family), "real": self.count(source=1, family=family)}
+            family: {
+                "synthetic": self.count(source=0, family=family),
+                "real": self.count(source=1, family=family),
+            }
             for family in FAMILIES
             if self.count(family=family)
         }
@@ -129,7 +132,10 @@ class ExportPlan:
             "families": families,
             "family_shares": shares,
             "splits": {
-                split: {"synthetic": self.count(source=0, split=split), "real": self.count(source=1, split=split)}
+                split: {
+                    "synthetic": self.count(source=0, split=split),
+                    "real": self.count(source=1, split=split),
+                }
                 for split in self.split_names()
             },
             "batches": {self.batch_names[b]: n for b, n in sorted(batch_counts.items())},
@@ -142,7 +148,12 @@ class ExportPlan:
 
     def dropped_table(self) -> list[dict[str, Any]]:
         return [
-            {"reason": reason_label(code), "code": code, "synthetic": n.get("synthetic", 0), "real": n.get("real", 0)}
+            {
+                "reason": reason_label(code),
+                "code": code,
+                "synthetic": n.get("synthetic", 0),
+                "real": n.get("real", 0),
+            }
             for code, n in self.dropped.items()
         ]
 
@@ -150,7 +161,10 @@ class ExportPlan:
 def _resolve_batches(session: Any, origin: str, names: list[str] | None) -> dict[int, str]:
     query = select(Batch.id, Batch.name, Batch.origin).where(Batch.status.not_in(HIDDEN_STATUSES))
     if names is None:
-        return {row.id: row.name for row in session.execute(query.where(Batch.origin == origin).order_by(Batch.id))}
+        return {
+            row.id: row.name
+            for row in session.execute(query.where(Batch.origin == origin).order_by(Batch.id))
+        }
     found = {row.name: row for row in session.execute(query.where(Batch.name.in_(names)))}
     out: dict[int, str] = {}
     kind = {"synthetic": "synthetic batch", "real": "reference set", "eval": "evaluation set"}
@@ -213,7 +227,9 @@ def _collect(
         for position, gram, other in index.matches(block_texts):
             pool.contaminated.append(block_start + position)
             if len(examples) < 20:
-                examples.append({"sample_id": pool.ids[block_start + position], "ngram": gram, "eval_index": other})
+                examples.append(
+                    {"sample_id": pool.ids[block_start + position], "ngram": gram, "eval_index": other}
+                )
 
     for sample_id, batch_id, family, prompt, response in _scan(engine, query):
         pool.ids.append(sample_id)
@@ -244,7 +260,9 @@ def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None 
             .where(Sample.batch_id.in_(list(synthetic)), Sample.decision.is_distinct_from("accept"))
             .group_by(Sample.decision)
         )
-        rejected_real_query = select(func.count()).where(Sample.batch_id.in_(list(real)), Sample.decision == "reject")
+        rejected_real_query = select(func.count()).where(
+            Sample.batch_id.in_(list(real)), Sample.decision == "reject"
+        )
         if family_filter is not None:
             not_accepted_query = not_accepted_query.where(Sample.family.in_(family_filter))
             rejected_real_query = rejected_real_query.where(Sample.family.in_(family_filter))
@@ -255,15 +273,26 @@ def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None 
             mark_rows = session.execute(
                 select(Mark.sample_id, Mark.kind)
                 .join(Sample, Sample.id == Mark.sample_id)
-                .where(Sample.batch_id.in_(list(synthetic)), Sample.decision == "accept", Mark.overridden_by.is_(None))
+                .where(
+                    Sample.batch_id.in_(list(synthetic)),
+                    Sample.decision == "accept",
+                    Mark.overridden_by.is_(None),
+                )
             )
             for sample_id, kind in mark_rows:
                 current = marks.get(sample_id)
                 if current is None or _mark_rank(kind) < _mark_rank(current):
                     marks[sample_id] = kind
-        eval_texts = [
-            f"{p}\n{r}" for p, r in session.execute(select(Sample.prompt, Sample.response).where(Sample.batch_id.in_(list(evals))))
-        ] if evals else []
+        eval_texts = (
+            [
+                f"{p}\n{r}"
+                for p, r in session.execute(
+                    select(Sample.prompt, Sample.response).where(Sample.batch_id.in_(list(evals)))
+                )
+            ]
+            if evals
+            else []
+        )
 
     index = NgramIndex(eval_texts) if eval_texts else None
     examples: list[dict[str, Any]] = []
@@ -279,7 +308,9 @@ def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None 
         syn.freeze()
     rl = _Pool()
     if real:
-        query = select(*columns).where(Sample.batch_id.in_(list(real)), Sample.decision.is_distinct_from("reject"))
+        query = select(*columns).where(
+            Sample.batch_id.in_(list(real)), Sample.decision.is_distinct_from("reject")
+        )
         if family_filter is not None:
             query = query.where(Sample.family.in_(family_filter))
         _collect(engine, query.order_by(Sample.id), rl, index, progress, "real", examples)
@@ -352,7 +383,9 @@ def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None 
                 continue
             where = pool.reason == c
             dropped.setdefault(codes[c], {})[source] = int(where.sum())
-            dropped_ids[codes[c]] = np.concatenate([dropped_ids.get(codes[c], np.zeros(0, np.int64)), pool.id_arr[where]])
+            dropped_ids[codes[c]] = np.concatenate(
+                [dropped_ids.get(codes[c], np.zeros(0, np.int64)), pool.id_arr[where]]
+            )
     if rejected_real:
         dropped["real_rejected"] = {"real": rejected_real}
 
@@ -370,7 +403,11 @@ def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None 
         dropped_ids=dropped_ids,
         warnings=warnings,
         errors=errors,
-        batches={"synthetic": list(synthetic.values()), "real": list(real.values()), "eval": list(evals.values())},
+        batches={
+            "synthetic": list(synthetic.values()),
+            "real": list(real.values()),
+            "eval": list(evals.values()),
+        },
         contamination_examples=examples,
     )
     _warn(plan, synthetic, real, evals)
@@ -438,7 +475,9 @@ def _apply_share(
 
 def _warn(plan: ExportPlan, synthetic: dict[int, str], real: dict[int, str], evals: dict[int, str]) -> None:
     if plan.rows == 0:
-        plan.warnings.append("the export is empty: no accepted synthetic sample and no real row in the selection")
+        plan.warnings.append(
+            "the export is empty: no accepted synthetic sample and no real row in the selection"
+        )
         return
     real_share = plan.count(source=1) / plan.rows
     if real_share < MIN_REAL_SHARE:
@@ -450,4 +489,6 @@ def _warn(plan: ExportPlan, synthetic: dict[int, str], real: dict[int, str], eva
         plan.warnings.append("no evaluation set chosen: the export is not decontaminated")
     if "real_for_share" in plan.dropped:
         n = plan.dropped["real_for_share"]["real"]
-        plan.warnings.append(f"{n:,} real rows are dropped to reach the synthetic share (allowed by this export)")
+        plan.warnings.append(
+            f"{n:,} real rows are dropped to reach the synthetic share (allowed by this export)"
+        )

@@ -76,7 +76,8 @@ class BatchReconciliation:
     def problems(self) -> list[str]:
         return [
             f"batch {self.batch!r}: {d['from']} → {d['to']} differs by {d['difference']:,}, reasons add up to "
-            f"{sum(d['reasons'].values()):,}" + (f" ({d['reasons'][UNEXPLAINED]:,} unexplained)" if UNEXPLAINED in d["reasons"] else "")
+            f"{sum(d['reasons'].values()):,}"
+            + (f" ({d['reasons'][UNEXPLAINED]:,} unexplained)" if UNEXPLAINED in d["reasons"] else "")
             for d in self.differences()
             if not d["explained"]
         ]
@@ -97,7 +98,7 @@ class BatchReconciliation:
 
 
 def describe(counts: dict[str, int]) -> str:
-    """"30 rejected, 8 undecided, 2 duplicate of real" (largest first, zeros left out)."""
+    """ "30 rejected, 8 undecided, 2 duplicate of real" (largest first, zeros left out)."""
     items = sorted(((k, v) for k, v in counts.items() if v), key=lambda kv: (-abs(kv[1]), kv[0]))
     return ", ".join(f"{v:,} {k}" for k, v in items)
 
@@ -122,7 +123,11 @@ class Reconciliation:
         }
 
     def format_text(self) -> str:
-        head = f"reconciliation against export {self.export_id}" if self.export_id else "reconciliation (no export yet)"
+        head = (
+            f"reconciliation against export {self.export_id}"
+            if self.export_id
+            else "reconciliation (no export yet)"
+        )
         lines = [head]
         for b in self.batches:
             lines.append("")
@@ -161,7 +166,9 @@ def _requested(session: Any, batch: Batch, generated: int) -> tuple[int, str, di
     """(requested, basis, reasons for requested - generated)."""
     by_status = dict(
         session.execute(
-            select(GenerationRequest.status, func.count()).where(GenerationRequest.batch_id == batch.id).group_by(GenerationRequest.status)
+            select(GenerationRequest.status, func.count())
+            .where(GenerationRequest.batch_id == batch.id)
+            .group_by(GenerationRequest.status)
         ).all()
     )
     if by_status:
@@ -206,7 +213,9 @@ def _export_scope(export: Export | None) -> tuple[set[str] | None, set[str] | No
     return names, (set(families) if families else None), dropped
 
 
-def _reconcile_batch(session: Any, batch: Batch, export: Export | None, scope: tuple[Any, Any, dict[int, str]]) -> BatchReconciliation:
+def _reconcile_batch(
+    session: Any, batch: Batch, export: Export | None, scope: tuple[Any, Any, dict[int, str]]
+) -> BatchReconciliation:
     samples = select(func.count()).select_from(Sample).where(Sample.batch_id == batch.id)
     generated = int(session.scalar(samples) or 0)
     requested, basis, gen_reasons = _requested(session, batch, generated)
@@ -216,13 +225,19 @@ def _reconcile_batch(session: Any, batch: Batch, export: Export | None, scope: t
     steps = [Step("requested", requested, note=basis), Step("generated", generated, reasons=gen_reasons)]
 
     passed = dict(
-        session.execute(select(Sample.passed, func.count()).where(Sample.batch_id == batch.id).group_by(Sample.passed)).all()
+        session.execute(
+            select(Sample.passed, func.count()).where(Sample.batch_id == batch.id).group_by(Sample.passed)
+        ).all()
     )
     steps.append(
         Step(
             "verified",
             generated,
-            breakdown={"pass": passed.get(True, 0), "fail": passed.get(False, 0), "unknown": passed.get(None, 0)},
+            breakdown={
+                "pass": passed.get(True, 0),
+                "fail": passed.get(False, 0),
+                "unknown": passed.get(None, 0),
+            },
         )
     )
 
@@ -236,24 +251,32 @@ def _reconcile_batch(session: Any, batch: Batch, export: Export | None, scope: t
             .where(Sample.batch_id == batch.id, Mark.overridden_by.is_(None))
         ):
             marked_ids.setdefault(sample_id, []).append(kind)
-    dedup_reasons = Counter(f"duplicate: {_mark_kind(kinds).replace('_', ' ')}" for kinds in marked_ids.values())
+    dedup_reasons = Counter(
+        f"duplicate: {_mark_kind(kinds).replace('_', ' ')}" for kinds in marked_ids.values()
+    )
     kept = generated - len(marked_ids)
     steps.append(
         Step(
             "deduplicated",
             kept,
             reasons=dict(dedup_reasons),
-            note="dedup marks are not applied to real data (all real rows are kept)" if real else "marks not overridden",
+            note="dedup marks are not applied to real data (all real rows are kept)"
+            if real
+            else "marks not overridden",
         )
     )
 
     decisions_all = dict(
-        session.execute(select(Sample.decision, func.count()).where(Sample.batch_id == batch.id).group_by(Sample.decision)).all()
+        session.execute(
+            select(Sample.decision, func.count()).where(Sample.batch_id == batch.id).group_by(Sample.decision)
+        ).all()
     )
     unmarked = Sample.batch_id == batch.id
     if not real:
         unmarked = and_(unmarked, ~exists().where(open_mark))
-    decisions_kept = dict(session.execute(select(Sample.decision, func.count()).where(unmarked).group_by(Sample.decision)).all())
+    decisions_kept = dict(
+        session.execute(select(Sample.decision, func.count()).where(unmarked).group_by(Sample.decision)).all()
+    )
     breakdown = {
         "accept": decisions_all.get("accept", 0),
         "reject": decisions_all.get("reject", 0),
@@ -274,14 +297,27 @@ def _reconcile_batch(session: Any, batch: Batch, export: Export | None, scope: t
         }
         reviewed = decisions_kept.get("accept", 0)
         note = "accepted, not marked"
-    steps.append(Step("reviewed", reviewed, reasons={k: v for k, v in review_reasons.items() if v}, breakdown=breakdown, note=note))
+    steps.append(
+        Step(
+            "reviewed",
+            reviewed,
+            reasons={k: v for k, v in review_reasons.items() if v},
+            breakdown=breakdown,
+            note=note,
+        )
+    )
 
     steps.append(_exported_step(session, batch, export, scope, and_(unmarked, eligible), reviewed))
     return BatchReconciliation(batch.name, batch.id, batch.origin, basis, steps)
 
 
 def _exported_step(
-    session: Any, batch: Batch, export: Export | None, scope: tuple[Any, Any, dict[int, str]], eligible: Any, reviewed: int
+    session: Any,
+    batch: Batch,
+    export: Export | None,
+    scope: tuple[Any, Any, dict[int, str]],
+    eligible: Any,
+    reviewed: int,
 ) -> Step:
     if export is None:
         return Step("exported", 0, reasons={"no export yet": reviewed} if reviewed else {})
@@ -289,7 +325,9 @@ def _exported_step(
     in_export = exists().where(ExportRow.export_id == export.id, ExportRow.sample_id == Sample.id)
     exported = int(
         session.scalar(
-            select(func.count()).select_from(ExportRow).join(Sample, Sample.id == ExportRow.sample_id)
+            select(func.count())
+            .select_from(ExportRow)
+            .join(Sample, Sample.id == ExportRow.sample_id)
             .where(ExportRow.export_id == export.id, Sample.batch_id == batch.id)
         )
         or 0
@@ -330,7 +368,9 @@ def _exported_step(
             reasons["batch created after the export" if created_later else UNEXPLAINED] += rest
     extra = int(
         session.scalar(
-            select(func.count()).select_from(ExportRow).join(Sample, Sample.id == ExportRow.sample_id)
+            select(func.count())
+            .select_from(ExportRow)
+            .join(Sample, Sample.id == ExportRow.sample_id)
             .where(ExportRow.export_id == export.id, Sample.batch_id == batch.id, ~eligible)
         )
         or 0
@@ -346,7 +386,9 @@ def reconcile(engine: Engine, *, batch: str | None = None, export_id: int | None
     with session_scope(engine, write=False) as session:
         export = _latest_export(session, export_id)
         scope = _export_scope(export)
-        query = select(Batch).where(Batch.origin.in_(("synthetic", "real")), Batch.status.not_in(HIDDEN_STATUSES))
+        query = select(Batch).where(
+            Batch.origin.in_(("synthetic", "real")), Batch.status.not_in(HIDDEN_STATUSES)
+        )
         if batch is not None:
             query = query.where(Batch.name == batch)
         batches = list(session.scalars(query.order_by(Batch.origin.desc(), Batch.id)))
@@ -393,7 +435,9 @@ def cost_table(engine: Engine, *, batch: str | None = None) -> dict[str, list[di
         )
         generated = dict(
             session.execute(
-                select(Sample.batch_id, func.count()).where(Sample.batch_id.in_([b.id for b in batches])).group_by(Sample.batch_id)
+                select(Sample.batch_id, func.count())
+                .where(Sample.batch_id.in_([b.id for b in batches]))
+                .group_by(Sample.batch_id)
             ).all()
         )
     by_batch = []
@@ -421,7 +465,9 @@ def cost_table(engine: Engine, *, batch: str | None = None) -> dict[str, list[di
     def group(key: str) -> list[dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for row in by_batch:
-            entry = out.setdefault(row[key], {key: row[key], "batches": 0, "cost": 0.0, "generated": 0, "accepted": 0})
+            entry = out.setdefault(
+                row[key], {key: row[key], "batches": 0, "cost": 0.0, "generated": 0, "accepted": 0}
+            )
             entry["batches"] += 1
             entry["cost"] += row["cost"]
             entry["generated"] += row["generated"]
@@ -437,7 +483,9 @@ def list_exports(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
     """Recent exports, newest first: id, time, author, output path, rows."""
     with session_scope(engine, write=False) as session:
         exports = session.execute(
-            select(Export.id, Export.created_at, Export.created_by, Export.out_path).order_by(Export.id.desc()).limit(limit)
+            select(Export.id, Export.created_at, Export.created_by, Export.out_path)
+            .order_by(Export.id.desc())
+            .limit(limit)
         ).all()
         rows = dict(
             session.execute(
@@ -447,6 +495,12 @@ def list_exports(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
             ).all()
         )
     return [
-        {"id": e.id, "created_at": e.created_at, "created_by": e.created_by, "out_path": e.out_path, "rows": rows.get(e.id, 0)}
+        {
+            "id": e.id,
+            "created_at": e.created_at,
+            "created_by": e.created_by,
+            "out_path": e.out_path,
+            "rows": rows.get(e.id, 0),
+        }
         for e in exports
     ]

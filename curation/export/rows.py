@@ -92,7 +92,9 @@ def batch_info(engine: Engine, batch_ids: Iterable[int]) -> dict[int, BatchInfo]
                 "generation": batch.generation,
             }
             fragment = _dumps(part)[1:-1]
-            out[batch.id] = BatchInfo(batch.name, batch.origin, batch.source, teacher, model, params, batch.generation, fragment)
+            out[batch.id] = BatchInfo(
+                batch.name, batch.origin, batch.source, teacher, model, params, batch.generation, fragment
+            )
     return out
 
 
@@ -125,9 +127,15 @@ def id_param(engine: Engine, ids: list[int]) -> Any:
     return json.dumps(ids) if engine.dialect.name == "sqlite" else ids
 
 
-def _verdict_json(verifier: str, version: str, passed: bool | None, score: float | None, reason: str | None) -> str:
+def _verdict_json(
+    verifier: str, version: str, passed: bool | None, score: float | None, reason: str | None
+) -> str:
     p = "null" if passed is None else "true" if passed else "false"
-    sc = "null" if score is None or score != score or score in (float("inf"), float("-inf")) else repr(float(score))
+    sc = (
+        "null"
+        if score is None or score != score or score in (float("inf"), float("-inf"))
+        else repr(float(score))
+    )
     return (
         f'{{"verifier":{_str(verifier)},"version":{_str(version)},"passed":{p},"score":{sc},'
         f'"reason":{_str(reason) if reason is not None else "null"}}}'
@@ -252,19 +260,34 @@ def iter_records(
     )
     sample_query = select(*columns).where(id_filter(engine, Sample.id))
     verdict_query = (
-        select(Verdict.sample_id, Verdict.verifier, Verdict.version, Verdict.passed, Verdict.score, Verdict.reason)
+        select(
+            Verdict.sample_id,
+            Verdict.verifier,
+            Verdict.version,
+            Verdict.passed,
+            Verdict.score,
+            Verdict.reason,
+        )
         .where(id_filter(engine, Verdict.sample_id))
         .order_by(Verdict.id)
     )
     decision_query = (
-        select(Decision.sample_id, Decision.id, Decision.reviewer, Decision.created_at, cast(Decision.reason_tags, Text))
+        select(
+            Decision.sample_id,
+            Decision.id,
+            Decision.reviewer,
+            Decision.created_at,
+            cast(Decision.reason_tags, Text),
+        )
         .where(id_filter(engine, Decision.sample_id))
         .order_by(Decision.id)
     )
     verdict_cache: dict[tuple[Any, ...], str] = {}
     versions = current_versions()
 
-    def fetch(chunk: list[int]) -> tuple[dict[int, Any], dict[int, list[tuple[str, str, bool | None, str]]], dict[int, Any]]:
+    def fetch(
+        chunk: list[int],
+    ) -> tuple[dict[int, Any], dict[int, list[tuple[str, str, bool | None, str]]], dict[int, Any]]:
         param = {"ids": id_param(engine, chunk)}
         with engine.connect() as conn:
             samples = {row[0]: row for row in conn.execute(sample_query, param).all()}

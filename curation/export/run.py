@@ -64,7 +64,9 @@ def output_layout(config: ExportConfig, splits: list[str]) -> tuple[Path, dict[s
         raise ValueError("an output folder is required")
     if not writer.folder and writer.extension and out.suffix == writer.extension:
         if len(splits) > 1:
-            raise ValueError("a validation split needs an output folder (one file per split), not a file path")
+            raise ValueError(
+                "a validation split needs an output folder (one file per split), not a file path"
+            )
         return out.parent, {splits[0]: out.name}, out.with_name(out.stem + ".manifest.json"), None
     if writer.folder:
         names = {split: split for split in splits}
@@ -77,7 +79,9 @@ def output_layout(config: ExportConfig, splits: list[str]) -> tuple[Path, dict[s
 
 def _folder_hashes(root: Path) -> dict[str, str]:
     return {
-        str(path.relative_to(root.parent)): sha256_file(path) for path in sorted(root.rglob("*")) if path.is_file()
+        str(path.relative_to(root.parent)): sha256_file(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
     }
 
 
@@ -90,7 +94,12 @@ def _diversity(engine: Engine, plan: ExportPlan) -> dict[str, Any]:
             if snap.batch_id is not None and snap.batch_id not in ids:
                 continue
             key = ids.get(snap.batch_id, snap.scope) if snap.batch_id is not None else snap.scope
-            out[key] = {"scope": snap.scope, "model": snap.model, "at": snap.created_at.isoformat(), "metrics": snap.metrics}
+            out[key] = {
+                "scope": snap.scope,
+                "model": snap.model,
+                "at": snap.created_at.isoformat(),
+                "metrics": snap.metrics,
+            }
     return out
 
 
@@ -143,13 +152,23 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
     if can_parallelise(engine, total, writer):
         written = {
             split: write_split(
-                engine, writer, config.format, plan.split_ids(split), split, batches, out_dir / names[split], tally, on_chunk
+                engine,
+                writer,
+                config.format,
+                plan.split_ids(split),
+                split,
+                batches,
+                out_dir / names[split],
+                tally,
+                on_chunk,
             )
             for split in splits
         }
     else:
         streams = {
-            split: tally.wrap(iter_records(engine, plan.split_ids(split), split=split, batches=batches, on_chunk=on_chunk))
+            split: tally.wrap(
+                iter_records(engine, plan.split_ids(split), split=split, batches=batches, on_chunk=on_chunk)
+            )
             for split in splits
         }
         written = writer.write_splits(streams, out_dir, names)
@@ -183,12 +202,21 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         "acceptance_sampling": _acceptance_bounds(engine, plan),
     }
     created_at = datetime.now(UTC)
-    config_record = {**config.to_dict(), "selection": "accepted synthetic samples and real reference rows", "batches_resolved": plan.batches}
+    config_record = {
+        **config.to_dict(),
+        "selection": "accepted synthetic samples and real reference rows",
+        "batches_resolved": plan.batches,
+    }
     with session_scope(engine) as session:
         export = Export(
-            out_path=str(out_dir / names[splits[0]]) if len(splits) == 1 and not writer.folder else str(out_dir),
+            out_path=str(out_dir / names[splits[0]])
+            if len(splits) == 1 and not writer.folder
+            else str(out_dir),
             config=config_record,
-            counts={**counts, "dropped_ids": {reason: ids.tolist() for reason, ids in plan.dropped_ids.items()}},
+            counts={
+                **counts,
+                "dropped_ids": {reason: ids.tolist() for reason, ids in plan.dropped_ids.items()},
+            },
             files=files,
             created_by=config.created_by,
             created_at=created_at,
@@ -202,7 +230,12 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
             ids = np.sort(plan.ids[plan.splits == split_index]).tolist()
             for start in range(0, len(ids), LINK_CHUNK):
                 session.connection().execute(
-                    link, {"export_id": export_id, "split": split, "ids": id_param(engine, ids[start : start + LINK_CHUNK])}
+                    link,
+                    {
+                        "export_id": export_id,
+                        "split": split,
+                        "ids": id_param(engine, ids[start : start + LINK_CHUNK]),
+                    },
                 )
     manifest = {
         "export_id": export_id,
@@ -213,12 +246,16 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         "config": config_record,
         "allow_dropping_real": config.allow_dropping_real,
         "counts": counts,
-        "dropped": [{"code": code, "reason": reason_label(code), **n} for code, n in summary["dropped"].items()],
+        "dropped": [
+            {"code": code, "reason": reason_label(code), **n} for code, n in summary["dropped"].items()
+        ],
         "warnings": summary["warnings"],
         "files": files,
         "metrics": metrics,
     }
-    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    manifest_path.write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
     if card_path is not None:
         card_path.write_text(dataset_card(manifest, writer, batches, list(files)), encoding="utf-8")
     if progress is not None:

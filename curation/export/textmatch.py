@@ -56,7 +56,9 @@ class NgramIndex:
         if not self.eval_texts or not texts:
             return []
         if self._contamination is not None:
-            return [(f.index, f.detail, f.other) for f in self._contamination(texts, self.eval_texts, n=self.n)]
+            return [
+                (f.index, f.detail, f.other) for f in self._contamination(texts, self.eval_texts, n=self.n)
+            ]
         grams = self._index()
         out = []
         for position, text in enumerate(texts):

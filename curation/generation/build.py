@@ -100,7 +100,9 @@ def build_slots(
     return slots
 
 
-def failed_slots(item: PlanItem, candidates: list[int], error: TeacherError, attempts: int) -> list[SlotResult]:
+def failed_slots(
+    item: PlanItem, candidates: list[int], error: TeacherError, attempts: int
+) -> list[SlotResult]:
     return [
         SlotResult(
             item_index=item.index,
@@ -116,6 +118,8 @@ def failed_slots(item: PlanItem, candidates: list[int], error: TeacherError, att
 
 def skipped_slots(item_index: int, candidates: list[int], reason: str) -> list[SlotResult]:
     return [
-        SlotResult(item_index=item_index, candidate_index=c, status="skipped", error_kind="parse_error", error=reason)
+        SlotResult(
+            item_index=item_index, candidate_index=c, status="skipped", error_kind="parse_error", error=reason
+        )
         for c in candidates
     ]

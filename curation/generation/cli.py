@@ -42,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--concurrency", type=int, default=16)
     gen.add_argument(
-        "--processes", type=int, default=0,
+        "--processes",
+        type=int,
+        default=0,
         help="processes to spread the requests over (0: two from concurrency 128 on a multi-core machine)",
     )
     gen.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
@@ -53,18 +55,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--teacher-seed", type=int, default=None, help="sampling seed sent to the endpoint")
     gen.add_argument("--system-prompt", default=None)
     gen.add_argument("--split-candidates", action="store_true", help="one request per candidate instead of n")
-    gen.add_argument("--fault-rate", type=float, default=0.2, help="simulated teacher: share of faulty candidates")
+    gen.add_argument(
+        "--fault-rate", type=float, default=0.2, help="simulated teacher: share of faulty candidates"
+    )
     gen.add_argument("--topics", default="", help="comma-separated seed topics")
     gen.add_argument("--personas", default="", help="semicolon-separated personas")
     gen.add_argument("--difficulty", default="", help="comma-separated difficulties")
     gen.add_argument("--few-shot", choices=("reference", "accepted"), default=None)
     gen.add_argument("--few-shot-k", type=int, default=2)
-    gen.add_argument("--consistency", action="store_true", help="majority answer and agreement over the n candidates")
+    gen.add_argument(
+        "--consistency", action="store_true", help="majority answer and agreement over the n candidates"
+    )
     gen.add_argument("--price-prompt", type=float, default=0.0, help="price per million prompt tokens")
-    gen.add_argument("--price-completion", type=float, default=0.0, help="price per million completion tokens")
-    gen.add_argument("--error-threshold", type=float, default=0.5, help="stop when this share of recent requests fails")
+    gen.add_argument(
+        "--price-completion", type=float, default=0.0, help="price per million completion tokens"
+    )
+    gen.add_argument(
+        "--error-threshold", type=float, default=0.5, help="stop when this share of recent requests fails"
+    )
     gen.add_argument("--no-cache", action="store_true")
-    gen.add_argument("--resume", action="store_true", help="continue an existing batch (requests only what is missing)")
+    gen.add_argument(
+        "--resume", action="store_true", help="continue an existing batch (requests only what is missing)"
+    )
     gen.set_defaults(func=run_generate_command)
 
     models = subparsers.add_parser("teacher-models", help="list the models of an OpenAI-compatible endpoint")
@@ -130,7 +142,10 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
             "n": args.n,
             "seed": args.seed,
             "cache": not args.no_cache,
-            "prices": {"prompt_per_million": args.price_prompt, "completion_per_million": args.price_completion},
+            "prices": {
+                "prompt_per_million": args.price_prompt,
+                "completion_per_million": args.price_completion,
+            },
             "error_rate_threshold": args.error_threshold,
             "consistency": args.consistency,
         }
@@ -158,8 +173,9 @@ def run_generate_command(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def run_models_command(args: argparse.Namespace, engine: Engine | None) -> int:
-    config = TeacherConfig(kind="openai", base_url=args.base_url, api_key_env=args.api_key_env or None,
-                           timeout=args.timeout)
+    config = TeacherConfig(
+        kind="openai", base_url=args.base_url, api_key_env=args.api_key_env or None, timeout=args.timeout
+    )
     try:
         models = teacher_models(config)
     except TeacherError as exc:

@@ -22,8 +22,22 @@ END_PHRASES = (
     "Any other questions?",
 )
 KEYWORD_POOL = (
-    "balance", "budget", "community", "curiosity", "evidence", "habit", "harvest", "journey",
-    "lantern", "patience", "planet", "practice", "rhythm", "season", "signal", "summit",
+    "balance",
+    "budget",
+    "community",
+    "curiosity",
+    "evidence",
+    "habit",
+    "harvest",
+    "journey",
+    "lantern",
+    "patience",
+    "planet",
+    "practice",
+    "rhythm",
+    "season",
+    "signal",
+    "summit",
 )
 
 

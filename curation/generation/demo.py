@@ -21,7 +21,9 @@ DEMO_SEED = 7
 #: name -> (family, mode, source)
 DEMO_BATCHES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "simulated math": (
-        "math", "solve", {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 40, "chain_sum": 20}},
+        "math",
+        "solve",
+        {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 40, "chain_sum": 20}},
     ),
     "simulated code": ("code", "solve", {"kind": "humaneval", "limit": 40}),
     "simulated instruction": ("instruction", "solve", {"kind": "ifeval", "count": 60}),
@@ -48,7 +50,11 @@ def create_demo_batches(
     """Create (or finish) the four simulated demo batches; returns the names it generated.
     Batches already "ready" are left alone, so calling it twice is harmless."""
     with session_scope(engine, write=False) as session:
-        ready = set(session.scalars(select(Batch.name).where(Batch.status == "ready", Batch.name.in_(list(DEMO_BATCHES)))))
+        ready = set(
+            session.scalars(
+                select(Batch.name).where(Batch.status == "ready", Batch.name.in_(list(DEMO_BATCHES)))
+            )
+        )
     created = []
     for name in DEMO_BATCHES:
         if name in ready:

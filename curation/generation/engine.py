@@ -35,8 +35,16 @@ from curation.teachers.base import ChatRequest, Completion, Teacher, TeacherErro
 RESERVOIR = 20_000
 #: The counters a shard process reports at its end, added to its coordinator's.
 SHARD_COUNTERS = (
-    "requests", "retries", "rate_limited", "slots_ok", "slots_failed", "slots_cached",
-    "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "cached_completion_tokens",
+    "requests",
+    "retries",
+    "rate_limited",
+    "slots_ok",
+    "slots_failed",
+    "slots_cached",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_prompt_tokens",
+    "cached_completion_tokens",
 )
 
 
@@ -222,7 +230,9 @@ class GenerationEngine:
             "in_flight": self.limiter.in_flight,
             "concurrency": self.limiter.current,
             "prompt_tokens": stats.base_prompt_tokens + stats.prompt_tokens + stats.cached_prompt_tokens,
-            "completion_tokens": stats.base_completion_tokens + stats.completion_tokens + stats.cached_completion_tokens,
+            "completion_tokens": stats.base_completion_tokens
+            + stats.completion_tokens
+            + stats.cached_completion_tokens,
             "cost": round(stats.base_cost + self.cost(stats.prompt_tokens, stats.completion_tokens), 6),
             "latency_ms": latency_percentiles(latencies),
             "failures": dict(stats.errors),
@@ -303,7 +313,9 @@ class GenerationEngine:
         while True:
             await asyncio.sleep(self.tick_seconds)
             if self.writer.error is not None:
-                self.stop(f"stopped: writing to the store failed: {type(self.writer.error).__name__}: {self.writer.error}")
+                self.stop(
+                    f"stopped: writing to the store failed: {type(self.writer.error).__name__}: {self.writer.error}"
+                )
                 return
             self._check_peers()
             if self.progress is not None:
@@ -347,9 +359,17 @@ class GenerationEngine:
             out.append([call.item.index, call.candidates, call.key])
         return out
 
-    def _emit_success(self, call: Call, completion: Completion, *, cached: bool, attempts: int,
-                      latency_ms: float | None, last_error: str | None,
-                      messages: list[dict[str, str]] | None = None) -> None:
+    def _emit_success(
+        self,
+        call: Call,
+        completion: Completion,
+        *,
+        cached: bool,
+        attempts: int,
+        latency_ms: float | None,
+        last_error: str | None,
+        messages: list[dict[str, str]] | None = None,
+    ) -> None:
         count = len(call.candidates)
         self.stats.slots_ok += count
         if cached:
@@ -379,7 +399,9 @@ class GenerationEngine:
         if call.cached is not None:
             completion = Completion.from_payload(call.cached)
             if len(completion.choices) >= len(call.candidates):
-                self._emit_success(call, completion, cached=True, attempts=0, latency_ms=None, last_error=None)
+                self._emit_success(
+                    call, completion, cached=True, attempts=0, latency_ms=None, last_error=None
+                )
                 return
         request = make_request(self.teacher, call.item, call.candidates)
         attempts = 0
@@ -416,9 +438,15 @@ class GenerationEngine:
                     self.limiter.on_success()
                     self.stats.add_latency(latency_ms, self._rng)
                     self.window.record(None)
-                    self._emit_success(call, completion, cached=False, attempts=attempts + 1,
-                                       latency_ms=round(latency_ms, 2), last_error=last_error,
-                                       messages=request.messages)
+                    self._emit_success(
+                        call,
+                        completion,
+                        cached=False,
+                        attempts=attempts + 1,
+                        latency_ms=round(latency_ms, 2),
+                        last_error=last_error,
+                        messages=request.messages,
+                    )
                     return
             attempts += 1
             last_error = error.kind
@@ -428,7 +456,11 @@ class GenerationEngine:
                 rate_limited += 1
                 self.limiter.on_rate_limit(epoch, error.retry_after)
                 if rate_limited <= self._max_rate_limited:
-                    delay = error.retry_after if error.retry_after is not None else backoff_delay(rate_limited, rng=self._rng)
+                    delay = (
+                        error.retry_after
+                        if error.retry_after is not None
+                        else backoff_delay(rate_limited, rng=self._rng)
+                    )
                     await self._sleep(delay * self._rng.uniform(1.0, 1.2))
                     continue
             else:
@@ -436,8 +468,10 @@ class GenerationEngine:
                 if self.window.record(error.kind, str(error)):
                     self.stop(
                         self.window.reason(
-                            env=self.config.api_key_env, model=self.config.model,
-                            base_url=self.teacher.endpoint(), timeout=self.config.timeout,
+                            env=self.config.api_key_env,
+                            model=self.config.model,
+                            base_url=self.teacher.endpoint(),
+                            timeout=self.config.timeout,
                         )
                     )
                 if error.retryable and failures <= self.config.max_retries and not self._stop.is_set():

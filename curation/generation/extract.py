@@ -264,7 +264,11 @@ def parse_written(family: str, text: str) -> dict[str, Any]:
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise ParseError("'instruction_id_list' must be a non-empty list of strings")
         kwargs = fields.get("kwargs") or [{} for _ in ids]
-        if not isinstance(kwargs, list) or len(kwargs) != len(ids) or not all(isinstance(k, dict) for k in kwargs):
+        if (
+            not isinstance(kwargs, list)
+            or len(kwargs) != len(ids)
+            or not all(isinstance(k, dict) for k in kwargs)
+        ):
             raise ParseError("'kwargs' must be a list with one object per instruction id")
         return {
             "prompt": instruction,
@@ -272,7 +276,11 @@ def parse_written(family: str, text: str) -> dict[str, Any]:
             "reference": {"instruction_id_list": ids, "kwargs": kwargs},
         }
     fields = parse_structured(text, ("question", "answer"))
-    return {"prompt": _need_text(fields, "question"), "response": _need_text(fields, "answer"), "reference": {}}
+    return {
+        "prompt": _need_text(fields, "question"),
+        "response": _need_text(fields, "answer"),
+        "reference": {},
+    }
 
 
 # -- self-consistency ------------------------------------------------------------------
@@ -286,7 +294,13 @@ def normalise_answer(answer: str | None) -> str | None:
     if answer is None:
         return None
     text = _TEXT_WRAPPERS.sub(r"\1", str(answer)).strip()
-    text = text.replace("$", "").replace("\\!", "").replace("\\,", "").replace("\\left", "").replace("\\right", "")
+    text = (
+        text.replace("$", "")
+        .replace("\\!", "")
+        .replace("\\,", "")
+        .replace("\\left", "")
+        .replace("\\right", "")
+    )
     text = text.strip().rstrip(".").strip()
     text = re.sub(r"\\d?frac\{([^{}]+)\}\{([^{}]+)\}", r"\1/\2", text)
     text = re.sub(r"\s+", "", text).lower()

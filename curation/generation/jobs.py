@@ -34,7 +34,9 @@ def _cleanup(engine: Engine, params: dict[str, Any]) -> None:
 
 def _describe(params: dict[str, Any]) -> str:
     teacher = (params.get("teacher") or {}).get("kind", "simulated")
-    who = "simulated teacher" if teacher == "simulated" else (params.get("teacher") or {}).get("model", teacher)
+    who = (
+        "simulated teacher" if teacher == "simulated" else (params.get("teacher") or {}).get("model", teacher)
+    )
     return f"Generate {params.get('family', '?')} ({params.get('mode', 'solve')}) → {params.get('batch', '?')} [{who}]"
 
 

@@ -24,7 +24,10 @@ SESSION_KEY_PREFIX = "ASSAY_TEACHER_KEY_"
 SOURCE_CHOICES: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("math", "solve"): [("reasoning-gym problems (with answers)", "reasoning_gym"), ("Problem file", "file")],
     ("code", "solve"): [("HumanEval problems (with tests)", "humaneval"), ("Problem file", "file")],
-    ("instruction", "solve"): [("Instructions with IFEval-style constraints", "ifeval"), ("Problem file", "file")],
+    ("instruction", "solve"): [
+        ("Instructions with IFEval-style constraints", "ifeval"),
+        ("Problem file", "file"),
+    ],
     ("open", "solve"): [("Open-ended prompts", "open_prompts"), ("Problem file", "file")],
 }
 WRITE_CHOICE = [("New problems written by the teacher", "topics")]
@@ -51,7 +54,9 @@ def start_generation(
     return start_job(engine, "generate", checked, created_by=created_by, env={var: api_key})
 
 
-def resume_generation(engine: Engine, job_id: int, *, api_key: str | None = None, created_by: str = "") -> int:
+def resume_generation(
+    engine: Engine, job_id: int, *, api_key: str | None = None, created_by: str = ""
+) -> int:
     """Resume a failed, stopped or cancelled generation (only what is missing is requested).
     A run started with a typed-in key needs that key again (`api_key`)."""
     var = (get_job(engine, job_id).params.get("teacher") or {}).get("api_key_env")

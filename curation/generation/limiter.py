@@ -99,7 +99,9 @@ class AdaptiveLimiter:
             self.decreases += 1
 
 
-def backoff_delay(attempt: int, *, base: float = 0.25, cap: float = 30.0, rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempt: int, *, base: float = 0.25, cap: float = 30.0, rng: random.Random | None = None
+) -> float:
     """Exponential backoff with jitter: base * 2^(attempt-1), capped, times U(0.5, 1.5)."""
     draw = (rng or random).uniform(0.5, 1.5)
     return min(cap, base * (2 ** max(0, attempt - 1))) * draw
@@ -148,7 +150,9 @@ class ErrorWindow:
     def reason(self, *, env: str | None, model: str, base_url: str, timeout: float) -> str:
         kinds = Counter(k for k in self.events if k is not None)
         kind, _ = kinds.most_common(1)[0] if kinds else ("unexpected", 0)
-        hint = HINTS.get(kind, HINTS["unexpected"]).format(env=env or "?", model=model, base_url=base_url, timeout=timeout)
+        hint = HINTS.get(kind, HINTS["unexpected"]).format(
+            env=env or "?", model=model, base_url=base_url, timeout=timeout
+        )
         rate = self.errors / max(1, len(self.events))
         breakdown = ", ".join(f"{k} {n}" for k, n in kinds.most_common())
         return (

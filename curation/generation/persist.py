@@ -70,7 +70,9 @@ class Writer:
     about a quarter less CPU than 50-row ones; a slow run still commits every half
     second, so a killed run loses at most that much, which a resume asks for again.)"""
 
-    def __init__(self, engine: Engine, batch_id: int, *, flush_rows: int = 200, flush_seconds: float = 0.5) -> None:
+    def __init__(
+        self, engine: Engine, batch_id: int, *, flush_rows: int = 200, flush_seconds: float = 0.5
+    ) -> None:
         self.engine = engine
         self.batch_id = batch_id
         self.flush_rows = flush_rows
@@ -232,8 +234,13 @@ def create_request_rows(engine: Engine, batch_id: int, slots: Iterable[tuple[int
     for item_index, candidate_index in slots:
         chunk.append(
             {
-                "batch_id": batch_id, "item_index": item_index, "candidate_index": candidate_index,
-                "status": "pending", "attempts": 0, "cached": False, "updated_at": now,
+                "batch_id": batch_id,
+                "item_index": item_index,
+                "candidate_index": candidate_index,
+                "status": "pending",
+                "attempts": 0,
+                "cached": False,
+                "updated_at": now,
             }
         )
         if len(chunk) >= 5000:
@@ -310,7 +317,9 @@ def batch_totals(engine: Engine, batch_id: int, *, latencies: bool = True) -> To
     totals = Totals()
     with session_scope(engine, write=False) as session:
         for status, count in session.execute(
-            select(requests.status, func.count()).where(requests.batch_id == batch_id).group_by(requests.status)
+            select(requests.status, func.count())
+            .where(requests.batch_id == batch_id)
+            .group_by(requests.status)
         ):
             if status in ("ok", "failed", "pending", "skipped"):
                 setattr(totals, status, count)
@@ -324,9 +333,13 @@ def batch_totals(engine: Engine, batch_id: int, *, latencies: bool = True) -> To
                 func.count().filter(and_(requests.status == "ok", requests.error_kind == "parse_error")),
             ).where(requests.batch_id == batch_id)
         ).one()
-        totals.prompt_tokens, totals.completion_tokens, totals.cached, totals.truncated, totals.parse_errors = (
-            int(v) for v in row
-        )
+        (
+            totals.prompt_tokens,
+            totals.completion_tokens,
+            totals.cached,
+            totals.truncated,
+            totals.parse_errors,
+        ) = (int(v) for v in row)
         paid = session.execute(
             select(
                 func.coalesce(func.sum(requests.prompt_tokens), 0),

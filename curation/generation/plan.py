@@ -50,7 +50,9 @@ class PlanItem:
     def messages(self) -> list[dict[str, str]]:
         template = self.template
         if self.system_prompt:
-            template = PromptTemplate(user=template.user, system=self.system_prompt.replace("{", "{{").replace("}", "}}"))
+            template = PromptTemplate(
+                user=template.user, system=self.system_prompt.replace("{", "{{").replace("}", "}}")
+            )
         return render_messages(template, self.variables)
 
     def context(self) -> dict[str, Any]:
@@ -83,7 +85,9 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value if str(v).strip()]
 
 
-def select_few_shot(engine: Engine | None, params: GenerationParams, exclude_batch: int | None = None) -> dict[str, Any]:
+def select_few_shot(
+    engine: Engine | None, params: GenerationParams, exclude_batch: int | None = None
+) -> dict[str, Any]:
     """Draw the few-shot pool for a new batch and describe it as lineage:
     {"few_shot_from", "few_shot_sample_ids", "few_shot_batches", "few_shot_k", "generation", "parent_batch_id"}."""
     spec = params.levers.get("few_shot")
@@ -92,8 +96,10 @@ def select_few_shot(engine: Engine | None, params: GenerationParams, exclude_bat
     if engine is None:
         raise ValueError("few-shot examples need the workspace store")
     origin = spec["from"]
-    query = select(Sample.id, Sample.batch_id).join(Batch, Batch.id == Sample.batch_id).where(
-        Sample.family == params.family
+    query = (
+        select(Sample.id, Sample.batch_id)
+        .join(Batch, Batch.id == Sample.batch_id)
+        .where(Sample.family == params.family)
     )
     if origin == "reference":
         query = query.where(Batch.origin == "real")
@@ -134,7 +140,9 @@ def load_examples(engine: Engine | None, ids: list[int]) -> dict[int, Example]:
     if not ids or engine is None:
         return {}
     with session_scope(engine, write=False) as session:
-        rows = session.execute(select(Sample.id, Sample.prompt, Sample.response).where(Sample.id.in_(ids))).all()
+        rows = session.execute(
+            select(Sample.id, Sample.prompt, Sample.response).where(Sample.id.in_(ids))
+        ).all()
     return {row.id: Example(row.id, row.prompt[:EXAMPLE_CHARS], row.response[:EXAMPLE_CHARS]) for row in rows}
 
 
@@ -146,7 +154,10 @@ def render_examples(examples: list[Example], mode: str) -> str:
         parts += [f"Example {i}:\n{ex.prompt}\n" for i, ex in enumerate(examples, 1)]
     else:
         parts = ["Here are solved examples.\n"]
-        parts += [f"Example {i}:\nProblem: {ex.prompt}\nSolution: {ex.response}\n" for i, ex in enumerate(examples, 1)]
+        parts += [
+            f"Example {i}:\nProblem: {ex.prompt}\nSolution: {ex.response}\n"
+            for i, ex in enumerate(examples, 1)
+        ]
     return "\n".join(parts) + "\n"
 
 
@@ -185,7 +196,9 @@ def build_plan(
         }
         if params.mode == "solve":
             variables["problem"] = problem.prompt
-            variables["entry_point"] = problem.variables.get("entry_point") or problem.reference.get("entry_point", "")
+            variables["entry_point"] = problem.variables.get("entry_point") or problem.reference.get(
+                "entry_point", ""
+            )
         else:
             variables["num_constraints"] = rng.randint(1, 3)
             variables["constraint_catalog"] = catalog_text()
@@ -227,7 +240,9 @@ def solve_item(item: PlanItem, prompt: str, reference: dict[str, Any], hints: di
     )
 
 
-def render_preview(params: GenerationParams | dict[str, Any], engine: Engine | None = None, index: int = 0) -> list[dict[str, str]]:
+def render_preview(
+    params: GenerationParams | dict[str, Any], engine: Engine | None = None, index: int = 0
+) -> list[dict[str, str]]:
     """The messages of item `index` for these generation params (a dict or GenerationParams),
     exactly as the run would send them. Few-shot examples are drawn from `engine`'s store."""
     if not isinstance(params, GenerationParams):

@@ -53,7 +53,7 @@ class GenerationError(RuntimeError):
 
 
 def teacher_models(config: TeacherConfig | dict[str, Any], api_key: str | None = None) -> list[str]:
-    """"Test connection": the models the endpoint lists. Raises TeacherError (scrubbed message)."""
+    """ "Test connection": the models the endpoint lists. Raises TeacherError (scrubbed message)."""
     if isinstance(config, dict):
         config = TeacherConfig.from_dict(config)
 
@@ -127,7 +127,10 @@ class GenerationRun:
         self.batch_id = 0
         self.plan: Plan | None = None
         self._own_concurrency: int | None = None
-        self.teacher_info: dict[str, Any] = {"teacher": teacher.name, "teacher_model": teacher.config.model or None}
+        self.teacher_info: dict[str, Any] = {
+            "teacher": teacher.name,
+            "teacher_model": teacher.config.model or None,
+        }
         if teacher.simulated:
             self.teacher_info = {"teacher": "simulated", "simulated": True}
 
@@ -144,11 +147,18 @@ class GenerationRun:
             batch = session.scalar(select(Batch).where(Batch.name == params.batch))
             existing = None
             if batch is not None:
-                existing = (batch.id, dict(batch.generation_config or {}), dict(batch.lineage or {}), batch.origin)
+                existing = (
+                    batch.id,
+                    dict(batch.generation_config or {}),
+                    dict(batch.lineage or {}),
+                    batch.origin,
+                )
         if existing is not None:
             batch_id, config, lineage, origin = existing
             if origin != "synthetic" or "fingerprint" not in config:
-                raise ValueError(f"batch {params.batch!r} exists and was not made by a generation run; choose another name")
+                raise ValueError(
+                    f"batch {params.batch!r} exists and was not made by a generation run; choose another name"
+                )
             if config["fingerprint"] != params.fingerprint():
                 raise ValueError(
                     f"batch {params.batch!r} exists with a different generation configuration; "
@@ -201,7 +211,12 @@ class GenerationRun:
     # -- calls --
 
     def _calls(
-        self, items: list[PlanItem], candidates: list[int], done: set[tuple[int, int]], *, attach_cache: bool = True
+        self,
+        items: list[PlanItem],
+        candidates: list[int],
+        done: set[tuple[int, int]],
+        *,
+        attach_cache: bool = True,
     ) -> list[Call]:
         calls: list[Call] = []
         split = self.teacher.config.split_candidates
@@ -219,7 +234,9 @@ class GenerationRun:
         if not (self.params.cache and calls):
             return
         for call in calls:
-            call.key = cache_key(self.teacher, make_request(self.teacher, call.item, call.candidates), call.item.index)
+            call.key = cache_key(
+                self.teacher, make_request(self.teacher, call.item, call.candidates), call.item.index
+            )
         hits = lookup_cache(self.engine, [call.key for call in calls])
         for call in calls:
             call.cached = hits.get(call.key)
@@ -306,7 +323,9 @@ class GenerationRun:
         self.plan = build_plan(self.params, self.engine, lineage=lineage)
         by_index = {item.index: item for item in self.plan.items}
         feed.make_call = lambda wire: Call(
-            item=by_index[int(wire[0])], candidates=[int(c) for c in wire[1]], key=wire[2] if len(wire) > 2 else None
+            item=by_index[int(wire[0])],
+            candidates=[int(c) for c in wire[1]],
+            key=wire[2] if len(wire) > 2 else None,
         )
         stats = RunStats()
 
@@ -318,7 +337,9 @@ class GenerationRun:
 
         return aio.run(go()), stats
 
-    def _phase_two(self, done: set[tuple[int, int]]) -> tuple[list[Call], dict[int, dict[str, Any]], list[WriteBatch]]:
+    def _phase_two(
+        self, done: set[tuple[int, int]]
+    ) -> tuple[list[Call], dict[int, dict[str, Any]], list[WriteBatch]]:
         """Write mode with self-consistency: solve each written problem n-1 more times."""
         assert self.plan is not None
         n = self.params.n
@@ -338,7 +359,11 @@ class GenerationRun:
                 continue
             meta = meta or {}
             if meta.get("parse_error"):
-                writes.append(WriteBatch(slots=skipped_slots(item_index, missing, "the written problem could not be parsed")))
+                writes.append(
+                    WriteBatch(
+                        slots=skipped_slots(item_index, missing, "the written problem could not be parsed")
+                    )
+                )
                 continue
             hints = {"answer": meta.get("simulated_true_answer") or (reference or {}).get("answer")}
             items.append(solve_item(by_index[item_index], prompt, dict(reference or {}), hints))
@@ -399,7 +424,9 @@ class GenerationRun:
         if spawned is None:
             return None
         config = self.teacher.config
-        shards = min(1 + len(spawned.processes), shard_count(config.processes, config.concurrency, calls, False))
+        shards = min(
+            1 + len(spawned.processes), shard_count(config.processes, config.concurrency, calls, False)
+        )
         shares = split_concurrency(config.concurrency, shards)
         self._own_concurrency = shares[0]
         spawned.start(
@@ -438,7 +465,9 @@ class GenerationRun:
         calls = self._calls(self.plan.items, first, done, attach_cache=False)
         # The shards build their plan while the request rows and cache keys are made here.
         peers = self._configure_shards(spawned, len(calls))
-        create_request_rows(self.engine, self.batch_id, ((item.index, c) for item in self.plan.items for c in range(n)))
+        create_request_rows(
+            self.engine, self.batch_id, ((item.index, c) for item in self.plan.items for c in range(n))
+        )
         started = utcnow()
         stats = self._stats()
         self._attach_cache(calls)
@@ -472,7 +501,11 @@ class GenerationRun:
             "cpu_seconds": round(time.process_time() - cpu, 3),
             # Shard processes' CPU (children that exited during the run).
             "shard_cpu_seconds": round(
-                os.times().children_user + os.times().children_system - children.children_user - children.children_system, 3
+                os.times().children_user
+                + os.times().children_system
+                - children.children_user
+                - children.children_system,
+                3,
             ),
             "stop_reason": gen.stop_reason if gen else None,
             "shards": stats.shards,
@@ -529,8 +562,29 @@ class GenerationRun:
             "runs": (previous_runs + [run_summary])[-MAX_RUNS_KEPT:],
         }
         set_batch_state(self.engine, self.batch_id, status=status, **stats)
-        return {"batch_id": self.batch_id, "batch": self.params.batch, "status": status, **{
-            k: stats[k] for k in ("slots", "ok", "failed", "pending", "skipped", "cached", "prompt_tokens",
-                                  "completion_tokens", "cost", "latency_ms", "failures_by_kind", "truncated",
-                                  "parse_errors", "stop_reason")
-        }, "requests": run_summary["requests"], "run": run_summary}
+        return {
+            "batch_id": self.batch_id,
+            "batch": self.params.batch,
+            "status": status,
+            **{
+                k: stats[k]
+                for k in (
+                    "slots",
+                    "ok",
+                    "failed",
+                    "pending",
+                    "skipped",
+                    "cached",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "cost",
+                    "latency_ms",
+                    "failures_by_kind",
+                    "truncated",
+                    "parse_errors",
+                    "stop_reason",
+                )
+            },
+            "requests": run_summary["requests"],
+            "run": run_summary,
+        }

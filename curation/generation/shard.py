@@ -38,8 +38,20 @@ from curation.config import PROJECT_ROOT
 
 #: Counters that add up across shards.
 SUMMED = (
-    "done", "failed", "retrying", "retries", "rate_limited", "cached", "requests", "in_flight",
-    "concurrency", "prompt_tokens", "completion_tokens", "cost", "truncated", "parse_errors",
+    "done",
+    "failed",
+    "retrying",
+    "retries",
+    "rate_limited",
+    "cached",
+    "requests",
+    "in_flight",
+    "concurrency",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "truncated",
+    "parse_errors",
 )
 STOP_GRACE_SECONDS = 60.0
 #: Calls a run must have (at least) before the automatic setting spreads it.
@@ -116,7 +128,10 @@ class ShardGroup:
         processes = [
             subprocess.Popen(
                 [sys.executable, "-m", "curation.generation.shard_child"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(PROJECT_ROOT), env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=str(PROJECT_ROOT),
+                env=env,
             )
             for _ in range(count)
         ]
@@ -125,14 +140,16 @@ class ShardGroup:
     def start(self, configs: list[dict[str, Any]]) -> None:
         """Configure the first len(configs) children; the rest are told to exit. A
         configured child builds its plan, then asks for calls (see `serve`)."""
-        used, unused = self.processes[: len(configs)], self.processes[len(configs):]
+        used, unused = self.processes[: len(configs)], self.processes[len(configs) :]
         for process in unused:
             self._send(process, {"type": "end"}, close=True)
         self._released.extend(unused)
         self.processes = used
         for index, (process, config) in enumerate(zip(used, configs, strict=True), start=1):
             self._send(process, {"type": "config", **config})
-            reader = threading.Thread(target=self._read, args=(index, process), daemon=True, name=f"shard-{index}")
+            reader = threading.Thread(
+                target=self._read, args=(index, process), daemon=True, name=f"shard-{index}"
+            )
             reader.start()
             self._readers.append(reader)
 

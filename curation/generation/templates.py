@@ -41,7 +41,9 @@ class PromptTemplate:
             return None
         unknown = set(data) - {"user", "system"}
         if unknown:
-            raise TemplateError(f"unknown template parts: {', '.join(sorted(unknown))} (use 'system' and 'user')")
+            raise TemplateError(
+                f"unknown template parts: {', '.join(sorted(unknown))} (use 'system' and 'user')"
+            )
         if not isinstance(data.get("user"), str) or not data["user"].strip():
             raise TemplateError("the template's user message is empty")
         system = data.get("system")
@@ -156,7 +158,9 @@ def render(text: str, variables: Mapping[str, Any]) -> str:
         name = match.group(1)
         if name not in variables:
             known = ", ".join(sorted(variables))
-            raise TemplateError(f"unknown template variable {{{name}}} (known: {known}); write {{{{ and }}}} for literal braces")
+            raise TemplateError(
+                f"unknown template variable {{{name}}} (known: {known}); write {{{{ and }}}} for literal braces"
+            )
         value = variables[name]
         return "" if value is None else str(value)
 

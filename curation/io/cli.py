@@ -22,10 +22,16 @@ def cmd_import(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("import", help="import a JSONL/CSV/Parquet file as a new batch (all or nothing)")
+    p = subparsers.add_parser(
+        "import", help="import a JSONL/CSV/Parquet file as a new batch (all or nothing)"
+    )
     p.add_argument("file")
     p.add_argument("--batch", required=True, help="name of the new batch")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--reference", action="store_true", help="the file is real human data (the reference set)")
-    group.add_argument("--eval", action="store_true", help="the file is an evaluation set (for decontamination)")
+    group.add_argument(
+        "--reference", action="store_true", help="the file is real human data (the reference set)"
+    )
+    group.add_argument(
+        "--eval", action="store_true", help="the file is an evaluation set (for decontamination)"
+    )
     p.set_defaults(func=cmd_import)

@@ -104,10 +104,12 @@ def _check_reference(family: str, reference: dict[str, Any], line: int, unit: st
         _check_string(reference[key], f"reference.{key}", line, unit)
 
     if family == "math":
-        if "answer" in reference and isinstance(reference["answer"], int | float) and not isinstance(
-            reference["answer"], bool
+        if (
+            "answer" in reference
+            and isinstance(reference["answer"], int | float)
+            and not isinstance(reference["answer"], bool)
         ):
-            raise _Bad(line, "reference.answer", "expected a string (write numbers as text, e.g. \"42\")", unit)
+            raise _Bad(line, "reference.answer", 'expected a string (write numbers as text, e.g. "42")', unit)
         need_str("answer")
     elif family == "code":
         need_str("tests")
@@ -171,8 +173,12 @@ def record_from_dict(
             raise _Bad(line, key, f"{size:,} characters of JSON, over the {MAX_FIELD_CHARS:,} limit", unit)
     _check_reference(family, reference, line, unit)
     return SampleRecord(
-        family=family, prompt=obj["prompt"], response=response, reference=reference,
-        metadata=metadata, id=record_id,
+        family=family,
+        prompt=obj["prompt"],
+        response=response,
+        reference=reference,
+        metadata=metadata,
+        id=record_id,
     )
 
 
@@ -183,11 +189,15 @@ def _iter_jsonl(path: Path, after_line: int = 0) -> Iterator[tuple[int, Any, str
             if number <= after_line:
                 continue
             if len(raw) > MAX_LINE_BYTES:
-                raise _Bad(number, None, f"line is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,} limit", "line")
+                raise _Bad(
+                    number, None, f"line is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,} limit", "line"
+                )
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise _Bad(number, None, f"not valid UTF-8 (byte {exc.start + 1} of the line)", "line") from None
+                raise _Bad(
+                    number, None, f"not valid UTF-8 (byte {exc.start + 1} of the line)", "line"
+                ) from None
             if not text.strip():
                 continue
             if number == 1 and text.startswith("\ufeff"):

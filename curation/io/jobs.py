@@ -14,7 +14,9 @@ def _describe(params: dict[str, Any]) -> str:
     return f"Import {Path(params['path']).name} as {kind} {params['batch']!r}"
 
 
-@job_kind("import", cleanup=discard_partial_import, describe=_describe, targets=batch_targets, doing="imported")
+@job_kind(
+    "import", cleanup=discard_partial_import, describe=_describe, targets=batch_targets, doing="imported"
+)
 def run_import(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return import_file(
         ctx.engine,
@@ -24,4 +26,3 @@ def run_import(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         source=params.get("source"),
         progress=lambda done, total, message: ctx.progress(done, total, message),
     )
-

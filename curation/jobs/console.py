@@ -47,7 +47,12 @@ def run_job_with_progress(
                 continue
             if text and text != last:
                 last = text
-                print(("\r" if interactive else "") + text, end="" if interactive else "\n", file=sys.stderr, flush=True)
+                print(
+                    ("\r" if interactive else "") + text,
+                    end="" if interactive else "\n",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     printer = threading.Thread(target=report, daemon=True)
     printer.start()

@@ -81,7 +81,11 @@ def reap_dead_jobs(engine: Engine) -> list[int]:
     now = utcnow()
     with session_scope(engine, write=False) as session:
         jobs = session.scalars(select(Job).where(Job.state.in_(ACTIVE_STATES))).all()
-        dead = [(job.id, job.kind, dict(job.params), reason) for job in jobs if (reason := _death_reason(job, host, now))]
+        dead = [
+            (job.id, job.kind, dict(job.params), reason)
+            for job in jobs
+            if (reason := _death_reason(job, host, now))
+        ]
     reaped = []
     for job_id, kind, params, reason in dead:
         with session_scope(engine) as session:
@@ -96,13 +100,17 @@ def reap_dead_jobs(engine: Engine) -> list[int]:
     return reaped
 
 
-def _live_conflicts(session: Session, kind: str, params: dict[str, Any], exclude: int | None) -> Iterator[tuple[str, Job]]:
+def _live_conflicts(
+    session: Session, kind: str, params: dict[str, Any], exclude: int | None
+) -> Iterator[tuple[str, Job]]:
     """(target, job) for each active job of `kind` working on a target `params` names too."""
     job_kind = JOB_KINDS.get(kind)
     wanted = set(job_kind.targets(params))
     if not wanted:
         return
-    for job in session.scalars(select(Job).where(Job.kind == kind, Job.state.in_(ACTIVE_STATES)).order_by(Job.id)):
+    for job in session.scalars(
+        select(Job).where(Job.kind == kind, Job.state.in_(ACTIVE_STATES)).order_by(Job.id)
+    ):
         if job.id == exclude:
             continue
         for target in job_kind.targets(job.params or {}):
@@ -127,7 +135,9 @@ def busy_message(target: str, doing: str, job: Job) -> str:
     )
 
 
-def check_not_busy(session: Session, kind: str, params: dict[str, Any], *, exclude: int | None = None) -> None:
+def check_not_busy(
+    session: Session, kind: str, params: dict[str, Any], *, exclude: int | None = None
+) -> None:
     """Raise JobBusy if an active job of `kind` works on what `params` names. Call
     `reap_dead_jobs` first (as `refuse_if_busy` does) so a dead job does not count."""
     for target, job in _live_conflicts(session, kind, params, exclude):

@@ -139,7 +139,9 @@ def spawn_worker(engine: Engine, job_id: int, *, env: dict[str, str] | None = No
     log = open(LOG_DIR / f"job-{job_id}.log", "ab")  # noqa: SIM115 - handed to the child
     url = engine.url.render_as_string(hide_password=False)
     worker_env = {**os.environ, **(env or {})}
-    worker_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), worker_env.get("PYTHONPATH")]))
+    worker_env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(PROJECT_ROOT), worker_env.get("PYTHONPATH")])
+    )
     try:
         worker = subprocess.Popen(
             [sys.executable, "-m", "curation", "--db", url, "worker", str(job_id)],
@@ -154,7 +156,9 @@ def spawn_worker(engine: Engine, job_id: int, *, env: dict[str, str] | None = No
         log.close()
     # The worker owns the queued job from now on: it lives on when this process dies.
     with session_scope(engine) as session:
-        session.execute(update(Job).where(Job.id == job_id, Job.state == "queued").values(**process_identity(worker.pid)))
+        session.execute(
+            update(Job).where(Job.id == job_id, Job.state == "queued").values(**process_identity(worker.pid))
+        )
     return worker
 
 

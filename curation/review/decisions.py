@@ -160,7 +160,10 @@ def current_decision(engine: Engine, sample_id: int) -> str | None:
     """The latest event's action, read from the event log itself (not the mirror)."""
     with session_scope(engine, write=False) as session:
         latest = session.scalar(
-            select(Decision.action).where(Decision.sample_id == sample_id).order_by(Decision.id.desc()).limit(1)
+            select(Decision.action)
+            .where(Decision.sample_id == sample_id)
+            .order_by(Decision.id.desc())
+            .limit(1)
         )
     return None if latest in (None, CLEAR) else latest
 

@@ -170,7 +170,9 @@ def _shared(queue: Queue) -> Select[tuple[int]] | None:
         other = aliased(Verdict)
         return query.where(
             Verdict.passed.is_(False),
-            exists().where(other.sample_id == Verdict.sample_id, other.passed.is_(True), current_clause(other)),
+            exists().where(
+                other.sample_id == Verdict.sample_id, other.passed.is_(True), current_clause(other)
+            ),
         )
     return None
 
@@ -531,7 +533,8 @@ def queue_counts(engine: Engine, batch_id: int, reviewer: str, kinds: Sequence[s
     """`queue_count` of each queue kind of a batch, unfiltered (any verifier); None for
     the cluster queue, which is counted per cluster."""
     return {
-        kind: None if kind == "cluster" else queue_count(engine, Queue(kind, batch_id), reviewer) for kind in kinds
+        kind: None if kind == "cluster" else queue_count(engine, Queue(kind, batch_id), reviewer)
+        for kind in kinds
     }
 
 

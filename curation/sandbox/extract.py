@@ -16,7 +16,9 @@ def guess_entry_point(prompt: str) -> str | None:
     return names[-1] if names else None
 
 
-def entry_function(tree: ast.Module, entry_point: str | None) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+def entry_function(
+    tree: ast.Module, entry_point: str | None
+) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     """The definition of `entry_point` that Python binds: the last one at module level (a
     later definition replaces an earlier one, such as a prompt's stub), else the last one
     anywhere (inside a class or an `if`); None if nothing defines it."""

@@ -10,9 +10,20 @@ from curation.generation.constraints import describe, draw_constraints
 from curation.sources.base import Problem, ProblemSource
 
 _INSTRUCTION_TOPICS = (
-    "sleep", "gardening", "learning a language", "cycling to work", "saving money", "cooking at home",
-    "running a meeting", "reading more books", "moving to a new city", "keeping a journal",
-    "caring for a dog", "starting to paint", "drinking more water", "visiting a museum",
+    "sleep",
+    "gardening",
+    "learning a language",
+    "cycling to work",
+    "saving money",
+    "cooking at home",
+    "running a meeting",
+    "reading more books",
+    "moving to a new city",
+    "keeping a journal",
+    "caring for a dog",
+    "starting to paint",
+    "drinking more water",
+    "visiting a museum",
 )
 _INSTRUCTION_FORMS = (
     "Write a short guide about {topic}.",
@@ -29,8 +40,16 @@ _OPEN_STEMS = (
     "Describe a good first weekend project related to {topic}.",
 )
 _OPEN_TOPICS = (
-    "astronomy", "home repair", "public speaking", "photography", "nutrition", "local history",
-    "birdwatching", "chess", "budgeting", "container gardening",
+    "astronomy",
+    "home repair",
+    "public speaking",
+    "photography",
+    "nutrition",
+    "local history",
+    "birdwatching",
+    "chess",
+    "budgeting",
+    "container gardening",
 )
 MAX_COUNT = 100_000
 
@@ -64,8 +83,10 @@ class InstructionSource(_CountedSource, name="ifeval"):
             rng = random.Random(f"ifeval:{seed}:{index}")
             topic = rng.choice(_INSTRUCTION_TOPICS)
             ids, kwargs = draw_constraints(rng, rng.randint(1, 3))
-            text = rng.choice(_INSTRUCTION_FORMS).format(topic=topic) + " " + " ".join(
-                describe(i, k) for i, k in zip(ids, kwargs, strict=True)
+            text = (
+                rng.choice(_INSTRUCTION_FORMS).format(topic=topic)
+                + " "
+                + " ".join(describe(i, k) for i, k in zip(ids, kwargs, strict=True))
             )
             out.append(
                 Problem(

@@ -11,11 +11,33 @@ from curation.sources.base import Problem, ProblemSource
 #: Datasets whose answers are mathematical values: family "math" (others: family "open").
 MATH_DATASETS = frozenset(
     {
-        "basic_arithmetic", "bitwise_arithmetic", "calendar_arithmetic", "chain_sum", "complex_arithmetic",
-        "count_bits", "count_primes", "decimal_arithmetic", "decimal_chain_sum", "fraction_simplification",
-        "gcd", "gsm_symbolic", "lcm", "leg_counting", "number_format", "polynomial_equations", "power_function",
-        "prime_factorization", "products", "simple_equations", "simple_geometry", "time_intervals",
-        "base_conversion", "dice", "intermediate_integration", "simple_integration", "polynomial_multiplication",
+        "basic_arithmetic",
+        "bitwise_arithmetic",
+        "calendar_arithmetic",
+        "chain_sum",
+        "complex_arithmetic",
+        "count_bits",
+        "count_primes",
+        "decimal_arithmetic",
+        "decimal_chain_sum",
+        "fraction_simplification",
+        "gcd",
+        "gsm_symbolic",
+        "lcm",
+        "leg_counting",
+        "number_format",
+        "polynomial_equations",
+        "power_function",
+        "prime_factorization",
+        "products",
+        "simple_equations",
+        "simple_geometry",
+        "time_intervals",
+        "base_conversion",
+        "dice",
+        "intermediate_integration",
+        "simple_integration",
+        "polynomial_multiplication",
     }
 )
 MAX_ITEMS = 100_000
@@ -68,7 +90,9 @@ class ReasoningGymSource(ProblemSource, name="reasoning_gym"):
                 break
             dataset_seed = (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
             take = size if limit is None else min(size, limit - len(out))
-            dataset = reasoning_gym.create_dataset(name, size=size, seed=dataset_seed, **self.dataset_config.get(name, {}))
+            dataset = reasoning_gym.create_dataset(
+                name, size=size, seed=dataset_seed, **self.dataset_config.get(name, {})
+            )
             for index in range(take):
                 entry = dataset[index]
                 metadata = _json_safe(entry.get("metadata") or {})
@@ -78,8 +102,12 @@ class ReasoningGymSource(ProblemSource, name="reasoning_gym"):
                         family=family,
                         prompt=str(entry["question"]),
                         reference={"answer": answer},
-                        metadata={"source": "reasoning_gym", "dataset": name, "source_index": index,
-                                  "source_seed": dataset_seed},
+                        metadata={
+                            "source": "reasoning_gym",
+                            "dataset": name,
+                            "source_index": index,
+                            "source_seed": dataset_seed,
+                        },
                         id=f"reasoning_gym:{name}:{dataset_seed}:{index}",
                         hints={"answer": answer, "expression": metadata.get("expression")},
                     )

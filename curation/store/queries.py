@@ -118,8 +118,12 @@ def where_visible(
 
 def _apply_filter(query: Select, filters: SampleFilter) -> Select:
     query = where_visible(
-        query, batch_ids=filters.batch_ids, origins=filters.origins, families=filters.families,
-        decisions=filters.decisions, passed=filters.passed,
+        query,
+        batch_ids=filters.batch_ids,
+        origins=filters.origins,
+        families=filters.families,
+        decisions=filters.decisions,
+        passed=filters.passed,
     )
     if filters.search.strip():
         pattern = f"%{_escape_like(filters.search.strip())}%"
@@ -140,21 +144,31 @@ def text_previews(chars: int) -> tuple[ColumnElement[str], ColumnElement[str]]:
 
 
 def query_samples(
-    engine: Engine, filters: SampleFilter, *, offset: int = 0, limit: int = PAGE_SIZE, preview_chars: int = 240
+    engine: Engine,
+    filters: SampleFilter,
+    *,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+    preview_chars: int = 240,
 ) -> tuple[list[SampleRow], int]:
     """One page of samples matching `filters`, in id order, and the total count."""
-    rows_query = _apply_filter(
-        select(
-            Sample.id,
-            Batch.name,
-            Sample.family,
-            *text_previews(preview_chars),
-            Sample.passed,
-            Sample.decision,
-            Sample.external_id,
-        ),
-        filters,
-    ).order_by(Sample.id).offset(offset).limit(limit)
+    rows_query = (
+        _apply_filter(
+            select(
+                Sample.id,
+                Batch.name,
+                Sample.family,
+                *text_previews(preview_chars),
+                Sample.passed,
+                Sample.decision,
+                Sample.external_id,
+            ),
+            filters,
+        )
+        .order_by(Sample.id)
+        .offset(offset)
+        .limit(limit)
+    )
     count_query = _apply_filter(select(func.count(Sample.id)), filters)
     with session_scope(engine, write=False) as session:
         rows = [SampleRow(*row) for row in session.execute(rows_query)]
@@ -203,7 +217,9 @@ def get_sample(engine: Engine, sample_id: int) -> SampleDetail:
                 "undoes_id": d.undoes_id,
                 "created_at": d.created_at,
             }
-            for d in session.scalars(select(Decision).where(Decision.sample_id == sample_id).order_by(Decision.id))
+            for d in session.scalars(
+                select(Decision).where(Decision.sample_id == sample_id).order_by(Decision.id)
+            )
         ]
         marks = [
             {

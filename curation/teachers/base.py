@@ -82,7 +82,9 @@ class Completion:
 
     def to_payload(self) -> dict[str, Any]:
         return {
-            "choices": [{"text": c.text, "finish_reason": c.finish_reason, "meta": c.meta} for c in self.choices],
+            "choices": [
+                {"text": c.text, "finish_reason": c.finish_reason, "meta": c.meta} for c in self.choices
+            ],
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "model": self.model,
@@ -92,7 +94,11 @@ class Completion:
     def from_payload(cls, payload: dict[str, Any]) -> Completion:
         return cls(
             choices=[
-                Choice(text=c.get("text", ""), finish_reason=c.get("finish_reason"), meta=dict(c.get("meta") or {}))
+                Choice(
+                    text=c.get("text", ""),
+                    finish_reason=c.get("finish_reason"),
+                    meta=dict(c.get("meta") or {}),
+                )
                 for c in payload.get("choices", [])
             ],
             prompt_tokens=int(payload.get("prompt_tokens") or 0),
@@ -122,7 +128,11 @@ class TeacherError(Exception):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        return f"{self.kind}: {self.message}" if self.status is None else f"{self.kind} ({self.status}): {self.message}"
+        return (
+            f"{self.kind}: {self.message}"
+            if self.status is None
+            else f"{self.kind} ({self.status}): {self.message}"
+        )
 
 
 @dataclass
@@ -257,4 +267,3 @@ class Teacher(ABC):
 
     def source_label(self) -> str:
         return f"{self.name}:{self.config.model}"
-

@@ -67,10 +67,19 @@ def templated_client_class() -> Any:
                 or self._idempotency_header
             ):
                 return super()._build_request(options, retries_taken=retries_taken)
-            key = repr((
-                options.method, options.url, options.params, options.headers, options.timeout,
-                options.follow_redirects, options.security, retries_taken, self.api_key,
-            ))
+            key = repr(
+                (
+                    options.method,
+                    options.url,
+                    options.params,
+                    options.headers,
+                    options.timeout,
+                    options.follow_redirects,
+                    options.security,
+                    retries_taken,
+                    self.api_key,
+                )
+            )
             templates = self.__dict__.setdefault("_assay_request_templates", {})
             template = templates.get(key)
             if template is None:
@@ -128,7 +137,9 @@ class OpenAITeacher(Teacher, name="openai"):
         key = resolve_api_key(config, api_key)
         super().__init__(config, api_key=key)
         if not config.base_url:
-            raise ValueError("the OpenAI-compatible teacher needs a base URL (e.g. https://api.openai.com/v1)")
+            raise ValueError(
+                "the OpenAI-compatible teacher needs a base URL (e.g. https://api.openai.com/v1)"
+            )
         if urlparse(config.base_url).scheme not in ("http", "https"):
             raise ValueError(f"base URL must start with http:// or https:// (got {config.base_url[:80]!r})")
         self._key_missing = key is None
@@ -155,7 +166,8 @@ class OpenAITeacher(Teacher, name="openai"):
 
         if any(os.environ.get(name) for name in PROXY_VARIABLES):
             limits = httpx2.Limits(
-                max_connections=self.config.concurrency + 8, max_keepalive_connections=self.config.concurrency + 8
+                max_connections=self.config.concurrency + 8,
+                max_keepalive_connections=self.config.concurrency + 8,
             )
             http_client = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.config.timeout)
         else:
@@ -260,7 +272,9 @@ class OpenAITeacher(Teacher, name="openai"):
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc.__context__
             detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
-            return TeacherError("connection", self.scrub(f"connection failed ({detail})"[:500]), retryable=True)
+            return TeacherError(
+                "connection", self.scrub(f"connection failed ({detail})"[:500]), retryable=True
+            )
         if isinstance(exc, openai.APIStatusError):
             return self._status_error(exc)
         return TeacherError("unexpected", self.scrub(f"{type(exc).__name__}: {exc}"[:500]))
@@ -278,7 +292,10 @@ class OpenAITeacher(Teacher, name="openai"):
             if code == "insufficient_quota" or "quota" in message.lower():
                 return TeacherError("quota", f"out of quota: {message}", status=status)
             return TeacherError(
-                "rate_limit", message or "rate limited", status=status, retryable=True,
+                "rate_limit",
+                message or "rate limited",
+                status=status,
+                retryable=True,
                 retry_after=parse_retry_after(headers),
             )
         if status in (401, 403):
@@ -290,7 +307,8 @@ class OpenAITeacher(Teacher, name="openai"):
             return TeacherError("auth", f"{hint}: {message}", status=status)
         if status == 404:
             return TeacherError(
-                "not_found", f"model {self.config.model!r} or route not found at the endpoint: {message}",
+                "not_found",
+                f"model {self.config.model!r} or route not found at the endpoint: {message}",
                 status=status,
             )
         if status in (408, 409, 425) or status >= 500:

@@ -106,7 +106,11 @@ _OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
 def _to_fraction(node: ast.AST) -> Fraction:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+    ):
         return Fraction(str(node.value))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         return -_to_fraction(node.operand)
@@ -139,14 +143,21 @@ def arithmetic_steps(expression: str) -> tuple[list[tuple[str, Fraction]], Fract
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
             inner = walk(node.operand)
             result = -inner if isinstance(node.op, ast.USub) else inner
-            steps.append((f"-({_fmt(inner)})" if isinstance(node.op, ast.USub) else f"+({_fmt(inner)})", result))
+            steps.append(
+                (f"-({_fmt(inner)})" if isinstance(node.op, ast.USub) else f"+({_fmt(inner)})", result)
+            )
             return result
         if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
             left, right = walk(node.left), walk(node.right)
             op = _OPS[type(node.op)]
             if op == "/" and right == 0:
                 raise ZeroDivisionError
-            result = {"+": left + right, "-": left - right, "*": left * right, "/": left / right if right else 0}[op]
+            result = {
+                "+": left + right,
+                "-": left - right,
+                "*": left * right,
+                "/": left / right if right else 0,
+            }[op]
             steps.append((f"{_fmt(left)} {op} {_fmt(right)}", result))
             return result
         raise ValueError("unsupported")
@@ -184,7 +195,9 @@ def _expression_of(context: dict[str, Any]) -> str | None:
 
 
 def _math_solve(context: dict[str, Any], rng: random.Random, faulty: bool) -> tuple[str, str | None, dict]:
-    answer = str((context.get("hints") or {}).get("answer") or (context.get("reference") or {}).get("answer") or "")
+    answer = str(
+        (context.get("hints") or {}).get("answer") or (context.get("reference") or {}).get("answer") or ""
+    )
     expression = _expression_of(context)
     worked = arithmetic_steps(expression) if expression else None
     fault = rng.choice(MATH_FAULTS) if faulty else None
@@ -228,14 +241,26 @@ def _is_number(text: str) -> bool:
 
 
 _WORD_PROBLEMS = (
-    ("{name} has {a} boxes of {item} with {b} in each box and gives away {c}. How many {item} are left?",
-     lambda a, b, c: a * b - c, "{a} * {b} - {c}"),
-    ("A {item} costs {b} dollars. {name} buys {a} of them and pays with {c} extra dollars of tip. What is the total?",
-     lambda a, b, c: a * b + c, "{a} * {b} + {c}"),
-    ("{name} reads {a} pages a day for {b} days and then {c} more pages. How many pages in total?",
-     lambda a, b, c: a * b + c, "{a} * {b} + {c}"),
-    ("A tank holds {a} litres. {name} drains {b} litres per hour for {c} hours. How many litres remain?",
-     lambda a, b, c: a * 10 - b * c, "{a} * 10 - {b} * {c}"),
+    (
+        "{name} has {a} boxes of {item} with {b} in each box and gives away {c}. How many {item} are left?",
+        lambda a, b, c: a * b - c,
+        "{a} * {b} - {c}",
+    ),
+    (
+        "A {item} costs {b} dollars. {name} buys {a} of them and pays with {c} extra dollars of tip. What is the total?",
+        lambda a, b, c: a * b + c,
+        "{a} * {b} + {c}",
+    ),
+    (
+        "{name} reads {a} pages a day for {b} days and then {c} more pages. How many pages in total?",
+        lambda a, b, c: a * b + c,
+        "{a} * {b} + {c}",
+    ),
+    (
+        "A tank holds {a} litres. {name} drains {b} litres per hour for {c} hours. How many litres remain?",
+        lambda a, b, c: a * 10 - b * c,
+        "{a} * 10 - {b} * {c}",
+    ),
 )
 _NAMES = ("Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivo", "Jun")
 _ITEMS = ("apples", "pencils", "stickers", "marbles", "cookies", "stamps")
@@ -311,13 +336,21 @@ def _body_nodes(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.AS
     nodes: list[ast.AST] = []
     for statement in body:
         nodes.extend(ast.walk(statement))
-    return sorted(
-        (n for n in nodes if hasattr(n, "lineno")), key=lambda n: (n.lineno, n.col_offset)
-    )
+    return sorted((n for n in nodes if hasattr(n, "lineno")), key=lambda n: (n.lineno, n.col_offset))
 
 
-_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "!=", "!=": "==", "in": "not in",
-         "not in": "in", "is": "is not", "is not": "is"}
+_FLIP = {
+    "<": ">",
+    ">": "<",
+    "<=": ">=",
+    ">=": "<=",
+    "==": "!=",
+    "!=": "==",
+    "in": "not in",
+    "not in": "in",
+    "is": "is not",
+    "is not": "is",
+}
 _SIMPLE = (ast.Name, ast.Call, ast.Attribute, ast.Subscript, ast.Constant)
 
 
@@ -334,11 +367,18 @@ def mutate(code: str, kind: str, entry_point: str | None = None) -> str | None:
     nodes = _body_nodes(function)
     if kind == "off_by_one":
         for node in nodes:
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range" and node.args:
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "range"
+                and node.args
+            ):
                 stop = node.args[0] if len(node.args) == 1 else node.args[1]
                 start, end = source.span(stop)
                 segment = code[start:end]
-                return source.replace(start, end, f"{segment} - 1" if isinstance(stop, _SIMPLE) else f"({segment}) - 1")
+                return source.replace(
+                    start, end, f"{segment} - 1" if isinstance(stop, _SIMPLE) else f"({segment}) - 1"
+                )
         for node in nodes:
             if isinstance(node, ast.Constant) and type(node.value) is int:
                 start, end = source.span(node)
@@ -352,8 +392,13 @@ def mutate(code: str, kind: str, entry_point: str | None = None) -> str | None:
                 between = code[op_start:comp_start]
                 operator_text = " ".join(between.replace("(", " ").replace(")", " ").split())
                 if operator_text in _FLIP:
-                    return source.replace(op_start, comp_start, between.replace(operator_text, _FLIP[operator_text], 1)
-                                          if operator_text in between else f" {_FLIP[operator_text]} ")
+                    return source.replace(
+                        op_start,
+                        comp_start,
+                        between.replace(operator_text, _FLIP[operator_text], 1)
+                        if operator_text in between
+                        else f" {_FLIP[operator_text]} ",
+                    )
         return None
     if kind == "wrong_return":
         returns = [n for n in nodes if isinstance(n, ast.Return) and n.value is not None]
@@ -384,7 +429,9 @@ def mutate(code: str, kind: str, entry_point: str | None = None) -> str | None:
             return mutant
         return mutant + "\n    return (\n"
     if kind == "endless_loop":
-        body = [n for n in function.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+        body = [
+            n for n in function.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+        ]
         first = body[0] if body else function.body[-1]
         indent = " " * first.col_offset
         at = source.starts[first.lineno - 1]
@@ -393,7 +440,9 @@ def mutate(code: str, kind: str, entry_point: str | None = None) -> str | None:
     raise ValueError(f"unknown code fault {kind!r}")
 
 
-def _code_with_fault(code: str, entry_point: str | None, rng: random.Random, faulty: bool) -> tuple[str, str | None]:
+def _code_with_fault(
+    code: str, entry_point: str | None, rng: random.Random, faulty: bool
+) -> tuple[str, str | None]:
     if not faulty:
         return code, None
     order = list(CODE_FAULTS)
@@ -410,42 +459,86 @@ def _code_solve(context: dict[str, Any], rng: random.Random, faulty: bool) -> tu
     reference = context.get("reference") or {}
     entry_point = reference.get("entry_point")
     if hints.get("canonical_solution") is not None:
-        code = str(hints.get("code_prompt") or context.get("problem") or "") + str(hints["canonical_solution"])
+        code = str(hints.get("code_prompt") or context.get("problem") or "") + str(
+            hints["canonical_solution"]
+        )
     elif hints.get("solution"):
         code = str(hints["solution"])
     else:
         name = entry_point or "solution"
         code = f"def {name}(*args):\n    return None\n"
     code, fault = _code_with_fault(code.rstrip() + "\n", entry_point, rng, faulty)
-    intro = rng.choice(("Here is the implementation:", "Here is a solution:", "The function can be written as follows:"))
+    intro = rng.choice(
+        ("Here is the implementation:", "Here is a solution:", "The function can be written as follows:")
+    )
     return f"{intro}\n\n```python\n{code}```\n", fault, {}
 
 
 _CODE_TASKS = (
-    ("count_vowels", "s: str", "int", "Return the number of vowels (a, e, i, o, u) in s, ignoring case.",
-     "    count = 0\n    for ch in s.lower():\n        if ch in 'aeiou':\n            count += 1\n    return count\n",
-     [("'Hello'", "2"), ("'xyz'", "0"), ("'AEIOU'", "5")]),
-    ("sum_multiples", "n: int, k: int", "int", "Return the sum of the positive multiples of k that are less than n.",
-     "    total = 0\n    for i in range(k, n, k):\n        total += i\n    return total\n",
-     [("10, 3", "18"), ("1, 2", "0"), ("20, 5", "30")]),
-    ("running_max", "xs: list", "list", "Return the running maximum of xs.",
-     "    out = []\n    best = None\n    for x in xs:\n        if best is None or x > best:\n            best = x\n        out.append(best)\n    return out\n",
-     [("[1, 3, 2, 5]", "[1, 3, 3, 5]"), ("[]", "[]"), ("[4, 1]", "[4, 4]")]),
-    ("second_largest", "xs: list", "int", "Return the second largest distinct value in xs (at least two distinct values).",
-     "    values = sorted(set(xs))\n    return values[len(values) - 2]\n",
-     [("[1, 5, 3]", "3"), ("[2, 2, 7]", "2"), ("[9, 8]", "8")]),
-    ("digit_sum", "n: int", "int", "Return the sum of the decimal digits of the non-negative integer n.",
-     "    total = 0\n    while n > 0:\n        total += n % 10\n        n //= 10\n    return total\n",
-     [("0", "0"), ("123", "6"), ("9999", "36")]),
-    ("is_palindrome", "s: str", "bool", "Return True if s reads the same backwards, ignoring case.",
-     "    t = s.lower()\n    for i in range(len(t) // 2):\n        if t[i] != t[len(t) - 1 - i]:\n            return False\n    return True\n",
-     [("'Level'", "True"), ("'abc'", "False"), ("''", "True")]),
-    ("count_above", "xs: list, limit: int", "int", "Return how many values in xs are strictly greater than limit.",
-     "    return len([x for x in xs if x > limit])\n",
-     [("[1, 5, 7], 4", "2"), ("[], 0", "0"), ("[3, 3], 3", "0")]),
-    ("clamp_all", "xs: list, low: int, high: int", "list", "Return xs with every value clamped to [low, high].",
-     "    out = []\n    for x in xs:\n        if x < low:\n            x = low\n        elif x > high:\n            x = high\n        out.append(x)\n    return out\n",
-     [("[0, 5, 10], 2, 8", "[2, 5, 8]"), ("[], 0, 1", "[]")]),
+    (
+        "count_vowels",
+        "s: str",
+        "int",
+        "Return the number of vowels (a, e, i, o, u) in s, ignoring case.",
+        "    count = 0\n    for ch in s.lower():\n        if ch in 'aeiou':\n            count += 1\n    return count\n",
+        [("'Hello'", "2"), ("'xyz'", "0"), ("'AEIOU'", "5")],
+    ),
+    (
+        "sum_multiples",
+        "n: int, k: int",
+        "int",
+        "Return the sum of the positive multiples of k that are less than n.",
+        "    total = 0\n    for i in range(k, n, k):\n        total += i\n    return total\n",
+        [("10, 3", "18"), ("1, 2", "0"), ("20, 5", "30")],
+    ),
+    (
+        "running_max",
+        "xs: list",
+        "list",
+        "Return the running maximum of xs.",
+        "    out = []\n    best = None\n    for x in xs:\n        if best is None or x > best:\n            best = x\n        out.append(best)\n    return out\n",
+        [("[1, 3, 2, 5]", "[1, 3, 3, 5]"), ("[]", "[]"), ("[4, 1]", "[4, 4]")],
+    ),
+    (
+        "second_largest",
+        "xs: list",
+        "int",
+        "Return the second largest distinct value in xs (at least two distinct values).",
+        "    values = sorted(set(xs))\n    return values[len(values) - 2]\n",
+        [("[1, 5, 3]", "3"), ("[2, 2, 7]", "2"), ("[9, 8]", "8")],
+    ),
+    (
+        "digit_sum",
+        "n: int",
+        "int",
+        "Return the sum of the decimal digits of the non-negative integer n.",
+        "    total = 0\n    while n > 0:\n        total += n % 10\n        n //= 10\n    return total\n",
+        [("0", "0"), ("123", "6"), ("9999", "36")],
+    ),
+    (
+        "is_palindrome",
+        "s: str",
+        "bool",
+        "Return True if s reads the same backwards, ignoring case.",
+        "    t = s.lower()\n    for i in range(len(t) // 2):\n        if t[i] != t[len(t) - 1 - i]:\n            return False\n    return True\n",
+        [("'Level'", "True"), ("'abc'", "False"), ("''", "True")],
+    ),
+    (
+        "count_above",
+        "xs: list, limit: int",
+        "int",
+        "Return how many values in xs are strictly greater than limit.",
+        "    return len([x for x in xs if x > limit])\n",
+        [("[1, 5, 7], 4", "2"), ("[], 0", "0"), ("[3, 3], 3", "0")],
+    ),
+    (
+        "clamp_all",
+        "xs: list, low: int, high: int",
+        "list",
+        "Return xs with every value clamped to [low, high].",
+        "    out = []\n    for x in xs:\n        if x < low:\n            x = low\n        elif x > high:\n            x = high\n        out.append(x)\n    return out\n",
+        [("[0, 5, 10], 2, 8", "[2, 5, 8]"), ("[], 0, 1", "[]")],
+    ),
 )
 
 
@@ -457,7 +550,9 @@ def _code_write(context: dict[str, Any], rng: random.Random, faulty: bool) -> tu
     solution = prompt + body
     if fault in CODE_FAULTS:
         solution, fault = _code_with_fault(solution, name, rng, True)
-    tests = "def check(candidate):\n" + "".join(f"    assert candidate({args}) == {out}\n" for args, out in cases)
+    tests = "def check(candidate):\n" + "".join(
+        f"    assert candidate({args}) == {out}\n" for args, out in cases
+    )
     text = (
         f"<prompt>\n{prompt}</prompt>\n<entry_point>{name}</entry_point>\n"
         f"<solution>\n```python\n{solution}```\n</solution>\n<tests>\n```python\n{tests}```\n</tests>\n"
@@ -546,22 +641,36 @@ def _instruction_response(
     return text
 
 
-def _instruction_solve(context: dict[str, Any], rng: random.Random, faulty: bool) -> tuple[str, str | None, dict]:
+def _instruction_solve(
+    context: dict[str, Any], rng: random.Random, faulty: bool
+) -> tuple[str, str | None, dict]:
     reference = context.get("reference") or {}
     ids = list(reference.get("instruction_id_list") or [])
     kwargs = list(reference.get("kwargs") or [{} for _ in ids])
-    topic = (context.get("hints") or {}).get("topic") or (context.get("variables") or {}).get("topic") or "this topic"
+    topic = (
+        (context.get("hints") or {}).get("topic")
+        or (context.get("variables") or {}).get("topic")
+        or "this topic"
+    )
     supported = [i for i in ids if i in SUPPORTED]
     violate = rng.choice(supported) if faulty and supported else None
     text = _instruction_response(topic, ids, kwargs, rng, violate)
-    extra = {} if len(supported) == len(ids) else {"simulated_note": "some constraints are unknown to the simulator"}
+    extra = (
+        {}
+        if len(supported) == len(ids)
+        else {"simulated_note": "some constraints are unknown to the simulator"}
+    )
     return text, (f"violated_constraint:{violate}" if violate else None), extra
 
 
-def _instruction_write(context: dict[str, Any], rng: random.Random, faulty: bool) -> tuple[str, str | None, dict]:
+def _instruction_write(
+    context: dict[str, Any], rng: random.Random, faulty: bool
+) -> tuple[str, str | None, dict]:
     topic = (context.get("variables") or {}).get("topic") or "daily habits"
     ids, kwargs = draw_constraints(rng, rng.randint(1, 3))
-    instruction = f"Write a short piece of advice about {topic}. " + " ".join(describe(i, k) for i, k in zip(ids, kwargs, strict=True))
+    instruction = f"Write a short piece of advice about {topic}. " + " ".join(
+        describe(i, k) for i, k in zip(ids, kwargs, strict=True)
+    )
     malformed = faulty and rng.random() < 0.2
     violate = rng.choice(ids) if faulty and not malformed else None
     response = _instruction_response(topic, ids, kwargs, rng, violate)
@@ -576,7 +685,9 @@ def _instruction_write(context: dict[str, Any], rng: random.Random, faulty: bool
 # -- open ------------------------------------------------------------------------------
 
 _OPEN_OPENERS = (
-    "Good question.", "Here is a practical way to think about it.", "Short answer: it depends, but a few ideas help.",
+    "Good question.",
+    "Here is a practical way to think about it.",
+    "Short answer: it depends, but a few ideas help.",
 )
 _OPEN_POINTS = (
     "Begin with the goal you actually care about and work backwards from it.",
@@ -599,7 +710,9 @@ def _open_answer(question: str, rng: random.Random, faulty: bool) -> tuple[str, 
             "Let me tell you about the history of the printing press instead. It was developed in the fifteenth "
             "century and changed how ideas spread across Europe."
         ), fault
-    text = f"{rng.choice(_OPEN_OPENERS)} On \"{subject}\":\n\n" + "\n".join(f"{i + 1}. {p}" for i, p in enumerate(points))
+    text = f'{rng.choice(_OPEN_OPENERS)} On "{subject}":\n\n' + "\n".join(
+        f"{i + 1}. {p}" for i, p in enumerate(points)
+    )
     text += "\n\nIn short, small deliberate steps beat big uncertain leaps."
     if fault == "repetition":
         text += "\n\n" + " ".join([points[0]] * 4)

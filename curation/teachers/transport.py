@@ -255,7 +255,9 @@ class LeanAsyncTransport(httpx2.AsyncBaseTransport):
             connection.transport.write(payload)  # type: ignore[union-attr]
             try:
                 async with asyncio.timeout(timeouts.get("read")):
-                    status, reason, headers, content, keep_alive = await connection.read_response(request.method)
+                    status, reason, headers, content, keep_alive = await connection.read_response(
+                        request.method
+                    )
             except TimeoutError:
                 raise httpx2.ReadTimeout("timed out waiting for the response") from None
             except OSError as exc:

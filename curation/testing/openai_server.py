@@ -233,7 +233,9 @@ class _Connection(asyncio.Protocol):
         self.server._tasks.add(task)
         task.add_done_callback(self.server._tasks.discard)
 
-    async def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes, keep: bool) -> None:
+    async def _handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, keep: bool
+    ) -> None:
         try:
             action = await self.server._dispatch(method, target.split("?", 1)[0], headers, body)
         except asyncio.CancelledError:
@@ -410,7 +412,9 @@ class OpenAICompatServer:
                     return kind
         return None
 
-    def _count(self, outcome: str, model: str = "", n: int = 0, prompt_hash: str = "", number: int = -1) -> None:
+    def _count(
+        self, outcome: str, model: str = "", n: int = 0, prompt_hash: str = "", number: int = -1
+    ) -> None:
         with self._lock:
             self.stats.outcomes[outcome] += 1
             if self.record_log and number >= 0:
@@ -427,7 +431,12 @@ class OpenAICompatServer:
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in self.models]
             return ("respond", 200, {"object": "list", "data": data}, {})
         if not path.endswith("/chat/completions"):
-            return ("respond", 404, {"error": {"message": f"no route {method} {path}", "type": "invalid_request_error"}}, {})
+            return (
+                "respond",
+                404,
+                {"error": {"message": f"no route {method} {path}", "type": "invalid_request_error"}},
+                {},
+            )
         if method != "POST":
             return ("respond", 405, {"error": {"message": "use POST"}}, {})
         with self._lock:
@@ -440,10 +449,17 @@ class OpenAICompatServer:
             n = int(request.get("n") or 1)
         except (ValueError, KeyError, TypeError):
             self._count("bad_request", number=number)
-            return ("respond", 400, {"error": {"message": "invalid request body", "type": "invalid_request_error"}}, {})
+            return (
+                "respond",
+                400,
+                {"error": {"message": "invalid request body", "type": "invalid_request_error"}},
+                {},
+            )
         # Only the request log uses the hash (the benchmark server runs without one).
         prompt_hash = (
-            hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16] if self.record_log else ""
+            hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
+            if self.record_log
+            else ""
         )
         denied = self._check_key(headers)
         if denied:
@@ -452,7 +468,12 @@ class OpenAICompatServer:
         if model not in self.models:
             self._count("unknown_model", model, n, prompt_hash, number)
             message = f"The model `{model}` does not exist or you do not have access to it."
-            return ("respond", 404, {"error": {"message": message, "type": "invalid_request_error", "code": "model_not_found"}}, {})
+            return (
+                "respond",
+                404,
+                {"error": {"message": message, "type": "invalid_request_error", "code": "model_not_found"}},
+                {},
+            )
         fault = self._pick_fault(number)
         if fault == "rate_limit":
             self._count("rate_limit", model, n, prompt_hash, number)
@@ -460,7 +481,11 @@ class OpenAICompatServer:
                 "retry-after": str(max(0, math.ceil(self.retry_after))),
                 "retry-after-ms": str(int(self.retry_after * 1000)),
             }
-            error = {"message": "Rate limit reached, please retry later.", "type": "requests", "code": "rate_limit_exceeded"}
+            error = {
+                "message": "Rate limit reached, please retry later.",
+                "type": "requests",
+                "code": "rate_limit_exceeded",
+            }
             return ("respond", 429, {"error": error}, headers_out)
         if fault == "hang":
             self._count("hang", model, n, prompt_hash, number)
@@ -470,13 +495,23 @@ class OpenAICompatServer:
             await asyncio.sleep(self.latency)
         if fault == "server_error":
             self._count("server_error", model, n, prompt_hash, number)
-            return ("respond", 500, {"error": {"message": "The server had an error.", "type": "server_error"}}, {})
+            return (
+                "respond",
+                500,
+                {"error": {"message": "The server had an error.", "type": "server_error"}},
+                {},
+            )
         if fault == "drop":
             self._count("drop", model, n, prompt_hash, number)
             return ("drop",)
         if fault == "malformed":
             self._count("malformed", model, n, prompt_hash, number)
-            return ("raw", 200, b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"index": 0, "mess', {})
+            return (
+                "raw",
+                200,
+                b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"index": 0, "mess',
+                {},
+            )
         max_tokens = request.get("max_tokens") or request.get("max_completion_tokens")
         choices = []
         completion_tokens = 0
@@ -492,7 +527,12 @@ class OpenAICompatServer:
                 finish = "length"
             completion_tokens += _words(text)
             choices.append(
-                {"index": index, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": finish}
+                {
+                    "index": index,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
             )
         prompt_tokens = sum(_words(str(m.get("content", ""))) for m in messages)
         outcome = "truncated" if fault == "truncated" else "ok"
@@ -523,7 +563,12 @@ class OpenAICompatServer:
             return None
         # Like real endpoints, the message echoes the key it was given.
         message = f"Incorrect API key provided: {given}. You can find your API key in your account settings."
-        return ("respond", 401, {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}, {})
+        return (
+            "respond",
+            401,
+            {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}},
+            {},
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

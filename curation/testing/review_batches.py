@@ -82,7 +82,9 @@ def insert_review_batch(engine: Engine, name: str, rows: Iterable[ReviewRow]) ->
     if sample_rows:
         flush_samples()
     with session_scope(engine, write=False) as session:
-        ids = list(session.scalars(select(Sample.id).where(Sample.batch_id == batch_id).order_by(Sample.item_index)))
+        ids = list(
+            session.scalars(select(Sample.id).where(Sample.batch_id == batch_id).order_by(Sample.item_index))
+        )
     verdict_rows: list[dict[str, Any]] = []
 
     def flush_verdicts() -> None:
@@ -128,9 +130,17 @@ def mixed_rows(n: int, *, seed: int = 0, clusters: int = 0) -> Iterator[ReviewRo
             verdicts = [("quality", True, "ok"), ("checker", True, "correct"), ("judge", True, "good")]
         elif roll < 0.82:
             reason = reasons[i % len(reasons)]
-            verdicts = [("quality", False, "repetitive"), ("checker", False, reason), ("judge", False, "poor answer")]
+            verdicts = [
+                ("quality", False, "repetitive"),
+                ("checker", False, reason),
+                ("judge", False, "poor answer"),
+            ]
         elif roll < 0.92:
-            verdicts = [("quality", True, "ok"), ("checker", False, reasons[i % len(reasons)]), ("judge", True, "good")]
+            verdicts = [
+                ("quality", True, "ok"),
+                ("checker", False, reasons[i % len(reasons)]),
+                ("judge", True, "good"),
+            ]
         else:
             verdicts = [("quality", True, "ok"), ("checker", None, "timeout"), ("judge", True, "good")]
         metadata: dict[str, Any] = {"n": i}

@@ -523,7 +523,9 @@ def _run(coroutine: Any) -> Any:
 @VERIFIERS.register("judge")
 class JudgeVerifier(Verifier):
     name: ClassVar[str] = "judge"
-    version: ClassVar[str] = "2"  # 2: no verdict from unclosed reasoning or a reply cut off by the length limit
+    version: ClassVar[str] = (
+        "2"  # 2: no verdict from unclosed reasoning or a reply cut off by the length limit
+    )
     families: ClassVar[tuple[str, ...]] = ("open",)
     execution: ClassVar[Execution] = Execution.REMOTE
 

@@ -66,9 +66,7 @@ def verifier_summary(engine: Engine, batch_ids: Sequence[int] | None = None) -> 
         ),
         batch_ids,
     )
-    query = query.where(current_clause()).group_by(
-        Batch.name, Batch.id, Verdict.verifier, Verdict.version
-    )
+    query = query.where(current_clause()).group_by(Batch.name, Batch.id, Verdict.verifier, Verdict.version)
     with session_scope(engine, write=False) as session:
         rows = session.execute(query.order_by(Batch.id, Verdict.verifier)).all()
     return [VerifierStat(*row) for row in rows]

@@ -147,7 +147,9 @@ EVAL = "Natalia sold clips to forty eight of her friends in April and then she s
 
 def test_contamination_finds_a_planted_13_gram() -> None:
     planted = "Here is a task: " + " ".join(EVAL.split()[2:15]) + " and more words to finish."
-    found = dedup.contamination(["clean sample text with nothing shared", planted], ["other eval question", EVAL])
+    found = dedup.contamination(
+        ["clean sample text with nothing shared", planted], ["other eval question", EVAL]
+    )
     assert len(found) == 1
     hit = found[0]
     assert (hit.index, hit.other, hit.method) == (1, 1, "contamination")

@@ -40,15 +40,26 @@ def minilm(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
     return Embedder(cache_dir=tmp_path_factory.mktemp("embed-cache"))
 
 
-@pytest.mark.parametrize(("bf16", "lean", "threads"), [
-    (True, True, 2), (True, True, 1), (False, True, 2), (True, False, 2), (False, False, 1),
-])
-def test_own_path_matches_the_baseline_row_by_row(minilm: Embedder, bf16: bool, lean: bool, threads: int) -> None:
+@pytest.mark.parametrize(
+    ("bf16", "lean", "threads"),
+    [
+        (True, True, 2),
+        (True, True, 1),
+        (False, True, 2),
+        (True, False, 2),
+        (False, False, 1),
+    ],
+)
+def test_own_path_matches_the_baseline_row_by_row(
+    minilm: Embedder, bf16: bool, lean: bool, threads: int
+) -> None:
     texts = mixed_texts()
     baseline = minilm.encode_baseline(texts)
     minilm.threads = threads
     seen: list[tuple[int, int]] = []
-    fast = minilm._encode_own(texts, bf16=bf16, lean=lean, progress=lambda done, total: seen.append((done, total)))
+    fast = minilm._encode_own(
+        texts, bf16=bf16, lean=lean, progress=lambda done, total: seen.append((done, total))
+    )
     cosine = (fast * baseline).sum(axis=1)
     # Row i must be text i's vector: a row out of order would have a cosine far below these.
     assert cosine.min() >= (0.999 if bf16 else 0.99999)
@@ -85,21 +96,36 @@ def tiny_bert(path: Path, **config: Any) -> str:
     from sentence_transformers import SentenceTransformer, models
     from transformers import BertConfig, BertModel
 
-    settings = {"vocab_size": 30522, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                "intermediate_size": 128, "max_position_embeddings": 128, **config}
+    settings = {
+        "vocab_size": 30522,
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "max_position_embeddings": 128,
+        **config,
+    }
     torch.manual_seed(0)
     BertModel(BertConfig(**settings)).save_pretrained(path / "bert")
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(Path(resolve_model(None)) / name, path / "bert" / name)
     transformer = models.Transformer(str(path / "bert"), max_seq_length=128)
-    SentenceTransformer(modules=[transformer, models.Pooling(64, "mean")], device="cpu").save(str(path / "st"))
+    SentenceTransformer(modules=[transformer, models.Pooling(64, "mean")], device="cpu").save(
+        str(path / "st")
+    )
     return str(path / "st")
 
 
 def test_lean_bert_names_what_it_does_not_reproduce() -> None:
     from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel
 
-    small = {"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+    small = {
+        "vocab_size": 100,
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    }
     assert lean_bert_unsupported(BertModel(BertConfig(**small))) is None
     assert "activation" in (lean_bert_unsupported(BertModel(BertConfig(**small, hidden_act="relu"))) or "")
     assert "decoder" in (lean_bert_unsupported(BertModel(BertConfig(**small, is_decoder=True))) or "")
@@ -111,14 +137,18 @@ def test_lean_bert_names_what_it_does_not_reproduce() -> None:
 
 @pytest.mark.parametrize(("act", "forward"), [("gelu", "lean"), ("relu", "transformers")])
 def test_unknown_architecture_runs_the_models_own_forward(tmp_path: Path, act: str, forward: str) -> None:
-    embedder = Embedder(tiny_bert(tmp_path, hidden_act=act), backend="torch-fp32", threads=2, cache_dir=tmp_path)
+    embedder = Embedder(
+        tiny_bert(tmp_path, hidden_act=act), backend="torch-fp32", threads=2, cache_dir=tmp_path
+    )
     texts = mixed_texts()
     fast = embedder.encode(texts)
     assert embedder.forward_kind == forward
     assert ((fast * embedder.encode_baseline(texts)).sum(axis=1)).min() >= 0.99999
 
 
-def test_calibration_drops_a_lean_forward_that_disagrees_with_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_calibration_drops_a_lean_forward_that_disagrees_with_fp32(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A LeanBert that misreads a model is caught against plain fp32 encode, and the decision is cached."""
     model = tiny_bert(tmp_path)
 

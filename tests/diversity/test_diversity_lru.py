@@ -65,7 +65,9 @@ def test_threads_asking_for_one_key_at_once_share_one_build():
         return builds[-1]
 
     results: list[object] = []
-    threads = [threading.Thread(target=lambda: results.append(cache.get_or_build("k", build))) for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get_or_build("k", build))) for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     release.set()
@@ -128,7 +130,9 @@ def test_threads_asking_for_the_same_embedder_get_one_instance_built_once(slow_e
     assert len(got) == 8 and all(embedder is slow_embedders[0] for embedder in got)
 
 
-def test_loaded_embedders_beyond_the_budget_are_dropped_least_recently_used_first(slow_embedders, monkeypatch):
+def test_loaded_embedders_beyond_the_budget_are_dropped_least_recently_used_first(
+    slow_embedders, monkeypatch
+):
     monkeypatch.setattr(embed_module._embedders, "budget_bytes", 2 * SlowEmbedder.approx_bytes)
     first = embed_module.get_embedder("model-a")
     embed_module.get_embedder("model-b")

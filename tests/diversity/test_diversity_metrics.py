@@ -20,9 +20,13 @@ def unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def mixture(rng: np.random.Generator, n: int, clusters: np.ndarray, centres: np.ndarray, noise: float = 0.6) -> np.ndarray:
+def mixture(
+    rng: np.random.Generator, n: int, clusters: np.ndarray, centres: np.ndarray, noise: float = 0.6
+) -> np.ndarray:
     labels = rng.choice(clusters, n)
-    return unit(centres[labels] + noise * rng.standard_normal((n, centres.shape[1])) / math.sqrt(centres.shape[1]))
+    return unit(
+        centres[labels] + noise * rng.standard_normal((n, centres.shape[1])) / math.sqrt(centres.shape[1])
+    )
 
 
 @pytest.fixture
@@ -117,8 +121,12 @@ def test_lengths_and_distinct_enter_the_report(centres: np.ndarray) -> None:
     rng = np.random.default_rng(8)
     syn, ref = mixture(rng, 40, np.arange(30), centres), mixture(rng, 40, np.arange(30), centres)
     report = compare(
-        syn, ref, ["same template text"] * 40, [f"real text number {i} about topic {i % 7}" for i in range(40)],
-        syn_lengths={"response": np.full(40, 10)}, ref_lengths={"response": np.full(40, 40)},
+        syn,
+        ref,
+        ["same template text"] * 40,
+        [f"real text number {i} about topic {i % 7}" for i in range(40)],
+        syn_lengths={"response": np.full(40, 10)},
+        ref_lengths={"response": np.full(40, 40)},
     )
     assert report.metrics["response_length"]["ratio"] == pytest.approx(0.25)
     assert report.metrics["distinct_2"]["ratio"] < 0.2
@@ -127,7 +135,10 @@ def test_lengths_and_distinct_enter_the_report(centres: np.ndarray) -> None:
 
 def test_thresholds_are_configurable(centres: np.ndarray) -> None:
     rng = np.random.default_rng(9)
-    syn, ref = mixture(rng, 200, np.array([1, 2, 3, 4, 5, 6]), centres), mixture(rng, 200, np.arange(30), centres)
+    syn, ref = (
+        mixture(rng, 200, np.array([1, 2, 3, 4, 5, 6]), centres),
+        mixture(rng, 200, np.arange(30), centres),
+    )
     strict = compare(syn, ref, thresholds=DiversityThresholds(vendi_ratio_min=0.99))
     lax = compare(syn, ref, thresholds=DiversityThresholds(vendi_ratio_min=0.01))
     assert "vendi" in {w.code for w in strict.warnings}
@@ -137,7 +148,9 @@ def test_thresholds_are_configurable(centres: np.ndarray) -> None:
 # -- collapse ------------------------------------------------------------------------------
 
 
-def _points(vendi: list[float], coverage: list[float], shares: list[float | None] | None = None) -> list[GenerationPoint]:
+def _points(
+    vendi: list[float], coverage: list[float], shares: list[float | None] | None = None
+) -> list[GenerationPoint]:
     shares = shares or [None] * len(vendi)
     return [
         GenerationPoint(g, [g], [f"gen{g}"], {"vendi_ratio": v, "coverage": c, "spread_ratio": 1.0}, s)
@@ -152,9 +165,18 @@ def test_collapse_warning_on_narrowing_generations(centres: np.ndarray) -> None:
     points = []
     for gen, n_clusters in enumerate([30, 20, 12, 6]):
         report = compare(mixture(rng, 300, np.arange(n_clusters), centres), ref)
-        points.append(GenerationPoint(gen, [gen], [f"g{gen}"], {
-            "vendi_ratio": report.metrics["vendi"]["ratio"], "coverage": report.metrics["coverage"]["synthetic"],
-            "spread_ratio": report.metrics["spread"]["ratio"]}))
+        points.append(
+            GenerationPoint(
+                gen,
+                [gen],
+                [f"g{gen}"],
+                {
+                    "vendi_ratio": report.metrics["vendi"]["ratio"],
+                    "coverage": report.metrics["coverage"]["synthetic"],
+                    "spread_ratio": report.metrics["spread"]["ratio"],
+                },
+            )
+        )
     result = collapse_report(points)
     codes = {w.code for w in result.warnings}
     assert "collapse_trend:vendi_ratio" in codes and "collapse_trend:coverage" in codes

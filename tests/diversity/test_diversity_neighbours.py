@@ -21,17 +21,27 @@ def test_neighbours_come_from_the_batch_and_the_reference_set_most_similar_first
     import_file(engine, write_jsonl(tmp_path / "r.jsonl", real), "real", origin="real")
     # Unit vectors at known angles: the synthetic samples at 0, 10, 20, 30 degrees, the real ones at 12 and 200.
     with session_scope(engine, write=False) as session:
-        rows = session.execute(select(Sample.id, Sample.content_hash, Sample.batch_id).order_by(Sample.id)).all()
+        rows = session.execute(
+            select(Sample.id, Sample.content_hash, Sample.batch_id).order_by(Sample.id)
+        ).all()
     degrees = [0, 10, 20, 30, 12, 200]
     vectors = np.array([[np.cos(np.radians(d)), np.sin(np.radians(d))] for d in degrees], dtype=np.float32)
     with session_scope(engine) as session:
-        for (_sample_id, content_hash, _batch), blob in zip(rows, encode_vectors(vectors, "float32"), strict=True):
-            session.add(Embedding(model=cache_key(DEFAULT_MODEL), content_hash=content_hash, dim=2, vector=blob))
+        for (_sample_id, content_hash, _batch), blob in zip(
+            rows, encode_vectors(vectors, "float32"), strict=True
+        ):
+            session.add(
+                Embedding(model=cache_key(DEFAULT_MODEL), content_hash=content_hash, dim=2, vector=blob)
+            )
     ids = [row[0] for row in rows]
     found = nearest_neighbours(engine, ids[1], k=3)
     assert [sample_id for sample_id, _ in found] == [ids[4], ids[0], ids[2]]
     assert abs(found[0][1] - np.cos(np.radians(2))) < 1e-6
-    assert [related.sample_id for related in neighbour_previews(engine, ids[1], k=3)] == [ids[4], ids[0], ids[2]]
+    assert [related.sample_id for related in neighbour_previews(engine, ids[1], k=3)] == [
+        ids[4],
+        ids[0],
+        ids[2],
+    ]
 
 
 def test_a_sample_without_embeddings_has_no_neighbours(sqlite_engine, records_file):
@@ -41,15 +51,23 @@ def test_a_sample_without_embeddings_has_no_neighbours(sqlite_engine, records_fi
     assert nearest_neighbours(sqlite_engine, sample_id) == []
 
 
-def test_the_neighbour_pools_stay_within_their_budget_dropping_the_least_recently_used(sqlite_engine, tmp_path, monkeypatch):
+def test_the_neighbour_pools_stay_within_their_budget_dropping_the_least_recently_used(
+    sqlite_engine, tmp_path, monkeypatch
+):
     """One pool per batch used to be kept for the life of the server (up to ~77 MB each)."""
     for name in ("a", "b", "c"):
         import_file(sqlite_engine, write_jsonl(tmp_path / f"{name}.jsonl", sample_records(5)), name)
     with session_scope(sqlite_engine) as session:
         rows = session.execute(select(Sample.id, Sample.content_hash).order_by(Sample.id)).all()
         for _sample_id, content_hash in rows:
-            session.merge(Embedding(model=cache_key(DEFAULT_MODEL), content_hash=content_hash, dim=2,
-                                    vector=encode_vectors(np.array([[1.0, 0.0]]), "float32")[0]))
+            session.merge(
+                Embedding(
+                    model=cache_key(DEFAULT_MODEL),
+                    content_hash=content_hash,
+                    dim=2,
+                    vector=encode_vectors(np.array([[1.0, 0.0]]), "float32")[0],
+                )
+            )
     first_of_each_batch = [rows[0][0], rows[5][0], rows[10][0]]
     monkeypatch.setattr(neighbours, "_pools", neighbours.ByteBudgetLRU(10**9, neighbours._pool_bytes))
     nearest_neighbours(sqlite_engine, first_of_each_batch[0])

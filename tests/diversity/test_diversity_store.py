@@ -46,7 +46,9 @@ def embed_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     embed_module._embedders.clear()
 
 
-def add_batch(engine: Engine, tmp_path: Path, name: str, records: list[dict[str, Any]], origin: str = "synthetic") -> int:
+def add_batch(
+    engine: Engine, tmp_path: Path, name: str, records: list[dict[str, Any]], origin: str = "synthetic"
+) -> int:
     path = tmp_path / f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}.jsonl"
     path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "id"}) + "\n" for r in records))
     return import_file(engine, path, name, origin=origin)["batch_id"]
@@ -58,12 +60,14 @@ def narrow_batch(n: int = 32, seed: int = 0) -> list[dict[str, Any]]:
     out = []
     for _ in range(n):
         a, b = rng.randint(2, 50), rng.randint(2, 50)
-        out.append({
-            "family": "math",
-            "prompt": f"{rng.choice(['Tom', 'Ann', 'Raj', 'Li'])} has {a} apples. He buys {b} more apples. How many apples does he have now?",
-            "response": f"He has {a} + {b} = {a + b} apples.\n#### {a + b}",
-            "reference": {"answer": str(a + b)},
-        })
+        out.append(
+            {
+                "family": "math",
+                "prompt": f"{rng.choice(['Tom', 'Ann', 'Raj', 'Li'])} has {a} apples. He buys {b} more apples. How many apples does he have now?",
+                "response": f"He has {a} + {b} = {a + b} apples.\n#### {a + b}",
+                "reference": {"answer": str(a + b)},
+            }
+        )
     return out
 
 
@@ -75,12 +79,16 @@ def near_copy(record: dict[str, Any]) -> dict[str, Any]:
 # -- embeddings ------------------------------------------------------------------------------
 
 
-def test_embeddings_are_cached_by_model_and_content(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embeddings_are_cached_by_model_and_content(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     batch_id = add_batch(engine, tmp_path, "small", GSM8K[:6] + GSM8K[:2])
     first = embed_selection(engine, Selection(batch_ids=(batch_id,)))
     assert (first.samples, first.distinct, first.computed, first.cached) == (8, 6, 6, 0)
     with session_scope(engine, write=False) as session:
-        rows = session.scalars(select(Embedding).where(Embedding.model == cache_key("all-MiniLM-L6-v2"))).all()
+        rows = session.scalars(
+            select(Embedding).where(Embedding.model == cache_key("all-MiniLM-L6-v2"))
+        ).all()
     assert len(rows) == 6 and {r.dim for r in rows} == {384}
     vectors = np.stack([np.frombuffer(r.vector, dtype=np.float16).astype(np.float32) for r in rows])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-2)
@@ -107,7 +115,10 @@ def test_text_modes_have_their_own_cache_keys() -> None:
 
 @pytest.mark.parametrize("backend", ["torch-bf16", "torch-fp32", "auto"])
 def test_fast_path_matches_fp32_vectors(backend: str, tmp_path: Path) -> None:
-    texts = [embedding_text(r["prompt"], r["response"]) for r in GSM8K[:24]] + ["short", "def f(x):\n    return x + 1"]
+    texts = [embedding_text(r["prompt"], r["response"]) for r in GSM8K[:24]] + [
+        "short",
+        "def f(x):\n    return x + 1",
+    ]
     embedder = Embedder(backend=backend, cache_dir=tmp_path)
     fast = embedder.encode(texts)
     baseline = embedder.encode_baseline(texts)
@@ -171,7 +182,9 @@ def test_decontamination_finds_a_planted_13_gram(engine: Engine, tmp_path: Path)
     add_batch(engine, tmp_path, "gsm8k eval", eval_records, origin="eval")
     leaked = " ".join(GSM8K[62]["prompt"].split()[3:18])
     synthetic = [dict(r) for r in GSM8K[:5]]
-    synthetic.append({"family": "math", "prompt": f"Consider this: {leaked}. What follows?", "response": "It follows."})
+    synthetic.append(
+        {"family": "math", "prompt": f"Consider this: {leaked}. What follows?", "response": "It follows."}
+    )
     batch_id = add_batch(engine, tmp_path, "maybe leaked", synthetic)
     result = run_dedup(engine, "maybe leaked", scopes=("eval",), semantic=False)
     assert result["findings"] == {"contamination": 1}
@@ -208,12 +221,30 @@ def test_collapse_monitor_follows_the_lineage(engine: Engine, tmp_path: Path) ->
     trend = [(1.0, 0.9, 1.0), (0.9, 0.8, 0.6), (0.75, 0.6, 0.3), (0.6, 0.45, 0.0)]
     with session_scope(engine) as session:
         for g, batch_id in enumerate(ids):
-            session.execute(update(Batch).where(Batch.id == batch_id).values(
-                generation=g, parent_batch_id=ids[g - 1] if g else None,
-                lineage={"few_shot_from": "accepted" if g else "real", "real_share": trend[g][2]}))
+            session.execute(
+                update(Batch)
+                .where(Batch.id == batch_id)
+                .values(
+                    generation=g,
+                    parent_batch_id=ids[g - 1] if g else None,
+                    lineage={"few_shot_from": "accepted" if g else "real", "real_share": trend[g][2]},
+                )
+            )
             vendi, coverage, _ = trend[g]
-            session.add(MetricSnapshot(batch_id=batch_id, scope="batch", model="all-MiniLM-L6-v2", metrics={
-                "metrics": {"vendi": {"ratio": vendi}, "coverage": {"synthetic": coverage}, "spread": {"ratio": 1.0}}}))
+            session.add(
+                MetricSnapshot(
+                    batch_id=batch_id,
+                    scope="batch",
+                    model="all-MiniLM-L6-v2",
+                    metrics={
+                        "metrics": {
+                            "vendi": {"ratio": vendi},
+                            "coverage": {"synthetic": coverage},
+                            "spread": {"ratio": 1.0},
+                        }
+                    },
+                )
+            )
     report = collapse_for(engine, "gen 2", compute_missing=False)
     assert report.root_name == "gen 0"
     assert [p.generation for p in report.points] == [0, 1, 2, 3]

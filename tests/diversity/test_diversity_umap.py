@@ -61,7 +61,9 @@ def test_same_reference_is_fitted_once_then_loaded(tmp_path: Path, fits: list[in
     first = fit_umap(REFERENCE, n_epochs=EPOCHS, cache_dir=tmp_path)
     assert first.cache == "fitted" and fits == [300] and first.fit_seconds is not None
     assert first.embedding.shape == (300, 2) and np.isfinite(first.embedding).all()
-    assert [p.name for p in tmp_path.iterdir()] == [f"umap-{first.key[:32]}.joblib"], "no temp file left behind"
+    assert [p.name for p in tmp_path.iterdir()] == [f"umap-{first.key[:32]}.joblib"], (
+        "no temp file left behind"
+    )
 
     again = fit_umap(REFERENCE.copy(), n_epochs=EPOCHS, cache_dir=tmp_path)
     assert again.cache == "memory" and again.key == first.key
@@ -157,7 +159,9 @@ def test_too_small_a_reference_is_refused(tmp_path: Path) -> None:
         fit_umap(REFERENCE[: projection.UMAP_MIN_POINTS - 1], cache_dir=tmp_path)
 
 
-def test_numba_cache_is_on_disk_and_a_set_location_is_respected(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_numba_cache_is_on_disk_and_a_set_location_is_respected(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     fit_umap(REFERENCE, n_epochs=EPOCHS, cache_dir=tmp_path)
     cache = Path(os.environ["NUMBA_CACHE_DIR"])
     assert any(cache.rglob("*.nbi")), f"numba wrote no cache index under {cache}"
@@ -183,7 +187,10 @@ def mapped_store(sqlite_engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("ASSAY_EMBED_BACKEND", "torch-fp32")  # no calibration: any vectors will do here
     monkeypatch.setattr(projection, "CACHE_DIR", tmp_path / "projections")
     records = [json.loads(line) for line in (DEMO_DIR / "reference_math.jsonl").read_text().splitlines()][:42]
-    for name, rows, origin in (("reference: math", records[:30], "real"), ("batch", records[30:], "synthetic")):
+    for name, rows, origin in (
+        ("reference: math", records[:30], "real"),
+        ("batch", records[30:], "synthetic"),
+    ):
         path = tmp_path / f"{origin}.jsonl"
         path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "id"}) + "\n" for r in rows))
         batch_id = import_file(sqlite_engine, path, name, origin=origin)["batch_id"]
@@ -196,8 +203,13 @@ def test_map_points_with_umap_fits_once_and_places_the_batch(mapped_store, fits:
 
     engine, selection = mapped_store
     messages: list[str] = []
-    data = map_points(engine, selection, method="umap", umap_epochs=EPOCHS,
-                      progress=lambda _d, _t, message: messages.append(message))
+    data = map_points(
+        engine,
+        selection,
+        method="umap",
+        umap_epochs=EPOCHS,
+        progress=lambda _d, _t, message: messages.append(message),
+    )
     assert data.method == "umap" and data.cache == "fitted" and data.n_fit == 30 and not data.fallback
     assert data.total == 42 and len(data.x) == 42 and np.isfinite(data.x).all() and np.isfinite(data.y).all()
     assert any("fitting UMAP on 30" in m for m in messages) and any("placing 12" in m for m in messages)

@@ -18,6 +18,7 @@ from tests.helpers import sample_records, write_jsonl
 
 pytestmark = needs_chromium
 
+
 def upload(page, path: Path) -> None:
     """Choose a file in the uploader and wait until the server has it."""
     page.locator('input[type="file"]').set_input_files(str(path))
@@ -38,7 +39,9 @@ def test_import_browse_decide_export(page, app_server, tmp_path):
     base, store_url = app_server
     engine = open_store(store_url)
     good = write_jsonl(tmp_path / "candidates.jsonl", sample_records(30))
-    bad = write_jsonl(tmp_path / "broken.jsonl", [*sample_records(2), {"family": "math", "prompt": "p", "response": 3}])
+    bad = write_jsonl(
+        tmp_path / "broken.jsonl", [*sample_records(2), {"family": "math", "prompt": "p", "response": 3}]
+    )
 
     page.goto(base)
     settle(page)
@@ -121,8 +124,6 @@ def test_model_output_is_never_rendered_as_html(page, app_server, tmp_path):
     assert page.title() != "pwned"
     assert not [url for url in requests if "127.0.0.1:9" in url]
     screenshot(page, "09-hostile-response")
-
-
 
 
 @pytest.fixture

@@ -37,7 +37,10 @@ MAX_BLOCK_MS = 200
 
 
 def review_rows(verdicts: list, count: int, response: str = "yes") -> list[ReviewRow]:
-    return [ReviewRow(prompt=f"Is {i} small? Answer yes or no.", response=response, verdicts=verdicts) for i in range(count)]
+    return [
+        ReviewRow(prompt=f"Is {i} small? Answer yes or no.", response=response, verdicts=verdicts)
+        for i in range(count)
+    ]
 
 
 def wait_for_sample(page, sample_id: int, timeout: float = 60_000) -> None:
@@ -47,7 +50,9 @@ def wait_for_sample(page, sample_id: int, timeout: float = 60_000) -> None:
 
 def test_review_opens_on_the_first_queue_with_work_and_offers_the_next(page, app_server):
     base, store_url = app_server
-    _, ids = insert_review_batch(open_store(store_url), "agreed", [*review_rows(PASS, 3), *review_rows(FAIL, 1)])
+    _, ids = insert_review_batch(
+        open_store(store_url), "agreed", [*review_rows(PASS, 3), *review_rows(FAIL, 1)]
+    )
     page.goto(base + "/review")
     settle(page)
     enter_reviewer(page, "ada")
@@ -112,7 +117,9 @@ def markdown_block_ms(page, open_sample, attempts: int = 3) -> float:
 
 def test_a_200k_character_line_does_not_freeze_the_tab_in_markdown_mode(page, app_server):
     base, store_url = app_server
-    _, ids = insert_review_batch(open_store(store_url), "long", [ReviewRow("Write a lot.", LONG_LINE, "open", PASS)])
+    _, ids = insert_review_batch(
+        open_store(store_url), "long", [ReviewRow("Write a lot.", LONG_LINE, "open", PASS)]
+    )
     page.add_init_script(LONG_TASK_OBSERVER)
 
     def open_in_review() -> None:
@@ -129,14 +136,21 @@ def test_a_200k_character_line_does_not_freeze_the_tab_in_markdown_mode(page, ap
         click_row(page, 0)
         wait_for_sample(page, ids[0])
 
-    blocked = {"review": markdown_block_ms(page, open_in_review), "samples": markdown_block_ms(page, open_in_samples)}
+    blocked = {
+        "review": markdown_block_ms(page, open_in_review),
+        "samples": markdown_block_ms(page, open_in_samples),
+    }
     screenshot(page, "16-3-long-line")
     assert max(blocked.values()) < MAX_BLOCK_MS, blocked
 
 
 def test_bidi_controls_show_as_code_points(page, app_server):
     base, store_url = app_server
-    insert_review_batch(open_store(store_url), "bidi", [ReviewRow("Name \u2066the\u2069 file.", "RTL \u202egnp.exe\u202c", "open", PASS)])
+    insert_review_batch(
+        open_store(store_url),
+        "bidi",
+        [ReviewRow("Name \u2066the\u2069 file.", "RTL \u202egnp.exe\u202c", "open", PASS)],
+    )
     page.goto(base + "/review?reviewer=ada")
     settle(page)
     page.get_by_label("Queue").click()
@@ -192,7 +206,13 @@ def test_no_page_load_requests_anything_from_another_host(page, app_server, tmp_
         settle(page)
         page.wait_for_timeout(500)
     own = urlsplit(base).netloc
-    outside = sorted({url for url in requests if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).netloc != own})
+    outside = sorted(
+        {
+            url
+            for url in requests
+            if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).netloc != own
+        }
+    )
     assert not outside
     assert len(requests) > len(paths)
 
@@ -200,7 +220,12 @@ def test_no_page_load_requests_anything_from_another_host(page, app_server, tmp_
 def test_the_overview_batch_table_fits_at_1500_px(page, app_server, tmp_path):
     base, store_url = app_server
     engine = open_store(store_url)
-    import_file(engine, write_jsonl(tmp_path / "real-reference-rows.jsonl", sample_records(5)), "human-written-reference", origin="real")
+    import_file(
+        engine,
+        write_jsonl(tmp_path / "real-reference-rows.jsonl", sample_records(5)),
+        "human-written-reference",
+        origin="real",
+    )
     insert_review_batch(engine, "a-synthetic-batch-with-a-long-name", review_rows(PASS, 3))
     page.goto(base)
     settle(page)

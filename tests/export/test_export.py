@@ -87,12 +87,22 @@ def test_cross_dedup_drops_synthetic_copies_of_real_rows(engine, tmp_path):
     add_batch(engine, "real", real_rows(5), origin="real")
     with session_scope(engine) as session:
         session.add(Mark(sample_id=syn_ids[5], kind="copy_of_real", reason="cosine 0.97 to a real row"))
-        session.add(Mark(sample_id=syn_ids[6], kind="near_dup", reason="jaccard 0.9", overridden_by="ada", overridden_at=utcnow()))
+        session.add(
+            Mark(
+                sample_id=syn_ids[6],
+                kind="near_dup",
+                reason="jaccard 0.9",
+                overridden_by="ada",
+                overridden_at=utcnow(),
+            )
+        )
     result = run_export(engine, config(tmp_path))
     dropped = result.counts["dropped"]
     assert dropped["copy_of_real"] == {"synthetic": 1}
     assert dropped["mark:copy_of_real"] == {"synthetic": 1}
-    exported = {json.loads(line)["provenance"]["sample_id"] for line in (tmp_path / "out" / "data.jsonl").open()}
+    exported = {
+        json.loads(line)["provenance"]["sample_id"] for line in (tmp_path / "out" / "data.jsonl").open()
+    }
     assert syn_ids[3] not in exported and syn_ids[5] not in exported and syn_ids[6] in exported
     assert (result.counts["synthetic"], result.counts["real"]) == (8, 5)
     manifest = json.loads(result.manifest_path.read_text())
@@ -114,7 +124,11 @@ def test_thirteen_gram_index_finds_overlaps_only(fallback):
     if fallback:
         index.use_fallback()
     words = EVAL_SENTENCE.split()
-    texts = ["Intro. " + " ".join(words[2:15]) + " and more", "Intro " + " ".join(words[2:14]) + " end", "unrelated text"]
+    texts = [
+        "Intro. " + " ".join(words[2:15]) + " and more",
+        "Intro " + " ".join(words[2:14]) + " end",
+        "unrelated text",
+    ]
     assert [position for position, _, _ in index.matches(texts)] == [0]
 
 
@@ -124,7 +138,9 @@ def test_decontamination_drops_a_planted_thirteen_gram_overlap(engine, tmp_path)
     rows[1]["prompt"] = "Consider this: " + " ".join(words[:13]).upper() + "?"
     rows[2]["prompt"] = "Consider this: " + " ".join(words[:12]) + "?"
     _, ids = add_batch(engine, "syn", rows)
-    add_batch(engine, "gsm-test", [{"family": "math", "prompt": EVAL_SENTENCE, "response": ""}], origin="eval")
+    add_batch(
+        engine, "gsm-test", [{"family": "math", "prompt": EVAL_SENTENCE, "response": ""}], origin="eval"
+    )
     plan = plan_export(engine, config(tmp_path))
     assert plan.dropped == {"contamination": {"synthetic": 1}}
     assert plan.dropped_ids["contamination"].tolist() == [ids[1]]
@@ -140,7 +156,9 @@ def test_shuffle_is_deterministic_by_seed_and_the_file_follows_the_plan(engine, 
     assert plan_export(engine, config(tmp_path, seed=8)).ids.tolist() != first
     assert sorted(first) != first
     run_export(engine, config(tmp_path, seed=7))
-    written = [json.loads(line)["provenance"]["sample_id"] for line in (tmp_path / "out" / "data.jsonl").open()]
+    written = [
+        json.loads(line)["provenance"]["sample_id"] for line in (tmp_path / "out" / "data.jsonl").open()
+    ]
     assert written == first
 
 
@@ -148,12 +166,19 @@ def test_validation_split_is_stratified_by_family_and_source(engine, tmp_path):
     add_batch(engine, "syn", synthetic_rows(50) + synthetic_rows(30, family="code", tag="c"))
     add_batch(engine, "real", real_rows(20), origin="real")
     result = run_export(engine, config(tmp_path, validation_fraction=0.2))
-    assert result.counts["splits"] == {"train": {"synthetic": 64, "real": 16}, "validation": {"synthetic": 16, "real": 4}}
+    assert result.counts["splits"] == {
+        "train": {"synthetic": 64, "real": 16},
+        "validation": {"synthetic": 16, "real": 4},
+    }
     validation = pd.read_json(tmp_path / "out" / "validation.jsonl", lines=True)
     families = validation["family"].value_counts().to_dict()
     assert families == {"math": 14, "code": 6}
     with session_scope(engine, write=False) as session:
-        splits = dict(session.execute(select(ExportRow.sample_id, ExportRow.split).where(ExportRow.export_id == result.export_id)).all())
+        splits = dict(
+            session.execute(
+                select(ExportRow.sample_id, ExportRow.split).where(ExportRow.export_id == result.export_id)
+            ).all()
+        )
     assert {splits[p["sample_id"]] for p in validation["provenance"]} == {"validation"}
     assert sum(1 for s in splits.values() if s == "train") == 80
 
@@ -165,10 +190,15 @@ def _load(fmt: str, out: Path) -> list[dict[str, Any]]:
         dataset = load_from_disk(str(out))
         rows = [dict(row) for split in dataset for row in dataset[split]]
     elif fmt in ("jsonl", "chat"):
-        frames = [pd.read_json(path, lines=True, dtype=False, precise_float=True) for path in sorted(out.glob("*.jsonl"))]
+        frames = [
+            pd.read_json(path, lines=True, dtype=False, precise_float=True)
+            for path in sorted(out.glob("*.jsonl"))
+        ]
         rows = pd.concat(frames).to_dict("records")
     elif fmt == "csv":
-        rows = pd.concat([pd.read_csv(p, keep_default_na=False, dtype=str) for p in sorted(out.glob("*.csv"))]).to_dict("records")
+        rows = pd.concat(
+            [pd.read_csv(p, keep_default_na=False, dtype=str) for p in sorted(out.glob("*.csv"))]
+        ).to_dict("records")
     else:
         rows = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("*.parquet"))]).to_dict("records")
     for row in rows:
@@ -182,7 +212,9 @@ def _load(fmt: str, out: Path) -> list[dict[str, Any]]:
 def test_every_format_loads_back_and_provenance_resolves_to_the_store(engine, tmp_path, fmt):
     add_batch(engine, "syn", synthetic_rows(12))
     add_batch(engine, "real", real_rows(6), origin="real")
-    result = run_export(engine, config(tmp_path, format=fmt, synthetic_share=0.5, validation_fraction=0.25, seed=1))
+    result = run_export(
+        engine, config(tmp_path, format=fmt, synthetic_share=0.5, validation_fraction=0.25, seed=1)
+    )
     out = tmp_path / "out"
     rows = _load(fmt, out)
     assert len(rows) == result.rows == 12
@@ -197,8 +229,12 @@ def test_every_format_loads_back_and_provenance_resolves_to_the_store(engine, tm
             batch = session.get(Batch, sample.batch_id)
             assert sample.content_hash == provenance["content_hash"]
             assert provenance["source"] == batch.origin and provenance["batch"] == batch.name
-            verdicts = session.execute(select(Verdict.verifier, Verdict.version).where(Verdict.sample_id == sample.id)).all()
-            assert sorted((v["verifier"], v["version"]) for v in provenance["verdicts"]) == sorted(tuple(v) for v in verdicts)
+            verdicts = session.execute(
+                select(Verdict.verifier, Verdict.version).where(Verdict.sample_id == sample.id)
+            ).all()
+            assert sorted((v["verifier"], v["version"]) for v in provenance["verdicts"]) == sorted(
+                tuple(v) for v in verdicts
+            )
             if batch.origin == "synthetic":
                 assert provenance["decision"]["action"] == sample.decision == "accept"
                 assert provenance["teacher"] == "simulated" and provenance["model"] == "sim-1"
@@ -231,8 +267,15 @@ def test_chat_rows_carry_the_system_prompt_from_metadata(sqlite_engine, tmp_path
 def test_manifest_and_dataset_card_describe_the_export(sqlite_engine, tmp_path):
     add_batch(sqlite_engine, "syn", synthetic_rows(30) + synthetic_rows(5, tag="x", decision="reject"))
     add_batch(sqlite_engine, "real", real_rows(10), origin="real")
-    add_batch(sqlite_engine, "gsm-test", [{"family": "math", "prompt": EVAL_SENTENCE, "response": ""}], origin="eval")
-    result = run_export(sqlite_engine, config(tmp_path, format="parquet", synthetic_share=0.5, created_by="ada"))
+    add_batch(
+        sqlite_engine,
+        "gsm-test",
+        [{"family": "math", "prompt": EVAL_SENTENCE, "response": ""}],
+        origin="eval",
+    )
+    result = run_export(
+        sqlite_engine, config(tmp_path, format="parquet", synthetic_share=0.5, created_by="ada")
+    )
     manifest = json.loads(result.manifest_path.read_text())
     assert manifest["counts"]["rows"] == 20
     assert manifest["counts"]["not_accepted"] == {"reject": 5}
@@ -243,8 +286,19 @@ def test_manifest_and_dataset_card_describe_the_export(sqlite_engine, tmp_path):
     assert (bound["max_error"], bound["confidence"], bound["holds"]) == (0.05, 0.95, False)
     card = result.card_path.read_text()
     assert card.startswith("---\nlicense: other\n")
-    for text in ("task_categories:", "size_categories:", "- \"n<1K\"", "## Rows by source and family", "simulated (sim-1)",
-                 "| math | 10 | 10 | 50.0% |", "not needed for the synthetic share", "gsm-test", "## Acceptance sampling", "pd.read_parquet", "`content_hash`"):
+    for text in (
+        "task_categories:",
+        "size_categories:",
+        '- "n<1K"',
+        "## Rows by source and family",
+        "simulated (sim-1)",
+        "| math | 10 | 10 | 50.0% |",
+        "not needed for the synthetic share",
+        "gsm-test",
+        "## Acceptance sampling",
+        "pd.read_parquet",
+        "`content_hash`",
+    ):
         assert text in card, text
 
 
@@ -254,7 +308,10 @@ def test_a_file_path_writes_one_file_and_a_manifest_beside_it(sqlite_engine, tmp
     assert set(result.files) == {"x.parquet"} and (tmp_path / "x.manifest.json").exists()
     assert len(pd.read_parquet(tmp_path / "x.parquet")) == 3
     with pytest.raises(ValueError, match="needs an output folder"):
-        run_export(sqlite_engine, ExportConfig(out=str(tmp_path / "y.parquet"), format="parquet", validation_fraction=0.5))
+        run_export(
+            sqlite_engine,
+            ExportConfig(out=str(tmp_path / "y.parquet"), format="parquet", validation_fraction=0.5),
+        )
 
 
 def test_cli_plans_and_exports(store_url, tmp_path):
@@ -268,12 +325,31 @@ def test_cli_plans_and_exports(store_url, tmp_path):
     assert plan.returncode == 1 and "needs 90 synthetic rows" in plan.stderr
     assert not (tmp_path / "o").exists()
     done = cli(
-        "export", "--out", str(tmp_path / "o"), "--format", "csv", "--synthetic-share", "0.5", "--seed", "3",
-        "--validation-fraction", "0.2", "--batch", "syn", "--families", "math", db=store_url,
+        "export",
+        "--out",
+        str(tmp_path / "o"),
+        "--format",
+        "csv",
+        "--synthetic-share",
+        "0.5",
+        "--seed",
+        "3",
+        "--validation-fraction",
+        "0.2",
+        "--batch",
+        "syn",
+        "--families",
+        "math",
+        db=store_url,
     )
     assert done.returncode == 0, done.stderr
     assert "exported 20 rows (10 synthetic, 10 real)" in done.stdout
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["README.md", "manifest.json", "train.csv", "validation.csv"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "README.md",
+        "manifest.json",
+        "train.csv",
+        "validation.csv",
+    ]
     with session_scope(engine, write=False) as session:
         assert session.scalar(select(Batch.id).where(Batch.name == "syn")) is not None
     rows = pd.read_csv(tmp_path / "o" / "train.csv", keep_default_na=False)
@@ -288,17 +364,32 @@ def test_bulk_links_are_written_for_every_row(sqlite_engine, tmp_path):
         session.execute(
             insert(Sample),
             [
-                {"batch_id": batch.id, "item_index": i, "family": "open", "prompt": f"p{i}", "response": f"r{i}",
-                 "content_hash": content_hash("open", f"p{i}", f"r{i}"), "decision": "accept"}
+                {
+                    "batch_id": batch.id,
+                    "item_index": i,
+                    "family": "open",
+                    "prompt": f"p{i}",
+                    "response": f"r{i}",
+                    "content_hash": content_hash("open", f"p{i}", f"r{i}"),
+                    "decision": "accept",
+                }
                 for i in range(4500)
             ],
         )
     result = run_export(sqlite_engine, config(tmp_path, format="parquet"))
     assert result.rows == 4500
     with session_scope(sqlite_engine, write=False) as session:
-        linked = session.scalars(select(ExportRow.sample_id).where(ExportRow.export_id == result.export_id)).all()
+        linked = session.scalars(
+            select(ExportRow.sample_id).where(ExportRow.export_id == result.export_id)
+        ).all()
     assert len(set(linked)) == 4500
-    assert pd.read_parquet(tmp_path / "out" / "data.parquet")["provenance"].map(json.loads).map(lambda p: p["decision"]).isna().all()
+    assert (
+        pd.read_parquet(tmp_path / "out" / "data.parquet")["provenance"]
+        .map(json.loads)
+        .map(lambda p: p["decision"])
+        .isna()
+        .all()
+    )
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "chat", "csv", "parquet", "hf"])
@@ -307,18 +398,24 @@ def test_worker_processes_write_the_same_rows_as_the_serial_path(engine, tmp_pat
 
     add_batch(engine, "syn", synthetic_rows(40))
     add_batch(engine, "real", real_rows(15), origin="real")
-    serial = run_export(engine, config(tmp_path, out=str(tmp_path / "serial"), format=fmt, validation_fraction=0.2, seed=5))
+    serial = run_export(
+        engine, config(tmp_path, out=str(tmp_path / "serial"), format=fmt, validation_fraction=0.2, seed=5)
+    )
     monkeypatch.setattr(parallel, "PARALLEL_MIN_ROWS", 10)
     monkeypatch.setattr(parallel, "PIECE_ROWS", 7)
     monkeypatch.setattr(parallel, "BUCKET_ROWS", 9)
     assert parallel.can_parallelise(engine, 55, WRITERS.get(fmt)())
-    forked = run_export(engine, config(tmp_path, out=str(tmp_path / "forked"), format=fmt, validation_fraction=0.2, seed=5))
+    forked = run_export(
+        engine, config(tmp_path, out=str(tmp_path / "forked"), format=fmt, validation_fraction=0.2, seed=5)
+    )
     assert forked.counts == serial.counts and forked.rows == 55
     manifests = [json.loads(r.manifest_path.read_text()) for r in (serial, forked)]
     assert manifests[0]["metrics"]["verifier_pass_rates"] == manifests[1]["metrics"]["verifier_pass_rates"]
     for name in serial.files:
         if fmt == "parquet":
-            assert pd.read_parquet(tmp_path / "forked" / name).equals(pd.read_parquet(tmp_path / "serial" / name))
+            assert pd.read_parquet(tmp_path / "forked" / name).equals(
+                pd.read_parquet(tmp_path / "serial" / name)
+            )
         elif fmt == "hf":
             from datasets import load_from_disk
 

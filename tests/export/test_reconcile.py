@@ -22,18 +22,31 @@ def generated_batch(engine):
     decisions = ["accept"] * 8 + ["reject"] * 2 + ["skip"] + [None] * 3
     for row, decision in zip(rows, decisions, strict=True):
         row["decision"] = decision
-    batch_id, ids = add_batch(engine, "gen", rows, stats={"cost": 1.6, "prompt_tokens": 1000, "completion_tokens": 4000})
+    batch_id, ids = add_batch(
+        engine, "gen", rows, stats={"cost": 1.6, "prompt_tokens": 1000, "completion_tokens": 4000}
+    )
     statuses = (
         [("ok", None, i) for i in range(14)]
         + [("failed", "timeout", None)] * 2
-        + [("failed", "http_429", None), ("pending", None, None), ("pending", None, None), ("skipped", None, None)]
+        + [
+            ("failed", "http_429", None),
+            ("pending", None, None),
+            ("pending", None, None),
+            ("skipped", None, None),
+        ]
     )
     with session_scope(engine) as session:
         session.execute(
             insert(GenerationRequest),
             [
-                {"batch_id": batch_id, "item_index": index, "candidate_index": 0, "status": status,
-                 "error_kind": kind, "sample_id": ids[sample] if sample is not None else None}
+                {
+                    "batch_id": batch_id,
+                    "item_index": index,
+                    "candidate_index": 0,
+                    "status": status,
+                    "error_kind": kind,
+                    "sample_id": ids[sample] if sample is not None else None,
+                }
                 for index, (status, kind, sample) in enumerate(statuses)
             ],
         )
@@ -52,7 +65,9 @@ def test_reconciliation_columns_add_up_with_reasons(engine, tmp_path):
     # accepted & unmarked: ids 1, 3..7; a share of 40% with 6 real rows keeps 4 of them
     export = run_export(engine, ExportConfig(out=str(tmp_path / "e"), synthetic_share=0.4))
     with session_scope(engine, write=False) as session:
-        exported = set(session.scalars(select(ExportRow.sample_id).where(ExportRow.export_id == export.export_id)))
+        exported = set(
+            session.scalars(select(ExportRow.sample_id).where(ExportRow.export_id == export.export_id))
+        )
     record_decision(engine, ids[11], "ada", "accept")  # after the export
     record_decision(engine, min(exported & set(ids)), "ada", "reject")  # exported, rejected since
 
@@ -61,7 +76,14 @@ def test_reconciliation_columns_add_up_with_reasons(engine, tmp_path):
     assert report.problems() == []
     gen = next(b for b in report.batches if b.batch == "gen")
     counts = {s.name: s.count for s in gen.steps}
-    assert counts == {"requested": 20, "generated": 14, "verified": 14, "deduplicated": 11, "reviewed": 6, "exported": 4}
+    assert counts == {
+        "requested": 20,
+        "generated": 14,
+        "verified": 14,
+        "deduplicated": 11,
+        "reviewed": 6,
+        "exported": 4,
+    }
     assert gen.requested_basis == "generation requests"
     assert gen.step("generated").reasons == {
         "failed generation: timeout": 2,
@@ -70,7 +92,11 @@ def test_reconciliation_columns_add_up_with_reasons(engine, tmp_path):
         "skipped": 1,
     }
     assert gen.step("verified").breakdown == {"pass": 9, "fail": 5, "unknown": 0}
-    assert gen.step("deduplicated").reasons == {"duplicate: copy of real": 1, "duplicate: near dup": 1, "duplicate: exact dup": 1}
+    assert gen.step("deduplicated").reasons == {
+        "duplicate: copy of real": 1,
+        "duplicate: near dup": 1,
+        "duplicate: exact dup": 1,
+    }
     assert gen.step("reviewed").reasons == {"rejected": 3, "skipped": 1, "undecided": 1}
     assert gen.step("reviewed").breakdown == {"accept": 8, "reject": 3, "skip": 1, "undecided": 2}
     assert gen.step("exported").reasons == {
@@ -86,7 +112,10 @@ def test_reconciliation_columns_add_up_with_reasons(engine, tmp_path):
     assert [s.count for s in human.steps] == [6, 6, 6, 6, 6, 6]
     assert human.requested_basis == "samples (no request record)"
     row = gen.row()
-    assert row["→ generated: why fewer"] == "2 failed generation: timeout, 2 not generated yet (pending), 1 failed generation: http_429, 1 skipped"
+    assert (
+        row["→ generated: why fewer"]
+        == "2 failed generation: timeout, 2 not generated yet (pending), 1 failed generation: http_429, 1 skipped"
+    )
 
 
 def test_an_unexplained_difference_is_a_problem(sqlite_engine):
@@ -107,7 +136,9 @@ def test_real_rows_dropped_by_an_export_are_explained(sqlite_engine, tmp_path):
     rows = real_rows(20)
     rows[0]["decision"] = "reject"
     add_batch(sqlite_engine, "human", rows, origin="real")
-    run_export(sqlite_engine, ExportConfig(out=str(tmp_path / "e"), synthetic_share=0.5, allow_dropping_real=True))
+    run_export(
+        sqlite_engine, ExportConfig(out=str(tmp_path / "e"), synthetic_share=0.5, allow_dropping_real=True)
+    )
     report = reconcile(sqlite_engine, batch="human")
     human = report.batches[0]
     assert human.step("reviewed").reasons == {"rejected": 1}
@@ -137,10 +168,25 @@ def test_cost_per_accepted_sample_by_batch_teacher_and_template(sqlite_engine):
     row = costs["by_batch"][0]
     assert (row["accepted"], row["cost"], row["cost_per_accepted"]) == (8, 1.6, pytest.approx(0.2))
     assert costs["by_teacher"] == [
-        {"teacher": "simulated/sim-1", "batches": 1, "cost": 1.6, "generated": 14, "accepted": 8, "cost_per_accepted": pytest.approx(0.2)}
+        {
+            "teacher": "simulated/sim-1",
+            "batches": 1,
+            "cost": 1.6,
+            "generated": 14,
+            "accepted": 8,
+            "cost_per_accepted": pytest.approx(0.2),
+        }
     ]
-    assert costs["by_template"][0]["template"] == row["template"] == template_label(
-        {"family": "math", "mode": "solve", "template": {"system": "You are {persona}.", "user": "Solve: {problem}"}}
+    assert (
+        costs["by_template"][0]["template"]
+        == row["template"]
+        == template_label(
+            {
+                "family": "math",
+                "mode": "solve",
+                "template": {"system": "You are {persona}.", "user": "Solve: {problem}"},
+            }
+        )
     )
     assert row["template"].startswith("math/solve: Solve: {problem} [")
 

@@ -43,10 +43,17 @@ def test_undo_appends_an_event_restoring_the_previous_state(engine, batch):
     assert current_decision(engine, sample_id) is None
     assert undo_last(engine, "ada") is None
     with session_scope(engine, write=False) as session:
-        assert session.scalar(select(Decision.id).where(Decision.sample_id == sample_id).order_by(Decision.id.desc())) == 4
+        assert (
+            session.scalar(
+                select(Decision.id).where(Decision.sample_id == sample_id).order_by(Decision.id.desc())
+            )
+            == 4
+        )
 
 
-@pytest.mark.parametrize(("reviewer", "action", "error"), [("", "accept", "reviewer"), ("ada", "maybe", "action")])
+@pytest.mark.parametrize(
+    ("reviewer", "action", "error"), [("", "accept", "reviewer"), ("ada", "maybe", "action")]
+)
 def test_bad_decisions_are_refused(engine, batch, reviewer, action, error):
     with pytest.raises(ValueError, match=error):
         record_decision(engine, batch[0], reviewer, action)
@@ -80,8 +87,14 @@ def test_export_has_provenance_that_resolves_back_to_the_store(engine, batch, tm
             provenance = row["provenance"]
             sample = session.get(Sample, provenance["sample_id"])
             assert sample.content_hash == provenance["content_hash"]
-            assert (sample.prompt, sample.response, sample.decision) == (row["prompt"], row["response"], "accept")
+            assert (sample.prompt, sample.response, sample.decision) == (
+                row["prompt"],
+                row["response"],
+                "accept",
+            )
             assert provenance["decision"]["reviewer"] == "ada"
             assert provenance["batch"] == "b"
-        linked = set(session.scalars(select(ExportRow.sample_id).where(ExportRow.export_id == result.export_id)))
+        linked = set(
+            session.scalars(select(ExportRow.sample_id).where(ExportRow.export_id == result.export_id))
+        )
     assert linked == set(batch[:4])

@@ -29,7 +29,9 @@ def server():
         yield running
 
 
-def params(server: OpenAICompatServer, *, batch: str = "b", count: int = 50, **overrides: Any) -> dict[str, Any]:
+def params(
+    server: OpenAICompatServer, *, batch: str = "b", count: int = 50, **overrides: Any
+) -> dict[str, Any]:
     teacher = {
         "kind": "openai",
         "base_url": server.base_url,
@@ -75,7 +77,14 @@ def batch_row(engine, name: str = "b") -> Batch:
 
 def test_thousand_requests_complete_with_exact_counts_under_faults(engine, server, monkeypatch):
     monkeypatch.setenv(KEY_ENV, KEY)
-    faults = {"rate_limit": 0.02, "server_error": 0.05, "hang": 0.01, "malformed": 0.03, "truncated": 0.03, "drop": 0.03}
+    faults = {
+        "rate_limit": 0.02,
+        "server_error": 0.05,
+        "hang": 0.01,
+        "malformed": 0.03,
+        "truncated": 0.03,
+        "drop": 0.03,
+    }
     server.configure(faults=faults, latency=0.005)
     result = run_generation(
         engine, params(server, count=1000, teacher={"timeout": 1.5, "concurrency": 32}), tick_seconds=0.2
@@ -140,7 +149,9 @@ def test_rerunning_a_configuration_is_served_from_the_cache(sqlite_engine, serve
             assert session.scalar(select(func.count()).select_from(ResponseCache)) == 0
 
 
-def test_rerun_of_a_finished_batch_requests_nothing_and_a_changed_config_is_refused(sqlite_engine, server, monkeypatch):
+def test_rerun_of_a_finished_batch_requests_nothing_and_a_changed_config_is_refused(
+    sqlite_engine, server, monkeypatch
+):
     monkeypatch.setenv(KEY_ENV, KEY)
     run_generation(sqlite_engine, params(server, count=20, cache=False))
     assert server.stats.chat_requests == 20
@@ -226,7 +237,9 @@ def test_killed_worker_is_reaped_and_resume_requests_only_what_is_missing(engine
     assert counts(engine) == {"samples": 400, "distinct_slots": 400, "ok": 400}
     missing_items = (400 - answered) // 2
     retried = sum(resumed.result["run"]["errors_by_kind"].values())  # only timeouts on a loaded machine
-    assert server.stats.chat_requests - requests_before == resumed.result["requests"] == missing_items + retried
+    assert (
+        server.stats.chat_requests - requests_before == resumed.result["requests"] == missing_items + retried
+    )
     assert retried <= 2
     assert batch_row(engine).status == "ready"
     assert KEY not in _dump_text(engine)
@@ -257,7 +270,9 @@ def test_cancel_stops_the_batch_and_keeps_what_was_answered(sqlite_engine, serve
 @pytest.mark.parametrize("split", [False, True])
 def test_candidates_share_one_request_or_get_one_each(sqlite_engine, server, monkeypatch, split):
     monkeypatch.setenv(KEY_ENV, KEY)
-    run_generation(sqlite_engine, params(server, count=10, n=3, teacher={"split_candidates": split, "seed": 7}))
+    run_generation(
+        sqlite_engine, params(server, count=10, n=3, teacher={"split_candidates": split, "seed": 7})
+    )
     assert counts(sqlite_engine) == {"samples": 30, "distinct_slots": 30, "ok": 30}
     assert server.stats.chat_requests == (30 if split else 10)
     assert {entry.n for entry in server.stats.log} == ({1} if split else {3})
@@ -326,7 +341,9 @@ def _settled(server: OpenAICompatServer, quiet: float = 1.5) -> bool:
 def test_shards_of_a_killed_worker_stop_and_resume_completes(sqlite_engine, server, monkeypatch):
     monkeypatch.setenv(KEY_ENV, KEY)
     server.configure(latency=0.05)
-    job_id = start_job(sqlite_engine, "generate", params(server, count=300, teacher={"processes": 2, "concurrency": 4}))
+    job_id = start_job(
+        sqlite_engine, "generate", params(server, count=300, teacher={"processes": 2, "concurrency": 4})
+    )
     _wait_until(lambda: counts(sqlite_engine).get("ok", 0) >= 40)
     with session_scope(sqlite_engine, write=False) as session:
         pid = session.get(Job, job_id).pid
@@ -348,7 +365,9 @@ def test_a_rerun_with_the_cache_keeps_cached_calls_in_the_coordinator(sqlite_eng
     endpoint for nothing, even spread over two processes."""
     monkeypatch.setenv(KEY_ENV, KEY)
     server.configure(latency=0.02)
-    first = run_generation(sqlite_engine, params(server, count=200, teacher={"processes": 2, "concurrency": 8}))
+    first = run_generation(
+        sqlite_engine, params(server, count=200, teacher={"processes": 2, "concurrency": 8})
+    )
     before = server.stats.chat_requests
     assert first["run"]["requests"] == before
     again = run_generation(

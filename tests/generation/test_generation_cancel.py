@@ -55,6 +55,8 @@ def test_a_cancel_subclass_stops_the_run_as_cancelled(sqlite_engine, moment):
 
 
 def test_a_cancel_subclass_at_the_very_end_changes_nothing(sqlite_engine):
-    result = run_generation(sqlite_engine, simulated_params(), progress=cancelling_at("end"), tick_seconds=0.01)
+    result = run_generation(
+        sqlite_engine, simulated_params(), progress=cancelling_at("end"), tick_seconds=0.01
+    )
     assert result["status"] == "ready"
     assert batch_state(sqlite_engine) == ("ready", None)

@@ -23,7 +23,10 @@ def test_generate_with_the_simulated_teacher_then_resume(db, capsys):
     assert "'cli' (id 1): 10/10 ok, 0 failed" in capsys.readouterr().out
     assert main(["--db", db, "generate", "--batch", "cli", "--source", "humaneval:5", "--n", "2"]) == 1
     assert "already exists; pass --resume" in capsys.readouterr().err
-    assert main(["--db", db, "generate", "--batch", "cli", "--source", "humaneval:5", "--n", "2", "--resume"]) == 0
+    assert (
+        main(["--db", db, "generate", "--batch", "cli", "--source", "humaneval:5", "--n", "2", "--resume"])
+        == 0
+    )
     assert "10/10 ok, 0 failed, 0 cached, 0 requests" in capsys.readouterr().out
     engine = open_store(db)
     with session_scope(engine, write=False) as session:
@@ -35,16 +38,38 @@ def test_generate_with_the_simulated_teacher_then_resume(db, capsys):
 def test_generate_against_an_endpoint_and_list_its_models(db, capsys, monkeypatch):
     monkeypatch.setenv("CLI_TEACHER_KEY", KEY)
     with OpenAICompatServer(api_key=KEY, models=("alpha", "beta")) as server:
-        assert main(["teacher-models", "--base-url", server.base_url, "--api-key-env", "CLI_TEACHER_KEY"]) == 0
+        assert (
+            main(["teacher-models", "--base-url", server.base_url, "--api-key-env", "CLI_TEACHER_KEY"]) == 0
+        )
         assert capsys.readouterr().out.split() == ["alpha", "beta"]
-        args = ["--db", db, "generate", "--batch", "e", "--source", "reasoning_gym:basic_arithmetic:12",
-                "--teacher", "openai", "--base-url", server.base_url, "--model", "beta",
-                "--api-key-env", "CLI_TEACHER_KEY", "--concurrency", "4", "--price-prompt", "1"]
+        args = [
+            "--db",
+            db,
+            "generate",
+            "--batch",
+            "e",
+            "--source",
+            "reasoning_gym:basic_arithmetic:12",
+            "--teacher",
+            "openai",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "beta",
+            "--api-key-env",
+            "CLI_TEACHER_KEY",
+            "--concurrency",
+            "4",
+            "--price-prompt",
+            "1",
+        ]
         assert main(args) == 0
         assert "12/12 ok" in capsys.readouterr().out
         assert server.stats.completions_ok == 12
         monkeypatch.setenv("CLI_TEACHER_KEY", "sk-not-the-right-one-000")
-        assert main(["teacher-models", "--base-url", server.base_url, "--api-key-env", "CLI_TEACHER_KEY"]) == 1
+        assert (
+            main(["teacher-models", "--base-url", server.base_url, "--api-key-env", "CLI_TEACHER_KEY"]) == 1
+        )
         err = capsys.readouterr().err
         assert "auth (401)" in err and "sk-not-the-right-one-000" not in err
 
@@ -52,9 +77,27 @@ def test_generate_against_an_endpoint_and_list_its_models(db, capsys, monkeypatc
 def test_generate_spreads_over_the_processes_asked_for(db, capsys, monkeypatch):
     monkeypatch.setenv("CLI_TEACHER_KEY", KEY)
     with OpenAICompatServer(api_key=KEY, models=("beta",), latency=0.05) as server:
-        args = ["--db", db, "generate", "--batch", "p", "--source", "reasoning_gym:basic_arithmetic:80",
-                "--teacher", "openai", "--base-url", server.base_url, "--model", "beta",
-                "--api-key-env", "CLI_TEACHER_KEY", "--concurrency", "4", "--processes", "2"]
+        args = [
+            "--db",
+            db,
+            "generate",
+            "--batch",
+            "p",
+            "--source",
+            "reasoning_gym:basic_arithmetic:80",
+            "--teacher",
+            "openai",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "beta",
+            "--api-key-env",
+            "CLI_TEACHER_KEY",
+            "--concurrency",
+            "4",
+            "--processes",
+            "2",
+        ]
         assert main(args) == 0
         assert "80/80 ok" in capsys.readouterr().out
         assert server.stats.completions_ok == 80
@@ -66,5 +109,7 @@ def test_generate_spreads_over_the_processes_asked_for(db, capsys, monkeypatch):
 def test_generate_reports_bad_arguments(db, capsys):
     assert main(["--db", db, "generate", "--batch", "x", "--source", "topics:3"]) == 1
     assert "give --family for a topics source" in capsys.readouterr().err
-    assert main(["--db", db, "generate", "--batch", "x", "--source", "humaneval:3", "--teacher", "openai"]) == 1
+    assert (
+        main(["--db", db, "generate", "--batch", "x", "--source", "humaneval:3", "--teacher", "openai"]) == 1
+    )
     assert "needs --base-url and --model" in capsys.readouterr().err

@@ -45,14 +45,21 @@ def test_check_template_rejects_variables_the_mode_does_not_fill():
         check_template(PromptTemplate(user="{problem}"), "write")
     with pytest.raises(ValueError, match="unknown variable"):
         GenerationParams.from_dict(
-            {"batch": "b", "family": "math", "source": {"kind": "topics", "count": 1}, "mode": "write",
-             "template": {"user": "Write about {subject}"}}
+            {
+                "batch": "b",
+                "family": "math",
+                "source": {"kind": "topics", "count": 1},
+                "mode": "write",
+                "template": {"user": "Write about {subject}"},
+            }
         )
 
 
 def test_render_preview_shows_the_exact_messages_of_an_item():
     params = {
-        "batch": "b", "family": "math", "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 5}},
+        "batch": "b",
+        "family": "math",
+        "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 5}},
         "levers": {"personas": ["a pirate who loves numbers"]},
         "template": {"system": "You are {persona}.", "user": "Item {index}: {problem}"},
     }
@@ -62,8 +69,12 @@ def test_render_preview_shows_the_exact_messages_of_an_item():
 
 
 def test_teacher_system_prompt_replaces_the_templates():
-    params = {"batch": "b", "family": "open", "source": {"kind": "open_prompts", "count": 2},
-              "teacher": {"kind": "simulated", "system_prompt": "Be brief {not a variable}."}}
+    params = {
+        "batch": "b",
+        "family": "open",
+        "source": {"kind": "open_prompts", "count": 2},
+        "teacher": {"kind": "simulated", "system_prompt": "Be brief {not a variable}."},
+    }
     assert render_preview(params)[0]["content"] == "Be brief {not a variable}."
 
 
@@ -98,13 +109,15 @@ def test_find_code_prefers_the_block_defining_the_entry_point():
 
 
 def test_parse_written_accepts_json_or_tags_and_never_evaluates():
-    math = parse_written("math", 'Sure!\n```json\n{"problem": "2+2?", "solution": "4. \\\\boxed{4}", "answer": 4}\n```')
+    math = parse_written(
+        "math", 'Sure!\n```json\n{"problem": "2+2?", "solution": "4. \\\\boxed{4}", "answer": 4}\n```'
+    )
     assert math == {"prompt": "2+2?", "response": "4. \\boxed{4}", "reference": {"answer": "4"}}
     bare = parse_written("open", 'x {"question": "Why?", "answer": "Because."} y')
     assert bare["prompt"] == "Why?"
     code = parse_written(
         "code",
-        "<prompt>def f(x):\n    \"\"\"Double.\"\"\"</prompt><solution>```python\ndef f(x):\n    return 2 * x\n```"
+        '<prompt>def f(x):\n    """Double."""</prompt><solution>```python\ndef f(x):\n    return 2 * x\n```'
         "</solution><tests>def check(candidate):\n    assert candidate(2) == 4</tests>",
     )
     assert code["reference"]["entry_point"] == "f" and code["response"].startswith("```python\ndef f")
@@ -118,7 +131,11 @@ def test_parse_written_accepts_json_or_tags_and_never_evaluates():
         ("math", '```json\n{"problem": "p"}\n```', "JSON answer lacks solution"),
         ("math", '{"problem": "p", "solution": "no answer"}', "no final answer"),
         ("code", "<prompt>def f(): pass</prompt>", "tagged answer lacks <solution>, <tests>"),
-        ("instruction", '{"instruction": "i", "instruction_id_list": "x", "response": "r"}', "non-empty list"),
+        (
+            "instruction",
+            '{"instruction": "i", "instruction_id_list": "x", "response": "r"}',
+            "non-empty list",
+        ),
         ("open", "just text", "no JSON object or tagged sections"),
     ],
 )
@@ -129,7 +146,13 @@ def test_parse_written_errors_say_what_is_wrong(family, text, message):
 
 @pytest.mark.parametrize(
     ("raw", "normal"),
-    [("1,000", "1000"), ("$3.50$", "3.5"), ("\\text{7 apples}", "7apples"), ("\\frac{1}{2}", "1/2"), ("+4.", "4")],
+    [
+        ("1,000", "1000"),
+        ("$3.50$", "3.5"),
+        ("\\text{7 apples}", "7apples"),
+        ("\\frac{1}{2}", "1/2"),
+        ("+4.", "4"),
+    ],
 )
 def test_normalise_answer(raw, normal):
     assert normalise_answer(raw) == normal
@@ -144,8 +167,14 @@ def test_consistency_majority_and_agreement():
 @pytest.mark.parametrize(
     ("spec", "config"),
     [
-        ("reasoning_gym:basic_arithmetic:50", {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 50}}),
-        ("reasoning_gym:chain_sum=3,gcd=4", {"kind": "reasoning_gym", "datasets": {"chain_sum": 3, "gcd": 4}}),
+        (
+            "reasoning_gym:basic_arithmetic:50",
+            {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 50}},
+        ),
+        (
+            "reasoning_gym:chain_sum=3,gcd=4",
+            {"kind": "reasoning_gym", "datasets": {"chain_sum": 3, "gcd": 4}},
+        ),
         ("humaneval:40", {"kind": "humaneval", "limit": 40}),
         ("file:/tmp/p.jsonl", {"kind": "file", "path": "/tmp/p.jsonl"}),
         ("topics:7", {"kind": "topics", "count": 7}),
@@ -161,14 +190,31 @@ def test_source_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match="unknown source 'gsm8k'"):
         parse_source_spec("gsm8k:10")
     with pytest.raises(ValueError, match="not arithmetic-like: use family 'open'"):
-        build_plan(GenerationParams.from_dict(
-            {"batch": "b", "family": "math", "source": {"kind": "reasoning_gym", "datasets": {"word_sorting": 2}}}))
+        build_plan(
+            GenerationParams.from_dict(
+                {
+                    "batch": "b",
+                    "family": "math",
+                    "source": {"kind": "reasoning_gym", "datasets": {"word_sorting": 2}},
+                }
+            )
+        )
     with pytest.raises(ValueError, match="for mode write, not solve"):
-        build_plan(GenerationParams.from_dict({"batch": "b", "family": "math", "source": {"kind": "topics", "count": 2}}))
+        build_plan(
+            GenerationParams.from_dict(
+                {"batch": "b", "family": "math", "source": {"kind": "topics", "count": 2}}
+            )
+        )
     path = tmp_path / "p.jsonl"
-    path.write_text('{"family": "math", "prompt": "1+1?", "reference": {"answer": "2"}}\n{"family": "code", "prompt": "x"}\n')
+    path.write_text(
+        '{"family": "math", "prompt": "1+1?", "reference": {"answer": "2"}}\n{"family": "code", "prompt": "x"}\n'
+    )
     with pytest.raises(ValueError, match="record 2 is family 'code'"):
-        build_plan(GenerationParams.from_dict({"batch": "b", "family": "math", "source": {"kind": "file", "path": str(path)}}))
+        build_plan(
+            GenerationParams.from_dict(
+                {"batch": "b", "family": "math", "source": {"kind": "file", "path": str(path)}}
+            )
+        )
 
 
 def test_file_source_reads_the_interchange_format(tmp_path):
@@ -176,12 +222,22 @@ def test_file_source_reads_the_interchange_format(tmp_path):
     from curation.io.interchange import InterchangeError
 
     path = tmp_path / "p.jsonl"
-    path.write_text('{"id": "q1", "family": "math", "prompt": "What is 2+3?", "reference": {"answer": "5"}}\n')
-    plan = build_plan(GenerationParams.from_dict({"batch": "b", "family": "math", "source": {"kind": "file", "path": str(path)}}))
+    path.write_text(
+        '{"id": "q1", "family": "math", "prompt": "What is 2+3?", "reference": {"answer": "5"}}\n'
+    )
+    plan = build_plan(
+        GenerationParams.from_dict(
+            {"batch": "b", "family": "math", "source": {"kind": "file", "path": str(path)}}
+        )
+    )
     assert plan.items[0].problem.reference == {"answer": "5"} and plan.items[0].problem.id == "q1"
     path.write_text('{"family": "math", "prompt": 3}\n')
     with pytest.raises(InterchangeError, match="line 1, field 'prompt'"):
-        build_plan(GenerationParams.from_dict({"batch": "b", "family": "math", "source": {"kind": "file", "path": str(path)}}))
+        build_plan(
+            GenerationParams.from_dict(
+                {"batch": "b", "family": "math", "source": {"kind": "file", "path": str(path)}}
+            )
+        )
 
 
 def test_params_never_hold_a_key_and_fingerprint_ignores_runtime_settings():
@@ -287,8 +343,14 @@ DRAFT = "\n```python\ndef f(x):\n    return 0\n```\n"
         ("```python\ndef f(x):\n    return '```'\n```", ("def f(x):\n    return '```'\n", "fenced block")),
         (f"<think>{DRAFT}</think>I cannot solve this.", None),
         (f"<think>{DRAFT}and then", None),
-        ("```python\ndef f(x):\n    return 1\n```\nOutput:\n```\n1\n```", ("def f(x):\n    return 1\n", "fenced block")),
-        ("\n\nimport math\ndef f(x):\n    return math.pi\n", ("import math\ndef f(x):\n    return math.pi\n", "raw response")),
+        (
+            "```python\ndef f(x):\n    return 1\n```\nOutput:\n```\n1\n```",
+            ("def f(x):\n    return 1\n", "fenced block"),
+        ),
+        (
+            "\n\nimport math\ndef f(x):\n    return math.pi\n",
+            ("import math\ndef f(x):\n    return math.pi\n", "raw response"),
+        ),
     ],
 )
 def test_generation_and_the_sandbox_find_the_same_code(text, expected):

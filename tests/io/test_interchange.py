@@ -20,7 +20,10 @@ GOOD = {"family": "math", "prompt": "1+1?", "response": "2", "reference": {"answ
 
 def table_counts(engine) -> dict[str, int]:
     with session_scope(engine, write=False) as session:
-        return {name: session.scalar(select(func.count()).select_from(table)) for name, table in Base.metadata.tables.items()}
+        return {
+            name: session.scalar(select(func.count()).select_from(table))
+            for name, table in Base.metadata.tables.items()
+        }
 
 
 BAD_LINES = [
@@ -34,10 +37,23 @@ BAD_LINES = [
     ({"family": "math", "prompt": "x", "response": "y", "id": 5}, "id", "expected a string"),
     ({"family": "math", "prompt": "x", "response": "y", "reference": []}, "reference", "expected an object"),
     ({"family": "math", "prompt": "x", "response": "y", "metadata": "m"}, "metadata", "expected an object"),
-    ({"family": "math", "prompt": "x", "response": "y", "reference": {"answer": 4}}, "reference.answer", "expected a string"),
-    ({"family": "code", "prompt": "x", "response": "y", "reference": {"entry_point": "f"}}, "reference.tests", "missing"),
     (
-        {"family": "instruction", "prompt": "x", "response": "y", "reference": {"instruction_id_list": ["a", "b"], "kwargs": [{}]}},
+        {"family": "math", "prompt": "x", "response": "y", "reference": {"answer": 4}},
+        "reference.answer",
+        "expected a string",
+    ),
+    (
+        {"family": "code", "prompt": "x", "response": "y", "reference": {"entry_point": "f"}},
+        "reference.tests",
+        "missing",
+    ),
+    (
+        {
+            "family": "instruction",
+            "prompt": "x",
+            "response": "y",
+            "reference": {"instruction_id_list": ["a", "b"], "kwargs": [{}]},
+        },
         "reference.kwargs",
         "2 instruction ids",
     ),
@@ -78,7 +94,9 @@ def test_duplicate_ids_are_refused(sqlite_engine, tmp_path: Path):
 
 
 def test_several_errors_are_reported_at_once(tmp_path: Path):
-    path = write_jsonl(tmp_path / "in.jsonl", [GOOD, "{oops", {"family": "x", "prompt": "p", "response": ""}, GOOD])
+    path = write_jsonl(
+        tmp_path / "in.jsonl", [GOOD, "{oops", {"family": "x", "prompt": "p", "response": ""}, GOOD]
+    )
     with pytest.raises(InterchangeError) as caught:
         validate_file(path)
     assert [(e.line, e.field) for e in caught.value.errors] == [(2, None), (3, "family")]

@@ -95,9 +95,25 @@ def settle(server: OpenAICompatServer) -> int:
 
 def test_generate_killed_then_resumed_at_once_completes_exactly(store_url, server):
     engine = open_store(store_url)
-    args = ["generate", "--batch", "k1", "--source", f"reasoning_gym:basic_arithmetic:{GENERATE_ITEMS}",
-            "--teacher", "openai", "--base-url", server.base_url, "--model", "test-model",
-            "--api-key-env", KEY_ENV, "--concurrency", str(GENERATE_CONCURRENCY), "--max-retries", "0"]
+    args = [
+        "generate",
+        "--batch",
+        "k1",
+        "--source",
+        f"reasoning_gym:basic_arithmetic:{GENERATE_ITEMS}",
+        "--teacher",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "test-model",
+        "--api-key-env",
+        KEY_ENV,
+        "--concurrency",
+        str(GENERATE_CONCURRENCY),
+        "--max-retries",
+        "0",
+    ]
     batch_id = select(Batch.id).where(Batch.name == "k1").scalar_subquery()
     committed = select(func.count()).select_from(Sample).where(Sample.batch_id == batch_id)
     run = start_command(store_url, *args)
@@ -112,17 +128,27 @@ def test_generate_killed_then_resumed_at_once_completes_exactly(store_url, serve
     assert resumed.returncode == 0, resumed.stderr
     assert f"{GENERATE_ITEMS}/{GENERATE_ITEMS} ok" in resumed.stdout
     with session_scope(engine, write=False) as session:
-        slots = session.execute(select(Sample.item_index, Sample.candidate_index).where(Sample.batch_id == batch_id)).all()
-        statuses = dict(session.execute(
-            select(GenerationRequest.status, func.count()).where(GenerationRequest.batch_id == batch_id)
-            .group_by(GenerationRequest.status)
-        ).all())
+        slots = session.execute(
+            select(Sample.item_index, Sample.candidate_index).where(Sample.batch_id == batch_id)
+        ).all()
+        statuses = dict(
+            session.execute(
+                select(GenerationRequest.status, func.count())
+                .where(GenerationRequest.batch_id == batch_id)
+                .group_by(GenerationRequest.status)
+            ).all()
+        )
         assert session.scalar(select(Batch.status).where(Batch.name == "k1")) == "ready"
     assert len(slots) == len(set(slots)) == GENERATE_ITEMS
     assert statuses == {"ok": GENERATE_ITEMS}
     # Lost at the kill: requests on the wire plus answers not yet committed.
     assert_rerun_sent_only_what_was_missing(
-        engine, server, "generate", total=GENERATE_ITEMS, kept=answered, sent_before=sent_before,
+        engine,
+        server,
+        "generate",
+        total=GENERATE_ITEMS,
+        kept=answered,
+        sent_before=sent_before,
         in_flight=GENERATE_CONCURRENCY + GENERATE_UNCOMMITTED,
     )
 
@@ -156,9 +182,19 @@ def add_open_batch(engine, name: str, n: int) -> None:
         rows = []
         for i in range(n):
             prompt = f"Explain idea number {i} of {name} to a curious student."
-            response = f"Idea {i} is explained here in several plain words, with an example and a short summary."
-            rows.append({"batch_id": batch.id, "item_index": i, "family": "open", "prompt": prompt,
-                         "response": response, "content_hash": content_hash("open", prompt, response)})
+            response = (
+                f"Idea {i} is explained here in several plain words, with an example and a short summary."
+            )
+            rows.append(
+                {
+                    "batch_id": batch.id,
+                    "item_index": i,
+                    "family": "open",
+                    "prompt": prompt,
+                    "response": response,
+                    "content_hash": content_hash("open", prompt, response),
+                }
+            )
         session.execute(insert(Sample), rows)
 
 
@@ -166,8 +202,21 @@ def test_verify_killed_then_rerun_at_once_judges_each_sample_once(store_url, ser
     engine = open_store(store_url)
     add_open_batch(engine, "v1", JUDGED_SAMPLES)
     server.configure(responder=judge_reply)
-    args = ["verify", "--batch", "v1", "--verifier", "judge", "--jobs", "1", "--judge-base-url", server.base_url,
-            "--judge-model", "test-model", "--judge-api-key-env", KEY_ENV]
+    args = [
+        "verify",
+        "--batch",
+        "v1",
+        "--verifier",
+        "judge",
+        "--jobs",
+        "1",
+        "--judge-base-url",
+        server.base_url,
+        "--judge-model",
+        "test-model",
+        "--judge-api-key-env",
+        KEY_ENV,
+    ]
     judged = select(func.count()).select_from(Verdict).where(Verdict.verifier == "judge")
     run = start_command(store_url, *args)
     wait_for(lambda: scalar(engine, judged) >= VERIFY_CHUNK, run)
@@ -180,12 +229,19 @@ def test_verify_killed_then_rerun_at_once_judges_each_sample_once(store_url, ser
 
     assert rerun.returncode == 0, rerun.stderr
     with session_scope(engine, write=False) as session:
-        verdicts = session.execute(select(Verdict.sample_id).where(Verdict.verifier == "judge")).scalars().all()
+        verdicts = (
+            session.execute(select(Verdict.sample_id).where(Verdict.verifier == "judge")).scalars().all()
+        )
         samples = session.scalars(select(Sample.id)).all()
     assert sorted(verdicts) == sorted(samples) and len(samples) == JUDGED_SAMPLES
     # Lost at the kill: the chunks submitted but not yet committed.
     assert_rerun_sent_only_what_was_missing(
-        engine, server, "verify", total=JUDGED_SAMPLES, kept=kept, sent_before=sent_before,
+        engine,
+        server,
+        "verify",
+        total=JUDGED_SAMPLES,
+        kept=kept,
+        sent_before=sent_before,
         in_flight=VERIFY_WINDOW * VERIFY_CHUNK,
     )
 
@@ -196,9 +252,17 @@ def test_embed_killed_then_rerun_at_once_embeds_only_what_is_missing(store_url):
         batch = Batch(name="e1", origin="synthetic", source="test:e1", family="open")
         session.add(batch)
         session.flush()
-        rows = [{"batch_id": batch.id, "item_index": i, "family": "open", "prompt": f"Prompt {i}?",
-                 "response": f"Answer {i}.", "content_hash": content_hash("open", f"Prompt {i}?", f"Answer {i}.")}
-                for i in range(EMBEDDED_SAMPLES)]
+        rows = [
+            {
+                "batch_id": batch.id,
+                "item_index": i,
+                "family": "open",
+                "prompt": f"Prompt {i}?",
+                "response": f"Answer {i}.",
+                "content_hash": content_hash("open", f"Prompt {i}?", f"Answer {i}."),
+            }
+            for i in range(EMBEDDED_SAMPLES)
+        ]
         session.execute(insert(Sample), rows)
     vectors = select(func.count()).select_from(Embedding)
     run = start_command(store_url, "embed", "--batch", "e1")
@@ -239,12 +303,25 @@ while True:
 def test_killing_the_app_while_it_watches_a_job_leaves_the_job_running_and_resumable(store_url, server):
     engine = open_store(store_url)
     params = {
-        "batch": "a1", "family": "math", "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 300}},
-        "teacher": {"kind": "openai", "base_url": server.base_url, "model": "test-model", "api_key_env": KEY_ENV,
-                    "concurrency": 2, "max_retries": 0},
+        "batch": "a1",
+        "family": "math",
+        "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 300}},
+        "teacher": {
+            "kind": "openai",
+            "base_url": server.base_url,
+            "model": "test-model",
+            "api_key_env": KEY_ENV,
+            "concurrency": 2,
+            "max_retries": 0,
+        },
     }
-    app = subprocess.Popen([sys.executable, "-c", APP_SERVER, store_url, json.dumps(params)], cwd=PROJECT_ROOT,
-                           stdout=subprocess.PIPE, text=True, start_new_session=True)
+    app = subprocess.Popen(
+        [sys.executable, "-c", APP_SERVER, store_url, json.dumps(params)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     job_id = int(app.stdout.readline())
     batch_id = select(Batch.id).where(Batch.name == "a1").scalar_subquery()
     committed = select(func.count()).select_from(Sample).where(Sample.batch_id == batch_id)
@@ -254,10 +331,20 @@ def test_killing_the_app_while_it_watches_a_job_leaves_the_job_running_and_resum
     # The worker runs in a session of its own: the job is alive, so a start is refused,
     # naming the worker, and leaves no job behind.
     worker = get_job(engine, job_id)
-    refused = cli("generate", "--batch", "a1", "--source", "reasoning_gym:basic_arithmetic:300", "--resume",
-                  db=store_url)
+    refused = cli(
+        "generate",
+        "--batch",
+        "a1",
+        "--source",
+        "reasoning_gym:basic_arithmetic:300",
+        "--resume",
+        db=store_url,
+    )
     assert refused.returncode == 1
-    assert f"batch 'a1' is being generated by job {job_id} (pid {worker.pid} on host {worker.host}, last heartbeat" in refused.stderr
+    assert (
+        f"batch 'a1' is being generated by job {job_id} (pid {worker.pid} on host {worker.host}, last heartbeat"
+        in refused.stderr
+    )
     assert f"`python -m curation cancel {job_id}`" in refused.stderr
     assert [state for _, state, _ in job_states(engine)] == ["running"]
 
@@ -270,7 +357,9 @@ def test_killing_the_app_while_it_watches_a_job_leaves_the_job_running_and_resum
 
     assert resumed.returncode == 0, resumed.stderr
     with session_scope(engine, write=False) as session:
-        slots = session.execute(select(Sample.item_index, Sample.candidate_index).where(Sample.batch_id == batch_id)).all()
+        slots = session.execute(
+            select(Sample.item_index, Sample.candidate_index).where(Sample.batch_id == batch_id)
+        ).all()
     assert len(slots) == len(set(slots)) == 300
     assert server.stats.chat_requests - sent_before == 300 - answered
     [(_, first_state, first_error), (_, second_state, _)] = job_states(engine)

@@ -114,7 +114,11 @@ def test_listing_jobs_reaps_a_dead_worker(sqlite_engine, records_file):
 
     job_id = submit_job(sqlite_engine, "import", {"path": str(records_file(3)), "batch": "b"})
     with session_scope(sqlite_engine) as session:
-        session.execute(update(Job).where(Job.id == job_id).values(state="running", pid=2**22 + 1, host=os.uname().nodename, pid_start="1"))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(state="running", pid=2**22 + 1, host=os.uname().nodename, pid_start="1")
+        )
     [job] = list_jobs(sqlite_engine)
     assert job.state == "failed"
     assert "exited without finishing" in job.error
@@ -131,8 +135,12 @@ def _job_count(engine) -> int:
 
 
 def _live_here() -> dict:
-    return {"pid": os.getpid(), "pid_start": process_start_token(os.getpid()), "host": socket.gethostname(),
-            "heartbeat_at": utcnow()}
+    return {
+        "pid": os.getpid(),
+        "pid_start": process_start_token(os.getpid()),
+        "host": socket.gethostname(),
+        "heartbeat_at": utcnow(),
+    }
 
 
 def test_a_start_next_to_a_live_job_is_refused_before_any_row_and_says_who_holds_it(engine):
@@ -156,8 +164,18 @@ def test_a_start_next_to_a_live_job_is_refused_before_any_row_and_says_who_holds
         ("verify", {"batches": ["a", "b"]}, {"batches": ["b"]}, "batch 'b' is being verified by job 1"),
         ("embed", {"reference": True}, {"reference": True}, "the reference set is being embedded by job 1"),
         ("dedup", {"batch": "a"}, {"batch": "a"}, "batch 'a' is being deduplicated by job 1"),
-        ("import", {"path": "x.jsonl", "batch": "a"}, {"path": "y.jsonl", "batch": "a"}, "batch 'a' is being imported by job 1"),
-        ("export", {"out": "/tmp/o"}, {"out": "/tmp/o"}, "export destination '/tmp/o' is being written by job 1"),
+        (
+            "import",
+            {"path": "x.jsonl", "batch": "a"},
+            {"path": "y.jsonl", "batch": "a"},
+            "batch 'a' is being imported by job 1",
+        ),
+        (
+            "export",
+            {"out": "/tmp/o"},
+            {"out": "/tmp/o"},
+            "export destination '/tmp/o' is being written by job 1",
+        ),
     ],
 )
 def test_each_kind_names_what_it_holds(sqlite_engine, kind, held, asked, message):
@@ -215,16 +233,23 @@ def test_the_command_line_refuses_a_resume_next_to_a_live_run_and_leaves_no_job(
 def test_a_queued_job_whose_owner_died_before_it_started_is_reaped_at_once(sqlite_engine):
     """The app (or a command) died between creating the job and its worker claiming it."""
     job_id = submit_job(sqlite_engine, "generate", {"batch": "k1"})
-    assert get_job(sqlite_engine, job_id).pid == os.getpid()  # owned by its submitter until a worker claims it
+    assert (
+        get_job(sqlite_engine, job_id).pid == os.getpid()
+    )  # owned by its submitter until a worker claims it
     with session_scope(sqlite_engine) as session:
         session.execute(update(Job).where(Job.id == job_id).values(pid=2**22 + 1))
     submit_job(sqlite_engine, "generate", {"batch": "k1"})
     old = get_job(sqlite_engine, job_id)
     assert old.state == "failed"
-    assert old.error == f"process {2**22 + 1} that was to run the job exited before it started (killed or crashed)"
+    assert (
+        old.error
+        == f"process {2**22 + 1} that was to run the job exited before it started (killed or crashed)"
+    )
 
 
-def test_an_import_command_after_a_dead_import_job_of_the_same_batch_goes_ahead(sqlite_engine, records_file, capsys):
+def test_an_import_command_after_a_dead_import_job_of_the_same_batch_goes_ahead(
+    sqlite_engine, records_file, capsys
+):
     """The dead job's half-imported batch is removed (its cleanup) before the command
     looks for the batch, so the user is not told the batch already exists."""
     job_id = submit_job(sqlite_engine, "import", {"path": "gone.jsonl", "batch": "b"})

@@ -18,8 +18,12 @@ def workspace(monkeypatch, make_store_url):
     url = make_store_url("sqlite")
     monkeypatch.setenv("ASSAY_DATABASE_URL", url)
     engine = open_store(url)
-    add_batch(engine, "syn", synthetic_rows(30) + synthetic_rows(4, tag="x", decision="reject"),
-              stats={"cost": 0.9, "prompt_tokens": 10, "completion_tokens": 20})
+    add_batch(
+        engine,
+        "syn",
+        synthetic_rows(30) + synthetic_rows(4, tag="x", decision="reject"),
+        stats={"cost": 0.9, "prompt_tokens": 10, "completion_tokens": 20},
+    )
     add_batch(engine, "human", real_rows(10), origin="real")
     return engine
 

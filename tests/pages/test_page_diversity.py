@@ -84,7 +84,14 @@ def test_page_shows_warnings_metrics_and_plots(workspace: Engine) -> None:
     assert "Vendi score" in warnings and "Coverage" in warnings
     metrics = app.dataframe[0].value
     assert {"vendi", "coverage", "spread", "nn_cosine"} <= set(metrics["metric"])
-    assert [t.label for t in app.tabs] == ["Map", "Neighbours", "Tails", "Clusters", "Generations", "Duplicates"]
+    assert [t.label for t in app.tabs] == [
+        "Map",
+        "Neighbours",
+        "Tails",
+        "Clusters",
+        "Generations",
+        "Duplicates",
+    ]
 
 
 def test_map_hover_text_is_escaped(workspace: Engine) -> None:
@@ -118,7 +125,9 @@ def test_buttons_start_background_jobs(workspace: Engine) -> None:
     assert done.result["findings"]["exact_duplicate"] == 2
 
 
-def test_page_without_reference_says_what_to_do(monkeypatch: pytest.MonkeyPatch, make_store_url, tmp_path: Path) -> None:
+def test_page_without_reference_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, make_store_url, tmp_path: Path
+) -> None:
     url = make_store_url("sqlite")
     monkeypatch.setenv("ASSAY_DATABASE_URL", url)
     import_file(open_store(url), _write(tmp_path / "b.jsonl", GSM8K[:3]), "lonely")

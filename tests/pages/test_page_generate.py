@@ -45,7 +45,10 @@ def metric(app: AppTest, label: str) -> str:
 def test_simulated_run_from_the_page(workspace):
     app = run_page()
     assert any(info.value.startswith("The simulated teacher is not a model") for info in app.info)
-    assert any(code.value.startswith("Solve the following problem") and "Calculate" in code.value for code in app.code)
+    assert any(
+        code.value.startswith("Solve the following problem") and "Calculate" in code.value
+        for code in app.code
+    )
     app.number_input(key="gen_rg_size").set_value(12).run()
     app.button(key="gen_start").click().run()
     assert not app.exception
@@ -102,9 +105,15 @@ def test_a_stopped_run_shows_why_and_resumes_with_the_key_typed_again(workspace)
 
     with OpenAICompatServer(api_key=KEY) as server:
         params = {
-            "batch": "endpoint", "family": "math",
+            "batch": "endpoint",
+            "family": "math",
             "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 30}},
-            "teacher": {"kind": "openai", "base_url": server.base_url, "model": "test-model", "concurrency": 4},
+            "teacher": {
+                "kind": "openai",
+                "base_url": server.base_url,
+                "model": "test-model",
+                "concurrency": 4,
+            },
         }
         failed = start_generation(workspace, params, api_key="sk-typo-000000000000")
         assert wait_for_job(workspace, failed, timeout=120).state == "failed"

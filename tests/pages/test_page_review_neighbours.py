@@ -22,7 +22,9 @@ def broken_lookup(engine, sample_id, k=5):
 def test_a_failing_neighbour_lookup_is_an_error_on_the_card(monkeypatch, make_store_url, caplog):
     url = make_store_url("sqlite")
     monkeypatch.setenv("ASSAY_DATABASE_URL", url)
-    insert_review_batch(open_store(url), "review me", [ReviewRow(prompt="What is 1 + 1?", response="2", verdicts=DISAGREE)])
+    insert_review_batch(
+        open_store(url), "review me", [ReviewRow(prompt="What is 1 + 1?", response="2", verdicts=DISAGREE)]
+    )
     monkeypatch.setattr(diversity_neighbours, "nearest_neighbours", broken_lookup)
     app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=90)
     app.session_state["reviewer_name"] = "ada"

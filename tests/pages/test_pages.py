@@ -78,11 +78,16 @@ def test_samples_page_filters_and_searches(make_app):
 
 
 def test_import_page_shows_a_failed_import_with_line_and_field(make_app, workspace, tmp_path):
-    path = write_jsonl(tmp_path / "bad.jsonl", [{"family": "math", "prompt": "p", "response": "r"}, {"family": "math", "prompt": 3, "response": ""}])
+    path = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [{"family": "math", "prompt": "p", "response": "r"}, {"family": "math", "prompt": 3, "response": ""}],
+    )
     job_id = start_job(workspace, "import", {"path": str(path), "batch": "bad"})
     wait_for_job(workspace, job_id)
     app = make_app("pages/import_data.py", import_job=job_id)
-    assert [error.value for error in app.error] == ["bad.jsonl: line 2, field 'prompt': expected a string, got int"]
+    assert [error.value for error in app.error] == [
+        "bad.jsonl: line 2, field 'prompt': expected a string, got int"
+    ]
 
 
 def test_export_page_exports_accepted_samples(make_app, workspace, tmp_path):
@@ -98,7 +103,10 @@ def test_export_page_exports_accepted_samples(make_app, workspace, tmp_path):
 
 
 def test_jobs_page_lists_jobs(make_app, workspace, records_file):
-    wait_for_job(workspace, start_job(workspace, "import", {"path": str(records_file(3, name="x.jsonl")), "batch": "x"}))
+    wait_for_job(
+        workspace,
+        start_job(workspace, "import", {"path": str(records_file(3, name="x.jsonl")), "batch": "x"}),
+    )
     app = make_app("pages/jobs.py")
     assert len(app.dataframe) == 1
     assert app.dataframe[0].value["state"].tolist() == ["succeeded"]
@@ -134,7 +142,9 @@ def test_importing_the_page_helpers_leaves_streamlit_routing_alone():
         "import pages.common\n"
         "print(PagesManager.uses_pages_directory)\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "True"
 
 

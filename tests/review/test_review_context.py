@@ -33,7 +33,9 @@ def test_a_failing_neighbour_lookup_raises_instead_of_showing_none(samples, monk
 def test_neighbours_come_with_previews_most_similar_first(samples, monkeypatch):
     engine, ids = samples
     monkeypatch.setattr(
-        diversity_neighbours, "nearest_neighbours", lambda engine, sample_id, k=5: [(ids[2], 0.9), (ids[1], 0.5)]
+        diversity_neighbours,
+        "nearest_neighbours",
+        lambda engine, sample_id, k=5: [(ids[2], 0.9), (ids[1], 0.5)],
     )
     found = neighbour_previews(engine, ids[0])
     assert [(n.sample_id, n.score, n.batch, n.kind) for n in found] == [
@@ -51,8 +53,14 @@ def test_a_sample_without_cached_embeddings_has_no_neighbours(samples):
 def test_marks_carry_a_preview_of_the_other_sample(samples):
     engine, ids = samples
     with session_scope(engine) as session:
-        session.add(Mark(sample_id=ids[0], kind="near_duplicate", other_sample_id=ids[1], score=0.93, reason="MinHash"))
-        session.add(Mark(sample_id=ids[0], kind="collapse", other_sample_id=None, score=None, reason="cluster"))
+        session.add(
+            Mark(
+                sample_id=ids[0], kind="near_duplicate", other_sample_id=ids[1], score=0.93, reason="MinHash"
+            )
+        )
+        session.add(
+            Mark(sample_id=ids[0], kind="collapse", other_sample_id=None, score=None, reason="cluster")
+        )
     marks = review_card(engine, ids[0]).marks
     assert [(m.kind, m.sample_id, m.batch, m.reason) for m in marks] == [
         ("near_duplicate", ids[1], "card", "MinHash"),

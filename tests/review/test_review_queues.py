@@ -115,7 +115,10 @@ def test_queue_counts_match_what_each_queue_serves(engine, batch):
         "cluster": None,
         "undecided": 11,
     }
-    assert queue_counts(engine, batch_id, "", ["spot-check", "undecided"]) == {"spot-check": None, "undecided": 11}
+    assert queue_counts(engine, batch_id, "", ["spot-check", "undecided"]) == {
+        "spot-check": None,
+        "undecided": 11,
+    }
     assert queue_count(engine, Queue("uncertain", batch_id), "ada", cap=1) == 2  # more than the cap
 
 

@@ -90,7 +90,9 @@ def test_bulk_accept_follows_the_outcome_of_the_current_versions(engine):
     pool = draw_spot_check(engine, batch_id, 3, seed=1)
     with session_scope(engine, write=False) as session:
         drawn = set(session.scalars(pool_samples(batch_id)))
-    assert pool.size == 3 and not drawn & {ids["stale"], ids["fixed"]}, "precondition: the pool is fine samples"
+    assert pool.size == 3 and not drawn & {ids["stale"], ids["fixed"]}, (
+        "precondition: the pool is fine samples"
+    )
     for _ in range(3):
         record_decision(engine, next_sample(engine, Queue("spot-check", batch_id), "ada"), "ada", "accept")
     result = bulk_accept_passed(engine, batch_id, "bob", max_error=0.5, confidence=0.8)
@@ -127,8 +129,13 @@ def test_an_old_null_verdict_does_not_make_a_sample_uncertain(engine):
 def test_sample_detail_and_failure_reasons_show_current_verdicts(engine):
     batch_id, ids = versioned_batch(engine)
     detail = get_sample(engine, ids["fixed"])
-    assert [(v["verifier"], v["version"], v["passed"]) for v in detail.verdicts] == [("quality", QUALITY, True)]
-    assert failure_reasons(engine, [batch_id]) == [("math_answer", "wrong answer", 1), ("quality", "too short", 1)]
+    assert [(v["verifier"], v["version"], v["passed"]) for v in detail.verdicts] == [
+        ("quality", QUALITY, True)
+    ]
+    assert failure_reasons(engine, [batch_id]) == [
+        ("math_answer", "wrong answer", 1),
+        ("quality", "too short", 1),
+    ]
 
 
 def test_export_rows_carry_current_verdicts(engine):
@@ -170,10 +177,17 @@ def test_current_only_keeps_order_and_each_samples_newest_unregistered_verdict()
 def test_one_failure_reasons_rule_grouped_for_reports_exact_for_bulk(engine):
     batch_id, ids = add_batch(engine, "reasons", [{"prompt": "a"}, {"prompt": "b"}, {"prompt": "c"}])
     for sample_id, words in zip(ids, (812, 900, 640), strict=True):
-        add_verdicts(engine, sample_id, ("quality", OLD, True, "ok"), ("quality", QUALITY, False, f"too long ({words} words)"))
+        add_verdicts(
+            engine,
+            sample_id,
+            ("quality", OLD, True, "ok"),
+            ("quality", QUALITY, False, f"too long ({words} words)"),
+        )
     record_decision(engine, ids[0], "ada", "reject")
     assert failure_reasons(engine, [batch_id]) == [("quality", "too long (# words)", 3)]
-    assert failure_reasons(engine, [batch_id], decisions=["undecided"]) == [("quality", "too long (# words)", 2)]
+    assert failure_reasons(engine, [batch_id], decisions=["undecided"]) == [
+        ("quality", "too long (# words)", 2)
+    ]
     assert rejectable_reasons(engine, batch_id) == [
         ("quality", "too long (640 words)", 1),
         ("quality", "too long (900 words)", 1),

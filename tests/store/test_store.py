@@ -35,7 +35,9 @@ def test_sample_slot_is_unique(engine):
         session.add(batch)
         session.flush()
         batch_id = batch.id
-    row = dict(batch_id=batch_id, item_index=0, candidate_index=0, family="math", prompt="p", content_hash="h")
+    row = dict(
+        batch_id=batch_id, item_index=0, candidate_index=0, family="math", prompt="p", content_hash="h"
+    )
     with session_scope(engine) as session:
         session.add(Sample(**row))
     with pytest.raises(IntegrityError), session_scope(engine) as session:
@@ -61,8 +63,16 @@ def test_upgrade_from_every_revision_keeps_data(make_store_url, records_file):
     engine = make_engine(make_store_url("sqlite"))
     upgrade(engine, revisions[0])
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO batches (name, origin, source, generation_config, status, generation, lineage, stats, created_at, updated_at) VALUES ('kept', 'synthetic', '', '{}', 'ready', 0, '{}', '{}', '2026-01-01', '2026-01-01')"))
-        conn.execute(text("INSERT INTO samples (batch_id, item_index, candidate_index, family, prompt, response, reference, metadata, content_hash, created_at) VALUES (1, 0, 0, 'math', 'p', 'r', '{}', '{\"k\": 1}', 'h', '2026-01-01')"))
+        conn.execute(
+            text(
+                "INSERT INTO batches (name, origin, source, generation_config, status, generation, lineage, stats, created_at, updated_at) VALUES ('kept', 'synthetic', '', '{}', 'ready', 0, '{}', '{}', '2026-01-01', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO samples (batch_id, item_index, candidate_index, family, prompt, response, reference, metadata, content_hash, created_at) VALUES (1, 0, 0, 'math', 'p', 'r', '{}', '{\"k\": 1}', 'h', '2026-01-01')"
+            )
+        )
     for revision in revisions[1:]:
         upgrade(engine, revision)
         with engine.connect() as conn:
@@ -92,7 +102,8 @@ def test_concurrent_reviewers_never_lose_a_decision(store_url, records_file):
     reviewers, rounds = 4, 15
     ctx = multiprocessing.get_context("spawn")
     processes = [
-        ctx.Process(target=_decide_many, args=(store_url, ids, f"reviewer-{n}", rounds)) for n in range(reviewers)
+        ctx.Process(target=_decide_many, args=(store_url, ids, f"reviewer-{n}", rounds))
+        for n in range(reviewers)
     ]
     for process in processes:
         process.start()
@@ -103,7 +114,10 @@ def test_concurrent_reviewers_never_lose_a_decision(store_url, records_file):
         assert session.scalar(select(func.count(Decision.id))) == reviewers * rounds * len(ids)
         for sample_id in ids:
             latest = session.scalar(
-                select(Decision.action).where(Decision.sample_id == sample_id).order_by(Decision.id.desc()).limit(1)
+                select(Decision.action)
+                .where(Decision.sample_id == sample_id)
+                .order_by(Decision.id.desc())
+                .limit(1)
             )
             assert session.get(Sample, sample_id).decision == latest == current_decision(engine, sample_id)
 

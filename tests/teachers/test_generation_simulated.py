@@ -41,7 +41,9 @@ def simulate(family: str, *, fault_rate: float = 0.2, seed: int = 0, n: int = 2)
     async def go() -> list[tuple]:
         out = []
         for item in plan.items:
-            request = ChatRequest(messages=item.messages, n=n, candidates=list(range(n)), context=item.context())
+            request = ChatRequest(
+                messages=item.messages, n=n, candidates=list(range(n)), context=item.context()
+            )
             completion = await teacher.complete(request)
             out += [(item, c, choice) for c, choice in enumerate(completion.choices)]
         return out
@@ -92,7 +94,9 @@ def test_code_faults_are_mutants_of_the_canonical_solution():
         fault = choice.meta["simulated_fault"]
         seen[fault] += 1
         code, _ = find_code(choice.text, item.problem.reference["entry_point"])
-        canonical = (item.problem.hints["code_prompt"] + item.problem.hints["canonical_solution"]).rstrip() + "\n"
+        canonical = (
+            item.problem.hints["code_prompt"] + item.problem.hints["canonical_solution"]
+        ).rstrip() + "\n"
         if fault is None:
             assert code == canonical
             continue
@@ -129,8 +133,12 @@ def test_instruction_faults_violate_exactly_the_recorded_constraint():
     seen = Counter()
     for item, _, choice in simulate("instruction", fault_rate=0.5):
         fault = choice.meta["simulated_fault"]
-        sample = SampleRecord(family="instruction", prompt=item.problem.prompt, response=choice.text,
-                              reference=item.problem.reference)
+        sample = SampleRecord(
+            family="instruction",
+            prompt=item.problem.prompt,
+            response=choice.text,
+            reference=item.problem.reference,
+        )
         verdict = verifier.verify(sample)
         outcomes = {o["instruction_id"]: o["strict"] for o in verdict.details["instructions"]}
         if fault is None:
@@ -149,8 +157,16 @@ def test_open_answers_and_their_faults():
 
 
 def test_simulated_runs_are_labelled_simulated_everywhere(sqlite_engine):
-    run_generation(sqlite_engine, {"batch": "sim", "family": "code", "source": {"kind": "humaneval", "limit": 12},
-                                   "teacher": {"kind": "simulated", "fault_rate": 0.5}, "n": 2})
+    run_generation(
+        sqlite_engine,
+        {
+            "batch": "sim",
+            "family": "code",
+            "source": {"kind": "humaneval", "limit": 12},
+            "teacher": {"kind": "simulated", "fault_rate": 0.5},
+            "n": 2,
+        },
+    )
     with session_scope(sqlite_engine, write=False) as session:
         batch = session.scalar(select(Batch))
         metas = list(session.scalars(select(Sample.meta)))
@@ -159,15 +175,23 @@ def test_simulated_runs_are_labelled_simulated_everywhere(sqlite_engine):
     assert batch.generation_config["model"] == "simulated"
     assert batch.status == "ready" and batch.stats["ok"] == 24
     assert len(metas) == 24
-    assert all(m["teacher"] == "simulated" and m["simulated"] is True and "simulated_fault" in m for m in metas)
+    assert all(
+        m["teacher"] == "simulated" and m["simulated"] is True and "simulated_fault" in m for m in metas
+    )
 
 
 @pytest.mark.parametrize("family", ["math", "code", "instruction", "open"])
 def test_write_mode_parses_structured_answers_and_keeps_malformed_ones(sqlite_engine, family):
     result = run_generation(
         sqlite_engine,
-        {"batch": "w", "family": family, "mode": "write", "source": {"kind": "topics", "count": 60},
-         "teacher": {"kind": "simulated", "fault_rate": 0.4}, "levers": {"topics": ["trains", "tea"]}},
+        {
+            "batch": "w",
+            "family": family,
+            "mode": "write",
+            "source": {"kind": "topics", "count": 60},
+            "teacher": {"kind": "simulated", "fault_rate": 0.4},
+            "levers": {"topics": ["trains", "tea"]},
+        },
     )
     with session_scope(sqlite_engine, write=False) as session:
         rows = session.execute(select(Sample.prompt, Sample.response, Sample.reference, Sample.meta)).all()
@@ -196,8 +220,15 @@ def test_write_mode_parses_structured_answers_and_keeps_malformed_ones(sqlite_en
 def test_write_mode_self_consistency_solves_each_written_problem(sqlite_engine):
     run_generation(
         sqlite_engine,
-        {"batch": "sc", "family": "math", "mode": "write", "source": {"kind": "topics", "count": 30},
-         "teacher": {"kind": "simulated", "fault_rate": 0.3}, "n": 4, "consistency": True},
+        {
+            "batch": "sc",
+            "family": "math",
+            "mode": "write",
+            "source": {"kind": "topics", "count": 30},
+            "teacher": {"kind": "simulated", "fault_rate": 0.3},
+            "n": 4,
+            "consistency": True,
+        },
     )
     with session_scope(sqlite_engine, write=False) as session:
         rows = session.execute(
@@ -233,8 +264,14 @@ def test_write_mode_self_consistency_solves_each_written_problem(sqlite_engine):
 def test_solve_mode_self_consistency_records_majority_and_agreement(sqlite_engine):
     run_generation(
         sqlite_engine,
-        {"batch": "sc", "family": "math", "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 20}},
-         "teacher": {"kind": "simulated", "fault_rate": 0.3}, "n": 3, "consistency": True},
+        {
+            "batch": "sc",
+            "family": "math",
+            "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 20}},
+            "teacher": {"kind": "simulated", "fault_rate": 0.3},
+            "n": 3,
+            "consistency": True,
+        },
     )
     with session_scope(sqlite_engine, write=False) as session:
         rows = session.execute(select(Sample.item_index, Sample.reference, Sample.meta)).all()
@@ -246,7 +283,9 @@ def test_solve_mode_self_consistency_records_majority_and_agreement(sqlite_engin
             answers = [normalise_answer(m["extracted_answer"]) for i, _, m in rows if i == _item(rows, meta)]
             assert answers.count(result["majority_answer"]) >= 2
         if result["agreement"] == 1.0:
-            assert result["majority_answer"] == normalise_answer(reference["answer"]) or meta["simulated_fault"]
+            assert (
+                result["majority_answer"] == normalise_answer(reference["answer"]) or meta["simulated_fault"]
+            )
 
 
 def _item(rows, meta) -> int:
@@ -259,9 +298,14 @@ def test_few_shot_lineage_from_reference_then_accepted_samples(sqlite_engine, tm
 
     path = write_jsonl(tmp_path / "ref.jsonl", sample_records(12))
     import_file(sqlite_engine, path, "reference math", origin="real")
-    base = {"family": "math", "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 10}},
-            "teacher": {"kind": "simulated"}}
-    run_generation(sqlite_engine, {**base, "batch": "g0", "levers": {"few_shot": {"from": "reference", "k": 2}}})
+    base = {
+        "family": "math",
+        "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 10}},
+        "teacher": {"kind": "simulated"},
+    }
+    run_generation(
+        sqlite_engine, {**base, "batch": "g0", "levers": {"few_shot": {"from": "reference", "k": 2}}}
+    )
     with session_scope(sqlite_engine, write=False) as session:
         g0 = session.scalar(select(Batch).where(Batch.name == "g0"))
         ref_id = session.scalar(select(Batch.id).where(Batch.name == "reference math"))
@@ -270,14 +314,18 @@ def test_few_shot_lineage_from_reference_then_accepted_samples(sqlite_engine, tm
     assert g0.lineage["few_shot_from"] == "reference"
     assert g0.lineage["few_shot_batches"] == [ref_id]
     assert g0.generation == 0 and g0.parent_batch_id is None
-    assert all(len(m["few_shot_ids"]) == 2 and set(m["few_shot_ids"]) <= set(g0.lineage["few_shot_sample_ids"])
-               for m in g0_metas)
+    assert all(
+        len(m["few_shot_ids"]) == 2 and set(m["few_shot_ids"]) <= set(g0.lineage["few_shot_sample_ids"])
+        for m in g0_metas
+    )
     assert "Here are solved examples." in g0_metas[0]["teacher_prompt"]
 
     with session_scope(sqlite_engine) as session:
         session.execute(update(Sample).where(Sample.batch_id == g0.id).values(decision="accept"))
         session.execute(update(Batch).where(Batch.id == g0.id).values(generation=2))
-    run_generation(sqlite_engine, {**base, "batch": "g3", "levers": {"few_shot": {"from": "accepted", "k": 3}}})
+    run_generation(
+        sqlite_engine, {**base, "batch": "g3", "levers": {"few_shot": {"from": "accepted", "k": 3}}}
+    )
     with session_scope(sqlite_engine, write=False) as session:
         g3 = session.scalar(select(Batch).where(Batch.name == "g3"))
         pool = set(g3.lineage["few_shot_sample_ids"])
@@ -289,8 +337,15 @@ def test_few_shot_lineage_from_reference_then_accepted_samples(sqlite_engine, tm
 
 def test_few_shot_without_examples_is_a_clear_error(sqlite_engine):
     with pytest.raises(ValueError, match="no accepted samples of family code"):
-        run_generation(sqlite_engine, {"batch": "x", "family": "code", "source": {"kind": "humaneval", "limit": 3},
-                                       "levers": {"few_shot": {"from": "accepted"}}})
+        run_generation(
+            sqlite_engine,
+            {
+                "batch": "x",
+                "family": "code",
+                "source": {"kind": "humaneval", "limit": 3},
+                "levers": {"few_shot": {"from": "accepted"}},
+            },
+        )
 
 
 def test_demo_batches(sqlite_engine):
@@ -300,12 +355,17 @@ def test_demo_batches(sqlite_engine):
     assert create_demo_batches(sqlite_engine) == []
     with session_scope(sqlite_engine, write=False) as session:
         batches = session.scalars(select(Batch).order_by(Batch.id)).all()
-        sizes = {b.name: session.scalar(select(func.count()).select_from(Sample).where(Sample.batch_id == b.id))
-                 for b in batches}
-        faults = Counter(
-            m.get("simulated_fault") is not None for m in session.scalars(select(Sample.meta))
-        )
-    assert sizes == {"simulated math": 60, "simulated code": 40, "simulated instruction": 60, "simulated open": 40}
+        sizes = {
+            b.name: session.scalar(select(func.count()).select_from(Sample).where(Sample.batch_id == b.id))
+            for b in batches
+        }
+        faults = Counter(m.get("simulated_fault") is not None for m in session.scalars(select(Sample.meta)))
+    assert sizes == {
+        "simulated math": 60,
+        "simulated code": 40,
+        "simulated instruction": 60,
+        "simulated open": 40,
+    }
     assert {b.family for b in batches} == {"math", "code", "instruction", "open"}
     assert all(b.status == "ready" and b.source.startswith("simulated") for b in batches)
     total = sum(faults.values())
@@ -317,14 +377,20 @@ STUB = "def f(x):\n    return x + 1"
 
 
 def _mutated_by_the_simulated_teacher(code: str) -> list[str]:
-    return [mutant for kind in ("off_by_one", "flipped_comparison", "wrong_return") if (mutant := mutate(code, kind, "f"))]
+    return [
+        mutant
+        for kind in ("off_by_one", "flipped_comparison", "wrong_return")
+        if (mutant := mutate(code, kind, "f"))
+    ]
 
 
 def _mutated_by_the_test_strength_check(code: str) -> list[str]:
     return [mutant.code for mutant in generate_mutants(code, "f")]
 
 
-@pytest.mark.parametrize("mutants_of", [_mutated_by_the_simulated_teacher, _mutated_by_the_test_strength_check])
+@pytest.mark.parametrize(
+    "mutants_of", [_mutated_by_the_simulated_teacher, _mutated_by_the_test_strength_check]
+)
 def test_code_mutation_changes_the_definition_python_binds(mutants_of):
     """Two definitions of the entry point: Python binds the last, so the last is mutated."""
     mutants = mutants_of(STUB_THEN_SOLUTION)

@@ -18,7 +18,13 @@ KEY = "sk-server-test-0123456789abcdef"
 
 def ask(server: OpenAICompatServer, requests: list[ChatRequest], **config) -> list:
     """Send requests one after another; each result is a Completion or a TeacherError."""
-    settings = {"kind": "openai", "base_url": server.base_url, "model": "test-model", "timeout": 1.0, **config}
+    settings = {
+        "kind": "openai",
+        "base_url": server.base_url,
+        "model": "test-model",
+        "timeout": 1.0,
+        **config,
+    }
 
     async def go() -> list:
         teacher = OpenAITeacher(TeacherConfig(**settings), api_key=KEY)
@@ -49,8 +55,9 @@ def server():
 def test_chat_completions_with_n_usage_and_keep_alive(server):
     results = ask(server, [chat(n=3)] + [chat(f"Calculate {i} + 1.") for i in range(20)])
     first = results[0]
-    assert [c.text for c in first.choices] == [default_answer([{"role": "user", "content": "Calculate 2 + 3 * 4."}], i)
-                                               for i in range(3)]
+    assert [c.text for c in first.choices] == [
+        default_answer([{"role": "user", "content": "Calculate 2 + 3 * 4."}], i) for i in range(3)
+    ]
     assert "\\boxed{14}" in first.choices[0].text
     assert {c.finish_reason for c in first.choices} == {"stop"}
     assert first.prompt_tokens == 6 and first.completion_tokens > 0
@@ -81,7 +88,9 @@ def test_each_fault_maps_to_its_failure_kind(server, fault, kind, retryable):
 
 def test_truncation_and_the_length_limit(server):
     server.configure(schedule={0: "truncated"})
-    truncated, limited = ask(server, [chat("Tell me a story about a lighthouse."), chat("Tell me a story.", max_tokens=3)])
+    truncated, limited = ask(
+        server, [chat("Tell me a story about a lighthouse."), chat("Tell me a story.", max_tokens=3)]
+    )
     assert truncated.choices[0].finish_reason == "length"
     assert limited.choices[0].finish_reason == "length" and len(limited.choices[0].text.split()) == 3
 
@@ -92,7 +101,9 @@ def test_wrong_key_and_unknown_model_are_fatal_and_scrubbed(server):
     async def go() -> list[TeacherError]:
         errors = []
         for key, model in ((wrong, "test-model"), (KEY, "gpt-nope")):
-            teacher = OpenAITeacher(TeacherConfig(kind="openai", base_url=server.base_url, model=model), api_key=key)
+            teacher = OpenAITeacher(
+                TeacherConfig(kind="openai", base_url=server.base_url, model=model), api_key=key
+            )
             try:
                 await teacher.complete(chat())
             except TeacherError as exc:
@@ -129,7 +140,8 @@ async def _one(url: str) -> list:
 def test_server_runs_as_a_subprocess_and_prints_its_port():
     process = subprocess.Popen(
         [sys.executable, "-m", "curation.testing.openai_server", "--port", "0", "--model", "m1"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = process.stdout.readline()
@@ -139,7 +151,9 @@ def test_server_runs_as_a_subprocess_and_prints_its_port():
         server.host, server.port = "127.0.0.1", port
 
         async def models() -> list[str]:
-            teacher = OpenAITeacher(TeacherConfig(kind="openai", base_url=server.base_url, model="m1"), api_key="x")
+            teacher = OpenAITeacher(
+                TeacherConfig(kind="openai", base_url=server.base_url, model="m1"), api_key="x"
+            )
             try:
                 return await teacher.list_models()
             finally:

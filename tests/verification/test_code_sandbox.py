@@ -705,7 +705,9 @@ def test_many_quick_runs_on_a_tiny_uid_pool_never_fail_correct_code(tmp_path: Pa
     assert results[30][1].reason == "timeout (wall clock 1.5s)"
     four = UidPool(base=61920, size=4, lock_dir=tmp_path / "four")
     jobs = [bomb if i in (5, 50) else good for i in range(140)]
-    results += zip([j is good for j in jobs], run_many(jobs, workers=4, limits=limits, pool=four), strict=True)
+    results += zip(
+        [j is good for j in jobs], run_many(jobs, workers=4, limits=limits, pool=four), strict=True
+    )
     failed = [
         (r.reason, r.details.get("stderr")) for is_good, r in results if is_good and r.passed is not True
     ]

@@ -269,7 +269,11 @@ def test_registered_for_all_families() -> None:
 @pytest.mark.parametrize(
     ("response", "family", "passed"),
     [
-        ("Here are my tips. Sleep well every night. Sleep well every night. Sleep well every night.", "open", False),
+        (
+            "Here are my tips. Sleep well every night. Sleep well every night. Sleep well every night.",
+            "open",
+            False,
+        ),
         ("Here are my tips. Sleep well every night. Sleep well every night. Then wake early.", "open", True),
         ("Yes. Yes. Yes. Yes. That is all there is to say about the matter.", "open", True),
         ("def f(x):\n    return x + 1\n    return x + 1\n    return x + 1\n    return x + 1\n", "code", True),
@@ -279,7 +283,9 @@ def test_a_sentence_repeated_back_to_back_is_a_loop(response, family, passed):
     from curation.data import SampleRecord
     from curation.verification.heuristics import check_quality
 
-    verdict = check_quality(SampleRecord(family=family, prompt="Give me some advice please.", response=response))
+    verdict = check_quality(
+        SampleRecord(family=family, prompt="Give me some advice please.", response=response)
+    )
     assert verdict.details["checks"]["repetition"]["passed"] is passed
 
 
@@ -288,7 +294,11 @@ def test_a_sentence_repeated_back_to_back_is_a_loop(response, family, passed):
     [
         ("Name the file.", "RTL \u202egnp.exe\u202c", ["U+202C", "U+202E"]),
         ("Name \u2066the\u2069 file.", "report.pdf", ["U+2066", "U+2069"]),
-        ("Name the file.", "\u202a\u202b\u202d\u2067\u2068 mixed", ["U+202A", "U+202B", "U+202D", "U+2067", "U+2068"]),
+        (
+            "Name the file.",
+            "\u202a\u202b\u202d\u2067\u2068 mixed",
+            ["U+202A", "U+202B", "U+202D", "U+2067", "U+2068"],
+        ),
         # Marks (LRM, RLM) are ordinary in right-to-left prose: shown, not flagged.
         ("Translate to Hebrew.", "\u200fשלום\u200e world", None),
         ("Name the file.", "report.pdf", None),
@@ -296,5 +306,7 @@ def test_a_sentence_repeated_back_to_back_is_a_loop(response, family, passed):
 )
 def test_bidi_controls_are_flagged(prompt: str, response: str, found: list[str] | None) -> None:
     verdict = check_quality(sample(response, prompt=prompt))
-    assert verdict.details["checks"]["bidi"] == ({"passed": False, "found": found} if found else {"passed": True})
+    assert verdict.details["checks"]["bidi"] == (
+        {"passed": False, "found": found} if found else {"passed": True}
+    )
     assert ("bidi" in verdict.details["failed"]) is bool(found)

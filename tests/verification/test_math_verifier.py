@@ -27,7 +27,13 @@ def math_sample(response: str, answer: str | None) -> SampleRecord:
 
 # Correctness tests must not depend on how busy the machine is: generous time limits.
 # The issue reproductions compare bare `$...$` answers: extraction without an anchor.
-PATIENT = {"parse_timeout": 60, "compare_timeout": 60, "guard_timeout": 60, "hard_timeout": 300.0, "require_anchor": False}
+PATIENT = {
+    "parse_timeout": 60,
+    "compare_timeout": 60,
+    "guard_timeout": 60,
+    "hard_timeout": 300.0,
+    "require_anchor": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -371,6 +377,10 @@ def test_self_consistency_of_nothing() -> None:
 )
 def test_by_default_a_final_answer_needs_an_anchor(response: str, passed: bool) -> None:
     """A response that never states its final answer fails, even when its last number is right."""
-    verifier = MathAnswerVerifier(MathCheckConfig(parse_timeout=60, compare_timeout=60, guard_timeout=60, hard_timeout=300.0))
-    sample = SampleRecord(family="math", prompt="What is 12 + 30?", response=response, reference={"answer": "42"})
+    verifier = MathAnswerVerifier(
+        MathCheckConfig(parse_timeout=60, compare_timeout=60, guard_timeout=60, hard_timeout=300.0)
+    )
+    sample = SampleRecord(
+        family="math", prompt="What is 12 + 30?", response=response, reference={"answer": "42"}
+    )
     assert verifier.verify(sample).passed is passed

@@ -52,7 +52,8 @@ class OwnWorkers:
     def verify_many(self, samples: Sequence[SampleRecord]) -> list[Verdict]:
         self.chunks += 1
         return [
-            Verdict(s.response == "yes", None, "own workers", {**where(), "runner": id(self)}) for s in samples
+            Verdict(s.response == "yes", None, "own workers", {**where(), "runner": id(self)})
+            for s in samples
         ]
 
     def close(self) -> None:
@@ -108,10 +109,7 @@ def records(n: int) -> list[SampleRecord]:
 def run_chunks(jobs: int, names: Sequence[str], chunks: int = 3, size: int = 4, **settings: Any) -> list:
     """Verify `chunks` chunks with the verifiers `names`; results per chunk, in order."""
     with ChainPipeline(jobs, verifiers=registry(), **settings) as pipe:
-        work = [
-            (batch, [tuple(names)] * len(batch), ())
-            for batch in (records(size) for _ in range(chunks))
-        ]
+        work = [(batch, [tuple(names)] * len(batch), ()) for batch in (records(size) for _ in range(chunks))]
         return [results for _chunk, results in pipe.in_order(work)]
 
 

@@ -293,8 +293,12 @@ def test_a_pair_reply_cut_off_by_the_length_limit_declares_no_winner(server, con
         return pair_judge(messages, index) + TAIL
 
     server.configure(responder=prefers_photosynthesis)
-    result = compare_pair("Explain how plants make their food.", WEAK, GOOD, dataclasses.replace(config, max_tokens=60))
+    result = compare_pair(
+        "Explain how plants make their food.", WEAK, GOOD, dataclasses.replace(config, max_tokens=60)
+    )
     assert result.winner == "tie"
     assert [o["pick"] for o in result.orders] == [None, None]
-    assert result.reason == "; ".join(["judge reply cut off by the length limit (max_tokens 60): no verdict"] * 2)
+    assert result.reason == "; ".join(
+        ["judge reply cut off by the length limit (max_tokens 60): no verdict"] * 2
+    )
     assert compare_pair("Explain how plants make their food.", WEAK, GOOD, config).winner == "B"

@@ -15,7 +15,15 @@ from curation.registry import Registry
 
 #: Columns of the tabular formats (CSV, Parquet, Hugging Face): the interchange
 #: format's columns, nested fields as JSON text, plus the provenance object as JSON text.
-TABULAR_COLUMNS: tuple[str, ...] = ("id", "family", "prompt", "response", "reference", "metadata", "provenance")
+TABULAR_COLUMNS: tuple[str, ...] = (
+    "id",
+    "family",
+    "prompt",
+    "response",
+    "reference",
+    "metadata",
+    "provenance",
+)
 
 
 class Writer(ABC):
@@ -32,7 +40,9 @@ class Writer(ABC):
     def write(self, rows: Iterable[Any], path: Path) -> int:
         """Write rows to `path` (a file, or a folder for folder formats); return the row count."""
 
-    def write_splits(self, splits: Mapping[str, Iterable[Any]], out_dir: Path, names: Mapping[str, str]) -> dict[str, int]:
+    def write_splits(
+        self, splits: Mapping[str, Iterable[Any]], out_dir: Path, names: Mapping[str, str]
+    ) -> dict[str, int]:
         """Write each split to `out_dir / names[split]`; return rows per split.
 
         File formats write one file per split; folder formats override this to
@@ -41,7 +51,9 @@ class Writer(ABC):
 
     def load_snippet(self, files: list[str]) -> str:
         """Python that loads the export back (shown in the dataset card)."""
-        return "\n".join(f'rows = [json.loads(line) for line in open("{name}", encoding="utf-8")]' for name in files)
+        return "\n".join(
+            f'rows = [json.loads(line) for line in open("{name}", encoding="utf-8")]' for name in files
+        )
 
 
 def pandas_snippet(files: list[str], reader: str, options: str = "") -> str:

@@ -30,7 +30,15 @@ class CsvWriter(TextWriter):
         out = csv.writer(buffer)
         for row in rows:
             out.writerow(
-                (row.id, row.family, row.prompt, row.response, row.reference_json, row.metadata_json, row.provenance_json)
+                (
+                    row.id,
+                    row.family,
+                    row.prompt,
+                    row.response,
+                    row.reference_json,
+                    row.metadata_json,
+                    row.provenance_json,
+                )
             )
             yield buffer.getvalue()
             buffer.seek(0)

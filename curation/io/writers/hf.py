@@ -45,7 +45,9 @@ class HuggingFaceWriter(Writer):
         from datasets import Dataset, disable_progress_bars  # heavy: only for this format
 
         disable_progress_bars()
-        return Dataset.from_parquet(str(staged), features=_features(), cache_dir=str(cache), keep_in_memory=False)
+        return Dataset.from_parquet(
+            str(staged), features=_features(), cache_dir=str(cache), keep_in_memory=False
+        )
 
     def encode_table(self, rows: Iterable[Any]) -> Any:
         return ParquetWriter().encode_table(rows)
@@ -74,7 +76,9 @@ class HuggingFaceWriter(Writer):
     def write(self, rows: Iterable[Any], path: Path) -> int:
         return self.write_splits({"train": rows}, path, {"train": "train"})["train"]
 
-    def write_splits(self, splits: Mapping[str, Iterable[Any]], out_dir: Path, names: Mapping[str, str]) -> dict[str, int]:
+    def write_splits(
+        self, splits: Mapping[str, Iterable[Any]], out_dir: Path, names: Mapping[str, str]
+    ) -> dict[str, int]:
         """Each split is staged as Parquet in a private cache, loaded memory-mapped,
         saved under `out_dir/<split>`, then the cache is removed."""
         out_dir.mkdir(parents=True, exist_ok=True)
