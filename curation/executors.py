@@ -221,3 +221,23 @@ def _package_dir() -> str:
     """Ray ships this `curation` package to every worker (`py_modules`), so a node runs
     the driver's code and needs only the same requirements installed."""
     return os.path.dirname(os.path.abspath(__file__))
+
+
+def executor_record(choice: ExecutorChoice, cluster: RayCluster | None = None) -> dict[str, Any]:
+    """What a job keeps under `counters["executor"]` so the pages can say where it ran:
+    `{"executor": "local"}` or `{"executor": "ray", "ray_address": ..., "cluster": {...}}`."""
+    record = choice.to_params()
+    if cluster is not None:
+        record["cluster"] = cluster.summary
+    return record
+
+
+def describe_record(record: dict[str, Any] | None) -> str:
+    """One line for a page: "local worker processes" or "Ray at ADDR: 2 nodes, 2 CPUs, 0 GPUs"."""
+    if not record or record.get("executor", ExecutorKind.LOCAL.value) == ExecutorKind.LOCAL.value:
+        return ExecutorChoice().describe()
+    where = ExecutorChoice.from_params(record).describe()
+    cluster = record.get("cluster") or {}
+    if not cluster:
+        return where
+    return f"{where}: {cluster.get('nodes', 0)} nodes, {cluster.get('cpus', 0)} CPUs, {cluster.get('gpus', 0)} GPUs"

@@ -99,3 +99,15 @@ def test_two_node_cluster_summary(ray_driver: LoopbackCluster) -> None:
     import curation
 
     assert set(ray.get([package_file.remote() for _ in range(4)])) == {curation.__file__}
+
+
+def test_job_record_describes_where_it_ran() -> None:
+    from curation.executors import RayCluster, describe_record, executor_record
+
+    assert describe_record(None) == "local worker processes"
+    assert describe_record(executor_record(ExecutorChoice())) == "local worker processes"
+    summary = {"nodes": 2, "cpus": 32, "gpus": 1, "per_node": []}
+    record = executor_record(
+        ExecutorChoice(ExecutorKind.RAY, "10.0.0.1:6379"), RayCluster("10.0.0.1:6379", False, summary)
+    )
+    assert describe_record(record) == "Ray at 10.0.0.1:6379: 2 nodes, 32 CPUs, 1 GPUs"
