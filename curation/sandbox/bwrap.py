@@ -62,6 +62,8 @@ MODE_BARE = "bare"
 
 UNSANDBOXED_ENV = "ASSAY_ALLOW_UNSANDBOXED_CODE"
 INSTALL_HINT = "apt-get install bubblewrap"
+#: The bubblewrap binary to use instead of `bwrap` on PATH (a node's own install).
+BWRAP_ENV = "ASSAY_BWRAP"
 TOKEN_BYTES = 16
 REPORT_CAP = 16 << 20
 #: The environment of host commands (probes, bwrap itself): the system's binaries only.
@@ -180,6 +182,9 @@ def _harness_argv(python: str, report_fd: int, kill_scope: str) -> list[str]:
 
 
 def bwrap_path() -> str | None:
+    configured = os.environ.get(BWRAP_ENV, "").strip()
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
     found = shutil.which("bwrap")
     if found:
         return found

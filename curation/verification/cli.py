@@ -9,6 +9,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.executors import (
+    ExecutorChoice,
+    ExecutorUnavailable,
+    add_executor_arguments,
+    check_reachable,
+    describe_record,
+    executor_from_args,
+)
 from curation.jobs import JobView, submit_job
 from curation.jobs.console import end_progress, run_job_with_progress
 from curation.store.queries import batch_id_by_name
@@ -33,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: every core)")
     p.add_argument("--reverify", action="store_true", help="verify again even where a verdict exists")
     _judge_options(p)
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_verify)
 
     p = subparsers.add_parser(
@@ -48,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--verifier", action="append", default=None, help="run only this verifier (repeatable)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: every core)")
     _judge_options(p)
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_verify_file, needs_store=False)
 
 
@@ -89,13 +99,26 @@ def _table(title: str, by_verifier: dict[str, dict[str, int]], overall: dict[str
         print(_line("overall", overall))
 
 
+def _executor(args: argparse.Namespace) -> ExecutorChoice:
+    """The executor of the command, a cluster address checked before any work starts."""
+    choice = executor_from_args(args)
+    if choice.is_ray and choice.address:
+        try:
+            check_reachable(choice.address)
+        except ExecutorUnavailable as exc:
+            raise ValueError(str(exc)) from None  # the CLI prints it as "error: ..."
+    return choice
+
+
 def cmd_verify(args: argparse.Namespace, engine: Engine) -> int:
+    choice = _executor(args)
     params = VerifyParams(
         batches=list(dict.fromkeys(args.batch)),
         verifiers=args.verifier,
         jobs=args.jobs,
         reverify=args.reverify,
         judge=_judge(args),
+        **choice.to_params(),
     )
     batch_ids = [batch_id_by_name(engine, name) for name in params.batches]
     plan = plan_verification(params)
@@ -118,7 +141,7 @@ def cmd_verify(args: argparse.Namespace, engine: Engine) -> int:
     result = job.result
     print(
         f"job {job_id}: verified {result['samples']:,} samples ({result['verdicts']:,} verdicts) "
-        f"in {result['seconds']:.1f}s with {result['jobs']} worker processes"
+        f"in {result['seconds']:.1f}s on {describe_record(result.get('executor'))}"
     )
     if result.get("note"):
         print(f"note: {result['note']}")
@@ -153,6 +176,7 @@ def cmd_verify_file(args: argparse.Namespace, engine: Engine | None) -> int:
             verifiers=args.verifier,
             judge=_judge(args),
             progress=progress,
+            executor=_executor(args),
         )
     finally:
         end_progress()
@@ -160,7 +184,7 @@ def cmd_verify_file(args: argparse.Namespace, engine: Engine | None) -> int:
         print(f"note: {name} skipped: {why}", file=sys.stderr)
     print(
         f"wrote {result['records']:,} records to {result['out']} in {result['seconds']:.1f}s "
-        f"({result['records_per_s'] or 0:,.0f} records/s, {result['jobs']} worker processes)"
+        f"({result['records_per_s'] or 0:,.0f} records/s, on {describe_record(result['executor'])})"
     )
     overall = {key: result[key] for key in ("passed", "failed", "unknown")}
     _table("verdicts:", result["by_verifier"], overall)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.executors import ExecutorChoice
 from curation.jobs import start_job
 from curation.jobs.registry import JobContext, batch_targets, job_kind
 from curation.verification.runner import VerifyParams, plan_verification, run_verification
@@ -40,6 +41,7 @@ def start_verification(
     sample_ids: list[int] | None = None,
     families: list[str] | None = None,
     judge: dict[str, Any] | None = None,
+    executor: ExecutorChoice | None = None,
     created_by: str = "",
 ) -> int:
     """Validate the parameters, then start a background "verify" job; returns its id."""
@@ -51,6 +53,7 @@ def start_verification(
         jobs=jobs,
         reverify=reverify,
         judge=judge,
+        **(executor or ExecutorChoice()).to_params(),
     )
     plan_verification(params)
     return start_job(engine, "verify", params.to_dict(), created_by=created_by)

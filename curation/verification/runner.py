@@ -9,7 +9,9 @@ Parameters (`VerifyParams`, the job's params)::
      "jobs": 2,                          # worker processes; default os.cpu_count()
      "reverify": false,                  # true: verify again even where a verdict exists
      "judge": {"base_url", "model", "api_key_env", ...} | null,   # null: ASSAY_JUDGE_* env
-     "chunk_size": 256}
+     "chunk_size": 256,
+     "executor": "local" | "ray",        # where the verifiers run (`curation.executors`)
+     "ray_address": "host:port" | "auto" | null}   # null with "ray": a local Ray instance
 
 Only what is missing is done: a sample is verified by a verifier when it has no
 verdict of that verifier's current version. With ``reverify`` the verdicts made
@@ -22,6 +24,11 @@ the chunks in flight) together with the affected samples' overall outcome
 (`Sample.passed`, see `chains.overall_outcome`). Verdicts flagged
 ``details["transient"]`` (a judge request that failed) are counted but not
 stored, so the next run asks again.
+
+On Ray (`curation.verification.distributed`) the verifiers run as Ray tasks and this
+process, the driver, still writes every verdict itself, in the same transactions: a
+task retried after a node died can return its verdicts again, never store them twice.
+The job's ``counters["executor"]`` records where it ran (`executors.executor_record`).
 """
 
 from __future__ import annotations
@@ -40,13 +47,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from curation.data import FAMILIES, SampleRecord
+from curation.executors import ExecutorChoice, executor_record
 from curation.settings import from_dict
 from curation.store.db import session_scope
 from curation.store.models import Batch, Job, Sample, Verdict, utcnow
 from curation.verification.base import VERIFIERS, RunSettings
 from curation.verification.chains import chains_for, overall_outcome
+from curation.verification.distributed import open_pipeline
 from curation.verification.judge import JudgeConfig, resolve_judge_config
-from curation.verification.pipeline import ChainPipeline, default_jobs
+from curation.verification.pipeline import default_jobs
 from curation.verification.versions import current_versions
 
 Progress = Callable[..., None]
@@ -65,8 +74,11 @@ class VerifyParams:
     reverify: bool = False
     judge: dict[str, Any] | None = None
     chunk_size: int = 256
+    executor: str = "local"
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
+        self.executor_choice()
         if not all(isinstance(b, str) and b for b in self.batches):
             raise ValueError("batches must be a list of batch names")
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in self.sample_ids):
@@ -86,6 +98,10 @@ class VerifyParams:
             raise ValueError("chunk_size must be between 1 and 10000")
         if self.judge is not None:
             JudgeConfig.from_dict(self.judge)
+
+    def executor_choice(self) -> ExecutorChoice:
+        """Where the verifiers run; raises ValueError naming an unknown executor."""
+        return ExecutorChoice.parse(self.executor, self.ray_address)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VerifyParams:
@@ -462,15 +478,19 @@ def run_verification(
     with session_scope(engine, write=False) as session:
         total = session.scalar(select(func.count(Sample.id)).where(*selection, needs)) or 0
     tally = _Tally()
+    choice = params.executor_choice()
+    executor = executor_record(choice)
 
     def report() -> None:
         if progress is not None:
             message = f"verified {tally.samples:,} of {total:,} samples"
-            progress(tally.samples, total, message, tally.counters())
+            progress(tally.samples, total, message, {**tally.counters(), "executor": executor})
 
     report()
     if total:
-        with ChainPipeline(jobs, judge_config=plan.judge) as pipeline:
+        with open_pipeline(choice, jobs, judge_config=plan.judge) as (pipeline, executor):
+            jobs = pipeline.jobs
+            report()
             chunks = _chunks_with_work(engine, selection, needs, plan, cutoff, params.chunk_size)
             for chunk, results in pipeline.in_order(chunks):
                 ids = [sample_id for sample_id, _family in chunk.keys]
@@ -489,6 +509,7 @@ def run_verification(
         "chains": {family: list(chain) for family, chain in plan.chains.items()},
         "skipped_verifiers": plan.skipped,
         "jobs": jobs,
+        "executor": executor,
         "reverify": params.reverify,
         "seconds": round(seconds, 3),
         "samples_per_s": round(tally.samples / seconds, 1) if seconds > 0 else None,

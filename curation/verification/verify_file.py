@@ -10,7 +10,8 @@ read, plus
 in input order. Chunks are verified in parallel (`ChainPipeline`) with a bounded
 number in flight, so memory does not grow with the file. The output is written
 to a temporary file next to OUT and renamed at the end: a bad input line or an
-interruption leaves no partial OUT behind.
+interruption leaves no partial OUT behind. With ``executor`` naming Ray, the verifiers
+run as Ray tasks (`curation.verification.distributed`) and this process writes OUT.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from curation.data import SampleRecord
+from curation.executors import ExecutorChoice
 from curation.io.interchange import iter_records
 from curation.verification.chains import overall_outcome
-from curation.verification.pipeline import ChainPipeline, default_jobs
+from curation.verification.distributed import open_pipeline
+from curation.verification.pipeline import default_jobs
 from curation.verification.runner import OUTCOME_NAMES, VerifyParams, plan_verification
 
 
@@ -61,6 +64,7 @@ def verify_file(
     judge: dict[str, Any] | None = None,
     chunk_size: int = 256,
     progress: Callable[[int, str], None] | None = None,
+    executor: ExecutorChoice | None = None,
 ) -> dict[str, Any]:
     """Verify every record of `in_path` into `out_path` (JSONL); returns counts."""
     in_path, out_path = Path(in_path), Path(out_path)
@@ -77,8 +81,9 @@ def verify_file(
     try:
         with (
             os.fdopen(handle, "w", encoding="utf-8") as out,
-            ChainPipeline(jobs, judge_config=plan.judge) as pipeline,
+            open_pipeline(executor or ExecutorChoice(), jobs, judge_config=plan.judge) as (pipeline, where),
         ):
+            jobs = pipeline.jobs
             chunks = (
                 (records, [plan.chains.get(record.family, ()) for record in records], ())
                 for records in _chunks(iter_records(in_path), chunk_size)
@@ -122,6 +127,7 @@ def verify_file(
         "versions": plan.versions,
         "skipped_verifiers": plan.skipped,
         "jobs": jobs,
+        "executor": where,
         "seconds": round(seconds, 3),
         "records_per_s": round(counts["records"] / seconds, 1) if seconds > 0 else None,
         "out": str(out_path),
