@@ -70,7 +70,9 @@ def _ray_start(arguments: list[str]) -> subprocess.Popen:
             *arguments,
         ],
         start_new_session=True,
-        env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"),
+        # No token auth: `ray start` turns it on by itself once any local ray.init() has
+        # written ~/.ray/auth_token, while a driver given an address never does.
+        env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
