@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from curation.config import database_url, redact_url
 from curation.data import BatchSummary
+from curation.executors import describe_record
 from curation.jobs import JobBusy, JobView, cancel_job, get_job, reap_dead_jobs, resume_job
 from curation.safety import neutralise_markdown, reveal_bidi
 from curation.store import open_store
@@ -147,10 +148,23 @@ def _job_summary(job: JobView) -> str:
     return f"{job.progress_done:,}" if job.progress_done else ""
 
 
-def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] | None = None) -> None:
+def executor_caption(job: JobView) -> None:
+    """Where a heavy job runs or ran: local worker processes, or the Ray cluster's nodes and CPUs/GPUs."""
+    verb = "Runs" if job.active else "Ran"
+    st.caption(f"{verb} on {describe_record((job.counters or {}).get('executor'))}")
+
+
+def job_status(
+    job_id: int,
+    *,
+    key: str,
+    on_success: Callable[[JobView], None] | None = None,
+    show_executor: bool = False,
+) -> None:
     """Live status of one job: a fragment that refreshes itself while the job runs.
 
-    `on_success(job)` renders extra content (inside the fragment) once the job succeeded."""
+    `on_success(job)` renders extra content (inside the fragment) once the job succeeded;
+    `show_executor` adds where the job runs (`executor_caption`), for the heavy jobs."""
 
     @st.fragment(run_every=1.0)
     def _panel() -> None:
@@ -169,6 +183,8 @@ def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] |
         if job.state in ("queued", "running"):
             with st.status(label, state="running", expanded=True):
                 st.progress(job.fraction or 0.0, text=f"{job.message or 'working…'}  {_job_summary(job)}")
+                if show_executor:
+                    executor_caption(job)
                 if job.counters:
                     st.caption(
                         " · ".join(f"{k}: {v}" for k, v in job.counters.items() if not isinstance(v, dict))
@@ -181,6 +197,8 @@ def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] |
         elif job.state == "succeeded":
             with st.status(label, state="complete", expanded=False):
                 show_json(job.result)
+            if show_executor:
+                executor_caption(job)
             if on_success is not None:
                 on_success(job)
         else:
@@ -189,6 +207,8 @@ def job_status(job_id: int, *, key: str, on_success: Callable[[JobView], None] |
                     st.error(job.error, icon=":material/error:")
                 else:
                     st.write(job.message)
+                if show_executor:
+                    executor_caption(job)
                 if st.button("Resume", key=f"{key}_resume", icon=":material/replay:"):
                     if (
                         start_from_page(lambda: resume_job(eng, job_id, created_by=reviewer()), key=key)

@@ -119,7 +119,7 @@ with st.container(border=True):
                 key="diversity_job",
             )
     if st.session_state.get("diversity_job"):
-        job_status(st.session_state["diversity_job"], key="diversity_job")
+        job_status(st.session_state["diversity_job"], key="diversity_job", show_executor=True)
 
 if embedded < total or ref_embedded < ref_total:
     st.info("Embed the batch and the reference set to see the metrics and the map.", icon=":material/info:")

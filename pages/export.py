@@ -217,7 +217,7 @@ with export_tab:
 
     if "export_job" in st.session_state:
         job_id = st.session_state["export_job"]
-        job_status(job_id, key="export_job")
+        job_status(job_id, key="export_job", show_executor=True)
         job = get_job(eng, job_id)
         if job.state == "succeeded":
             out = Path(job.result["out_dir"])

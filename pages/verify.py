@@ -91,7 +91,7 @@ with st.container(border=True):
             st.error(str(exc.args[0] if exc.args else exc), icon=":material/error:")
 
 if st.session_state.get("verify_job"):
-    job_status(st.session_state["verify_job"], key="verify_job")
+    job_status(st.session_state["verify_job"], key="verify_job", show_executor=True)
 
 # -- results -----------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from curation.executors import ExecutorChoice, executor_record
 from curation.export.config import ExportConfig
 from curation.export.run import run_export
 from curation.jobs.registry import JobContext, job_kind
@@ -17,10 +18,11 @@ def _describe(params: dict[str, Any]) -> str:
     "export", describe=_describe, targets=lambda p: [f"export destination {p['out']!r}"], doing="written"
 )
 def run_export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    where = {"executor": executor_record(ExecutorChoice.from_params(params))}
     result = run_export(
         ctx.engine,
         ExportConfig.from_dict(params),
-        progress=lambda done, total, message: ctx.progress(done, total, message),
+        progress=lambda done, total, message: ctx.progress(done, total, message, where),
     )
     return {
         "export_id": result.export_id,

@@ -66,6 +66,7 @@ def test_preview_run_and_download(workspace, tmp_path, fmt):
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     assert any("Wrote 20 rows to" in s.value for s in app.success)
+    assert "Ran on local worker processes" in [c.value for c in app.caption]
     downloads = app.get("download_button")
     assert len(downloads) == 1 and "out.zip" in downloads[0].proto.label
     assert (tmp_path / "out.zip").is_file()

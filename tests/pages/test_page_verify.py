@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
 from curation.config import PROJECT_ROOT
 from curation.io.importer import import_file
-from curation.jobs import wait_for_job
+from curation.jobs import submit_job, wait_for_job
 from curation.sandbox import resolve_mode
 from curation.store import open_store
 from curation.store.db import session_scope
-from curation.store.models import Sample, Verdict
+from curation.store.models import Job, Sample, Verdict
 from curation.verification.runner import run_verification
 from tests.helpers import sample_records, write_jsonl
 
@@ -92,6 +92,7 @@ def test_start_verification_from_the_page(workspace):
 
     app.run()
     assert not app.exception, [e.value for e in app.exception]
+    assert "Ran on local worker processes" in [c.value for c in app.caption]
     assert len(app.get("plotly_chart")) == 2, "pass rates and failure reasons"
     table = app.dataframe(key="verify_table").value
     assert len(table) == len(records())
@@ -146,3 +147,20 @@ def test_verdict_changes_between_versions(workspace):
     flips = table_with(app, "change")
     changes = dict(zip(flips["id"], flips["change"], strict=True))
     assert changes == {sample["r1"]: "pass → fail", sample["r2"]: "fail → pass"}
+
+
+def test_a_job_on_ray_shows_the_cluster(workspace):
+    ray_record = {
+        "executor": "ray",
+        "ray_address": "10.0.0.5:6379",
+        "cluster": {"nodes": 2, "cpus": 32, "gpus": 1, "per_node": []},
+    }
+    job_id = submit_job(workspace, "verify", {"batches": ["batch <one>"]})
+    with session_scope(workspace) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(state="succeeded", result={"samples": 0}, counters={"executor": ray_record})
+        )
+    app = open_page(verify_job=job_id)
+    assert "Ran on Ray at 10.0.0.5:6379: 2 nodes, 32 CPUs, 1 GPUs" in [c.value for c in app.caption]
