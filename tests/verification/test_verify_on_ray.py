@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
 from curation.data import SampleRecord
 from curation.executors import ExecutorChoice, connect
@@ -239,3 +239,10 @@ def test_killed_node_mid_verify_loses_and_duplicates_nothing(make_store_url: Cal
         ("code_tests", True),
         ("quality", True),
     }
+    # A resumed run does only what is missing: here the verdicts of the first 5 samples.
+    with session_scope(engine) as session:
+        first = select(Sample.id).where(Sample.batch_id == batch_id).order_by(Sample.id).limit(5)
+        session.execute(delete(Verdict).where(Verdict.sample_id.in_(first.scalar_subquery())))
+    again = run_verification(engine, {"batches": ["slow"], "chunk_size": 4})
+    assert (again["samples"], again["verdicts"]) == (5, 10)
+    assert _stored(engine, batch_id) == stored
