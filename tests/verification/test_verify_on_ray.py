@@ -216,7 +216,7 @@ SLOW_SOLUTION = (
 
 def test_killed_node_mid_verify_loses_and_duplicates_nothing(make_store_url: Callable[[str], str]) -> None:
     engine = open_store(make_store_url("sqlite"))
-    samples = 36
+    samples = 24
     rows = [{"family": "code", "prompt": PROMPT, "response": SLOW_SOLUTION, "reference": REFERENCE}] * samples
     batch_id, _ids = add_batch(engine, "slow", rows)
     with loopback_cluster(nodes=2, cpus_per_node=1) as cluster:
