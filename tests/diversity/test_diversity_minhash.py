@@ -114,9 +114,8 @@ def _dedup(url: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[d
     marks = list_marks(engine, resolve_batch(engine, "run").id)
     with session_scope(engine, write=False) as session:
         job_id = session.scalar(select(Job.id).where(Job.kind == "dedup").order_by(Job.id.desc()))
-        stored = dict(
-            session.execute(select(MinHashSignature.content_hash, MinHashSignature.signature)).tuples()
-        )
+        query = select(MinHashSignature.content_hash, MinHashSignature.signature)
+        stored = {content_hash: blob for content_hash, blob in session.execute(query)}
     job = get_job(engine, job_id)
     found = [(m.sample_id, m.kind, m.other_sample_id, m.score) for m in marks]
     return job.counters["executor"], found, stored, result
@@ -126,7 +125,7 @@ def _dedup(url: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[d
 def test_dedup_on_a_two_node_ray_cluster_equals_the_local_run(
     backend: str,
     make_store_url: Callable[[str], str],
-    ray_two_nodes: LoopbackCluster,
+    ray_driver: LoopbackCluster,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -134,7 +133,9 @@ def test_dedup_on_a_two_node_ray_cluster_equals_the_local_run(
     for executor in ("local", "ray"):
         urls[executor] = make_store_url(backend)
         _dedup_batch(open_store(urls[executor]), tmp_path)
-    on_ray = ("--executor", "ray", "--ray-address", ray_two_nodes.address)
+    # The first run reuses this process's connection (ray_driver waited for both nodes);
+    # the job ends it, so the rerun connects to the address itself.
+    on_ray = ("--executor", "ray", "--ray-address", ray_driver.address)
     local_record, local_marks, local_signatures, _ = _dedup(urls["local"], capsys)
     ray_record, ray_marks, ray_signatures, result = _dedup(urls["ray"], capsys, *on_ray)
     assert local_record == {"executor": "local"}
