@@ -70,8 +70,9 @@ def _ray_start(arguments: list[str]) -> subprocess.Popen:
             *arguments,
         ],
         start_new_session=True,
-        # No token auth: `ray start` turns it on by itself once any local ray.init() has
-        # written ~/.ray/auth_token, while a driver given an address never does.
+        # `ray start` turns token authentication on by itself once ~/.ray/auth_token exists
+        # (any private `ray.init()` on the machine writes one), while a driver given an
+        # explicit address never sends a token: the loopback test clusters opt out.
         env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -18,10 +18,16 @@ from curation.diversity.service import (
     embed_scope,
     embed_selection,
     resolve_batch,
-    run_dedup,
 )
-from curation.jobs import refuse_if_busy
-from curation.jobs.console import end_progress, print_progress
+from curation.executors import (
+    ExecutorUnavailable,
+    add_executor_arguments,
+    check_reachable,
+    describe_record,
+    executor_from_args,
+)
+from curation.jobs import refuse_if_busy, submit_job
+from curation.jobs.console import end_progress, print_progress, run_job_with_progress
 
 
 def _fmt(v: Any) -> str:
@@ -46,17 +52,27 @@ def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_dedup(args: argparse.Namespace, engine: Engine) -> int:
-    refuse_if_busy(engine, "dedup", {"batch": args.batch})
-    result = run_dedup(
-        engine,
-        args.batch,
-        scopes=args.scope or SCOPES,
-        semantic=not args.no_semantic,
-        model=args.model,
-        mode=args.text_mode,
-        progress=print_progress,
-    )
-    end_progress()
+    """Runs the "dedup" job in this process (the driver, on Ray), so the job records
+    where it ran and a crash is reaped and resumable like any job."""
+    choice = executor_from_args(args)
+    if choice.is_ray and choice.address:
+        try:
+            check_reachable(choice.address)
+        except ExecutorUnavailable as exc:
+            raise ValueError(str(exc)) from None  # the CLI prints it as "error: ..."
+    resolve_batch(engine, args.batch)
+    params = {
+        "batch": args.batch,
+        "scopes": list(args.scope or SCOPES),
+        "semantic": not args.no_semantic,
+        "model": args.model,
+        "mode": args.text_mode,
+        **choice.to_params(),
+    }
+    job = run_job_with_progress(engine, submit_job(engine, "dedup", params))
+    if job.state != "succeeded":
+        return 1
+    result = job.result
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -68,6 +84,12 @@ def cmd_dedup(args: argparse.Namespace, engine: Engine) -> int:
         f"marks: {changes['added']} added, {changes['updated']} kept, {changes['removed']} removed "
         "(overridden marks are never removed)"
     )
+    signatures = result.get("minhash") or {}
+    if signatures.get("distinct"):
+        print(
+            f"MinHash: {signatures['computed']:,} texts signed, {signatures['stored']:,} signatures "
+            f"reused from the store, on {describe_record(result.get('executor'))}"
+        )
     return 0
 
 
@@ -175,6 +197,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--scope", action="append", choices=SCOPES, help="only these scopes (repeatable; default all)"
     )
     p.add_argument("--no-semantic", action="store_true", help="skip the embedding-based check")
+    add_executor_arguments(p)
 
     p = _batch_command(
         subparsers,

@@ -7,9 +7,9 @@ samples, the reference set or an evaluation set) each query gets its best match.
 
 * exact — equal normalised text (NFKC, casefold, whitespace collapsed).
 * near — Jaccard of word 5-gram sets ≥ 0.8. Candidates come from MinHash LSH
-  (signatures computed with numpy in one pass over all shingles, banding
-  parameters from datasketch's MinHashLSH, tuned for recall); every candidate is
-  then verified with the exact Jaccard, so the decision is the documented one.
+  (`minhash`: vectorised signatures, computed in worker processes or Ray tasks
+  for big sets, or read from the store; bands chosen for recall); every candidate
+  is then verified with the exact Jaccard, so the decision is the documented one.
 * semantic — embedding cosine ≥ 0.95 through a faiss index (`knn`).
 * contamination — a shared word 13-gram with an evaluation set.
 """
@@ -22,13 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from curation.diversity.knn import knn
-from curation.diversity.text import TokenisedCorpus, ngram_hashes, normalise_text, tokenise
-
-#: Within an LSH bucket, all pairs are checked up to this size; bigger buckets
-#: (templated data) are checked against their first and previous member only.
-ALL_PAIRS_BUCKET = 32
-_SHINGLE_CHUNK = 1 << 16
-_MASK32 = np.uint64(0xFFFFFFFF)
+from curation.diversity.minhash import (
+    MinHashParams,
+    compute_signatures,
+    empty_rows,
+    lsh_candidate_pairs,
+    lsh_params,
+    shingle_hashes,
+)
+from curation.diversity.text import ngram_hashes, normalise_text, tokenise
+from curation.executors import ExecutorChoice
 
 
 @dataclass(frozen=True)
@@ -73,90 +76,6 @@ def exact_matches(queries: Sequence[str], targets: Sequence[str]) -> list[Findin
 # -- MinHash LSH -----------------------------------------------------------------
 
 
-def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    a = rng.integers(1, 2**63 - 1, size=num_perm, dtype=np.uint64) | np.uint64(1)
-    b = rng.integers(0, 2**63 - 1, size=num_perm, dtype=np.uint64)
-    return a, b
-
-
-def minhash_signatures(
-    hashes: np.ndarray, offsets: np.ndarray, num_perm: int = 128, seed: int = 1
-) -> np.ndarray:
-    """(n_docs, num_perm) uint32 MinHash signatures from flat shingle hashes.
-
-    Permutation k maps a 32-bit shingle value x to ((a_k·x + b_k) mod 2⁶⁴) >> 32
-    (multiply-add-shift hashing). Documents without shingles keep the all-max row."""
-    n_docs = len(offsets) - 1
-    sig = np.full((n_docs, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-    if not len(hashes):
-        return sig
-    a, b = _permutations(num_perm, seed)
-    values = (hashes >> np.uint64(32)) ^ (hashes & _MASK32)
-    counts = np.diff(offsets)
-    start_doc = 0
-    while start_doc < n_docs:
-        end_doc = int(np.searchsorted(offsets, offsets[start_doc] + _SHINGLE_CHUNK, side="right")) - 1
-        end_doc = min(max(end_doc, start_doc + 1), n_docs)
-        lo, hi = offsets[start_doc], offsets[end_doc]
-        if hi > lo:
-            with np.errstate(over="ignore"):
-                block = ((values[lo:hi, None] * a[None, :] + b[None, :]) >> np.uint64(32)).astype(np.uint32)
-            docs = np.arange(start_doc, end_doc)
-            docs = docs[counts[docs] > 0]
-            sig[docs] = np.minimum.reduceat(block, offsets[docs] - lo, axis=0)
-        start_doc = end_doc
-    return sig
-
-
-def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) for `threshold`, as datasketch's MinHashLSH chooses them with false
-    negatives weighted 0.9: every candidate is verified with the exact Jaccard, so a
-    false positive costs only time while a false negative is a missed duplicate
-    (128 permutations: 14 bands of 9 rows; a pair at Jaccard 0.8 is found with p ≈ 0.87,
-    at 0.85 with p ≈ 0.97)."""
-    from datasketch import MinHashLSH  # heavy (~1 s): loaded only when choosing LSH bands
-
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.1, 0.9))
-    return int(lsh.b), int(lsh.r)
-
-
-def lsh_candidate_pairs(
-    sig: np.ndarray, bands: int, rows: int, active: np.ndarray | None = None
-) -> np.ndarray:
-    """(m, 2) int64 pairs (i < j) that share at least one LSH band."""
-    n = len(sig)
-    docs = np.arange(n) if active is None else np.flatnonzero(active)
-    if len(docs) < 2:
-        return np.zeros((0, 2), dtype=np.int64)
-    mult = np.random.default_rng(7).integers(1, 2**63 - 1, size=rows, dtype=np.uint64) | np.uint64(1)
-    chunks: list[np.ndarray] = []
-    for band in range(bands):
-        block = sig[docs, band * rows : (band + 1) * rows].astype(np.uint64)
-        with np.errstate(over="ignore"):
-            keys = (block * mult).sum(axis=1, dtype=np.uint64)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        boundaries = np.flatnonzero(np.diff(sorted_keys)) + 1
-        starts = np.concatenate(([0], boundaries))
-        ends = np.concatenate((boundaries, [len(order)]))
-        big = np.flatnonzero(ends - starts >= 2)
-        for s, e in zip(starts[big], ends[big], strict=True):
-            members = docs[order[s:e]]
-            if len(members) <= ALL_PAIRS_BUCKET:
-                i, j = np.triu_indices(len(members), k=1)
-                chunks.append(np.stack([members[i], members[j]], axis=1))
-            else:
-                chunks.append(np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1))
-                chunks.append(np.stack([members[:-1], members[1:]], axis=1))
-    if not chunks:
-        return np.zeros((0, 2), dtype=np.int64)
-    pairs = np.concatenate(chunks).astype(np.int64)
-    pairs.sort(axis=1)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    return np.unique(pairs, axis=0)
-
-
 class ShingleSets:
     """Exact Jaccard between documents from their flat shingle hashes (sets built lazily)."""
 
@@ -181,35 +100,56 @@ class ShingleSets:
 
 @dataclass
 class NearDupIndex:
-    """Shingles, signatures and verified-pair machinery for one corpus."""
+    """Signatures and LSH bands of one corpus; candidates verified with the exact Jaccard.
 
-    corpus: TokenisedCorpus
-    sets: ShingleSets
+    `signatures` (from the store, see `service.minhash_signatures_for`) are used as
+    given; otherwise they are computed here (`executor`: local processes or Ray tasks)."""
+
+    texts: Sequence[str]
     sig: np.ndarray
+    params: MinHashParams
     bands: int
     rows: int
 
     @classmethod
     def build(
-        cls, texts: Sequence[str], *, ngram: int = 5, num_perm: int = 128, threshold: float = 0.8
+        cls,
+        texts: Sequence[str],
+        *,
+        ngram: int = 5,
+        num_perm: int = 128,
+        threshold: float = 0.8,
+        signatures: np.ndarray | None = None,
+        executor: ExecutorChoice | None = None,
     ) -> NearDupIndex:
-        corpus = tokenise(texts)
-        hashes, offsets = ngram_hashes(corpus, ngram, short_docs="whole")
-        sig = minhash_signatures(hashes, offsets, num_perm)
+        params = MinHashParams(num_perm=num_perm, ngram=ngram)
+        sig = compute_signatures(texts, params, executor) if signatures is None else signatures
+        if sig.shape != (len(texts), num_perm):
+            raise ValueError(
+                f"signatures of shape {sig.shape} for {len(texts)} texts and {num_perm} permutations"
+            )
         bands, rows = lsh_params(threshold, num_perm)
-        return cls(corpus, ShingleSets(hashes, offsets), sig, bands, rows)
+        return cls(texts, sig, params, bands, rows)
+
+    def candidate_pairs(self, active: np.ndarray | None = None) -> np.ndarray:
+        """(m, 2) pairs sharing an LSH band; a function of the signatures only."""
+        has = ~empty_rows(self.sig)
+        return lsh_candidate_pairs(self.sig, self.bands, self.rows, has if active is None else has & active)
 
     def verified_pairs(
         self, threshold: float, active: np.ndarray | None = None
     ) -> list[tuple[int, int, float]]:
-        has = np.diff(self.sets.offsets) > 0
-        active = has if active is None else (active & has)
-        pairs = lsh_candidate_pairs(self.sig, self.bands, self.rows, active)
+        pairs = self.candidate_pairs(active)
+        if not len(pairs):
+            return []
+        docs = np.unique(pairs)
+        sets = ShingleSets(*shingle_hashes([self.texts[d] for d in docs], self.params.ngram))
+        position = np.searchsorted(docs, pairs)
         out = []
-        for i, j in pairs:
-            score = self.sets.jaccard(int(i), int(j))
+        for (i, j), (pi, pj) in zip(pairs.tolist(), position.tolist(), strict=True):
+            score = sets.jaccard(pi, pj)
             if score >= threshold:
-                out.append((int(i), int(j), score))
+                out.append((i, j, score))
         return out
 
 
@@ -240,9 +180,14 @@ def near_duplicates(
     ngram: int = 5,
     num_perm: int = 128,
     skip: np.ndarray | None = None,
+    signatures: np.ndarray | None = None,
+    executor: ExecutorChoice | None = None,
 ) -> list[Finding]:
-    """Within-set near-duplicates (word `ngram` Jaccard ≥ threshold); `skip` masks samples already marked."""
-    index = NearDupIndex.build(texts, ngram=ngram, num_perm=num_perm, threshold=threshold)
+    """Within-set near-duplicates (word `ngram` Jaccard ≥ threshold); `skip` masks samples
+    already marked; `signatures` of `texts` if known (else computed on `executor`)."""
+    index = NearDupIndex.build(
+        texts, ngram=ngram, num_perm=num_perm, threshold=threshold, signatures=signatures, executor=executor
+    )
     active = None if skip is None else ~skip
     return _greedy_keep_first(len(texts), index.verified_pairs(threshold, active), "near", skip)
 
@@ -254,12 +199,20 @@ def near_matches(
     threshold: float = 0.8,
     ngram: int = 5,
     num_perm: int = 128,
+    signatures: tuple[np.ndarray, np.ndarray] | None = None,
+    executor: ExecutorChoice | None = None,
 ) -> list[Finding]:
-    """For each query, its most similar target with Jaccard ≥ threshold (if any)."""
+    """For each query, its most similar target with Jaccard ≥ threshold (if any);
+    `signatures` = (of the queries, of the targets) if known."""
     if not queries or not targets:
         return []
     index = NearDupIndex.build(
-        list(queries) + list(targets), ngram=ngram, num_perm=num_perm, threshold=threshold
+        list(queries) + list(targets),
+        ngram=ngram,
+        num_perm=num_perm,
+        threshold=threshold,
+        signatures=None if signatures is None else np.concatenate(signatures),
+        executor=executor,
     )
     nq = len(queries)
     best: dict[int, tuple[float, int]] = {}

@@ -17,6 +17,7 @@ from curation.diversity.service import (
     resolve_batch,
     run_dedup,
 )
+from curation.executors import ExecutorChoice, describe_record, executor_record, ray_session
 from curation.jobs.registry import JobContext, batch_targets, job_kind
 
 
@@ -64,15 +65,30 @@ def run_embed(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     doing="deduplicated",
 )
 def run_dedup_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    return run_dedup(
-        ctx.engine,
-        params["batch"],
-        scopes=params.get("scopes") or SCOPES,
-        semantic=params.get("semantic", True),
-        model=params.get("model"),
-        mode=params.get("mode", "prompt+response"),
-        progress=_progress(ctx),
-    )
+    """On Ray this process is the driver: MinHash signatures are computed by Ray tasks,
+    and this process stores them and the marks (Ray workers never open the store)."""
+    choice = ExecutorChoice.from_params(params)
+
+    def run() -> dict[str, Any]:
+        return run_dedup(
+            ctx.engine,
+            params["batch"],
+            scopes=params.get("scopes") or SCOPES,
+            semantic=params.get("semantic", True),
+            model=params.get("model"),
+            mode=params.get("mode", "prompt+response"),
+            executor=choice,
+            progress=_progress(ctx),
+        )
+
+    if not choice.is_ray:
+        record = executor_record(choice)
+        ctx.progress(0, None, "finding duplicates", counters={"executor": record}, force=True)
+        return {**run(), "executor": record}
+    with ray_session(choice) as cluster:
+        record = executor_record(choice, cluster)
+        ctx.progress(0, None, f"on {describe_record(record)}", counters={"executor": record}, force=True)
+        return {**run(), "executor": record}
 
 
 @job_kind("diversity", describe=lambda p: f"Diversity metrics of batch {p.get('batch')!r}")

@@ -37,11 +37,13 @@ from curation.diversity.metrics import (
     default_clusters,
     fit_clusters,
 )
+from curation.diversity.minhash import CHUNK_TEXTS, MinHashParams, compute_signatures
 from curation.diversity.projection import fit_pca, fit_umap, sample_points
 from curation.diversity.thresholds import DiversityThresholds
+from curation.executors import ExecutorChoice
 from curation.jobs import start_job
 from curation.store.db import session_scope
-from curation.store.models import Batch, Embedding, Mark, MetricSnapshot, Sample, utcnow
+from curation.store.models import Batch, Embedding, Mark, MetricSnapshot, MinHashSignature, Sample, utcnow
 from curation.store.queries import HIDDEN_STATUSES, where_visible
 
 Progress = Callable[[int, int | None, str], None]
@@ -243,11 +245,14 @@ def load_samples(engine: Engine, selection: Selection) -> SampleTable:
 # -- embeddings --------------------------------------------------------------------------
 
 
-def _insert_embeddings(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert, ignoring rows another process wrote meanwhile."""
+def _insert_new(
+    session: Session, model: type[Embedding] | type[MinHashSignature], rows: list[dict[str, Any]]
+) -> None:
+    """Insert, ignoring rows (same primary key) another process wrote meanwhile."""
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(Embedding).on_conflict_do_nothing(index_elements=["model", "content_hash"]), rows)
+    keys = [column.name for column in model.__table__.primary_key]
+    session.execute(insert(model).on_conflict_do_nothing(index_elements=keys), rows)
 
 
 def _cached_hashes(session: Session, key: str, hashes: Sequence[str]) -> set[str]:
@@ -334,7 +339,7 @@ def embed_selection(
             for (h, _), b in zip(todo, blobs, strict=True)
         ]
         with session_scope(engine) as session:
-            _insert_embeddings(session, rows)
+            _insert_new(session, Embedding, rows)
         stats.computed += len(todo)
 
     for content_hash, prompt, response in source_rows():
@@ -399,6 +404,90 @@ def vectors_for(
     embed_selection(engine, Selection(sample_ids=missing), model=model, mode=mode, progress=progress)
     vectors, present = load_vectors(engine, table, key)
     return vectors
+
+
+# -- MinHash signatures ------------------------------------------------------------------
+
+
+@dataclass
+class SignatureStats:
+    """How many texts a signature request covered, found stored, and computed."""
+
+    texts: int = 0
+    distinct: int = 0
+    stored: int = 0
+    computed: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: SignatureStats) -> None:
+        for name in ("texts", "distinct", "stored", "computed", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "seconds": round(self.seconds, 3)}
+
+
+def _stored_signatures(engine: Engine, key: str, hashes: Sequence[str]) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    with session_scope(engine, write=False) as session:
+        for chunk in _chunks(hashes):
+            query = select(MinHashSignature.content_hash, MinHashSignature.signature).where(
+                MinHashSignature.params == key, MinHashSignature.content_hash.in_(chunk)
+            )
+            found.update((content_hash, blob) for content_hash, blob in session.execute(query))
+    return found
+
+
+def minhash_signatures_for(
+    engine: Engine,
+    content_hashes: Sequence[str],
+    texts: Sequence[str],
+    params: MinHashParams,
+    *,
+    executor: ExecutorChoice | None = None,
+    progress: Progress = _no_progress,
+    chunk_texts: int = CHUNK_TEXTS,
+) -> tuple[np.ndarray, SignatureStats]:
+    """Signatures (n, num_perm) of `texts` (text i has content hash i), from the store
+    where present; the rest are computed (worker processes or Ray tasks, see
+    `minhash.compute_signatures`) and stored chunk by chunk by this process only, so
+    an interrupted run keeps what it did and a rerun signs only new texts."""
+    start = time.perf_counter()
+    first_row: dict[str, int] = {}
+    for row, content_hash in enumerate(content_hashes):
+        first_row.setdefault(content_hash, row)
+    distinct = list(first_row)
+    stored = _stored_signatures(engine, params.key, distinct)
+    missing = [h for h in distinct if h not in stored]
+    stats = SignatureStats(len(texts), len(distinct), len(stored), len(missing))
+    progress(0, len(missing), f"MinHash: {len(stored):,} signatures stored, {len(missing):,} to compute")
+
+    def store_chunk(offset: int, signatures: np.ndarray) -> None:
+        rows = [
+            {"params": params.key, "content_hash": h, "signature": sig.astype("<u4").tobytes()}
+            for h, sig in zip(missing[offset : offset + len(signatures)], signatures, strict=True)
+        ]
+        with session_scope(engine) as session:
+            _insert_new(session, MinHashSignature, rows)
+        progress(offset + len(signatures), len(missing), "MinHash signatures computed")
+
+    computed = compute_signatures(
+        [texts[first_row[h]] for h in missing],
+        params,
+        executor,
+        chunk_texts=chunk_texts,
+        on_chunk=store_chunk,
+    )
+    by_hash = np.empty((len(distinct), params.num_perm), dtype=np.uint32)
+    position = {h: k for k, h in enumerate(distinct)}
+    if stored:
+        rows = np.fromiter((position[h] for h in stored), dtype=np.int64, count=len(stored))
+        by_hash[rows] = np.frombuffer(b"".join(stored.values()), dtype="<u4").reshape(len(stored), -1)
+    if missing:
+        by_hash[[position[h] for h in missing]] = computed
+    rows_of = np.fromiter((position[h] for h in content_hashes), dtype=np.int64, count=len(content_hashes))
+    stats.seconds = time.perf_counter() - start
+    return by_hash[rows_of], stats
 
 
 # -- marks -------------------------------------------------------------------------------
@@ -527,12 +616,18 @@ def _cross_findings(
     other: SampleTable,
     other_vectors: np.ndarray | None,
     t: DiversityThresholds,
+    signatures: tuple[np.ndarray, np.ndarray],
 ) -> dict[int, dedup.Finding]:
     queries, targets = batch.texts(), other.texts()
     found = [
         dedup.exact_matches(queries, targets),
         dedup.near_matches(
-            queries, targets, threshold=t.near_dup_jaccard, ngram=t.shingle_words, num_perm=t.num_perm
+            queries,
+            targets,
+            threshold=t.near_dup_jaccard,
+            ngram=t.shingle_words,
+            num_perm=t.num_perm,
+            signatures=signatures,
         ),
     ]
     if batch_vectors is not None and other_vectors is not None and len(other_vectors):
@@ -549,6 +644,7 @@ def run_dedup(
     model: str | None = None,
     mode: str = "prompt+response",
     thresholds: DiversityThresholds | None = None,
+    executor: ExecutorChoice | None = None,
     progress: Progress = _no_progress,
 ) -> dict[str, Any]:
     """Find duplicates of a batch's samples and record them as marks.
@@ -556,8 +652,23 @@ def run_dedup(
     scopes: "batch" (within the batch; the first copy is kept, later ones are
     marked and point at it), "accepted" (accepted samples of other synthetic
     batches), "reference" (real data: kind copy_of_real), "eval" (evaluation sets:
-    13-gram contamination). Returns counts per kind and the mark changes."""
+    13-gram contamination). Returns counts per kind and the mark changes.
+
+    MinHash signatures come from the store or are computed on `executor` (local
+    worker processes, or Ray tasks when this process is connected to a cluster) and
+    stored by this process; everything else runs here, so the marks are the same
+    whichever executor computed the signatures."""
     t = thresholds or DiversityThresholds()
+    minhash_params = MinHashParams(num_perm=t.num_perm, ngram=t.shingle_words)
+    signature_stats = SignatureStats()
+
+    def signatures_of(table: SampleTable) -> np.ndarray:
+        sig, stats = minhash_signatures_for(
+            engine, table.content_hashes, table.texts(), minhash_params, executor=executor
+        )
+        signature_stats.add(stats)
+        return sig
+
     unknown = set(scopes) - set(SCOPES)
     if unknown:
         raise ValueError(f"unknown dedup scope(s) {sorted(unknown)}; choose from {', '.join(SCOPES)}")
@@ -579,13 +690,20 @@ def run_dedup(
         vectors = vectors_for(engine, rows, model=model, mode=mode)
     marks: list[NewMark] = []
     texts = rows.texts()
+    needs_signatures = n and ("batch" in scopes or {"accepted", "reference"} & set(scopes))
+    batch_signatures = signatures_of(rows) if needs_signatures else None
     if "batch" in scopes:
         advance("duplicates within the batch")
         marked = np.zeros(n, dtype=bool)
         within: list[dedup.Finding] = dedup.exact_duplicates(texts)
         marked[[f.index for f in within]] = True
         near = dedup.near_duplicates(
-            texts, threshold=t.near_dup_jaccard, ngram=t.shingle_words, num_perm=t.num_perm, skip=marked
+            texts,
+            threshold=t.near_dup_jaccard,
+            ngram=t.shingle_words,
+            num_perm=t.num_perm,
+            skip=marked,
+            signatures=batch_signatures,
         )
         within += near
         marked[[f.index for f in near]] = True
@@ -615,7 +733,8 @@ def run_dedup(
         if not len(other) or not n:
             continue
         other_vectors = vectors_for(engine, other, model=model, mode=mode) if vectors is not None else None
-        for i, f in sorted(_cross_findings(rows, vectors, other, other_vectors, t).items()):
+        pair = (batch_signatures, signatures_of(other))
+        for i, f in sorted(_cross_findings(rows, vectors, other, other_vectors, t, pair).items()):
             target = int(other.ids[f.other])
             where = f"'{other.batch_names[f.other]}'"
             if scope == "accepted":
@@ -673,6 +792,7 @@ def run_dedup(
         "findings": counts,
         "marks": changes,
         "model": key if semantic else None,
+        "minhash": signature_stats.to_dict(),
     }
 
 

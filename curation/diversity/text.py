@@ -97,10 +97,17 @@ def ngram_hashes(
     short_docs: what a document with fewer than n (but at least one) words gives —
     "whole": one hash of all its words (so short texts still have a signature), or
     "skip": nothing (the usual convention for distinct-n)."""
+    tokens = corpus.word_hashes[corpus.ids] if len(corpus.ids) else np.zeros(0, dtype=np.uint64)
+    return token_ngram_hashes(tokens, corpus.offsets, n, short_docs=short_docs)
+
+
+def token_ngram_hashes(
+    tokens: np.ndarray, token_offsets: np.ndarray, n: int, *, short_docs: str = "whole"
+) -> tuple[np.ndarray, np.ndarray]:
+    """`ngram_hashes` from flat 64-bit token hashes (document d: tokens[token_offsets[d]:token_offsets[d+1]])."""
     if not 1 <= n <= len(_MULTIPLIERS):
         raise ValueError(f"n must be between 1 and {len(_MULTIPLIERS)}")
-    tokens = corpus.word_hashes[corpus.ids] if len(corpus.ids) else np.zeros(0, dtype=np.uint64)
-    lengths = corpus.lengths
+    lengths = np.diff(token_offsets)
     total = len(tokens)
     windows = max(total - n + 1, 0)
     grams = np.zeros(windows, dtype=np.uint64)
@@ -109,7 +116,7 @@ def ngram_hashes(
             grams += tokens[j : j + windows] * _MULTIPLIERS[j]
     if windows:
         doc_of = np.repeat(np.arange(len(lengths)), lengths)[:windows]
-        valid = np.arange(windows) + n <= corpus.offsets[1:][doc_of]
+        valid = np.arange(windows) + n <= token_offsets[1:][doc_of]
         grams = grams[valid]
     counts = np.maximum(lengths - n + 1, 0)
     short = (
@@ -128,7 +135,7 @@ def ngram_hashes(
     is_short = np.zeros(offsets[-1], dtype=bool)
     is_short[offsets[short]] = True
     out[~is_short] = grams
-    out[is_short] = [_combine(tokens[corpus.offsets[d] : corpus.offsets[d + 1]]) for d in short]
+    out[is_short] = [_combine(tokens[token_offsets[d] : token_offsets[d + 1]]) for d in short]
     return out, offsets
 
 

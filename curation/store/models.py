@@ -230,6 +230,17 @@ class Embedding(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class MinHashSignature(Base):
+    """A text's MinHash signature (num_perm uint32, little-endian) under the parameters
+    named by `params` (`diversity.minhash.MinHashParams.key`), keyed like `Embedding`."""
+
+    __tablename__ = "minhash_signatures"
+
+    params: Mapped[str] = mapped_column(String(100), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class MetricSnapshot(Base):
     __tablename__ = "metric_snapshots"
 

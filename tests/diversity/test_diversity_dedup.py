@@ -8,7 +8,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from curation.diversity import dedup
+from curation.diversity import dedup, minhash
 from curation.diversity.text import doc_ngrams, ngram_hashes, normalise_text, tokenise
 from curation.export import textmatch
 
@@ -80,9 +80,8 @@ def test_ngram_hashes_are_stable_and_cover_short_documents() -> None:
 def test_minhash_estimates_jaccard() -> None:
     words = BASE.split()
     texts = [BASE, " ".join(words[:20] + ["entirely", "different", "ending", "words", "here", "now", "ok"])]
-    corpus = tokenise(texts)
-    hashes, offsets = ngram_hashes(corpus, 5)
-    sig = dedup.minhash_signatures(hashes, offsets, num_perm=256)
+    hashes, offsets = minhash.shingle_hashes(texts, 5)
+    sig = minhash.minhash_signatures(hashes, offsets, num_perm=256)
     estimate = float((sig[0] == sig[1]).mean())
     exact = dedup.ShingleSets(hashes, offsets).jaccard(0, 1)
     assert abs(estimate - exact) < 0.1
@@ -162,7 +161,12 @@ def test_contamination_ignores_a_12_gram() -> None:
     assert dedup.contamination([planted], [EVAL]) == []
 
 
-def test_lsh_parameters_favour_recall() -> None:
-    bands, rows = dedup.lsh_params(0.8, 128)
+@pytest.mark.parametrize("threshold", [0.5, 0.8, 0.9])
+def test_lsh_parameters_favour_recall(threshold: float) -> None:
+    bands, rows = minhash.lsh_params(threshold, 128)
     assert bands * rows <= 128
-    assert 1 - (1 - 0.8**rows) ** bands > 0.8
+    assert minhash.candidate_probability(threshold, bands, rows) >= minhash.LSH_RECALL_AT_THRESHOLD
+    assert (
+        minhash.candidate_probability(threshold, 128 // (rows + 1), rows + 1)
+        < minhash.LSH_RECALL_AT_THRESHOLD
+    )
