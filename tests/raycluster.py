@@ -70,7 +70,10 @@ def _ray_start(arguments: list[str]) -> subprocess.Popen:
             *arguments,
         ],
         start_new_session=True,
-        env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"),
+        # Without RAY_AUTH_MODE, `ray start` turns token auth on whenever ~/.ray/auth_token
+        # exists (any private `ray.init()` on the machine writes one), while a driver given
+        # an explicit address never sends it: the test's driver would then be refused.
+        env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
