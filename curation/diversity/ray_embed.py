@@ -142,6 +142,21 @@ class RayEmbedPool:
         self.stats.actors += count
         self.stats.gpu = gpu
 
+    def wait_ready(self, timeout: float = ACTOR_START_SECONDS) -> int:
+        """Start the actors (if not yet) and wait until each has loaded its model or
+        died; returns how many are ready."""
+        import ray  # heavy optional dependency: only a Ray run pays for importing it
+        from ray.exceptions import RayActorError  # heavy optional dependency, as above
+
+        if not self._actors:
+            self._start_actors()
+        for actor in list(self._actors):
+            try:
+                actor.ready = bool(ray.get(actor.handle.ready.remote(), timeout=timeout))
+            except RayActorError as exc:
+                self._lose(actor, exc)
+        return sum(actor.ready for actor in self._actors)
+
     def pieces(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Embed `texts` on the actors; yields (positions in `texts`, their vectors) per
         piece as each arrives, every position exactly once."""
