@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +14,13 @@ from sqlalchemy import Engine, delete, select
 from curation.cli import main
 from curation.config import DEMO_DIR
 from curation.diversity.embed import cache_key, decode_vectors
-from curation.diversity.ray_embed import RayEmbedPool
 from curation.diversity.service import Selection, embed_selection, load_samples
-from curation.executors import ExecutorChoice, connect, disconnect
 from curation.jobs import list_jobs, run_job, submit_job
 from curation.store import open_store
 from curation.store.db import session_scope
 from curation.store.models import Embedding
 from tests.diversity.test_diversity_store import add_batch, embed_cache  # noqa: F401 (module fixture)
-from tests.raycluster import LoopbackCluster, loopback_cluster, needs_ray
+from tests.raycluster import LoopbackCluster, needs_ray
 
 GSM8K = [json.loads(line) for line in (DEMO_DIR / "reference_math.jsonl").read_text().splitlines()]
 TEXTS = 24
@@ -102,49 +100,3 @@ def test_resumed_ray_embed_embeds_only_what_is_missing(
     assert len(cached_vectors(engine)) == TEXTS
     resumed = list_jobs(engine, kind="embed")[0]
     assert resumed.result["ray"]["texts_sent"] == missing
-
-
-class KillOnFirstPiece:
-    """The pool, with a node killed the moment the first piece reaches the driver (the
-    other actor then still holds a piece), and every position handed to the driver kept
-    to check that none came twice."""
-
-    def __init__(self, pool: RayEmbedPool, kill: Callable[[], None]) -> None:
-        self.pool = pool
-        self.kill: Callable[[], None] | None = kill
-        self.handed: list[int] = []
-
-    @property
-    def backend(self) -> str | None:
-        return self.pool.backend
-
-    def pieces(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for positions, vectors in self.pool.pieces(texts):
-            if self.kill is not None:
-                self.kill()
-                self.kill = None
-            self.handed.extend(int(p) for p in positions)
-            yield positions, vectors
-
-
-def test_a_node_killed_mid_job_loses_nothing_and_writes_nothing_twice(
-    sqlite_engine: Engine, tmp_path: Path
-) -> None:
-    engine = sqlite_engine
-    texts = 2 * TEXTS
-    add_batch(engine, tmp_path, "kill", GSM8K[:texts])
-    with loopback_cluster(nodes=2, cpus_per_node=1) as cluster:
-        cluster_handle = connect(ExecutorChoice.parse("ray", cluster.address))
-        try:
-            cluster.wait_for_cpus(2)
-            with RayEmbedPool(None, piece_texts=4) as pool:
-                assert pool.wait_ready() == 2
-                encoder = KillOnFirstPiece(pool, lambda: cluster.kill_node(cluster.nodes[-1]))
-                stats = embed_selection(engine, Selection(), encoder=encoder)
-        finally:
-            disconnect(cluster_handle)
-
-    assert stats.computed == texts
-    assert sorted(encoder.handed) == list(range(texts))
-    assert pool.stats.lost_actors == 1 and pool.stats.resent_pieces >= 1
-    assert len(cached_vectors(engine)) == texts
