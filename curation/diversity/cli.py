@@ -16,7 +16,6 @@ from curation.diversity.service import (
     collapse_for,
     compute_diversity,
     embed_scope,
-    embed_selection,
     resolve_batch,
 )
 from curation.executors import (
@@ -26,7 +25,7 @@ from curation.executors import (
     describe_record,
     executor_from_args,
 )
-from curation.jobs import refuse_if_busy, submit_job
+from curation.jobs import submit_job
 from curation.jobs.console import end_progress, print_progress, run_job_with_progress
 
 
@@ -39,14 +38,27 @@ def _fmt(v: Any) -> str:
 
 
 def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
-    refuse_if_busy(engine, "embed", {"batch": args.batch, "reference": args.reference, "eval": args.eval})
-    selection, target = embed_scope(engine, reference=args.reference, eval_sets=args.eval, batch=args.batch)
-    stats = embed_selection(engine, selection, model=args.model, mode=args.text_mode, progress=print_progress)
-    end_progress()
-    rate = f", {stats.computed / stats.seconds:,.1f} texts/s" if stats.computed and stats.seconds else ""
+    """Runs the embed job in this process (the driver, with `--executor ray`)."""
+    choice = executor_from_args(args)
+    _, target = embed_scope(engine, reference=args.reference, eval_sets=args.eval, batch=args.batch)
+    params = {
+        "batch": args.batch,
+        "reference": args.reference,
+        "eval": args.eval,
+        "model": args.model,
+        "mode": args.text_mode,
+        **choice.to_params(),
+    }
+    job = run_job_with_progress(engine, submit_job(engine, "embed", params, created_by="cli"))
+    if job.state != "succeeded":
+        return 1
+    stats = job.result
+    computed, seconds = stats["computed"], stats["seconds"]
+    rate = f", {computed / seconds:,.1f} texts/s" if computed and seconds else ""
     print(
-        f"{target}: {stats.samples:,} samples, {stats.distinct:,} distinct texts, {stats.cached:,} already cached, "
-        f"{stats.computed:,} embedded in {stats.seconds:.1f}s{rate} ({stats.model}, backend {stats.backend or 'n/a'})"
+        f"{target}: {stats['samples']:,} samples, {stats['distinct']:,} distinct texts, "
+        f"{stats['cached']:,} already cached, {computed:,} embedded in {seconds:.1f}s{rate} "
+        f"({stats['model']}, backend {stats['backend'] or 'n/a'}; {describe_record(job.counters.get('executor'))})"
     )
     return 0
 
@@ -185,6 +197,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--reference", action="store_true", help="every real (reference) batch")
     group.add_argument("--eval", action="store_true", help="every evaluation batch")
     _common(p)
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_embed)
 
     p = _batch_command(

@@ -409,7 +409,9 @@ class Embedder:
     backend: "auto" (calibrated fast path, see the module docstring), "torch-bf16",
     "torch-fp32" (length-bucketed fp32), or "sentence-transformers" (plain encode).
     threads: how many cores the own path uses, as that many worker threads of one
-    torch thread each (default: torch's thread count; env ASSAY_EMBED_THREADS)."""
+    torch thread each (default: torch's thread count; env ASSAY_EMBED_THREADS).
+    device: "cpu", or a torch device such as "cuda" (a Ray actor given a GPU): the fast
+    path is written for CPUs, so on any other device the plain encode runs there."""
 
     def __init__(
         self,
@@ -421,9 +423,13 @@ class Embedder:
         threads: int | None = None,
         lean: bool = True,
         cache_dir: Path | None = None,
+        device: str = "cpu",
     ) -> None:
         self.model = model or DEFAULT_MODEL
+        self.device = device
         backend = backend or os.environ.get("ASSAY_EMBED_BACKEND") or "auto"
+        if device != "cpu":
+            backend = "sentence-transformers"
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.requested_backend = backend
@@ -467,7 +473,7 @@ class Embedder:
         except ImportError:
             pass
         self.threads = max(1, self.threads or torch.get_num_threads())
-        sentence_model = SentenceTransformer(resolve_model(self.model), device="cpu")
+        sentence_model = SentenceTransformer(resolve_model(self.model), device=self.device)
         sentence_model.eval()
         modules = list(sentence_model)
         kinds = [type(m).__name__ for m in modules]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import Engine, Select, delete, func, select, update
@@ -23,6 +23,7 @@ from curation.diversity import dedup
 from curation.diversity.collapse import CollapseReport, GenerationPoint, collapse_report, real_share_of
 from curation.diversity.embed import (
     DEFAULT_MODEL,
+    Embedder,
     cache_key,
     decode_vectors,
     embedding_text,
@@ -282,6 +283,33 @@ class EmbedStats:
         return dict(self.__dict__)
 
 
+class PieceEncoder(Protocol):
+    """Embeds texts and yields (positions in the texts, their vectors) piece by piece,
+    each position once: the local embedder in one piece, `RayEmbedPool` as actors finish."""
+
+    @property
+    def backend(self) -> str | None: ...
+
+    def pieces(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+
+class LocalEncoder:
+    """The embedder of this process (loaded on first use), all texts in one piece."""
+
+    def __init__(self, model: str | None) -> None:
+        self.model = model
+        self._embedder: Embedder | None = None
+
+    @property
+    def backend(self) -> str | None:
+        return self._embedder.backend if self._embedder is not None else None
+
+    def pieces(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if self._embedder is None:
+            self._embedder = get_embedder(self.model)
+        yield np.arange(len(texts)), self._embedder.encode(texts)
+
+
 def embed_selection(
     engine: Engine,
     selection: Selection,
@@ -291,15 +319,19 @@ def embed_selection(
     dtype: str = "float16",
     progress: Progress = _no_progress,
     chunk: int = EMBED_CHUNK,
+    encoder: PieceEncoder | None = None,
 ) -> EmbedStats:
     """Embed every sample of `selection` whose vector is not cached yet.
 
-    Texts are read and embedded chunk by chunk and each chunk is committed, so an
-    interrupted job keeps what it did and a rerun only does what is missing."""
+    Texts are read chunk by chunk; the missing ones go to `encoder` (default: this
+    process's embedder; `RayEmbedPool` on a cluster) and every piece of vectors it
+    returns is committed here, by this process only, so an interrupted job keeps what it
+    did and a rerun only does what is missing."""
     key = cache_key(model or DEFAULT_MODEL, mode)
     stats = EmbedStats(model=key)
     start = time.perf_counter()
     columns = (Sample.content_hash, Sample.prompt, Sample.response)
+    encoder = encoder or LocalEncoder(model)
 
     def source_rows() -> Iterator[tuple[str, str, str]]:
         with session_scope(engine, write=False) as session:
@@ -318,10 +350,8 @@ def embed_selection(
     progress(0, total, f"embedding {total:,} samples with {key}")
     seen: set[str] = set()
     pending: dict[str, str] = {}
-    embedder = None
 
     def flush() -> None:
-        nonlocal embedder
         with session_scope(engine, write=False) as session:
             cached = _cached_hashes(session, key, list(pending))
         stats.cached += len(cached)
@@ -329,18 +359,16 @@ def embed_selection(
         pending.clear()
         if not todo:
             return
-        if embedder is None:
-            embedder = get_embedder(model)
-        vectors = embedder.encode([t for _, t in todo])
-        stats.backend = embedder.backend
-        blobs = encode_vectors(vectors, dtype)
-        rows = [
-            {"model": key, "content_hash": h, "dim": vectors.shape[1], "vector": b}
-            for (h, _), b in zip(todo, blobs, strict=True)
-        ]
-        with session_scope(engine) as session:
-            _insert_new(session, Embedding, rows)
-        stats.computed += len(todo)
+        for positions, vectors in encoder.pieces([t for _, t in todo]):
+            blobs = encode_vectors(vectors, dtype)
+            rows = [
+                {"model": key, "content_hash": todo[p][0], "dim": vectors.shape[1], "vector": b}
+                for p, b in zip(positions, blobs, strict=True)
+            ]
+            with session_scope(engine) as session:
+                _insert_new(session, Embedding, rows)
+            stats.computed += len(rows)
+            stats.backend = encoder.backend
 
     for content_hash, prompt, response in source_rows():
         stats.samples += 1
