@@ -748,7 +748,13 @@ def _start_server(
     key: tuple[Any, ...], limits: SandboxLimits, python: str, extra_ro: tuple[str, ...], pool: UidPool | None
 ) -> ForkServerSandbox:
     hold = ExitStack()
-    slot = hold.enter_context(pool.slot()) if pool is not None else None
+    slot = None
+    if pool is not None:
+        try:
+            slot = hold.enter_context(pool.slot(wait=0.5))
+        except SandboxError:
+            SHELF.close_all()  # our own idle sandboxes may hold every slot
+            slot = hold.enter_context(pool.slot())
     try:
         host_end, sandbox_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         scope = _FORK_SERVER if _SWEEP_BETWEEN_RUNS else _FORK_SERVER_UNSWEPT
