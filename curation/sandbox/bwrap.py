@@ -1,9 +1,18 @@
 """Start the harness in a bubblewrap sandbox (or, by explicit opt-in, with rlimits only).
 
-One run = one sandbox: ``prlimit ... -- bwrap ... -- python3 ... <harness> FD SCOPE``,
-started as an unprivileged uid from a pool when the host runs as root. The host
-writes the candidate's code, then the tests and a random token, on the sandbox's
+One sandbox serves many runs: ``prlimit ... -- bwrap ... -- python3 ... <harness> FD
+fork-server``, started as an unprivileged uid from a pool when the host runs as root,
+and kept (per process, `SHELF`) for up to MAX_RUNS_PER_SANDBOX runs. Its pid 1 is the
+harness as a fork server: per run the host sends it, over a socket pair, fresh
+stdin/stdout/stderr/report pipes; it forks a judge (which forks the candidate) exactly
+as a fresh sandbox would start one, and after it kills and reaps every other process,
+empties /tmp and /dev/shm and checks SysV IPC; a sandbox that is not clean after that,
+or timed out, or overflowed its output, is discarded (`harness.serve_forks`). The
+host writes the candidate's code, then the tests and a random token, on the judge's
 stdin; it reads stdout/stderr with a cap and the judge's report on a private pipe.
+Starting bwrap and Python once instead of per run is what makes the sandbox as fast
+as a bare subprocess (benchmarks/verify_code.py). The rlimits-only and bare modes
+still start one process per run.
 
 What the sandbox is
 -------------------
@@ -12,8 +21,8 @@ further user namespaces inside (``--disable-userns``); read-only /usr (with the
 /bin, /lib* symlinks) and /etc/ld.so.cache only: no /work, /root, /home, project or
 database; a fresh /proc and minimal /dev, both read-only apart from a small
 /dev/shm; a size-capped private /tmp; a cleared environment; a new session; killed
-with its parent (``--die-with-parent``); the harness is pid 1, so nothing inside can
-signal it. The distribution's /usr/bin/python3 runs the code, with rlimits (CPU,
+with its parent (``--die-with-parent``); the fork server is pid 1, so nothing inside can
+signal it (a candidate can kill its judge: the run then has no report and fails). The distribution's /usr/bin/python3 runs the code, with rlimits (CPU,
 address space, file size, open files, processes, no core) set by ``prlimit`` before
 bwrap starts and tightened by the judge for the candidate. The wall clock, a
 generous backstop to the CPU limit, kills the run's process group (and so, through

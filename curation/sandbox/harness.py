@@ -15,7 +15,8 @@ Why two processes
 -----------------
 Model code is hostile, and code running in a process can rewrite anything in that
 process (builtins, this module, `json`, the report fd). So the *judge* (this process;
-pid 1 of the sandbox's pid namespace under bwrap) never runs candidate code:
+under bwrap forked per run by the sandbox's pid 1, the fork server at the end of
+this file) never runs candidate code:
 
 1. it writes a start marker ("S") on REPORT_FD, makes itself non-dumpable (so a process of
    the same uid can neither read its memory nor reopen its fds through /proc), reads
@@ -357,8 +358,10 @@ def _describe_names(module):
     return names
 
 
-def _candidate_main(cfg, req_fd, resp_fd, report_fd):
+def _candidate_main(cfg, req_fd, resp_fd, report_fd, judge_ends):
     """The forked candidate process: drop every trusted channel, load the code, serve."""
+    for fd in judge_ends:
+        os.close(fd)
     os.close(report_fd)
     os.close(0)
     os.open("/dev/null", os.O_RDONLY)  # becomes fd 0: input() sees EOF, not EBADF
@@ -1002,19 +1005,7 @@ def main():
         os.write(report_fd, b"X")  # the sandbox's trouble, not the candidate's: the host retries
         raise
     if pid == 0:
-        code = 0
-        try:
-            os.close(req_w)
-            os.close(resp_r)
-            _candidate_main(cfg, req_r, resp_w, report_fd)
-        except BaseException:  # noqa: B036 - the candidate process must never return into the judge
-            code = 1
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+        _child_exits_after(_candidate_main, cfg, req_r, resp_w, report_fd, (req_w, resp_r))
     os.close(req_r)
     os.close(resp_w)
     spec = _read_msg(0)
@@ -1080,7 +1071,7 @@ def serve_forks(control_fd, sweep=True):
             return  # the host closed its end (or sent nonsense): the sandbox ends
         pid = os.fork()
         if pid == 0:
-            _run_forked_judge(control, fds)
+            _child_exits_after(_run_forked_judge, control, fds)
         for fd in fds:
             os.close(fd)
         _pid, status = os.waitpid(pid, 0)
@@ -1094,22 +1085,12 @@ def serve_forks(control_fd, sweep=True):
             return
 
 
-def _run_forked_judge(control, fds):
-    """The fork server's child: fresh fds 0-3, subreaper, own session, then the judge."""
-    global FORKED_BY_SERVER
+def _child_exits_after(work, *args):
+    """Run `work` in a forked child, then exit: it never returns into its parent's code."""
     code = 0
     try:
-        control.close()
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-        os.closerange(JUDGE_REPORT_FD + 1, os.sysconf("SC_OPEN_MAX"))
-        _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: the candidate's orphans stay the judge's
-        os.setsid()
-        os.chdir("/tmp")
-        FORKED_BY_SERVER = True
-        sys.argv[1:] = [str(JUDGE_REPORT_FD), "all"]
-        main()
-    except BaseException:  # noqa: B036 - the judge must never return into the fork server
+        work(*args)
+    except BaseException:  # noqa: B036 - whatever happens, the child must not go on as its parent
         code = 1
     finally:
         try:
@@ -1117,6 +1098,21 @@ def _run_forked_judge(control, fds):
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _run_forked_judge(control, fds):
+    """The fork server's child: fresh fds 0-3, subreaper, own session, then the judge."""
+    global FORKED_BY_SERVER
+    control.close()
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    os.closerange(JUDGE_REPORT_FD + 1, os.sysconf("SC_OPEN_MAX"))
+    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: the candidate's orphans stay the judge's
+    os.setsid()
+    os.chdir("/tmp")
+    FORKED_BY_SERVER = True
+    sys.argv[1:] = [str(JUDGE_REPORT_FD), "all"]
+    main()
 
 
 def _sweep(modes):
