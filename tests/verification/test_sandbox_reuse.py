@@ -30,6 +30,7 @@ LEAVE_TRACES = CodeJob(
             open("/tmp/locked/deeper/file", "w").close()
             os.chmod("/tmp/locked/deeper", 0)
             os.chmod("/tmp/locked", 0)
+            os.chmod("/tmp", 0o500)
             os.environ["LEFT_BEHIND"] = "first sample"
             if os.fork() == 0:
                 os.setsid()
@@ -99,7 +100,7 @@ def test_the_trace_check_sees_what_an_unswept_sandbox_keeps(
     assert second.details["fork_server"]["pid"] == first.details["fork_server"]["pid"]
     assert second.passed is False
     error = second.details["tests"][0]["error"]
-    for trace in ("/tmp/left-behind", "/dev/shm/left-behind", "/tmp/locked", "process "):
+    for trace in ("/tmp/left-behind", "/dev/shm/left-behind", "/tmp/locked", "/tmp not writable", "process "):
         assert trace in error, error
     assert "environment" not in error
 
