@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_family:
         code = _family("verify_code")
         if code is None:
-            rows.append(("code (sandbox)", "—", "benchmarks/verify_code.py not present", "ratio >= 0.6"))
+            rows.append(("code (sandbox)", "—", "benchmarks/verify_code.py not present", "ratio >= 0.85"))
         else:
             try:
                 result = code.run(args.code, jobs=None)
@@ -175,12 +175,12 @@ def main(argv: list[str] | None = None) -> int:
                     (
                         "code (sandbox)",
                         f"{result['ratio']:.2f}",
-                        f"bwrap/bare ratio; {per['bwrap']:.1f} vs {per['bare']:.1f} samples/s, {result['n']} samples",
-                        "ratio >= 0.6" + (" ✓" if result["ratio"] >= 0.6 else " ✗"),
+                        f"bwrap/bare ratio; {per['bwrap']:.1f} vs {per['bare']:.1f} samples/s, {result['samples']} samples",
+                        "ratio >= 0.85" + (" ✓" if result["ratio"] >= 0.85 else " ✗"),
                     )
                 )
             except Exception as exc:  # noqa: BLE001 - a missing sandbox is reported, not fatal
-                rows.append(("code (sandbox)", "—", f"not run: {exc}"[:90], "ratio >= 0.6"))
+                rows.append(("code (sandbox)", "—", f"not run: {exc}"[:90], "ratio >= 0.85"))
         math = _family("verify_math")
         if math is None:
             rows.append(("math_answer", "—", "benchmarks/verify_math.py not present", ">= 500/s"))

@@ -1,9 +1,18 @@
 """Start the harness in a bubblewrap sandbox (or, by explicit opt-in, with rlimits only).
 
-One run = one sandbox: ``prlimit ... -- bwrap ... -- python3 ... <harness> FD SCOPE``,
-started as an unprivileged uid from a pool when the host runs as root. The host
-writes the candidate's code, then the tests and a random token, on the sandbox's
+One sandbox serves many runs: ``prlimit ... -- bwrap ... -- python3 ... <harness> FD
+fork-server``, started as an unprivileged uid from a pool when the host runs as root,
+and kept (per process, `SHELF`) for up to MAX_RUNS_PER_SANDBOX runs. Its pid 1 is the
+harness as a fork server: per run the host sends it, over a socket pair, fresh
+stdin/stdout/stderr/report pipes; it forks a judge (which forks the candidate) exactly
+as a fresh sandbox would start one, and after it kills and reaps every other process,
+empties /tmp and /dev/shm and checks SysV IPC; a sandbox that is not clean after that,
+or timed out, or overflowed its output, is discarded (`harness.serve_forks`). The
+host writes the candidate's code, then the tests and a random token, on the judge's
 stdin; it reads stdout/stderr with a cap and the judge's report on a private pipe.
+Starting bwrap and Python once instead of per run is what makes the sandbox as fast
+as a bare subprocess (benchmarks/verify_code.py). The rlimits-only and bare modes
+still start one process per run.
 
 What the sandbox is
 -------------------
@@ -12,8 +21,8 @@ further user namespaces inside (``--disable-userns``); read-only /usr (with the
 /bin, /lib* symlinks) and /etc/ld.so.cache only: no /work, /root, /home, project or
 database; a fresh /proc and minimal /dev, both read-only apart from a small
 /dev/shm; a size-capped private /tmp; a cleared environment; a new session; killed
-with its parent (``--die-with-parent``); the harness is pid 1, so nothing inside can
-signal it. The distribution's /usr/bin/python3 runs the code, with rlimits (CPU,
+with its parent (``--die-with-parent``); the fork server is pid 1, so nothing inside can
+signal it (a candidate can kill its judge: the run then has no report and fails). The distribution's /usr/bin/python3 runs the code, with rlimits (CPU,
 address space, file size, open files, processes, no core) set by ``prlimit`` before
 bwrap starts and tightened by the judge for the candidate. The wall clock, a
 generous backstop to the CPU limit, kills the run's process group (and so, through
@@ -35,6 +44,7 @@ was even started is retried on a swept slot, so correct code never fails for tha
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import functools
 import json
@@ -42,15 +52,19 @@ import math
 import os
 import pwd
 import secrets
+import select
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +140,9 @@ class HarnessRun:
     uid: int | None = None
     attempts: int = 1
     warnings: list[str] = field(default_factory=list)
+    #: For a run in a long-lived sandbox: its fork server's host pid (bwrap's) and
+    #: which of its runs this was (1 = first), so reuse can be seen and checked.
+    fork_server: tuple[int, int] | None = None
 
 
 # ------------------------------------------------------------------ environment
@@ -272,7 +289,10 @@ def _kill_pid_of_uid(pid: int, uid: int) -> None:
 
 def sweep_uid(uid: int, timeout: float = 10.0) -> bool:
     """Kill every process of `uid` and wait until they are gone (reaped), so none of
-    them still counts against RLIMIT_NPROC. False if some would not go in time."""
+    them still counts against RLIMIT_NPROC. False if some would not go in time.
+
+    Our own children among them (the bwrap of a long-lived sandbox) are reaped here:
+    nobody else can, and as zombies they would still count."""
     deadline = time.monotonic() + timeout
     while True:
         pids = uid_processes(uid)
@@ -282,7 +302,15 @@ def sweep_uid(uid: int, timeout: float = 10.0) -> bool:
             return False
         for pid in pids:
             _kill_pid_of_uid(pid, uid)
+            _reap_if_own_child(pid)
         time.sleep(0.01)
+
+
+def _reap_if_own_child(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not our child (or already reaped)
 
 
 @dataclass
@@ -375,11 +403,13 @@ def default_pool() -> UidPool:
 # ---------------------------------------------------------------------- commands
 
 
-def _prlimit(limits: SandboxLimits, nproc: int | None) -> list[str]:
+def _prlimit(
+    limits: SandboxLimits, nproc: int | None, cpu: int | None = None, no_queues: bool = False
+) -> list[str]:
     """rlimits applied to the process before it execs bwrap/python (thread-safe,
     unlike preexec_fn). CPU here is only a backstop: the judge gives the candidate
     its own, tighter RLIMIT_CPU and watches the sandbox's total CPU time."""
-    cpu = math.ceil(limits.wall)
+    cpu = cpu or math.ceil(limits.wall)
     out = [
         shutil.which("prlimit") or "/usr/bin/prlimit",
         f"--cpu={cpu}:{cpu}",
@@ -390,6 +420,8 @@ def _prlimit(limits: SandboxLimits, nproc: int | None) -> list[str]:
     ]
     if nproc is not None:
         out.append(f"--nproc={nproc}")
+    if no_queues:
+        out.append("--msgqueue=0")
     return [*out, "--"]
 
 
@@ -498,13 +530,25 @@ def _run_once(
     if found is None:
         raise SandboxError("no Python >= 3.11 outside the project for the sandbox")
     python, extra_ro = found
-    switch_uid = _is_root() and mode != MODE_BARE
-    if switch_uid:
+    if mode == MODE_BWRAP:
+        return _run_in_server(code, spec, limits, python, extra_ro, pool)
+    if _is_root() and mode != MODE_BARE:
         with (pool or default_pool()).slot() as slot:
             run = _spawn(code, spec, limits, mode, python, extra_ro, slot)
             slot.dirty = run.problem is not None or slot.dirty
             return run
     return _spawn(code, spec, limits, mode, python, extra_ro, None)
+
+
+def _harness_config(code: str, limits: SandboxLimits, nproc: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "code": code,
+        "cpu_seconds": limits.cpu_seconds,
+        "wall_seconds": limits.wall,
+        "memory_bytes": limits.memory_bytes,
+        "nproc": nproc,
+        **extra,
+    }
 
 
 def _spawn(
@@ -516,23 +560,15 @@ def _spawn(
     extra_ro: tuple[str, ...],
     slot: Slot | None,
 ) -> HarnessRun:
+    """One run in a process of its own: rlimits only, or bare (the benchmark's baseline)."""
     token = secrets.token_hex(TOKEN_BYTES).encode()
     report_r, report_w = os.pipe()
-    kill_scope = "all" if (mode == MODE_BWRAP or slot is not None) else "group"
-    inner = _harness_argv(python, report_w, kill_scope)
+    inner = _harness_argv(python, report_w, "all" if slot is not None else "group")
     env = dict(_SANDBOX_ENV)
     cwd: str | None = "/"
     workdir: str | None = None
-    judge_nproc = 0
     warnings: list[str] = []
-    if mode == MODE_BWRAP:
-        argv = bwrap_args(limits, extra_ro) + inner
-        # Host-wide cap for the slot's uid (incl. bwrap and the judge); the judge sets
-        # the per-namespace cap, which is what bites when no uid switch is possible.
-        argv = _prlimit(limits, limits.processes + 4 if slot else None) + argv
-        judge_nproc = limits.processes
-        env = dict(_MINIMAL_ENV)
-    elif mode == MODE_RLIMITS:
+    if mode == MODE_RLIMITS:
         workdir = tempfile.mkdtemp(prefix="assay-sbx-")
         if slot is not None:
             os.chown(workdir, slot.uid, slot.uid)
@@ -548,14 +584,7 @@ def _spawn(
         argv = inner
     else:
         raise ValueError(f"unknown sandbox mode {mode!r}")
-    cfg = {
-        "code": code,
-        "cpu_seconds": limits.cpu_seconds,
-        "wall_seconds": limits.wall,
-        "memory_bytes": limits.memory_bytes,
-        "nproc": judge_nproc,
-    }
-    stdin_data = _msg(cfg) + _msg(spec) + token
+    stdin_data = _msg(_harness_config(code, limits, 0)) + _msg(spec) + token
     started = time.monotonic()
     try:
         try:
@@ -584,8 +613,267 @@ def _spawn(
     run.wall_ms = (time.monotonic() - started) * 1000
     run.uid = slot.uid if slot else None
     run.warnings = warnings
-    if slot is not None and (mode != MODE_BWRAP or run.timed_out or run.output_exceeded or (run.signal or 0)):
-        slot.dirty = True  # processes may outlive the run: sweep before the uid is reused
+    if slot is not None:
+        slot.dirty = True  # not confined to a pid namespace: processes may outlive the run
+    _read_report(run, raw_report, token)
+    return run
+
+
+# ------------------------------------------------------------ long-lived sandboxes
+
+#: The harness's fork-server KILL_SCOPE values (harness.ZYGOTE / ZYGOTE_UNSWEPT).
+_FORK_SERVER = "fork-server"
+_FORK_SERVER_UNSWEPT = "fork-server-unswept"
+#: Private, for one test only: False shows what the sweep between runs prevents.
+_SWEEP_BETWEEN_RUNS = True
+#: Runs per sandbox before it is replaced (its fork server's own CPU time adds up
+#: against the sandbox's CPU rlimit, and a long-lived process is a risk in itself).
+MAX_RUNS_PER_SANDBOX = 400
+#: A sandbox unused this long is closed, giving its uid slot back.
+IDLE_SECONDS = 30.0
+#: The fork server's CPU rlimit; each judge lowers its own to the run's backstop.
+_SERVER_CPU_SECONDS = 600
+_ANSWER_SECONDS = 10.0
+
+
+@dataclass
+class ForkServerSandbox:
+    """A long-lived bubblewrap sandbox on one uid slot: the harness as pid 1 forks a
+    fresh judge per run and sweeps the sandbox after it (see harness.serve_forks)."""
+
+    key: tuple[Any, ...]
+    proc: subprocess.Popen[bytes]
+    control: socket.socket
+    slot_hold: ExitStack
+    slot: Slot | None
+    runs: int = 0
+    idle_since: float = 0.0
+
+    def kill(self) -> None:
+        if self.proc.poll() is not None:
+            return  # reaped (perhaps by sweep_uid): its pid may belong to someone else now
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def answered(self) -> bool:
+        """Has the fork server answered (the run is over and the sandbox swept)?"""
+        return bool(select.select([self.control], [], [], 0)[0])
+
+    def answer(self) -> tuple[int, bool] | None:
+        """The fork server's ``[wait status of the judge, sandbox clean]`` after a run."""
+        self.control.settimeout(_ANSWER_SECONDS)
+        try:
+            head = self.control.recv(10, socket.MSG_WAITALL)
+            body = self.control.recv(int(head), socket.MSG_WAITALL) if head.isdigit() else b""
+            status, clean = json.loads(body)
+        except (OSError, ValueError, TypeError):
+            return None
+        return (status, clean is True) if type(status) is int else None
+
+    def close(self) -> None:
+        self.control.close()
+        self.kill()
+        self.proc.wait()
+        if self.slot is not None:
+            self.slot.dirty = True  # sweep the uid before the slot is used again
+        self.slot_hold.close()
+
+
+class SandboxShelf:
+    """This process's idle long-lived sandboxes, by (uid pool, interpreter, limits).
+
+    Sandboxes are started from one long-lived thread: bwrap's --die-with-parent
+    follows the thread that started it, and run_many's threads come and go. After a
+    fork the child forgets its parent's sandboxes (they are the parent's to use)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[Any, ...], list[ForkServerSandbox]] = {}
+        self._starter: ThreadPoolExecutor | None = None
+
+    def take(self, key: tuple[Any, ...], start: Callable[[], ForkServerSandbox]) -> ForkServerSandbox:
+        with self._lock:
+            stale = self._expire()
+            found = self._idle.get(key)
+            sandbox = found.pop() if found else None
+            if sandbox is None and self._starter is None:
+                self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-start")
+            starter = self._starter
+        for old in stale:
+            old.close()
+        if sandbox is not None:
+            return sandbox
+        assert starter is not None
+        return starter.submit(start).result()
+
+    def give_back(self, sandbox: ForkServerSandbox) -> None:
+        sandbox.idle_since = time.monotonic()
+        with self._lock:
+            self._idle.setdefault(sandbox.key, []).append(sandbox)
+
+    def _expire(self) -> list[ForkServerSandbox]:
+        deadline = time.monotonic() - IDLE_SECONDS
+        stale = []
+        for sandboxes in self._idle.values():
+            stale += [s for s in sandboxes if s.idle_since < deadline]
+            sandboxes[:] = [s for s in sandboxes if s.idle_since >= deadline]
+        return stale
+
+    def close_all(self) -> None:
+        with self._lock:
+            idle = [s for sandboxes in self._idle.values() for s in sandboxes]
+            self._idle.clear()
+        for sandbox in idle:
+            sandbox.close()
+
+    def forget(self) -> None:
+        """In a forked child: drop (without touching) the parent's sandboxes."""
+        for sandboxes in self._idle.values():
+            for sandbox in sandboxes:
+                sandbox.control.close()
+        self._lock = threading.Lock()
+        self._idle = {}
+        self._starter = None
+
+
+SHELF = SandboxShelf()
+atexit.register(SHELF.close_all)
+os.register_at_fork(after_in_child=SHELF.forget)
+
+
+def _server_key(
+    limits: SandboxLimits, python: str, extra_ro: tuple[str, ...], pool: UidPool | None
+) -> tuple[Any, ...]:
+    """What a long-lived sandbox is fixed to: everything but the per-run CPU and wall time."""
+    where = (pool.base, pool.size, str(pool.lock_dir)) if pool is not None else None
+    sized = (
+        limits.memory_bytes,
+        limits.file_size_bytes,
+        limits.open_files,
+        limits.processes,
+        limits.tmp_bytes,
+    )
+    return (where, python, extra_ro, sized)
+
+
+def _start_server(
+    key: tuple[Any, ...], limits: SandboxLimits, python: str, extra_ro: tuple[str, ...], pool: UidPool | None
+) -> ForkServerSandbox:
+    hold = ExitStack()
+    slot = None
+    if pool is not None:
+        try:
+            slot = hold.enter_context(pool.slot(wait=0.5))
+        except SandboxError:
+            SHELF.close_all()  # our own idle sandboxes may hold every slot
+            slot = hold.enter_context(pool.slot())
+    try:
+        host_end, sandbox_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        scope = _FORK_SERVER if _SWEEP_BETWEEN_RUNS else _FORK_SERVER_UNSWEPT
+        # the uid's host-wide cap also counts bwrap and the fork server
+        # no POSIX message queues: unlike files and SysV IPC, they cannot be listed to sweep
+        argv = _prlimit(limits, limits.processes + 5 if slot else None, _SERVER_CPU_SECONDS, no_queues=True)
+        argv += bwrap_args(limits, extra_ro) + _harness_argv(python, sandbox_end.fileno(), scope)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(sandbox_end.fileno(),),
+                env=dict(_MINIMAL_ENV),
+                cwd="/",
+                start_new_session=True,
+                **(_as_user(slot.uid) if slot else {}),
+            )
+        finally:
+            sandbox_end.close()
+    except BaseException:
+        if slot is not None:
+            slot.dirty = True
+        hold.close()
+        raise
+    return ForkServerSandbox(key, proc, host_end, hold, slot)
+
+
+def _run_in_server(
+    code: str,
+    spec: dict[str, Any],
+    limits: SandboxLimits,
+    python: str,
+    extra_ro: tuple[str, ...],
+    pool: UidPool | None,
+) -> HarnessRun:
+    """One run in a long-lived sandbox of this process (started if none is idle)."""
+    uid_pool = (pool or default_pool()) if _is_root() else None
+    key = _server_key(limits, python, extra_ro, uid_pool)
+    run = HarnessRun(mode=MODE_BWRAP, report=None)
+    started = time.monotonic()
+    try:
+        sandbox = SHELF.take(key, lambda: _start_server(key, limits, python, extra_ro, uid_pool))
+    except (OSError, SandboxError) as exc:
+        run.problem = f"could not start a sandbox: {exc}"
+        return run
+    token = secrets.token_hex(TOKEN_BYTES).encode()
+    cfg = _harness_config(code, limits, limits.processes, cpu_backstop=math.ceil(limits.wall))
+    stdin_data = _msg(cfg) + _msg(spec) + token
+    pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, report
+    host_ends = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
+    sandbox_ends = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
+    try:
+        try:
+            socket.send_fds(sandbox.control, [b"R"], sandbox_ends)
+            sent = True
+        except OSError:
+            sent = False
+        finally:
+            for fd in sandbox_ends:
+                os.close(fd)
+        if not sent:
+            os.close(host_ends[0])
+            sandbox.close()
+            run.problem = "the sandbox's fork server is gone"
+            return run
+        stdin_open = [True]
+
+        def close_stdin() -> None:
+            if stdin_open[0]:
+                stdin_open[0] = False
+                os.close(host_ends[0])
+
+        try:
+            run, raw_report = _pump_streams(
+                host_ends[0],
+                host_ends[1],
+                host_ends[2],
+                host_ends[3],
+                stdin_data,
+                limits,
+                MODE_BWRAP,
+                close_stdin=close_stdin,
+                kill=sandbox.kill,
+                exited=sandbox.answered,
+            )
+        finally:
+            close_stdin()
+    finally:
+        for fd in host_ends[1:]:
+            os.close(fd)
+    answer = None if (run.timed_out or run.output_exceeded) else sandbox.answer()
+    if answer is not None:
+        status = answer[0]
+        run.signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        run.exit_code = os.waitstatus_to_exitcode(status) if run.signal is None else None
+    sandbox.runs += 1
+    run.fork_server = (sandbox.proc.pid, sandbox.runs)
+    if answer is None or not answer[1] or sandbox.runs >= MAX_RUNS_PER_SANDBOX:
+        sandbox.close()
+    else:
+        SHELF.give_back(sandbox)
+    run.wall_ms = (time.monotonic() - started) * 1000
+    run.uid = sandbox.slot.uid if sandbox.slot else None
     _read_report(run, raw_report, token)
     return run
 
@@ -593,9 +881,64 @@ def _spawn(
 def _pump(
     proc: subprocess.Popen[bytes], report_r: int, stdin_data: bytes, limits: SandboxLimits, mode: str
 ) -> tuple[HarnessRun, bytes]:
-    """Feed stdin, drain stdout/stderr/report with caps, enforce the wall clock."""
+    """`_pump_streams` for a run in a process of its own: the exit status is the harness's."""
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    names = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr", report_r: "report"}
+
+    def kill() -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    try:
+        run, report = _pump_streams(
+            proc.stdin.fileno(),
+            proc.stdout.fileno(),
+            proc.stderr.fileno(),
+            report_r,
+            stdin_data,
+            limits,
+            mode,
+            close_stdin=proc.stdin.close,
+            kill=kill,
+            exited=lambda: proc.poll() is not None,
+        )
+    finally:
+        if not proc.stdin.closed:
+            proc.stdin.close()
+        proc.stdout.close()
+        proc.stderr.close()
+        if proc.poll() is None:
+            kill()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            kill()
+            proc.wait()
+    code = proc.returncode
+    run.exit_code = code if code >= 0 else None
+    run.signal = -code if code < 0 else None
+    return run, report
+
+
+def _pump_streams(
+    stdin_fd: int,
+    stdout_fd: int,
+    stderr_fd: int,
+    report_r: int,
+    stdin_data: bytes,
+    limits: SandboxLimits,
+    mode: str,
+    *,
+    close_stdin: Callable[[], None],
+    kill: Callable[[], None],
+    exited: Callable[[], bool],
+) -> tuple[HarnessRun, bytes]:
+    """Feed stdin, drain stdout/stderr/report with caps, enforce the wall clock.
+
+    `kill` ends the whole sandbox; `exited` says the harness has ended (its leftover
+    processes may still hold the pipes: they are not waited for long)."""
+    names = {stdout_fd: "stdout", stderr_fd: "stderr", report_r: "report"}
     kept: dict[str, bytearray] = {name: bytearray() for name in names.values()}
     totals = dict.fromkeys(names.values(), 0)
     caps = {"stdout": limits.capture_bytes, "stderr": limits.capture_bytes, "report": REPORT_CAP}
@@ -603,7 +946,6 @@ def _pump(
     for fd in names:
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ)
-    stdin_fd = proc.stdin.fileno()
     os.set_blocking(stdin_fd, False)
     sel.register(stdin_fd, selectors.EVENT_WRITE)
     pending = memoryview(stdin_data)
@@ -611,25 +953,23 @@ def _pump(
     run = HarnessRun(mode=mode, report=None)
     killed_at: float | None = None
     exited_at: float | None = None
+    stdin_done = False
 
-    def kill() -> None:
+    def end() -> None:
         nonlocal killed_at
         if killed_at is None:
             killed_at = time.monotonic()
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill()
 
     try:
         while sel.get_map():
             now = time.monotonic()
             if now >= deadline and killed_at is None:
                 run.timed_out = True
-                kill()
+                end()
             if killed_at is not None and now > killed_at + 2.0:
                 break
-            if exited_at is None and proc.poll() is not None:
+            if exited_at is None and exited():
                 exited_at = now
             if exited_at is not None and now > exited_at + 1.0:
                 break  # leftover processes hold the pipes; the slot gets swept
@@ -646,7 +986,8 @@ def _pump(
                         pending = memoryview(b"")
                     if not pending:
                         sel.unregister(fd)
-                        proc.stdin.close()
+                        stdin_done = True
+                        close_stdin()
                     continue
                 try:
                     chunk = os.read(fd, 1 << 16)
@@ -661,26 +1002,14 @@ def _pump(
                 if room > 0:
                     kept[name] += chunk[:room]
                 if name == "report" and totals[name] > REPORT_CAP:
-                    kill()
+                    end()
                 elif name != "report" and totals["stdout"] + totals["stderr"] > limits.max_output_bytes:
                     run.output_exceeded = True
-                    kill()
+                    end()
     finally:
         sel.close()
-        if not proc.stdin.closed:
-            proc.stdin.close()
-        proc.stdout.close()
-        proc.stderr.close()
-        if killed_at is None and proc.poll() is None:
-            kill()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            kill()
-            proc.wait()
-    code = proc.returncode
-    run.exit_code = code if code >= 0 else None
-    run.signal = -code if code < 0 else None
+        if not stdin_done:
+            close_stdin()
     run.stdout = kept["stdout"].decode("utf-8", errors="replace")
     run.stderr = kept["stderr"].decode("utf-8", errors="replace")
     run.stdout_bytes = totals["stdout"]

@@ -142,6 +142,8 @@ def interpret(run: HarnessRun, limits: SandboxLimits, entry_point: str | None = 
     }
     if run.attempts > 1:
         details["attempts"] = run.attempts
+    if run.fork_server is not None:
+        details["fork_server"] = {"pid": run.fork_server[0], "run": run.fork_server[1]}
     if run.warnings:
         details["warning"] = " ".join(run.warnings)
     if run.mode == MODE_BARE:

@@ -15,7 +15,8 @@ Why two processes
 -----------------
 Model code is hostile, and code running in a process can rewrite anything in that
 process (builtins, this module, `json`, the report fd). So the *judge* (this process;
-pid 1 of the sandbox's pid namespace under bwrap) never runs candidate code:
+under bwrap forked per run by the sandbox's pid 1, the fork server at the end of
+this file) never runs candidate code:
 
 1. it writes a start marker ("S") on REPORT_FD, makes itself non-dumpable (so a process of
    the same uid can neither read its memory nor reopen its fds through /proc), reads
@@ -357,8 +358,10 @@ def _describe_names(module):
     return names
 
 
-def _candidate_main(cfg, req_fd, resp_fd, report_fd):
+def _candidate_main(cfg, req_fd, resp_fd, report_fd, judge_ends):
     """The forked candidate process: drop every trusted channel, load the code, serve."""
+    for fd in judge_ends:
+        os.close(fd)
     os.close(report_fd)
     os.close(0)
     os.open("/dev/null", os.O_RDONLY)  # becomes fd 0: input() sees EOF, not EBADF
@@ -446,7 +449,9 @@ class Channel:
         self.page = os.sysconf("SC_PAGE_SIZE")
         self.deadline = time.monotonic() + max(1.0, float(cfg["wall_seconds"]) - 1.5)
         self.kill_all = pid1 or cfg["kill_scope"] == "all"
-        self.pid1 = pid1
+        #: The judge sees every process of the sandbox: as its pid 1, or as the fork
+        #: server's child and subreaper (then pid 1 is the fork server, not counted).
+        self.whole_sandbox = pid1 or FORKED_BY_SERVER
         self.buf = bytearray()
         self.dead = None
         self.timeout = None
@@ -467,11 +472,11 @@ class Channel:
             return 0, 0
 
     def usage(self):
-        """(CPU seconds, resident bytes) of the sandbox apart from the judge. CPU counts
-        live processes and reaped ones; as pid 1 the judge sees every process."""
-        if self.pid1:
-            me = os.getpid()
-            pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me]
+        """(CPU seconds, resident bytes) of the sandbox apart from the judge (and the
+        fork server). CPU counts live processes and reaped ones."""
+        if self.whole_sandbox:
+            skip = (os.getpid(), 1)
+            pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in skip]
         else:
             pids = [self.pid] if self.status is None else []
         ticks = rss = 0
@@ -486,7 +491,7 @@ class Channel:
         return self.usage()[0]
 
     def reap(self):
-        """Collect zombies (as pid 1 orphans are ours), keeping the candidate's status."""
+        """Collect zombies (as pid 1 or subreaper, orphans are ours), keeping the candidate's status."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -949,18 +954,25 @@ def _preload(code):
             pass
 
 
-def _make_undumpable():
-    """PR_SET_DUMPABLE=0: other processes of our uid cannot ptrace us, read our
-    memory or open /proc/<judge>/fd/*. Children forked later inherit it too."""
+def _prctl(option, value):
     import ctypes  # sandbox: only on the path that needs it (each import costs every run)
 
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(4, 0, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+
+
+def _make_undumpable():
+    """PR_SET_DUMPABLE=0: other processes of our uid cannot ptrace us, read our
+    memory or open /proc/<judge>/fd/*. Children forked later inherit it too."""
+    _prctl(4, 0)  # PR_SET_DUMPABLE
 
 
 def main():
     global CHANNEL
+    if sys.argv[2] in (ZYGOTE, ZYGOTE_UNSWEPT):
+        serve_forks(int(sys.argv[1]), sweep=sys.argv[2] == ZYGOTE)
+        return
     report_fd = int(sys.argv[1])
     kill_scope = sys.argv[2]
     os.write(report_fd, b"S")
@@ -973,10 +985,14 @@ def main():
     sys.set_int_max_str_digits(0)
     cfg = _read_msg(0)
     cfg["kill_scope"] = kill_scope
-    if cfg.get("nproc"):
+    if cfg.get("nproc") or cfg.get("cpu_backstop"):
         import resource  # sandbox: only on the path that needs it (each import costs every run)
 
-        resource.setrlimit(resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"]))
+        if cfg.get("nproc"):
+            resource.setrlimit(resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"]))
+        if cfg.get("cpu_backstop"):
+            # a long-lived sandbox starts with a generous CPU rlimit: each run gets its own
+            resource.setrlimit(resource.RLIMIT_CPU, (cfg["cpu_backstop"], cfg["cpu_backstop"]))
     _preload(cfg["code"])
     req_r, req_w = os.pipe()
     resp_r, resp_w = os.pipe()
@@ -989,19 +1005,7 @@ def main():
         os.write(report_fd, b"X")  # the sandbox's trouble, not the candidate's: the host retries
         raise
     if pid == 0:
-        code = 0
-        try:
-            os.close(req_w)
-            os.close(resp_r)
-            _candidate_main(cfg, req_r, resp_w, report_fd)
-        except BaseException:  # noqa: B036 - the candidate process must never return into the judge
-            code = 1
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+        _child_exits_after(_candidate_main, cfg, req_r, resp_w, report_fd, (req_w, resp_r))
     os.close(req_r)
     os.close(resp_w)
     spec = _read_msg(0)
@@ -1018,6 +1022,146 @@ def main():
     report["cpu_seconds"] = round(CHANNEL.cpu_used(), 3)
     _write_all(report_fd, token + json_dumps(report).encode() + b"\n")
     os.close(report_fd)
+
+
+# ---------------------------------------------------------------- fork server
+
+#: KILL_SCOPE values that make this process a long-lived sandbox's fork server (pid 1);
+#: the unswept one exists only to show, in a test, what the sweep prevents.
+ZYGOTE = "fork-server"
+ZYGOTE_UNSWEPT = "fork-server-unswept"
+#: True in a judge forked by the fork server (set in the child just after the fork).
+FORKED_BY_SERVER = False
+JUDGE_REPORT_FD = 3
+#: Modules every run needs (judge or candidate), imported once by the fork server.
+#: Not `random`: forked children would all share one generator state.
+_SERVER_PRELOAD = ("ctypes", "resource", "types", "builtins", "importlib", "_sitebuiltins")
+_SWEPT_DIRS = ("/tmp", "/dev/shm")
+_SYSV_IPC = ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem")
+
+
+def serve_forks(control_fd, sweep=True):
+    """A long-lived sandbox's pid 1: for each request on the control socket (one byte
+    and the run's stdin, stdout, stderr and report pipes as SCM_RIGHTS), fork a judge
+    that runs `main` exactly as in a fresh sandbox, wait for it, then sweep the sandbox
+    (kill and reap every other process, empty /tmp and /dev/shm, check SysV IPC) and
+    answer ``[wait status, clean]``. A sandbox that is not clean after the sweep says
+    so and exits: the host then discards it.
+
+    This process never reads a run's code, tests or token and never runs untrusted
+    code: each judge starts from its clean memory, each candidate from its judge's."""
+    import importlib  # sandbox: the fork server pays each import once, for every run after it
+    import socket  # sandbox: the fork server pays each import once, for every run after it
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Python's own handler would let SIGINT in
+    _make_undumpable()
+    for name in _SERVER_PRELOAD + tuple(sorted(MIRRORED_MODULES - {"random"})):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    modes = {path: os.stat(path).st_mode & 0o7777 for path in _SWEPT_DIRS}
+    control = socket.socket(fileno=control_fd)
+    while True:
+        try:
+            _request, fds, _flags, _addr = socket.recv_fds(control, 1, 4)
+        except OSError:
+            return
+        if len(fds) != 4:
+            return  # the host closed its end (or sent nonsense): the sandbox ends
+        pid = os.fork()
+        if pid == 0:
+            _child_exits_after(_run_forked_judge, control, fds)
+        for fd in fds:
+            os.close(fd)
+        _pid, status = os.waitpid(pid, 0)
+        clean = _sweep(modes) if sweep else True
+        answer = json_dumps([status, clean]).encode()
+        try:
+            control.sendall(b"%010d" % len(answer) + answer)
+        except OSError:
+            return
+        if not clean:
+            return
+
+
+def _child_exits_after(work, *args):
+    """Run `work` in a forked child, then exit: it never returns into its parent's code."""
+    code = 0
+    try:
+        work(*args)
+    except BaseException:  # noqa: B036 - whatever happens, the child must not go on as its parent
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _run_forked_judge(control, fds):
+    """The fork server's child: fresh fds 0-3, subreaper, own session, then the judge."""
+    global FORKED_BY_SERVER
+    control.close()
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    os.closerange(JUDGE_REPORT_FD + 1, os.sysconf("SC_OPEN_MAX"))
+    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: the candidate's orphans stay the judge's
+    os.setsid()
+    os.chdir("/tmp")
+    FORKED_BY_SERVER = True
+    sys.argv[1:] = [str(JUDGE_REPORT_FD), "all"]
+    main()
+
+
+def _sweep(modes):
+    """Leave the sandbox as the fork server found it; False if that is not certain."""
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)  # from pid 1: every other process of the namespace
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break  # orphans are pid 1's: no child left means no other process left
+    clean = [p for p in os.listdir("/proc") if p.isdigit()] == ["1"]
+    for path, mode in modes.items():
+        clean = _empty_dir(path) and clean
+        try:
+            os.chmod(path, mode)
+        except OSError:
+            clean = False
+    for path in _SYSV_IPC:
+        try:
+            with open(path, "rb") as fh:
+                clean = len(fh.read().splitlines()) <= 1 and clean  # the header line only
+        except OSError:
+            pass
+    return clean
+
+
+def _empty_dir(top):
+    """Remove everything under `top` (never following symlinks), whatever its modes."""
+    todo = [top]
+    dirs = []
+    try:
+        while todo:
+            path = todo.pop()
+            os.chmod(path, 0o700)
+            dirs.append(path)
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        todo.append(entry.path)
+                    else:
+                        os.unlink(entry.path)
+        for path in reversed(dirs[1:]):
+            os.rmdir(path)
+        return not os.listdir(top)
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":
