@@ -1,0 +1,176 @@
+"""Batch API mode (`generate --batch-api`), the spend cap (`--max-cost`) and the cost
+estimate, against the project's OpenAI-compatible test server (its /v1/files and
+/v1/batches expire and fail parts of a batch; its ledger counts what was paid)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from curation.generation.cost import estimate_prompt_tokens, worst_case_cost
+from curation.generation.estimate import estimate_generation
+from curation.generation.params import GenerationParams
+from curation.generation.plan import build_plan
+from curation.jobs import run_job, submit_job
+from curation.store.db import session_scope
+from curation.store.models import Batch, GenerationRequest, Sample
+from curation.testing.openai_server import OpenAICompatServer
+
+KEY_ENV = "ASSAY_BATCH_TEST_KEY"
+PRICES = {"prompt_per_million": 3000.0, "completion_per_million": 9000.0}
+
+
+@pytest.fixture
+def batch_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatServer]:
+    monkeypatch.setenv(KEY_ENV, "sk-batch-test-0000")
+    with OpenAICompatServer(batch_expire_rate=0.10, batch_fail_rate=0.05, seed=7) as running:
+        yield running
+
+
+def generation(server: OpenAICompatServer, *, batch: str = "b", count: int = 1000, **overrides: Any) -> dict:
+    return {
+        "batch": batch,
+        "family": "math",
+        "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": count}},
+        "teacher": {
+            "kind": "openai",
+            "base_url": server.base_url,
+            "model": "test-model",
+            "api_key_env": KEY_ENV,
+            "timeout": 5.0,
+            "concurrency": 8,
+            "max_tokens": 64,
+            "max_retries": 8,
+            **overrides.pop("teacher", {}),
+        },
+        "batch_poll_seconds": 0.05,
+        **overrides,
+    }
+
+
+def run_as_job(engine, params: dict[str, Any]):
+    return run_job(engine, submit_job(engine, "generate", params, created_by="test"))
+
+
+def slot_counts(engine, batch: str = "b") -> dict[str, int]:
+    with session_scope(engine, write=False) as session:
+        batch_id = session.scalar(select(Batch.id).where(Batch.name == batch))
+        samples = session.scalar(select(func.count()).select_from(Sample).where(Sample.batch_id == batch_id))
+        by_status = dict(
+            session.execute(
+                select(GenerationRequest.status, func.count())
+                .where(GenerationRequest.batch_id == batch_id)
+                .group_by(GenerationRequest.status)
+            ).all()
+        )
+    return {"samples": samples, **by_status}
+
+
+def batch_stats(engine, batch: str = "b") -> dict[str, Any]:
+    with session_scope(engine, write=False) as session:
+        return dict(session.scalar(select(Batch.stats).where(Batch.name == batch)) or {})
+
+
+def test_thousand_batch_requests_with_expired_and_failed_parts_end_with_exactly_a_thousand_answers(
+    engine, batch_server
+):
+    job = run_as_job(engine, generation(batch_server, batch_api=True))
+
+    ledger = batch_server.batch.ledger
+    assert job.state == "succeeded", job.error
+    assert slot_counts(engine) == {"samples": 1000, "ok": 1000}
+    assert ledger.paid_twice() == [] and sum(ledger.paid.values()) == 1000
+    assert ledger.expired > 0 and ledger.failed > 0
+    counters = job.counters["batch_api"]
+    assert counters["expired"] == ledger.expired
+    assert counters["failed"] == ledger.failed
+    assert counters["resubmitted"] == ledger.expired + ledger.failed
+    assert counters["submitted"] == 1000 + counters["resubmitted"]
+    assert counters["provider_batches"] == ledger.batches_created > 1
+    entries = batch_stats(engine)["provider_batches"]
+    assert [entry["state"] for entry in entries] == ["closed"] * ledger.batches_created
+
+
+def test_spend_cap_stops_with_the_reason_within_the_bound_and_a_higher_cap_completes_exactly(
+    engine, monkeypatch
+):
+    monkeypatch.setenv(KEY_ENV, "sk-batch-test-0000")
+    with OpenAICompatServer(latency=0.01) as server:
+        params = generation(server, count=60, prices=PRICES)
+        full = estimate_generation(engine, params)
+        cap = round(full.max_cost / 3, 6)
+        stopped = run_as_job(engine, {**params, "max_cost": cap})
+        first_requests = server.stats.completions_ok
+        spent = batch_stats(engine)["cost"]
+        answered = slot_counts(engine).get("ok", 0)
+        resumed = run_as_job(engine, {**params, "max_cost": full.max_cost * 2})
+        second_requests = server.stats.completions_ok - first_requests
+
+    assert stopped.state == "failed"
+    assert stopped.error.endswith(f"spend cap of ${cap:g} reached after {answered:,} answers")
+    assert 0 < answered < 60
+    # The README's bound: what is reserved before sending covers the answers at max_tokens
+    # and the prompts as estimated; a prompt longer than its estimate can add its excess.
+    plan = build_plan(GenerationParams.from_dict(params))
+    excess = max(
+        0, max(m["prompt_tokens"] - estimate_prompt_tokens(m["messages"]) for m in prompt_usage(plan))
+    )
+    assert spent <= cap + server_concurrency(params) * excess * PRICES["prompt_per_million"] / 1e6
+    assert resumed.state == "succeeded", resumed.error
+    assert slot_counts(engine) == {"samples": 60, "ok": 60}
+    assert first_requests + second_requests == 60
+
+
+def prompt_usage(plan) -> list[dict[str, Any]]:
+    """The prompt tokens the test server bills for each item (it counts words)."""
+    return [
+        {"messages": item.messages, "prompt_tokens": sum(len(m["content"].split()) for m in item.messages)}
+        for item in plan.items
+    ]
+
+
+def server_concurrency(params: dict[str, Any]) -> int:
+    return int(params["teacher"]["concurrency"])
+
+
+def test_batch_api_spend_cap_sends_only_what_fits_and_the_resume_completes_exactly(engine, batch_server):
+    params = generation(batch_server, count=40, batch_api=True, prices=PRICES)
+    one = worst_case_cost(PRICES, [{"role": "user", "content": ""}], 64, 1)
+    cap = round(estimate_generation(engine, params).max_cost / 2 + one, 6)
+    stopped = run_as_job(engine, {**params, "max_cost": cap})
+    spent = batch_stats(engine)["cost"]
+    resumed = run_as_job(engine, {**params, "max_cost": cap * 10})
+
+    assert stopped.state == "failed" and "spend cap of $" in stopped.error
+    assert spent <= cap  # in batch mode nothing runs beyond the reservation when it stops
+    assert resumed.state == "succeeded", resumed.error
+    assert slot_counts(engine) == {"samples": 40, "ok": 40}
+    assert batch_server.batch.ledger.paid_twice() == []
+    assert sum(batch_server.batch.ledger.paid.values()) == 40
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_estimate_counts_failed_requests_again(engine, monkeypatch, split):
+    monkeypatch.setenv(KEY_ENV, "sk-batch-test-0000")
+    with OpenAICompatServer(faults={"server_error": 0.3}, seed=3) as server:
+        params = generation(
+            server,
+            count=30,
+            n=2,
+            prices=PRICES,
+            error_rate_threshold=1.0,
+            teacher={"max_retries": 0, "split_candidates": split},
+        )
+        before = estimate_generation(engine, params)
+        run_as_job(engine, params)
+    after = estimate_generation(engine, params)
+    failed = slot_counts(engine).get("failed", 0)
+
+    assert before.slots == 60 and before.failed_before == 0
+    assert before.requests == (60 if split else 30)
+    assert failed > 0
+    assert after.failed_before == failed and after.slots == failed
+    assert 0 < after.max_cost < before.max_cost
