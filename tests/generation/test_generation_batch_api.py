@@ -10,14 +10,17 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from curation.cli import main
 from curation.generation.cost import estimate_prompt_tokens, worst_case_cost
 from curation.generation.estimate import estimate_generation
 from curation.generation.params import GenerationParams
 from curation.generation.plan import build_plan
 from curation.jobs import run_job, submit_job
+from curation.store import open_store
 from curation.store.db import session_scope
-from curation.store.models import Batch, GenerationRequest, Sample
+from curation.store.models import Batch, GenerationRequest, Job, Sample
 from curation.testing.openai_server import OpenAICompatServer
+from tests.jobs.test_crash_resume import kill_group, start_command, wait_for
 
 KEY_ENV = "ASSAY_BATCH_TEST_KEY"
 PRICES = {"prompt_per_million": 3000.0, "completion_per_million": 9000.0}
@@ -101,7 +104,7 @@ def test_spend_cap_stops_with_the_reason_within_the_bound_and_a_higher_cap_compl
     with OpenAICompatServer(latency=0.01) as server:
         params = generation(server, count=60, prices=PRICES)
         full = estimate_generation(engine, params)
-        cap = round(full.max_cost / 3, 6)
+        cap = round(full.max_cost / 6, 6)  # the answers cost about a third of their worst case
         stopped = run_as_job(engine, {**params, "max_cost": cap})
         first_requests = server.stats.completions_ok
         spent = batch_stats(engine)["cost"]
@@ -174,3 +177,51 @@ def test_estimate_counts_failed_requests_again(engine, monkeypatch, split):
     assert failed > 0
     assert after.failed_before == failed and after.slots == failed
     assert 0 < after.max_cost < before.max_cost
+
+
+def test_killed_batch_run_resumes_by_reattaching_and_pays_no_request_twice(store_url, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "sk-batch-test-0000")
+    engine = open_store(store_url)
+    with OpenAICompatServer(
+        batch_expire_rate=0.10, batch_fail_rate=0.05, batch_seconds=1.0, seed=5
+    ) as server:
+        args = [
+            "generate",
+            "--batch",
+            "b",
+            "--source",
+            "reasoning_gym:basic_arithmetic:200",
+            "--teacher",
+            "openai",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "test-model",
+            "--api-key-env",
+            KEY_ENV,
+            "--batch-api",
+            "--batch-poll-seconds",
+            "0.05",
+        ]
+        run = start_command(store_url, *args)
+        wait_for(
+            lambda: any(entry.get("id") for entry in batch_stats(engine).get("provider_batches", [])), run
+        )
+        kill_group(run)
+        [in_flight] = batch_stats(engine)["provider_batches"]
+        created_before_resume = server.batch.ledger.batches_created
+
+        resumed = main(["--db", store_url, *args, "--resume"])  # in this process: one start less
+
+        ledger = server.batch.ledger
+        assert resumed == 0
+        assert created_before_resume == 1 and in_flight["state"] == "open"
+        assert ledger.paid_twice() == [] and sum(ledger.paid.values()) == 200
+        assert slot_counts(engine) == {"samples": 200, "ok": 200}
+        # The resume re-attached to the batch in flight: every request it sent again was one
+        # the provider reported failed or expired.
+        assert ledger.batches_created > 1
+        assert sum(ledger.processed.values()) == 200 + ledger.expired + ledger.failed
+        with session_scope(engine, write=False) as session:
+            [_, job] = session.scalars(select(Job).order_by(Job.id)).all()
+            assert job.counters["batch_api"]["reattached"] == 1
