@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select, update
 
 from curation import aio
-from curation.generation.batchapi import BatchEngine
+from curation.generation.batchapi import LEDGER_KEY, BatchEngine
 from curation.generation.build import skipped_slots
 from curation.generation.cost import mode_prices
 from curation.generation.engine import (
@@ -156,9 +156,10 @@ class GenerationRun:
                     dict(batch.generation_config or {}),
                     dict(batch.lineage or {}),
                     batch.origin,
+                    (batch.stats or {}).get(LEDGER_KEY) or [],
                 )
         if existing is not None:
-            batch_id, config, lineage, origin = existing
+            batch_id, config, lineage, origin, provider_batches = existing
             if origin != "synthetic" or "fingerprint" not in config:
                 raise ValueError(
                     f"batch {params.batch!r} exists and was not made by a generation run; choose another name"
@@ -167,6 +168,12 @@ class GenerationRun:
                 raise ValueError(
                     f"batch {params.batch!r} exists with a different generation configuration; "
                     "choose a new batch name (or rerun with the original settings to continue it)"
+                )
+            if not params.batch_api and any(entry.get("state") == "open" for entry in provider_batches):
+                raise ValueError(
+                    f"batch {params.batch!r} has provider batches still open at the endpoint's Batch API; "
+                    "continue it with --batch-api to re-attach to them (sending their requests online would pay "
+                    "for them twice)"
                 )
             self.plan = build_plan(params, self.engine, lineage=lineage)
             self.batch_id = batch_id

@@ -179,7 +179,7 @@ def test_estimate_counts_failed_requests_again(engine, monkeypatch, split):
     assert 0 < after.max_cost < before.max_cost
 
 
-def test_killed_batch_run_resumes_by_reattaching_and_pays_no_request_twice(store_url, monkeypatch):
+def test_killed_batch_run_resumes_by_reattaching_and_pays_no_request_twice(store_url, monkeypatch, capsys):
     monkeypatch.setenv(KEY_ENV, "sk-batch-test-0000")
     engine = open_store(store_url)
     with OpenAICompatServer(
@@ -211,10 +211,16 @@ def test_killed_batch_run_resumes_by_reattaching_and_pays_no_request_twice(store
         [in_flight] = batch_stats(engine)["provider_batches"]
         created_before_resume = server.batch.ledger.batches_created
 
-        resumed = main(["--db", store_url, *args, "--resume"])  # in this process: one start less
+        online = [arg for arg in args if arg not in ("--batch-api", "--batch-poll-seconds", "0.05")]
+        refused_online = main(["--db", store_url, *online, "--resume"])  # in this process: one start less
+        capsys.readouterr()
+        resumed = main(["--db", store_url, *args, "--resume"])
+        printed = capsys.readouterr().out
 
         ledger = server.batch.ledger
-        assert resumed == 0
+        assert refused_online == 1 and resumed == 0
+        # The estimate before the resume: the requests still missing, at batch prices.
+        assert "estimate: " in printed and "at batch prices" in printed
         assert created_before_resume == 1 and in_flight["state"] == "open"
         assert ledger.paid_twice() == [] and sum(ledger.paid.values()) == 200
         assert slot_counts(engine) == {"samples": 200, "ok": 200}
@@ -223,5 +229,6 @@ def test_killed_batch_run_resumes_by_reattaching_and_pays_no_request_twice(store
         assert ledger.batches_created > 1
         assert sum(ledger.processed.values()) == 200 + ledger.expired + ledger.failed
         with session_scope(engine, write=False) as session:
-            [_, job] = session.scalars(select(Job).order_by(Job.id)).all()
+            [_, refused, job] = session.scalars(select(Job).order_by(Job.id)).all()
+            assert "continue it with --batch-api to re-attach" in refused.error
             assert job.counters["batch_api"]["reattached"] == 1
