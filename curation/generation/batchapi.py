@@ -86,6 +86,8 @@ class BatchEngine(GenerationEngine):
         self._calls: dict[str, Call] = {}
         self._reservations: dict[str, float] = {}
         self._attempts: Counter = Counter()
+        #: Calls to the Batch API that failed in a row.
+        self._api_failures = 0
 
     # -- accounting --
 
@@ -156,13 +158,13 @@ class BatchEngine(GenerationEngine):
         except TimeoutError:
             pass
 
-    def _failure(self, error: TeacherError) -> bool:
-        """Count a failed call to the Batch API; stop the run if it is fatal. True if it may be retried."""
+    def _failure(self, error: TeacherError) -> None:
+        """Count a failed call to the Batch API (upload, create, poll, download); stop the run
+        if it is fatal or keeps failing (the open provider batches stay recorded for a resume)."""
         self.stats.errors[error.kind] += 1
-        if not error.retryable and error.kind != "rate_limit":
-            self.stop(f"stopped: the Batch API failed: {error}")
-            return False
-        return True
+        self._api_failures += 1
+        if not error.retryable or self._api_failures > max(3, self.config.max_retries):
+            self.stop(f"stopped: the Batch API failed {self._api_failures} times in a row; last: {error}")
 
     # -- submitting --
 
@@ -210,6 +212,7 @@ class BatchEngine(GenerationEngine):
             "submitted_at": utcnow().isoformat(),
         }
         self.ledger.append(entry)
+        self._api_failures = 0
         await asyncio.to_thread(self._save_ledger)
         self.batch_counts["submitted"] += len(chosen)
         self.batch_counts["resubmitted"] += sum(1 for call in chosen if self._attempts[custom_id(call)])
@@ -251,6 +254,7 @@ class BatchEngine(GenerationEngine):
         except TeacherError as error:
             self._failure(error)
             return None
+        self._api_failures = 0
         if batch.get("status") not in TERMINAL:
             return None
         try:
@@ -290,8 +294,7 @@ class BatchEngine(GenerationEngine):
             self.release(self._reservations.pop(cid, 0.0))
             self._attempts[cid] += 1
             self.stats.requests += 1
-            outcome = self._outcome(call, line)
-            if outcome is None:
+            if not self._store_line(call, line):
                 again.append(call)
         for cid in entry["custom_ids"]:
             call = self._call_for(cid)
@@ -299,17 +302,19 @@ class BatchEngine(GenerationEngine):
                 self.release(self._reservations.pop(cid, 0.0))
                 self._attempts[cid] += 1
                 self.batch_counts["failed"] += 1
-                again.append(call)
+                reason = f"the provider batch ended {batch.get('status')} without this request"
+                if not self._fail_for_good(call, TeacherError("server_error", reason, retryable=True)):
+                    again.append(call)
         return again
 
-    def _outcome(self, call: Call, line: dict[str, Any]) -> bool | None:
-        """Store one output or error line: True (answered), False (failed for good), None (send again)."""
+    def _store_line(self, call: Call, line: dict[str, Any]) -> bool:
+        """Store one line of the output or error file; False if its request is to be sent again."""
         cid = custom_id(call)
         error_info = line.get("error") or {}
         response = line.get("response") or {}
         if error_info.get("code") == "batch_expired" or (not response and error_info):
             self.batch_counts["expired" if error_info.get("code") == "batch_expired" else "failed"] += 1
-            return None
+            return False
         status = int(response.get("status_code") or 0)
         error: TeacherError
         if status == 200:
@@ -332,14 +337,20 @@ class BatchEngine(GenerationEngine):
             error = _status_error(status, response.get("body"))
         self.batch_counts["failed"] += 1
         self.stats.errors[error.kind] += 1
+        return self._fail_for_good(call, error)
+
+    def _fail_for_good(self, call: Call, error: TeacherError) -> bool:
+        """Record the call's slots as failed if `error` is final or its retries are used up;
+        False if it is to be sent again."""
+        cid = custom_id(call)
         if error.retryable and self._attempts[cid] <= self.config.max_retries:
-            return None
+            return False
         self._calls.pop(cid, None)
         self.stats.slots_failed += len(call.candidates)
         self.writer.put(
             WriteBatch(slots=failed_slots(call.item, call.candidates, error, self._attempts[cid]))
         )
-        return False
+        return True
 
     async def _committed(self) -> None:
         """Wait until the writer has committed everything handed to it so far (an entry of
