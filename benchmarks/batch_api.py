@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.generation import problem_file  # noqa: E402
+from benchmarks.generation import problem_file, start_server  # noqa: E402
 from curation.generation.run import run_generation  # noqa: E402
 from curation.store import open_store  # noqa: E402
 
@@ -38,24 +37,9 @@ MODES = {
 }
 
 
-def start_server(options: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    extra = [part for pair in options.items() for part in pair]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "curation.testing.openai_server", "--port", "0", "--latency", "0.02", *extra],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=str(ROOT),
-    )
-    line = process.stdout.readline()
-    if not line.startswith("PORT "):
-        process.kill()
-        raise RuntimeError(f"test server did not start: {line!r}")
-    return process, f"http://127.0.0.1:{int(line.split()[1])}/v1"
-
-
 def run_mode(name: str, requests: int, tmp: Path, round_index: int) -> dict[str, float]:
     options, batch_api = MODES[name]
-    server, base_url = start_server(options)
+    server, base_url = start_server(0.02, *(part for pair in options.items() for part in pair))
     try:
         slug = f"{round_index}-{abs(hash(name))}"
         path = tmp / f"problems-{slug}.jsonl"

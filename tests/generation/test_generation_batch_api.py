@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from curation.cli import main
 from curation.generation.cost import estimate_prompt_tokens, worst_case_cost
@@ -18,8 +18,9 @@ from curation.generation.plan import build_plan
 from curation.jobs import run_job, submit_job
 from curation.store import open_store
 from curation.store.db import session_scope
-from curation.store.models import Batch, GenerationRequest, Job, Sample
+from curation.store.models import Batch, Job
 from curation.testing.openai_server import OpenAICompatServer
+from tests.generation.test_generation import counts
 from tests.jobs.test_crash_resume import kill_group, start_command, wait_for
 
 KEY_ENV = "ASSAY_BATCH_TEST_KEY"
@@ -58,20 +59,6 @@ def run_as_job(engine, params: dict[str, Any]):
     return run_job(engine, submit_job(engine, "generate", params, created_by="test"))
 
 
-def slot_counts(engine, batch: str = "b") -> dict[str, int]:
-    with session_scope(engine, write=False) as session:
-        batch_id = session.scalar(select(Batch.id).where(Batch.name == batch))
-        samples = session.scalar(select(func.count()).select_from(Sample).where(Sample.batch_id == batch_id))
-        by_status = dict(
-            session.execute(
-                select(GenerationRequest.status, func.count())
-                .where(GenerationRequest.batch_id == batch_id)
-                .group_by(GenerationRequest.status)
-            ).all()
-        )
-    return {"samples": samples, **by_status}
-
-
 def batch_stats(engine, batch: str = "b") -> dict[str, Any]:
     with session_scope(engine, write=False) as session:
         return dict(session.scalar(select(Batch.stats).where(Batch.name == batch)) or {})
@@ -84,7 +71,7 @@ def test_thousand_batch_requests_with_expired_and_failed_parts_end_with_exactly_
 
     ledger = batch_server.batch.ledger
     assert job.state == "succeeded", job.error
-    assert slot_counts(engine) == {"samples": 1000, "ok": 1000}
+    assert counts(engine) == {"samples": 1000, "distinct_slots": 1000, "ok": 1000}
     assert ledger.paid_twice() == [] and sum(ledger.paid.values()) == 1000
     assert ledger.expired > 0 and ledger.failed > 0
     counters = job.counters["batch_api"]
@@ -108,7 +95,7 @@ def test_spend_cap_stops_with_the_reason_within_the_bound_and_a_higher_cap_compl
         stopped = run_as_job(engine, {**params, "max_cost": cap})
         first_requests = server.stats.completions_ok
         spent = batch_stats(engine)["cost"]
-        answered = slot_counts(engine).get("ok", 0)
+        answered = counts(engine).get("ok", 0)
         resumed = run_as_job(engine, {**params, "max_cost": full.max_cost * 2})
         second_requests = server.stats.completions_ok - first_requests
 
@@ -123,7 +110,7 @@ def test_spend_cap_stops_with_the_reason_within_the_bound_and_a_higher_cap_compl
     )
     assert spent <= cap + server_concurrency(params) * excess * PRICES["prompt_per_million"] / 1e6
     assert resumed.state == "succeeded", resumed.error
-    assert slot_counts(engine) == {"samples": 60, "ok": 60}
+    assert counts(engine) == {"samples": 60, "distinct_slots": 60, "ok": 60}
     assert first_requests + second_requests == 60
 
 
@@ -150,7 +137,7 @@ def test_batch_api_spend_cap_sends_only_what_fits_and_the_resume_completes_exact
     assert stopped.state == "failed" and "spend cap of $" in stopped.error
     assert spent <= cap  # in batch mode nothing runs beyond the reservation when it stops
     assert resumed.state == "succeeded", resumed.error
-    assert slot_counts(engine) == {"samples": 40, "ok": 40}
+    assert counts(engine) == {"samples": 40, "distinct_slots": 40, "ok": 40}
     assert batch_server.batch.ledger.paid_twice() == []
     assert sum(batch_server.batch.ledger.paid.values()) == 40
 
@@ -170,7 +157,7 @@ def test_estimate_counts_failed_requests_again(engine, monkeypatch, split):
         before = estimate_generation(engine, params)
         run_as_job(engine, params)
     after = estimate_generation(engine, params)
-    failed = slot_counts(engine).get("failed", 0)
+    failed = counts(engine).get("failed", 0)
 
     assert before.slots == 60 and before.failed_before == 0
     assert before.requests == (60 if split else 30)
@@ -223,7 +210,7 @@ def test_killed_batch_run_resumes_by_reattaching_and_pays_no_request_twice(store
         assert "estimate: " in printed and "at batch prices" in printed
         assert created_before_resume == 1 and in_flight["state"] == "open"
         assert ledger.paid_twice() == [] and sum(ledger.paid.values()) == 200
-        assert slot_counts(engine) == {"samples": 200, "ok": 200}
+        assert counts(engine) == {"samples": 200, "distinct_slots": 200, "ok": 200}
         # The resume re-attached to the batch in flight: every request it sent again was one
         # the provider reported failed or expired.
         assert ledger.batches_created > 1
