@@ -10,15 +10,19 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from curation import aio
 from curation.cli import main
 from curation.generation.cost import estimate_prompt_tokens, worst_case_cost
+from curation.generation.engine import make_request
 from curation.generation.estimate import estimate_generation
 from curation.generation.params import GenerationParams
+from curation.generation.persist import set_batch_state
 from curation.generation.plan import build_plan
 from curation.jobs import run_job, submit_job
 from curation.store import open_store
 from curation.store.db import session_scope
 from curation.store.models import Batch, Job
+from curation.teachers import make_teacher
 from curation.testing.openai_server import OpenAICompatServer
 from tests.generation.test_generation import counts
 from tests.jobs.test_crash_resume import kill_group, start_command, wait_for
@@ -219,3 +223,48 @@ def test_killed_batch_run_resumes_by_reattaching_and_pays_no_request_twice(store
             [_, refused, job] = session.scalars(select(Job).order_by(Job.id)).all()
             assert "continue it with --batch-api to re-attach" in refused.error
             assert job.counters["batch_api"]["reattached"] == 1
+
+
+def test_a_provider_batch_created_but_not_recorded_before_a_kill_is_found_by_its_input_file(
+    engine, batch_server
+):
+    """The window between creating a provider batch and recording its id: the resume
+    finds the batch by the input file recorded just before, and creates none."""
+    batch_server.batch.expire_rate = batch_server.batch.fail_rate = 0.0
+    params = generation(batch_server, count=20, batch_api=True)
+    assert (
+        run_as_job(engine, {**params, "max_cost": 0.0, "prices": PRICES}).state == "failed"
+    )  # sends nothing
+    checked = GenerationParams.from_dict(params)
+    teacher = make_teacher(checked.teacher, api_key="sk-batch-test-0000")
+    lines = [
+        teacher.batch_line(f"{item.index}:0", make_request(teacher, item, [0]))
+        for item in build_plan(checked).items
+    ]
+
+    async def submit_as_the_killed_run_did() -> str:
+        try:
+            file_id = await teacher.upload_batch_input(("\n".join(lines) + "\n").encode())
+            await teacher.create_batch(file_id, {})
+            return file_id
+        finally:
+            await teacher.aclose()
+
+    file_id = aio.run(submit_as_the_killed_run_did())
+    with session_scope(engine, write=False) as session:
+        batch_id = session.scalar(select(Batch.id).where(Batch.name == "b"))
+    entry = {
+        "input_file_id": file_id,
+        "id": None,
+        "state": "open",
+        "custom_ids": [f"{i}:0" for i in range(20)],
+    }
+    set_batch_state(engine, batch_id, provider_batches=[entry])
+
+    resumed = run_as_job(engine, params)
+
+    assert resumed.state == "succeeded", resumed.error
+    assert batch_server.batch.ledger.batches_created == 1
+    assert batch_server.batch.ledger.paid_twice() == [] and sum(batch_server.batch.ledger.paid.values()) == 20
+    assert counts(engine) == {"samples": 20, "distinct_slots": 20, "ok": 20}
+    assert batch_stats(engine)["provider_batches"][0]["id"] is not None
