@@ -31,9 +31,19 @@ from curation.store import open_store  # noqa: E402
 KEY_ENV = "ASSAY_BENCH_KEY"
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+def start_server(latency: float, *options: str) -> tuple[subprocess.Popen, str]:
+    """The test server in a process of its own (`options`: more of its command-line flags)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "curation.testing.openai_server", "--port", "0", "--latency", str(latency)],
+        [
+            sys.executable,
+            "-m",
+            "curation.testing.openai_server",
+            "--port",
+            "0",
+            "--latency",
+            str(latency),
+            *options,
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=str(ROOT),

@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from curation.config import DATA_DIR
+from curation.generation.estimate import estimate_generation
 from curation.generation.launch import (
     math_datasets,
     needs_session_key,
@@ -29,6 +30,10 @@ FAMILIES = {"Math": "math", "Code": "code", "Instruction following": "instructio
 MODES = {"Solve given problems": "solve", "Teacher writes the problem too": "write"}
 TEACHERS = {SIMULATED_LABEL: "simulated", "OpenAI-compatible endpoint": "openai"}
 KEY_SOURCES = ("From an environment variable", "Enter a key for this session")
+ESTIMATE_HELP = (
+    "Prompt tokens are estimated from the prompts' length, answers counted at max tokens; slots that "
+    "failed in an earlier run of this batch are asked for again and counted."
+)
 FEW_SHOT = {"None": None, "From the reference set": "reference", "From accepted samples": "accepted"}
 
 
@@ -107,6 +112,7 @@ if teacher_kind == "simulated":
     teacher = {"kind": "simulated", "fault_rate": fault_rate, "api_key_env": None}
     prices: dict = {}
     threshold = 0.5
+    batch_api, max_cost = False, None
 else:
     left, right = st.columns(2)
     base_url = left.text_input("Base URL", placeholder="https://api.openai.com/v1", key="gen_base_url")
@@ -144,6 +150,28 @@ else:
         threshold = right.slider(
             "Stop when this share of recent requests fails", 0.05, 1.0, 0.5, 0.05, key="gen_threshold"
         )
+        batch_api = left.checkbox(
+            "Use the Batch API",
+            key="gen_batch_api",
+            help="Upload the requests as a file and let the provider run them as a batch (/v1/files + "
+            "/v1/batches): cheaper and slower. Failed and expired requests are sent again; a resume "
+            "re-attaches to the batch in flight.",
+        )
+        price_batch_in = middle.number_input(
+            "Batch $ per million prompt tokens", 0.0, 1000.0, value=None, key="gen_price_batch_in"
+        )
+        price_batch_out = right.number_input(
+            "Batch $ per million completion tokens", 0.0, 1000.0, value=None, key="gen_price_batch_out"
+        )
+        max_cost = left.number_input(
+            "Spend cap ($, empty: none)",
+            0.0,
+            1_000_000.0,
+            value=None,
+            key="gen_max_cost",
+            help="Counted from the real usage of the answers; nothing more is sent once the next request "
+            "could cross it. A resume with a higher cap asks only for what is missing.",
+        )
     teacher = {
         "kind": "openai",
         "base_url": base_url.strip(),
@@ -158,6 +186,10 @@ else:
         "system_prompt": system_prompt or None,
     }
     prices = {"prompt_per_million": price_in, "completion_per_million": price_out}
+    if price_batch_in is not None:
+        prices["batch_prompt_per_million"] = price_batch_in
+    if price_batch_out is not None:
+        prices["batch_completion_per_million"] = price_batch_out
     if st.button("Test connection", icon=":material/lan:", key="gen_test_connection"):
         try:
             models = teacher_models(teacher, api_key=api_key)
@@ -212,6 +244,8 @@ params = {
     "consistency": bool(consistency and family == "math"),
     "prices": prices,
     "error_rate_threshold": threshold,
+    "batch_api": batch_api,
+    "max_cost": max_cost,
 }
 
 ready = True
@@ -227,6 +261,11 @@ with st.expander("Preview of the first prompt", expanded=True, icon=":material/v
         except (TemplateError, ValueError, KeyError, FileNotFoundError) as exc:
             st.error(str(exc.args[0] if exc.args else exc), icon=":material/error:")
             ready = False
+if ready and teacher["kind"] == "openai":
+    try:
+        st.caption(estimate_generation(engine(), params).describe().capitalize(), help=ESTIMATE_HELP)
+    except (TemplateError, ValueError, KeyError, FileNotFoundError) as exc:
+        st.caption(f"No cost estimate: {exc}")
 
 if st.button(
     "Start generation", type="primary", icon=":material/play_arrow:", disabled=not ready, key="gen_start"
@@ -276,6 +315,17 @@ def progress_panel(job_id: int) -> None:
             f"latency p50 {latency['p50']:.0f} ms · p90 {latency['p90']:.0f} ms · p99 {latency['p99']:.0f} ms · "
             f"concurrency {counters.get('concurrency', '—')} · rate-limited {counters.get('rate_limited', 0)} · "
             f"cached {counters.get('cached', 0)} · truncated {counters.get('truncated', 0)}"
+        )
+    batch_api = counters.get("batch_api")
+    if batch_api:
+        st.caption(
+            f"Batch API: {batch_api['provider_batches']} provider batches ({batch_api['open']} running) · "
+            f"{batch_api['submitted']:,} requests submitted, {batch_api['resubmitted']:,} of them again · "
+            f"expired {batch_api['expired']:,} · failed {batch_api['failed']:,}"
+        )
+    if counters.get("max_cost") is not None:
+        st.caption(
+            f"spend cap ${counters['max_cost']:g} · reserved for requests in flight ${counters['reserved_cost']:,.4f}"
         )
     if counters.get("failures"):
         st.caption("failures by kind: " + ", ".join(f"{k} {v}" for k, v in counters["failures"].items()))

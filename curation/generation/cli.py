@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from curation.generation.estimate import estimate_generation
 from curation.generation.params import GenerationParams
 from curation.generation.run import teacher_models
 from curation.jobs import submit_job
@@ -69,6 +70,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--price-prompt", type=float, default=0.0, help="price per million prompt tokens")
     gen.add_argument(
         "--price-completion", type=float, default=0.0, help="price per million completion tokens"
+    )
+    gen.add_argument(
+        "--price-batch-prompt",
+        type=float,
+        default=None,
+        help="Batch API price per million prompt tokens (default: the online price)",
+    )
+    gen.add_argument(
+        "--price-batch-completion",
+        type=float,
+        default=None,
+        help="Batch API price per million completion tokens (default: the online price)",
+    )
+    gen.add_argument(
+        "--batch-api",
+        action="store_true",
+        help="send the requests through the provider's Batch API (/v1/files + /v1/batches)",
+    )
+    gen.add_argument(
+        "--batch-poll-seconds", type=float, default=60.0, help="longest wait between two polls of a batch"
+    )
+    gen.add_argument(
+        "--max-cost",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="spend cap for the whole batch: stop sending before it could be crossed",
     )
     gen.add_argument(
         "--error-threshold", type=float, default=0.5, help="stop when this share of recent requests fails"
@@ -145,7 +173,20 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
             "prices": {
                 "prompt_per_million": args.price_prompt,
                 "completion_per_million": args.price_completion,
+                **(
+                    {"batch_prompt_per_million": args.price_batch_prompt}
+                    if args.price_batch_prompt is not None
+                    else {}
+                ),
+                **(
+                    {"batch_completion_per_million": args.price_batch_completion}
+                    if args.price_batch_completion is not None
+                    else {}
+                ),
             },
+            "batch_api": args.batch_api,
+            "batch_poll_seconds": args.batch_poll_seconds,
+            "max_cost": args.max_cost,
             "error_rate_threshold": args.error_threshold,
             "consistency": args.consistency,
         }
@@ -159,6 +200,7 @@ def run_generate_command(args: argparse.Namespace, engine: Engine) -> int:
         exists = session.scalar(select(Batch.id).where(Batch.name == args.batch)) is not None
     if exists and not args.resume:
         raise ValueError(f"batch {args.batch!r} already exists; pass --resume to continue it")
+    print(estimate_generation(engine, params).describe(), flush=True)
     job_id = submit_job(engine, "generate", params, created_by="cli")
     job = run_job_with_progress(engine, job_id)
     if job.state != "succeeded":

@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 from curation.generation.build import build_slots, failed_slots
+from curation.generation.cost import cap_reason, worst_case_cost
 from curation.generation.limiter import AdaptiveLimiter, ErrorWindow, backoff_delay
 from curation.generation.persist import WriteBatch, Writer, latency_percentiles, token_cost
 from curation.generation.plan import PlanItem
@@ -183,6 +184,7 @@ class GenerationEngine:
         concurrency: int | None = None,
         peers: ShardGroup | None = None,
         feed: CallFeed | None = None,
+        max_cost: float | None = None,
     ) -> None:
         self.teacher = teacher
         self.config = teacher.config
@@ -200,6 +202,11 @@ class GenerationEngine:
         self.feed = feed
         self.stop_reason: str | None = None
         self.cancelled = False
+        #: The spend cap (USD, the batch's whole cost) and the worst-case cost of requests in flight.
+        self.max_cost = max_cost
+        self.reserved = 0.0
+        #: Set when the next request could cross the cap: nothing more is sent.
+        self.capped = False
         self._stop = asyncio.Event()
         self._rng = random.Random(0)
         self._queue: deque[Call] = deque()
@@ -210,6 +217,32 @@ class GenerationEngine:
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return token_cost(self.prices, prompt_tokens, completion_tokens)
+
+    def spent(self) -> float:
+        """The batch's cost so far (earlier runs and this run's answers, from real usage)."""
+        return self.stats.base_cost + self.cost(self.stats.prompt_tokens, self.stats.completion_tokens)
+
+    def reserve(self, messages: list[dict[str, Any]], candidates: int) -> float | None:
+        """Reserve a request's worst-case cost under the spend cap before sending it: the
+        amount to `release` once it is answered, or None (and sending stops) if it could
+        cross the cap. Without a cap, 0."""
+        if self.max_cost is None:
+            return 0.0
+        if self.capped:
+            return None
+        worst = worst_case_cost(self.prices, messages, self.config.max_tokens, candidates)
+        if self.spent() + self.reserved + worst > self.max_cost:
+            self.capped = True
+            return None
+        self.reserved += worst
+        return worst
+
+    def release(self, amount: float) -> None:
+        self.reserved = max(0.0, self.reserved - amount)
+
+    def cap_reason(self) -> str:
+        assert self.max_cost is not None
+        return cap_reason(self.max_cost, self.stats.base_ok + self.stats.slots_ok)
 
     def counters(self) -> dict[str, Any]:
         """Live counters of the run (merged with the shard processes', if any)."""
@@ -233,7 +266,9 @@ class GenerationEngine:
             "completion_tokens": stats.base_completion_tokens
             + stats.completion_tokens
             + stats.cached_completion_tokens,
-            "cost": round(stats.base_cost + self.cost(stats.prompt_tokens, stats.completion_tokens), 6),
+            "cost": round(self.spent(), 6),
+            "max_cost": self.max_cost,
+            "reserved_cost": round(self.reserved, 6),
             "latency_ms": latency_percentiles(latencies),
             "failures": dict(stats.errors),
             "truncated": self.writer.truncated,
@@ -279,6 +314,8 @@ class GenerationEngine:
         try:
             with quiet_collector():
                 await self._run_until_done(workers, stopper)
+            if self.capped and self.stop_reason is None:
+                self.stop_reason = self.cap_reason()
         finally:
             for task in workers:
                 task.cancel()
@@ -335,6 +372,8 @@ class GenerationEngine:
             if cached:
                 await self._process(cached.popleft())
                 continue
+            if self.capped:
+                return
             try:
                 call = queue.popleft()
             except IndexError:  # empty (a shard's reader thread may have taken the last one)
@@ -410,6 +449,9 @@ class GenerationEngine:
         last_error: str | None = None
         safety = self.config.timeout * 2 + 10
         while not self._stop.is_set():
+            reservation = self.reserve(request.messages, len(call.candidates))
+            if reservation is None:
+                return  # the slot stays pending: a resume with a higher cap asks for it
             epoch = await self.limiter.acquire()
             started = time.perf_counter()
             error: TeacherError | None = None
@@ -425,10 +467,12 @@ class GenerationEngine:
                 error = TeacherError("timeout", f"no response within {safety:g}s", retryable=True)
             except asyncio.CancelledError:
                 self.limiter.release()
+                self.release(reservation)
                 raise
             except Exception as exc:  # noqa: BLE001 - a bug or an unmapped library error: this call fails
                 error = TeacherError("unexpected", self.teacher.scrub(f"{type(exc).__name__}: {exc}")[:500])
             self.limiter.release()
+            self.release(reservation)  # the real cost, if answered, is added below at once
             self.stats.requests += 1
             if error is None:
                 if len(completion.choices) < len(call.candidates):

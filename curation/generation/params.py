@@ -17,13 +17,17 @@
       "n": 1,                 # candidates per problem
       "seed": 0,
       "cache": true,
-      "prices": {"prompt_per_million": 0.0, "completion_per_million": 0.0},
+      "prices": {"prompt_per_million": 0.0, "completion_per_million": 0.0,
+                 "batch_prompt_per_million": 0.0, "batch_completion_per_million": 0.0},
+      "batch_api": false,     # send through the provider's Batch API (/v1/files + /v1/batches)
+      "batch_poll_seconds": 60.0,  # longest wait between two polls of a provider batch
+      "max_cost": null,       # spend cap in USD over the whole batch (see curation.generation.cost)
       "error_rate_threshold": 0.5, "error_window": 50,
       "consistency": false    # majority answer and agreement over the n candidates (math)
     }
 
 Parameters that define what is generated (everything except concurrency,
-timeouts, retries, cache, prices and the breaker) are fingerprinted; a rerun
+timeouts, retries, cache, prices, batch mode, the spend cap and the breaker) are fingerprinted; a rerun
 with the same name continues the batch only if the fingerprint matches.
 """
 
@@ -35,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from curation.data import FAMILIES
+from curation.generation.cost import PRICE_KEYS
 from curation.generation.templates import PromptTemplate, TemplateError, check_template, default_template
 from curation.settings import unknown_keys
 from curation.teachers.base import TeacherConfig
@@ -60,6 +65,9 @@ class GenerationParams:
     error_rate_threshold: float = 0.5
     error_window: int = 50
     consistency: bool = False
+    batch_api: bool = False
+    batch_poll_seconds: float = 60.0
+    max_cost: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch, str) or not self.batch.strip():
@@ -79,10 +87,16 @@ class GenerationParams:
         if self.error_window < 1:
             raise ValueError("error_window must be at least 1")
         for key, value in self.prices.items():
-            if key not in ("prompt_per_million", "completion_per_million"):
-                raise ValueError(f"unknown price {key!r} (use prompt_per_million, completion_per_million)")
+            if key not in PRICE_KEYS:
+                raise ValueError(f"unknown price {key!r} (use {', '.join(PRICE_KEYS)})")
             if float(value) < 0:
                 raise ValueError("prices cannot be negative")
+        if self.batch_api and self.teacher.kind != "openai":
+            raise ValueError("the Batch API needs an OpenAI-compatible teacher (teacher kind 'openai')")
+        if self.batch_poll_seconds <= 0:
+            raise ValueError("batch_poll_seconds must be positive")
+        if self.max_cost is not None and float(self.max_cost) < 0:
+            raise ValueError("max_cost (the spend cap in USD) cannot be negative")
         unknown_levers = set(self.levers) - {"topics", "personas", "difficulty", "few_shot"}
         if unknown_levers:
             raise ValueError(f"unknown levers: {', '.join(sorted(unknown_levers))}")

@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select, update
 
 from curation import aio
+from curation.generation.batchapi import LEDGER_KEY, BatchEngine
 from curation.generation.build import skipped_slots
+from curation.generation.cost import mode_prices
 from curation.generation.engine import (
     Call,
     GenerationEngine,
@@ -124,6 +126,8 @@ class GenerationRun:
         self.progress = progress
         self.job_id = job_id
         self.tick_seconds = tick_seconds
+        #: The prices this run pays (the batch prices with the Batch API).
+        self.prices = mode_prices(params.prices, params.batch_api)
         self.batch_id = 0
         self.plan: Plan | None = None
         self._own_concurrency: int | None = None
@@ -152,9 +156,10 @@ class GenerationRun:
                     dict(batch.generation_config or {}),
                     dict(batch.lineage or {}),
                     batch.origin,
+                    (batch.stats or {}).get(LEDGER_KEY) or [],
                 )
         if existing is not None:
-            batch_id, config, lineage, origin = existing
+            batch_id, config, lineage, origin, provider_batches = existing
             if origin != "synthetic" or "fingerprint" not in config:
                 raise ValueError(
                     f"batch {params.batch!r} exists and was not made by a generation run; choose another name"
@@ -163,6 +168,12 @@ class GenerationRun:
                 raise ValueError(
                     f"batch {params.batch!r} exists with a different generation configuration; "
                     "choose a new batch name (or rerun with the original settings to continue it)"
+                )
+            if not params.batch_api and any(entry.get("state") == "open" for entry in provider_batches):
+                raise ValueError(
+                    f"batch {params.batch!r} has provider batches still open at the endpoint's Batch API; "
+                    "continue it with --batch-api to re-attach to them (sending their requests online would pay "
+                    "for them twice)"
                 )
             self.plan = build_plan(params, self.engine, lineage=lineage)
             self.batch_id = batch_id
@@ -255,7 +266,7 @@ class GenerationRun:
 
     def _stats(self) -> RunStats:
         totals = batch_totals(self.engine, self.batch_id, latencies=False)
-        cost = token_cost(self.params.prices, totals.paid_prompt_tokens, totals.paid_completion_tokens)
+        cost = token_cost(self.prices, totals.paid_prompt_tokens, totals.paid_completion_tokens)
         return RunStats(
             total_slots=totals.slots,
             base_ok=totals.ok + totals.skipped,
@@ -279,11 +290,21 @@ class GenerationRun:
         writer = Writer(self.engine, self.batch_id).start()
         for item in writes:
             writer.put(item)
-        gen = GenerationEngine(
+        engine_class, batch_options = GenerationEngine, {}
+        if self.params.batch_api:
+            engine_class = BatchEngine
+            batch_options = {
+                "store": self.engine,
+                "batch_id": self.batch_id,
+                "poll_seconds": self.params.batch_poll_seconds,
+            }
+        gen = engine_class(
             self.teacher,
             writer,
             stats,
-            prices=self.params.prices,
+            **batch_options,
+            max_cost=self.params.max_cost,
+            prices=self.prices,
             error_window=ErrorWindow(self.params.error_window, self.params.error_rate_threshold),
             teacher_info=self.teacher_info,
             progress=progress or (self._progress if self.progress else None),
@@ -415,6 +436,8 @@ class GenerationRun:
         """Start the shard processes this run may use, before anything else, so that
         their start-up overlaps the preparation here (see curation.generation.shard)."""
         config = self.teacher.config
+        if self.params.batch_api or self.params.max_cost is not None:
+            return None  # one process keeps the provider batches, or the spend cap's account
         possible = shard_count(config.processes, config.concurrency, sys.maxsize, self.teacher.simulated)
         return ShardGroup.spawn(possible - 1) if possible > 1 else None
 
@@ -508,6 +531,8 @@ class GenerationRun:
                 3,
             ),
             "stop_reason": gen.stop_reason if gen else None,
+            "max_cost": self.params.max_cost,
+            "batch_api": gen.counters().get("batch_api") if gen else None,
             "shards": stats.shards,
             "requests_by_process": stats.process_requests or [stats.requests],
         }
@@ -530,10 +555,12 @@ class GenerationRun:
 
     def _record(self, run_summary: dict[str, Any], gen: GenerationEngine | None) -> dict[str, Any]:
         totals = batch_totals(self.engine, self.batch_id)
-        prices = self.params.prices
+        prices = self.prices
         cost = token_cost(prices, totals.paid_prompt_tokens, totals.paid_completion_tokens)
         if gen is not None and gen.cancelled:
             status, stop_reason = "stopped", "cancelled by user"
+        elif gen is not None and gen.capped and gen.stop_reason:
+            status, stop_reason = "stopped", gen.stop_reason
         elif gen is not None and gen.stop_reason:
             status, stop_reason = "failed", gen.stop_reason
         else:

@@ -33,6 +33,8 @@ from curation.teachers.transport import LeanAsyncTransport
 
 #: Sent when no key is configured: local servers (vLLM, llama.cpp) accept anything.
 NO_KEY = "no-key"
+#: The endpoint a batch's requests go to (OpenAI's name for chat completions in a batch).
+BATCH_ENDPOINT = "/v1/chat/completions"
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 
 
@@ -225,6 +227,20 @@ class OpenAITeacher(Teacher, name="openai"):
     def _parse(self, content: bytes, expected: int) -> Completion:
         try:
             data = json.loads(content)
+        except ValueError as exc:
+            raise self._malformed(exc, content) from None
+        return self.completion_from_body(data, expected, content)
+
+    def _malformed(self, exc: Exception, content: bytes) -> TeacherError:
+        preview = content[:120].decode("utf-8", "replace")
+        return TeacherError(
+            "malformed", self.scrub(f"unreadable response ({exc}): {preview!r}"), retryable=True
+        )
+
+    def completion_from_body(self, data: Any, expected: int, content: bytes | None = None) -> Completion:
+        """The Completion in a chat.completion body (already decoded from JSON); `content`,
+        the raw bytes if at hand, previews a malformed one."""
+        try:
             raw_choices = data["choices"]
             if not isinstance(raw_choices, list) or not raw_choices:
                 raise ValueError("no choices")
@@ -247,9 +263,8 @@ class OpenAITeacher(Teacher, name="openai"):
             prompt_tokens = int(usage.get("prompt_tokens") or 0)
             completion_tokens = int(usage.get("completion_tokens") or 0)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            preview = content[:120].decode("utf-8", "replace")
-            raise TeacherError(
-                "malformed", self.scrub(f"unreadable response ({exc}): {preview!r}"), retryable=True
+            raise self._malformed(
+                exc, content if content is not None else json.dumps(data).encode()
             ) from None
         if len(choices) < expected:
             raise TeacherError(
@@ -261,6 +276,55 @@ class OpenAITeacher(Teacher, name="openai"):
             completion_tokens=completion_tokens,
             model=str(data.get("model") or self.config.model),
         )
+
+    # -- the Batch API (/v1/files + /v1/batches) --
+
+    def batch_line(self, custom_id: str, request: ChatRequest) -> str:
+        """One line of a batch input file: the chat request `complete` would send."""
+        line = {"custom_id": custom_id, "method": "POST", "url": BATCH_ENDPOINT, "body": self._body(request)}
+        return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+
+    async def upload_batch_input(self, content: bytes) -> str:
+        """Upload a batch input file (JSONL); its file id."""
+        try:
+            uploaded = await self._client.files.create(file=("assay-batch.jsonl", content), purpose="batch")
+        except Exception as exc:  # noqa: BLE001 - mapped to a TeacherError with a scrubbed message
+            raise self._map_error(exc) from None
+        return str(uploaded.id)
+
+    async def create_batch(self, input_file_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+        try:
+            batch = await self._client.batches.create(
+                input_file_id=input_file_id,
+                endpoint=BATCH_ENDPOINT,
+                completion_window="24h",
+                metadata=metadata,
+            )
+        except Exception as exc:  # noqa: BLE001 - mapped to a TeacherError with a scrubbed message
+            raise self._map_error(exc) from None
+        return batch.model_dump()
+
+    async def retrieve_batch(self, batch_id: str) -> dict[str, Any]:
+        try:
+            batch = await self._client.batches.retrieve(batch_id)
+        except Exception as exc:  # noqa: BLE001 - mapped to a TeacherError with a scrubbed message
+            raise self._map_error(exc) from None
+        return batch.model_dump()
+
+    async def list_batches(self) -> list[dict[str, Any]]:
+        """The provider's batches (newest first, as far as one page of 100 goes)."""
+        try:
+            page = await self._client.batches.list(limit=100)
+        except Exception as exc:  # noqa: BLE001 - mapped to a TeacherError with a scrubbed message
+            raise self._map_error(exc) from None
+        return [batch.model_dump() for batch in page.data]
+
+    async def file_content(self, file_id: str) -> bytes:
+        try:
+            response = await self._client.files.content(file_id)
+        except Exception as exc:  # noqa: BLE001 - mapped to a TeacherError with a scrubbed message
+            raise self._map_error(exc) from None
+        return response.content
 
     def _map_error(self, exc: BaseException) -> TeacherError:
         import openai  # heavy: the SDK is loaded only when an OpenAI teacher is used

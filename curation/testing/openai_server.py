@@ -14,6 +14,9 @@ with a configurable latency. It injects faults by rate or by schedule:
 plus 401 for a wrong API key (the message echoes the key, like real endpoints do,
 so that tests can check the client scrubs it) and 404 for an unknown model.
 
+The Batch API (`/v1/files`, `/v1/batches`) is served too, with parts of a batch
+expiring or failing at set rates (`curation.testing.openai_batches`).
+
 Answers are deterministic: a math prompt whose arithmetic it can parse gets the
 worked result in ``\\boxed{}``, a prompt asking for code gets a fenced code
 block, anything else a canned text naming a hash of the prompt.
@@ -43,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from curation import aio
+from curation.testing.openai_batches import BatchService
 
 FAULT_KINDS: tuple[str, ...] = ("rate_limit", "server_error", "hang", "malformed", "truncated", "drop")
 
@@ -301,6 +305,9 @@ class OpenAICompatServer:
         hang_seconds: float = 30.0,
         responder: Responder | None = None,
         record_log: bool = True,
+        batch_expire_rate: float = 0.0,
+        batch_fail_rate: float = 0.0,
+        batch_seconds: float = 0.0,
     ) -> None:
         unknown = set(faults or {}) - set(FAULT_KINDS)
         unknown |= set((schedule or {}).values()) - set(FAULT_KINDS) - {"ok"}
@@ -320,6 +327,13 @@ class OpenAICompatServer:
         self.responder = responder
         self.record_log = record_log
         self.stats = ServerStats()
+        self.batch = BatchService(
+            self._answer_batch_request,
+            expire_rate=batch_expire_rate,
+            fail_rate=batch_fail_rate,
+            seed=seed,
+            batch_seconds=batch_seconds,
+        )
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._connections: set[_Connection] = set()
@@ -354,6 +368,7 @@ class OpenAICompatServer:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.batch.close()
 
     def start(self) -> OpenAICompatServer:
         """Serve from a daemon thread; returns once the port is bound."""
@@ -430,6 +445,11 @@ class OpenAICompatServer:
                 return denied
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in self.models]
             return ("respond", 200, {"object": "list", "data": data}, {})
+        if "/files" in path or "/batches" in path:
+            denied = self._check_key(headers)
+            batch_action = denied or await self.batch.dispatch(method, path, headers, body)
+            if batch_action is not None:
+                return batch_action
         if not path.endswith("/chat/completions"):
             return (
                 "respond",
@@ -512,6 +532,18 @@ class OpenAICompatServer:
                 b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"index": 0, "mess',
                 {},
             )
+        payload = self.completion_payload(request, messages, model, n, truncated=fault == "truncated")
+        self._count("truncated" if fault == "truncated" else "ok", model, n, prompt_hash, number)
+        with self._lock:
+            self.stats.completions_ok += 1
+            self.stats.choices_ok += n
+        payload["id"] = f"chatcmpl-{number}"
+        return ("respond", 200, payload, {})
+
+    def completion_payload(
+        self, request: dict[str, Any], messages: list[dict[str, Any]], model: str, n: int, *, truncated: bool
+    ) -> dict[str, Any]:
+        """The chat.completion body answering `request` (usage in words, as everywhere here)."""
         max_tokens = request.get("max_tokens") or request.get("max_completion_tokens")
         choices = []
         completion_tokens = 0
@@ -520,7 +552,7 @@ class OpenAICompatServer:
             finish = "stop"
             words = text.split(" ")
             limit = int(max_tokens) if max_tokens else None
-            if fault == "truncated":
+            if truncated:
                 limit = max(1, min(limit or len(words), len(words) // 2))
             if limit is not None and _words(text) > limit:
                 text = " ".join(words[:limit])
@@ -535,13 +567,7 @@ class OpenAICompatServer:
                 }
             )
         prompt_tokens = sum(_words(str(m.get("content", ""))) for m in messages)
-        outcome = "truncated" if fault == "truncated" else "ok"
-        self._count(outcome, model, n, prompt_hash, number)
-        with self._lock:
-            self.stats.completions_ok += 1
-            self.stats.choices_ok += n
-        payload = {
-            "id": f"chatcmpl-{number}",
+        return {
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
@@ -552,7 +578,14 @@ class OpenAICompatServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
-        return ("respond", 200, payload, {})
+
+    def _answer_batch_request(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A batch line's answer, as chat/completions would give it (None: unknown model)."""
+        messages = body.get("messages")
+        model = str(body.get("model", ""))
+        if not isinstance(messages, list) or model not in self.models:
+            return None
+        return self.completion_payload(body, messages, model, int(body.get("n") or 1), truncated=False)
 
     def _check_key(self, headers: dict[str, str]) -> tuple | None:
         if self.api_key is None:
@@ -582,6 +615,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-after", type=float, default=0.05)
     parser.add_argument("--hang-seconds", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-expire", type=float, default=0.0, help="share of batch requests that expire")
+    parser.add_argument("--batch-fail", type=float, default=0.0, help="share of batch requests that fail")
+    parser.add_argument("--batch-seconds", type=float, default=0.0, help="seconds a batch takes")
     args = parser.parse_args(argv)
     faults = {}
     for spec in args.fault:
@@ -598,6 +634,9 @@ def main(argv: list[str] | None = None) -> int:
         retry_after=args.retry_after,
         hang_seconds=args.hang_seconds,
         record_log=False,
+        batch_expire_rate=args.batch_expire,
+        batch_fail_rate=args.batch_fail,
+        batch_seconds=args.batch_seconds,
     )
 
     async def run() -> None:

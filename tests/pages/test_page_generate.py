@@ -127,3 +127,29 @@ def test_a_stopped_run_shows_why_and_resumes_with_the_key_typed_again(workspace)
         job = wait_for_job(workspace, resumed, timeout=120)
         assert job.state == "succeeded", job.error
         assert job.result["ok"] == 30
+
+
+def test_batch_api_spend_cap_and_cost_estimate_from_the_page(workspace, monkeypatch):
+    monkeypatch.setenv("ASSAY_PAGE_BATCH_KEY", KEY)
+    with OpenAICompatServer(api_key=KEY, batch_expire_rate=0.2) as server:
+        app = run_page()
+        app.radio(key="gen_teacher").set_value("OpenAI-compatible endpoint").run()
+        app.text_input(key="gen_base_url").input(server.base_url).run()
+        app.text_input(key="gen_model").input("test-model").run()
+        app.text_input(key="gen_key_env").input("ASSAY_PAGE_BATCH_KEY").run()
+        app.number_input(key="gen_rg_size").set_value(8).run()
+        app.number_input(key="gen_price_batch_in").set_value(1.0).run()
+        app.checkbox(key="gen_batch_api").check().run()
+        app.number_input(key="gen_max_cost").set_value(50.0).run()
+        assert any(c.value.startswith("Estimate: 8 requests for 8 answers") for c in app.caption)
+        assert any("at batch prices" in c.value for c in app.caption)
+        app.button(key="gen_start").click().run()
+        job_id = app.session_state["generate_job"]
+        job = wait_for_job(workspace, job_id, timeout=120)
+        assert job.state == "succeeded", job.error
+        assert sum(server.batch.ledger.paid.values()) == 8
+    params = get_job(workspace, job_id).params
+    assert params["batch_api"] is True and params["max_cost"] == 50.0
+    assert params["prices"]["batch_prompt_per_million"] == 1.0
+    app = run_page(gen_pending_job=job_id)
+    assert any(c.value.startswith("Batch API: ") for c in app.caption)
