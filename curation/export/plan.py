@@ -4,6 +4,9 @@
 samples of the chosen batches and families and the real rows of the chosen
 reference sets, then, in this order, drops a synthetic sample that
 
+0. is not the candidate the best-of-n rule keeps (`config.candidates`: `first`, `all` or
+   `best`; `candidate_failed` when it did not pass verification, `candidate_not_chosen`
+   when another candidate of its problem was kept),
 1. carries a dedup mark no reviewer overrode (`mark:<kind>`),
 2. has the same normalised text as a real row (`copy_of_real`),
 3. shares a word 13-gram with a chosen evaluation set (`contamination`),
@@ -29,6 +32,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from curation.data import FAMILIES
+from curation.export.candidates import candidate_facts, chosen_candidates
 from curation.export.config import MIN_REAL_SHARE, ExportConfig
 from curation.export.textmatch import NgramIndex, text_key
 from curation.store.db import session_scope
@@ -42,6 +46,8 @@ SPLITS = ("train", "validation")
 MARK_PRIORITY = ("copy_of_real", "contamination", "exact_dup", "near_dup", "semantic_dup")
 
 REASON_LABELS = {
+    "candidate_failed": "candidate did not pass verification (best-of-n rule)",
+    "candidate_not_chosen": "another candidate of the same problem was kept (best-of-n rule)",
     "copy_of_real": "same text as a real row",
     "contamination": "13-gram overlap with an evaluation set",
     "duplicate": "same text as another exported synthetic row",
@@ -324,9 +330,20 @@ def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None 
             codes.append(reason)
         return codes.index(reason)
 
+    # 0. the best-of-n rule
+    if config.candidates is not None and len(syn.id_arr):
+        facts = candidate_facts(engine, synthetic, family_filter)
+        passed = {c.sample_id for c in facts if c.passed is True}
+        chosen = np.fromiter(chosen_candidates(facts, config.candidates), dtype=np.int64)
+        left_out = ~np.isin(syn.id_arr, chosen)
+        failed = np.isin(syn.id_arr, np.fromiter(passed, dtype=np.int64, count=len(passed)))
+        syn.reason[left_out & ~failed] = code("candidate_failed")
+        syn.reason[left_out & failed] = code("candidate_not_chosen")
     # 1. dedup marks
     if marks:
-        hit = np.flatnonzero(np.isin(syn.id_arr, np.fromiter(marks, dtype=np.int64, count=len(marks))))
+        hit = np.flatnonzero(
+            (syn.reason == 0) & np.isin(syn.id_arr, np.fromiter(marks, dtype=np.int64, count=len(marks)))
+        )
         for i in hit:
             syn.reason[i] = code(f"mark:{marks[int(syn.id_arr[i])]}")
     # 2. same normalised text as a real row

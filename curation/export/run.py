@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import BigInteger, Engine, String, bindparam, insert, select
 
 from curation import __version__
+from curation.export.candidates import rule_record
 from curation.export.card import dataset_card
 from curation.export.config import ExportConfig
 from curation.export.parallel import Tally, can_parallelise, write_split
@@ -245,6 +246,7 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         "format": config.format,
         "config": config_record,
         "allow_dropping_real": config.allow_dropping_real,
+        "candidate_rule": rule_record(config.candidates),
         "counts": counts,
         "dropped": [
             {"code": code, "reason": reason_label(code), **n} for code, n in summary["dropped"].items()
