@@ -74,6 +74,11 @@ def cmd_export(args: argparse.Namespace, engine: Engine) -> int:
     for name, digest in result.files.items():
         print(f"{result.out_dir / name}  sha256 {digest}")
     counts = result.counts
+    if "pairs" in counts:
+        print(
+            f"exported {result.rows} preference pairs (export {result.export_id}); manifest {result.manifest_path}"
+        )
+        return 0
     print(
         f"exported {result.rows} rows ({counts['synthetic']} synthetic, {counts['real']} real) "
         f"(export {result.export_id}); manifest {result.manifest_path}"

@@ -164,7 +164,7 @@ class ExportPlan:
         ]
 
 
-def _resolve_batches(session: Any, origin: str, names: list[str] | None) -> dict[int, str]:
+def resolve_batches(session: Any, origin: str, names: list[str] | None) -> dict[int, str]:
     query = select(Batch.id, Batch.name, Batch.origin).where(Batch.status.not_in(HIDDEN_STATUSES))
     if names is None:
         return {
@@ -257,9 +257,9 @@ def _collect(
 def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None = None) -> ExportPlan:
     """Decide what an export holds (reads the store; writes nothing)."""
     with session_scope(engine, write=False) as session:
-        synthetic = _resolve_batches(session, "synthetic", config.batches)
-        real = _resolve_batches(session, "real", config.reference_sets)
-        evals = _resolve_batches(session, "eval", config.eval_sets)
+        synthetic = resolve_batches(session, "synthetic", config.batches)
+        real = resolve_batches(session, "real", config.reference_sets)
+        evals = resolve_batches(session, "eval", config.eval_sets)
         family_filter = config.families
         not_accepted_query = (
             select(Sample.decision, func.count())

@@ -63,3 +63,99 @@ def test_the_manifest_names_the_candidate_rule(engine, tmp_path):
 def test_an_unknown_rule_is_refused(tmp_path):
     with pytest.raises(ValueError, match="known: first, all, best"):
         config(tmp_path, candidates="random")
+
+
+def load_pairs(path: Path) -> Any:
+    from datasets import load_dataset  # heavy: only the tests that load an export back
+
+    return load_dataset("json", data_files=str(path), split="train")
+
+
+def stored(engine, sample_id: int) -> Sample:
+    with session_scope(engine, write=False) as session:
+        sample = session.get(Sample, sample_id)
+        session.expunge(sample)
+        return sample
+
+
+def test_preference_pairs_put_a_passing_candidate_against_a_failing_one(engine, tmp_path):
+    rows = candidate_rows(3, 4, decision=None)
+    for row in rows:
+        row["verdicts"] = row["verdicts"][:1]  # no judge: verifier evidence only
+    add_batch(engine, "bon", rows)
+    result = run_export(engine, config(tmp_path, format="preference", out=str(tmp_path / "pairs.jsonl")))
+    dataset = load_pairs(tmp_path / "pairs.jsonl")
+    assert dataset.num_rows == result.rows == 6  # two failing candidates per problem, each paired once
+    assert {"prompt", "chosen", "rejected", "provenance"} <= set(dataset.column_names)
+    for row in dataset:
+        provenance = row["provenance"]
+        chosen = stored(engine, provenance["chosen_sample_id"])
+        rejected = stored(engine, provenance["rejected_sample_id"])
+        assert provenance["evidence"]["kind"] == "verifier"
+        assert (chosen.passed, rejected.passed) == (True, False)
+        assert (row["prompt"], row["chosen"], row["rejected"]) == (
+            chosen.prompt,
+            chosen.response,
+            rejected.response,
+        )
+        assert (chosen.batch_id, chosen.item_index) == (rejected.batch_id, rejected.item_index)
+        assert provenance["chosen_content_hash"] == chosen.content_hash
+        assert provenance["evidence"]["rejected"]["failed_verdicts"]
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["counts"]["pairs_by_evidence"] == {"human": 0, "verifier": 6, "judge": 0}
+
+
+def test_human_decisions_come_first_and_are_never_contradicted(engine, tmp_path):
+    rows = candidate_rows(1, 4, decision=None)
+    # candidate 1 passed but a reviewer rejected it; candidate 2 failed but a reviewer accepted it
+    rows[1]["decision"], rows[2]["decision"] = "reject", "accept"
+    add_batch(engine, "bon", rows)
+    run_export(engine, config(tmp_path, format="preference"))
+    pairs = [json.loads(line) for line in (tmp_path / "out" / "data.jsonl").read_text().splitlines()]
+    kinds = [
+        (
+            p["provenance"]["evidence"]["kind"],
+            p["provenance"]["evidence"]["chosen"]["candidate_index"],
+            p["provenance"]["evidence"]["rejected"]["candidate_index"],
+        )
+        for p in pairs
+    ]
+    assert kinds[0] == ("human", 2, 1)
+    assert pairs[0]["provenance"]["evidence"]["chosen"]["reviewer"] == "ada"
+    for _, chosen, rejected in kinds:
+        assert chosen != 1 and rejected != 2  # never chosen when rejected by a human, nor the reverse
+
+
+def test_judge_scores_make_pairs_when_nothing_else_differs(engine, tmp_path):
+    rows = candidate_rows(1, 3, decision=None)
+    for row in rows:
+        row["passed"] = None
+        row["verdicts"] = [row["verdicts"][1]]
+    add_batch(engine, "judged", rows)
+    result = run_export(engine, config(tmp_path, format="preference"))
+    pairs = [json.loads(line) for line in (tmp_path / "out" / "data.jsonl").read_text().splitlines()]
+    assert result.rows == 2
+    for pair in pairs:
+        evidence = pair["provenance"]["evidence"]
+        assert evidence["kind"] == "judge"
+        assert evidence["chosen"]["judge_score"] > evidence["rejected"]["judge_score"]
+
+
+def test_no_pairs_is_an_error(engine, tmp_path):
+    rows = candidate_rows(1, 2, decision=None)
+    for row in rows:
+        row["passed"], row["verdicts"] = True, []
+    add_batch(engine, "same", rows)
+    with pytest.raises(ValueError, match="no preference pairs"):
+        run_export(engine, config(tmp_path, format="preference"))
+
+
+def test_judge_pairs_never_prefer_a_failing_candidate_to_a_passing_one(engine, tmp_path):
+    rows = candidate_rows(1, 4, decision=None)  # candidates 1 and 3 pass; the judge ranks 3 > 2 > 1 > 0
+    add_batch(engine, "bon", rows)
+    run_export(engine, config(tmp_path, format="preference"))
+    pairs = [json.loads(line) for line in (tmp_path / "out" / "data.jsonl").read_text().splitlines()]
+    assert pairs
+    for pair in pairs:
+        evidence = pair["provenance"]["evidence"]
+        assert not (evidence["chosen"]["passed"] is False and evidence["rejected"]["passed"] is True)
