@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from curation.generation.params import GenerationParams
 from curation.generation.run import teacher_models
+from curation.generation.templates import default_template
 from curation.jobs import submit_job
 from curation.jobs.console import run_job_with_progress
 from curation.sources import parse_source_spec
@@ -73,6 +76,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument(
         "--error-threshold", type=float, default=0.5, help="stop when this share of recent requests fails"
     )
+    gen.add_argument(
+        "--schema",
+        default=None,
+        metavar="FILE",
+        help="a JSON schema (file) for structured output: answers are validated, invalid ones kept and flagged",
+    )
+    gen.add_argument(
+        "--structured-output",
+        choices=("json_schema", "prompt"),
+        default="json_schema",
+        help="send the schema as response_format (default) or, for endpoints without it, in the prompt",
+    )
     gen.add_argument("--no-cache", action="store_true")
     gen.add_argument(
         "--resume", action="store_true", help="continue an existing batch (requests only what is missing)"
@@ -128,13 +143,15 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
         "max_retries": args.max_retries,
         "split_candidates": args.split_candidates,
         "fault_rate": args.fault_rate,
+        "structured_output": args.structured_output,
     }
+    family = args.family or _default_family(source)
     if args.teacher == "openai" and not (args.base_url and args.model):
         raise ValueError("the openai teacher needs --base-url and --model")
     params = GenerationParams.from_dict(
         {
             "batch": args.batch,
-            "family": args.family or _default_family(source),
+            "family": family,
             "mode": args.mode,
             "source": source,
             "teacher": teacher,
@@ -148,9 +165,21 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
             },
             "error_rate_threshold": args.error_threshold,
             "consistency": args.consistency,
+            "template": _template_with_schema(args, family, args.mode),
         }
     )
     return params.to_dict()
+
+
+def _template_with_schema(args: argparse.Namespace, family: str, mode: str) -> dict[str, Any] | None:
+    """The default template of (family, mode) with the --schema file's JSON schema, or None."""
+    if not args.schema:
+        return None
+    try:
+        schema = json.loads(Path(args.schema).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--schema {args.schema}: {exc}") from None
+    return {**default_template(family, mode).to_dict(), "schema": schema}
 
 
 def run_generate_command(args: argparse.Namespace, engine: Engine) -> int:

@@ -144,6 +144,7 @@ def cache_key(teacher: Teacher, request: ChatRequest, item_index: int) -> str:
         "max_tokens_param": teacher.config.max_tokens_param,
         "seed": request.seed,
         "candidates": request.candidates,
+        "response_format": request.response_format,
         "teacher": teacher.cache_identity(request),
     }
     encoded = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()
@@ -164,6 +165,7 @@ def make_request(teacher: Teacher, item: PlanItem, candidates: list[int]) -> Cha
         seed=seed,
         candidates=list(candidates),
         context=item.context() if teacher.simulated else {},
+        response_format=item.response_format(),
     )
 
 
