@@ -28,6 +28,7 @@ from sqlalchemy import Engine, select
 
 from curation.export.candidates import Candidate, by_problem, candidate_facts
 from curation.export.rows import batch_info
+from curation.io.writers.chat import conversation
 from curation.store.db import session_scope
 from curation.store.models import Decision, Sample, Verdict
 from curation.verification.versions import current_only
@@ -105,10 +106,9 @@ def _side_facts(
 
 
 def _conversation(meta: dict[str, Any]) -> list[dict[str, str]] | None:
-    messages = meta.get("messages")
-    if isinstance(messages, list) and messages and messages[-1].get("role") == "assistant":
-        return messages
-    return None
+    """The stored conversation when it ends with the assistant's turn (the side a pair compares)."""
+    messages = conversation(meta)
+    return messages if messages and messages[-1]["role"] == "assistant" else None
 
 
 def pair_rows(

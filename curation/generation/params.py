@@ -19,7 +19,10 @@
       "cache": true,
       "prices": {"prompt_per_million": 0.0, "completion_per_million": 0.0},
       "error_rate_threshold": 0.5, "error_window": 50,
-      "consistency": false    # majority answer and agreement over the n candidates (math)
+      "consistency": false,   # majority answer and agreement over the n candidates (math)
+      "turns": 1,             # >1: multi-turn conversations (open, instruction; solve mode)
+      "user_persona": str,    # who writes the user's follow-ups (the teacher plays them)
+      "followups": [str] | None   # or the follow-ups themselves (e.g. read from a file)
     }
 
 Parameters that define what is generated (everything except concurrency,
@@ -40,6 +43,9 @@ from curation.settings import unknown_keys
 from curation.teachers.base import TeacherConfig
 
 MODES = ("solve", "write")
+MAX_TURNS = 16
+CONVERSATION_FAMILIES = ("open", "instruction")
+DEFAULT_USER_PERSONA = "a curious user who asks natural follow-up questions"
 #: Teacher settings that change how, not what, is generated.
 _RUNTIME_TEACHER_FIELDS = ("concurrency", "timeout", "max_retries", "api_key_env", "latency", "processes")
 
@@ -60,6 +66,9 @@ class GenerationParams:
     error_rate_threshold: float = 0.5
     error_window: int = 50
     consistency: bool = False
+    turns: int = 1
+    user_persona: str = DEFAULT_USER_PERSONA
+    followups: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch, str) or not self.batch.strip():
@@ -93,6 +102,15 @@ class GenerationParams:
             if not 1 <= int(few_shot.get("k", 2)) <= 16:
                 raise ValueError("levers.few_shot.k must be between 1 and 16")
         self.n = int(self.n)
+        self.turns = int(self.turns)
+        if not 1 <= self.turns <= MAX_TURNS:
+            raise ValueError(f"turns must be between 1 and {MAX_TURNS}")
+        if self.turns > 1 and (self.family not in CONVERSATION_FAMILIES or self.mode != "solve"):
+            raise ValueError("multi-turn conversations are for open and instruction batches in solve mode")
+        if self.followups is not None:
+            self.followups = [str(line).strip() for line in self.followups if str(line).strip()]
+            if not self.followups:
+                raise ValueError("the follow-ups file has no messages")
         try:
             check_template(self.effective_template(), self.mode)
         except TemplateError as exc:
@@ -140,6 +158,8 @@ class GenerationParams:
             "seed": self.seed,
             "consistency": self.consistency,
         }
+        if self.turns > 1:  # single-turn batches keep their earlier fingerprints
+            defining.update(turns=self.turns, user_persona=self.user_persona, followups=self.followups)
         return hashlib.sha256(json.dumps(defining, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def slots_per_item(self) -> int:

@@ -775,7 +775,26 @@ def _open_write(context: dict[str, Any], rng: random.Random, faulty: bool) -> tu
     return text, fault, {}
 
 
+_FOLLOWUPS = (
+    "Thanks. Could you give a concrete example of {subject}?",
+    "What is the most common mistake people make with {subject}?",
+    "How would you explain {subject} to a beginner in two sentences?",
+    "Which of those points matters most, and why?",
+)
+
+
+def _followup(context: dict[str, Any], rng: random.Random, faulty: bool) -> tuple[str, str | None, dict]:
+    """The user's next message in a multi-turn conversation (the teacher playing the user)."""
+    last_answer = str(context.get("problem") or "")
+    quoted = re.findall(r'On "([^"]{3,80})"', last_answer)
+    subject = quoted[0] if quoted else "this"
+    turn = int(context.get("turn") or 2)
+    return f"(turn {turn}) " + rng.choice(_FOLLOWUPS).format(subject=subject), None, {}
+
+
 _HANDLERS = {
+    ("open", "followup"): _followup,
+    ("instruction", "followup"): _followup,
     ("math", "solve"): _math_solve,
     ("math", "write"): _math_write,
     ("code", "solve"): _code_solve,

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from curation.data import SampleRecord
 from curation.generation.params import GenerationParams
 from curation.generation.plan import build_plan
 from curation.generation.run import run_generation
@@ -18,6 +19,7 @@ from curation.generation.templates import PromptTemplate, TemplateError, default
 from curation.store import session_scope
 from curation.store.models import Sample
 from curation.testing.openai_server import OpenAICompatServer
+from curation.verification.heuristics import check_quality
 
 KEY_ENV = "ASSAY_TEST_TEACHER_KEY"
 ANSWER_SCHEMA = {
@@ -146,3 +148,18 @@ def test_simulated_teacher_writes_problems_as_structured_fields(sqlite_engine):
     for sample in valid:
         assert sample.prompt == sample.meta["fields"]["problem"]
         assert sample.reference == {"answer": sample.meta["fields"]["answer"]}
+
+
+def test_the_quality_check_fails_an_answer_that_did_not_validate():
+    def verdict(metadata):
+        return check_quality(
+            SampleRecord(
+                family="open", prompt="Name a colour.", response="Blue is a calm colour.", metadata=metadata
+            )
+        )
+
+    flagged = verdict({"validation_error": "invalid JSON: Expecting value"})
+    assert flagged.passed is False and "structured" in flagged.reason
+    assert flagged.details["checks"]["structured"]["why"].startswith("invalid JSON")
+    assert verdict({"fields": {"answer": "blue"}}).details["checks"]["structured"] == {"passed": True}
+    assert "structured" not in verdict({}).details["checks"]
