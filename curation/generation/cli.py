@@ -88,6 +88,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="json_schema",
         help="send the schema as response_format (default) or, for endpoints without it, in the prompt",
     )
+    gen.add_argument(
+        "--turns",
+        type=int,
+        default=1,
+        help="turns per conversation (open and instruction batches; default 1)",
+    )
+    gen.add_argument(
+        "--user-persona", default=None, help="who the teacher plays when it writes the user's follow-ups"
+    )
+    gen.add_argument(
+        "--followups", default=None, metavar="FILE", help="the user's follow-up messages, one per line"
+    )
     gen.add_argument("--no-cache", action="store_true")
     gen.add_argument(
         "--resume", action="store_true", help="continue an existing batch (requests only what is missing)"
@@ -166,9 +178,23 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
             "error_rate_threshold": args.error_threshold,
             "consistency": args.consistency,
             "template": _template_with_schema(args, family, args.mode),
+            **_conversation_params(args),
         }
     )
     return params.to_dict()
+
+
+def _conversation_params(args: argparse.Namespace) -> dict[str, Any]:
+    """turns, user_persona and followups (read from the --followups file) when given."""
+    out: dict[str, Any] = {"turns": args.turns}
+    if args.user_persona:
+        out["user_persona"] = args.user_persona
+    if args.followups:
+        try:
+            out["followups"] = Path(args.followups).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ValueError(f"--followups {args.followups}: {exc}") from None
+    return out
 
 
 def _template_with_schema(args: argparse.Namespace, family: str, mode: str) -> dict[str, Any] | None:
