@@ -55,13 +55,18 @@ def _winners_and_losers(group: list[Candidate], kind: str) -> tuple[list[Candida
     return [c for c in scored if c.judge_score == best], [c for c in scored if c.judge_score < best]
 
 
+_REVIEW_RANK = {"accept": 2, None: 1, "skip": 1, "reject": 0}
+_VERIFIER_RANK = {True: 2, None: 1, False: 0}
+
+
 def _contradicts_stronger_evidence(chosen: Candidate, rejected: Candidate, kind: str) -> bool:
-    """A stronger kind of evidence (a reviewer over the verifiers over the judge) says the other way round."""
+    """A stronger kind of evidence (a reviewer over the verifiers over the judge) ranks the
+    two the other way round (equal ranks, e.g. both accepted, do not contradict)."""
     if kind == "human":
         return False
-    reviewer_disagrees = chosen.decision == "reject" or rejected.decision == "accept"
-    verifier_disagrees = kind == "judge" and chosen.passed is False and rejected.passed is True
-    return reviewer_disagrees or verifier_disagrees
+    if _REVIEW_RANK.get(chosen.decision, 1) < _REVIEW_RANK.get(rejected.decision, 1):
+        return True
+    return kind == "judge" and _VERIFIER_RANK[chosen.passed] < _VERIFIER_RANK[rejected.passed]
 
 
 def build_pairs(candidates: Iterable[Candidate], prompts: dict[int, str]) -> list[Pair]:

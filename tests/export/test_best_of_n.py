@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from curation.export import ExportConfig, plan_export, run_export
+from curation.generation.run import run_generation
 from curation.store import session_scope
 from curation.store.models import Sample
-from tests.helpers import add_batch, candidate_rows
+from curation.verification.runner import run_verification
+from tests.helpers import add_batch, candidate_rows, cli
 
 
 def config(tmp_path: Path, **overrides: Any) -> ExportConfig:
@@ -159,3 +161,60 @@ def test_judge_pairs_never_prefer_a_failing_candidate_to_a_passing_one(engine, t
     for pair in pairs:
         evidence = pair["provenance"]["evidence"]
         assert not (evidence["chosen"]["passed"] is False and evidence["rejected"]["passed"] is True)
+
+
+def test_preference_export_of_a_generated_and_verified_best_of_4_batch(engine, tmp_path):
+    """The issue's check: 4 candidates per problem from the simulated teacher, verified;
+    every pair's chosen side passed and its rejected side failed, both resolve to stored
+    samples of the same problem, and `datasets` loads the rows."""
+    run_generation(
+        engine,
+        {
+            "batch": "best-of-4",
+            "family": "math",
+            "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 8}},
+            "n": 4,
+            "teacher": {"kind": "simulated", "fault_rate": 0.4},
+        },
+    )
+    run_verification(engine, {"batches": ["best-of-4"], "verifiers": ["math_answer"], "jobs": 1})
+    out = tmp_path / "pairs.jsonl"
+    result = run_export(engine, config(tmp_path, format="preference", out=str(out)))
+    dataset = load_pairs(out)
+    assert dataset.num_rows == result.rows > 0
+    for row in dataset:
+        provenance = row["provenance"]
+        chosen = stored(engine, provenance["chosen_sample_id"])
+        rejected = stored(engine, provenance["rejected_sample_id"])
+        assert provenance["evidence"]["kind"] == "verifier"
+        assert (chosen.passed, rejected.passed) == (True, False)
+        assert (chosen.item_index, chosen.batch_id) == (rejected.item_index, rejected.batch_id)
+        assert chosen.candidate_index != rejected.candidate_index
+        assert (row["chosen"], row["rejected"]) == (chosen.response, rejected.response)
+
+
+def test_the_cli_writes_preference_pairs_and_names_the_candidate_rule(sqlite_engine, tmp_path):
+    add_batch(sqlite_engine, "bon", candidate_rows(2, 4))
+    url = str(sqlite_engine.url)
+    pairs = cli("export", "--format", "preference", "--out", str(tmp_path / "pairs.jsonl"), db=url)
+    assert pairs.returncode == 0, pairs.stderr
+    assert "preference pairs" in pairs.stdout and (tmp_path / "pairs.jsonl").read_text().count("\n") > 0
+    best = cli(
+        "export",
+        "--candidates",
+        "best",
+        "--no-reference",
+        "--no-eval",
+        "--out",
+        str(tmp_path / "best"),
+        db=url,
+    )
+    assert best.returncode == 0, best.stderr
+    manifest = json.loads((tmp_path / "best" / "manifest.json").read_text())
+    assert manifest["candidate_rule"]["rule"] == "best" and manifest["counts"]["rows"] == 2
+
+
+def test_candidates_accepted_alike_still_pair_by_verification(engine, tmp_path):
+    add_batch(engine, "bon", [{**row, "verdicts": row["verdicts"][:1]} for row in candidate_rows(2, 4)])
+    result = run_export(engine, config(tmp_path, format="preference"))
+    assert result.counts["pairs_by_evidence"] == {"human": 0, "verifier": 4, "judge": 0}
