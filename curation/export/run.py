@@ -258,9 +258,7 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         "files": files,
         "metrics": metrics,
     }
-    manifest_path.write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
+    write_manifest(manifest_path, manifest)
     if card_path is not None:
         card_path.write_text(dataset_card(manifest, writer, batches, list(files)), encoding="utf-8")
     if progress is not None:
@@ -274,6 +272,10 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         manifest_path=manifest_path,
         card_path=card_path,
     )
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
 
 
 def run_preference_export(
@@ -335,17 +337,7 @@ def run_preference_export(
         "files": files,
         "load": writer.load_snippet(list(files)),
     }
-    manifest_path.write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
+    write_manifest(manifest_path, manifest)
     if progress is not None:
         progress(written, written, f"exported {written:,} preference pairs")
-    return ExportResult(
-        export_id=export_id,
-        out_dir=out_dir,
-        files=files,
-        rows=written,
-        counts=counts,
-        manifest_path=manifest_path,
-        card_path=None,
-    )
+    return ExportResult(export_id, out_dir, files, written, counts, manifest_path, None)

@@ -72,21 +72,17 @@ def build_slots(
                 meta["fields"] = fields
             else:
                 meta["validation_error"] = validation_error
-        if item.task == "write" and item.schema is not None:
-            written = written_from_fields(family, fields) if fields is not None else None
-            if written is None:
-                prompt, response, reference = teacher_prompt, choice.text, {}
+        if item.task == "write":
+            written = None
+            if item.schema is not None:
+                written = written_from_fields(family, fields) if fields is not None else None
             else:
-                prompt, response, reference = written["prompt"], written["response"], written["reference"]
-                meta["written"] = True
-                meta.update(extract(family, response, reference))
-            meta["raw_completion"] = choice.text
-        elif item.task == "write":
-            try:
-                written = parse_written(family, choice.text)
-            except ParseError as exc:
-                meta["parse_error"] = str(exc)[:500]
-                error_kind = "parse_error"
+                try:
+                    written = parse_written(family, choice.text)
+                except ParseError as exc:
+                    meta["parse_error"] = str(exc)[:500]
+                    error_kind = "parse_error"
+            if written is None:
                 prompt, response, reference = teacher_prompt, choice.text, {}
             else:
                 prompt, response, reference = written["prompt"], written["response"], written["reference"]

@@ -80,6 +80,26 @@ def stored(engine, sample_id: int) -> Sample:
         return sample
 
 
+def assert_verifier_pair(engine, row: dict[str, Any]) -> None:
+    """A verifier-based pair: chosen passed, rejected failed, both stored candidates of one problem."""
+    provenance = row["provenance"]
+    chosen = stored(engine, provenance["chosen_sample_id"])
+    rejected = stored(engine, provenance["rejected_sample_id"])
+    assert provenance["evidence"]["kind"] == "verifier"
+    assert (chosen.passed, rejected.passed) == (True, False)
+    assert (chosen.batch_id, chosen.item_index) == (rejected.batch_id, rejected.item_index)
+    assert chosen.candidate_index != rejected.candidate_index
+    assert (row["prompt"], row["chosen"], row["rejected"]) == (
+        chosen.prompt,
+        chosen.response,
+        rejected.response,
+    )
+    assert (provenance["chosen_content_hash"], provenance["rejected_content_hash"]) == (
+        chosen.content_hash,
+        rejected.content_hash,
+    )
+
+
 def test_preference_pairs_put_a_passing_candidate_against_a_failing_one(engine, tmp_path):
     rows = candidate_rows(3, 4, decision=None)
     for row in rows:
@@ -90,19 +110,8 @@ def test_preference_pairs_put_a_passing_candidate_against_a_failing_one(engine, 
     assert dataset.num_rows == result.rows == 6  # two failing candidates per problem, each paired once
     assert {"prompt", "chosen", "rejected", "provenance"} <= set(dataset.column_names)
     for row in dataset:
-        provenance = row["provenance"]
-        chosen = stored(engine, provenance["chosen_sample_id"])
-        rejected = stored(engine, provenance["rejected_sample_id"])
-        assert provenance["evidence"]["kind"] == "verifier"
-        assert (chosen.passed, rejected.passed) == (True, False)
-        assert (row["prompt"], row["chosen"], row["rejected"]) == (
-            chosen.prompt,
-            chosen.response,
-            rejected.response,
-        )
-        assert (chosen.batch_id, chosen.item_index) == (rejected.batch_id, rejected.item_index)
-        assert provenance["chosen_content_hash"] == chosen.content_hash
-        assert provenance["evidence"]["rejected"]["failed_verdicts"]
+        assert_verifier_pair(engine, row)
+        assert row["provenance"]["evidence"]["rejected"]["failed_verdicts"]
     manifest = json.loads(result.manifest_path.read_text())
     assert manifest["counts"]["pairs_by_evidence"] == {"human": 0, "verifier": 6, "judge": 0}
 
@@ -183,14 +192,7 @@ def test_preference_export_of_a_generated_and_verified_best_of_4_batch(engine, t
     dataset = load_pairs(out)
     assert dataset.num_rows == result.rows > 0
     for row in dataset:
-        provenance = row["provenance"]
-        chosen = stored(engine, provenance["chosen_sample_id"])
-        rejected = stored(engine, provenance["rejected_sample_id"])
-        assert provenance["evidence"]["kind"] == "verifier"
-        assert (chosen.passed, rejected.passed) == (True, False)
-        assert (chosen.item_index, chosen.batch_id) == (rejected.item_index, rejected.batch_id)
-        assert chosen.candidate_index != rejected.candidate_index
-        assert (row["chosen"], row["rejected"]) == (chosen.response, rejected.response)
+        assert_verifier_pair(engine, row)
 
 
 def test_the_cli_writes_preference_pairs_and_names_the_candidate_rule(sqlite_engine, tmp_path):
