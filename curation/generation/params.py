@@ -107,6 +107,10 @@ class GenerationParams:
             raise ValueError(f"turns must be between 1 and {MAX_TURNS}")
         if self.turns > 1 and (self.family not in CONVERSATION_FAMILIES or self.mode != "solve"):
             raise ValueError("multi-turn conversations are for open and instruction batches in solve mode")
+        if self.turns > 1 and self.effective_template().schema is not None:
+            raise ValueError(
+                "structured output (a template schema) and multi-turn conversations do not combine"
+            )
         if self.followups is not None:
             self.followups = [str(line).strip() for line in self.followups if str(line).strip()]
             if not self.followups:

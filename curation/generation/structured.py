@@ -122,8 +122,11 @@ def written_from_fields(family: str, fields: Mapping[str, Any]) -> dict[str, Any
     reference: dict[str, Any] = {}
     if family == "math" and fields.get("answer") is not None:
         reference["answer"] = str(fields["answer"])
-    if family == "code" and isinstance(fields.get("tests"), str):
-        reference["tests"] = fields["tests"]
+    tests = fields.get("tests")
+    if isinstance(tests, list) and all(isinstance(line, str) for line in tests):
+        tests = "\n".join(tests)  # a list of assert lines
+    if family == "code" and isinstance(tests, str):
+        reference["tests"] = tests
         if isinstance(fields.get("entry_point"), str):
             reference["entry_point"] = fields["entry_point"]
     return {"prompt": prompt, "response": response, "reference": reference}

@@ -140,6 +140,10 @@ def test_chat_export_writes_the_conversation_and_datasets_loads_it(engine, tmp_p
         ),
         ({"turns": 0}, "between 1 and 16"),
         ({"followups": ["", "  "]}, "no messages"),
+        (
+            {"template": {"user": "{problem}", "schema": {"type": "object", "properties": {}}}},
+            "do not combine",
+        ),
     ],
 )
 def test_bad_conversation_settings_are_refused(sqlite_engine, overrides, message):

@@ -14,7 +14,7 @@ from curation.data import SampleRecord
 from curation.generation.params import GenerationParams
 from curation.generation.plan import build_plan
 from curation.generation.run import run_generation
-from curation.generation.structured import parse_structured
+from curation.generation.structured import parse_structured, written_from_fields
 from curation.generation.templates import PromptTemplate, TemplateError, default_template
 from curation.store import session_scope
 from curation.store.models import Sample
@@ -163,3 +163,18 @@ def test_the_quality_check_fails_an_answer_that_did_not_validate():
     assert flagged.details["checks"]["structured"]["why"].startswith("invalid JSON")
     assert verdict({"fields": {"answer": "blue"}}).details["checks"]["structured"] == {"passed": True}
     assert "structured" not in verdict({}).details["checks"]
+
+
+def test_written_code_problems_take_their_tests_from_the_fields():
+    fields = {
+        "problem": "def double(x):",
+        "solution": "def double(x):\n    return 2 * x",
+        "tests": ["assert double(2) == 4", "assert double(0) == 0"],
+        "entry_point": "double",
+    }
+    written = written_from_fields("code", fields)
+    assert written["reference"] == {
+        "tests": "assert double(2) == 4\nassert double(0) == 0",
+        "entry_point": "double",
+    }
+    assert written_from_fields("code", {"solution": "x"}) is None  # no problem field
