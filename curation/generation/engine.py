@@ -144,9 +144,10 @@ def cache_key(teacher: Teacher, request: ChatRequest, item_index: int) -> str:
         "max_tokens_param": teacher.config.max_tokens_param,
         "seed": request.seed,
         "candidates": request.candidates,
-        "response_format": request.response_format,
         "teacher": teacher.cache_identity(request),
     }
+    if request.response_format is not None:  # requests without one keep the keys they always had
+        payload["response_format"] = request.response_format
     encoded = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()
     return hashlib.sha256(encoded).hexdigest()
 

@@ -151,6 +151,10 @@ class GenerationParams:
     def fingerprint(self) -> str:
         """A hash of what defines the batch's content (see module docstring)."""
         teacher = {k: v for k, v in self.teacher.to_dict().items() if k not in _RUNTIME_TEACHER_FIELDS}
+        if self.effective_template().schema is None:
+            del teacher[
+                "structured_output"
+            ]  # only shapes a run with a schema; earlier batches keep their fingerprint
         defining = {
             "family": self.family,
             "mode": self.mode,

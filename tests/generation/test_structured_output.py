@@ -178,3 +178,25 @@ def test_written_code_problems_take_their_tests_from_the_fields():
         "entry_point": "double",
     }
     assert written_from_fields("code", {"solution": "x"}) is None  # no problem field
+
+
+def test_batches_without_a_schema_keep_their_fingerprint_and_cache_keys():
+    """Values recorded from the code before structured output existed (commit a8fe25d): a
+    rerun of an earlier batch must continue it and find its cached answers."""
+    from curation.generation.engine import cache_key, make_request
+    from curation.teachers import make_teacher
+
+    params = GenerationParams.from_dict(
+        {
+            "batch": "b",
+            "family": "open",
+            "source": {"kind": "open_prompts", "count": 3},
+            "teacher": {"kind": "openai", "base_url": "http://x/v1", "model": "m"},
+        }
+    )
+    assert params.fingerprint() == "c13c40ff817a9a91"
+    teacher = make_teacher(params.teacher, api_key="k")
+    item = build_plan(params).items[1]
+    assert cache_key(teacher, make_request(teacher, item, [0]), 1) == (
+        "34358f07b147bbed7f9a1e6642503340bd9c249f3fc4708c870fd92f9fe7eaa4"
+    )
