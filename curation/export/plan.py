@@ -336,9 +336,9 @@ def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None 
         passed = {c.sample_id for c in facts if c.passed is True}
         chosen = np.fromiter(chosen_candidates(facts, config.candidates), dtype=np.int64)
         left_out = ~np.isin(syn.id_arr, chosen)
-        failed = np.isin(syn.id_arr, np.fromiter(passed, dtype=np.int64, count=len(passed)))
-        syn.reason[left_out & ~failed] = code("candidate_failed")
-        syn.reason[left_out & failed] = code("candidate_not_chosen")
+        did_pass = np.isin(syn.id_arr, np.fromiter(passed, dtype=np.int64, count=len(passed)))
+        syn.reason[left_out & ~did_pass] = code("candidate_failed")
+        syn.reason[left_out & did_pass] = code("candidate_not_chosen")
     # 1. dedup marks
     if marks:
         hit = np.flatnonzero(
