@@ -5,8 +5,9 @@ samples of the chosen batches and families and the real rows of the chosen
 reference sets, then, in this order, drops a synthetic sample that
 
 0. is not the candidate the best-of-n rule keeps (`config.candidates`: `first`, `all` or
-   `best`; `candidate_failed` when it did not pass verification, `candidate_not_chosen`
-   when another candidate of its problem was kept),
+   `best`; `candidate_failed` when it did not pass verification, `candidate_not_judged`
+   when `best` has no judge score for it, `candidate_not_chosen` when another candidate
+   of its problem was kept),
 1. carries a dedup mark no reviewer overrode (`mark:<kind>`),
 2. has the same normalised text as a real row (`copy_of_real`),
 3. shares a word 13-gram with a chosen evaluation set (`contamination`),
@@ -48,6 +49,7 @@ MARK_PRIORITY = ("copy_of_real", "contamination", "exact_dup", "near_dup", "sema
 REASON_LABELS = {
     "candidate_failed": "candidate did not pass verification (best-of-n rule)",
     "candidate_not_chosen": "another candidate of the same problem was kept (best-of-n rule)",
+    "candidate_not_judged": "passed, but has no judge score to rank it by (best-of-n rule 'best')",
     "copy_of_real": "same text as a real row",
     "contamination": "13-gram overlap with an evaluation set",
     "duplicate": "same text as another exported synthetic row",
@@ -338,6 +340,11 @@ def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None 
         left_out = ~np.isin(syn.id_arr, chosen)
         did_pass = np.isin(syn.id_arr, np.fromiter(passed, dtype=np.int64, count=len(passed)))
         syn.reason[left_out & ~did_pass] = code("candidate_failed")
+        if config.candidates == "best":
+            unscored = [c.sample_id for c in facts if c.passed is True and c.judge_score is None]
+            not_judged = left_out & did_pass & np.isin(syn.id_arr, np.asarray(unscored, dtype=np.int64))
+            syn.reason[not_judged] = code("candidate_not_judged")
+            left_out &= ~not_judged
         syn.reason[left_out & did_pass] = code("candidate_not_chosen")
     # 1. dedup marks
     if marks:

@@ -220,3 +220,11 @@ def test_candidates_accepted_alike_still_pair_by_verification(engine, tmp_path):
     add_batch(engine, "bon", [{**row, "verdicts": row["verdicts"][:1]} for row in candidate_rows(2, 4)])
     result = run_export(engine, config(tmp_path, format="preference"))
     assert result.counts["pairs_by_evidence"] == {"human": 0, "verifier": 4, "judge": 0}
+
+
+def test_best_without_judge_scores_says_so(engine, tmp_path):
+    add_batch(engine, "bon", [{**row, "verdicts": row["verdicts"][:1]} for row in candidate_rows(2, 4)])
+    plan = plan_export(engine, config(tmp_path, candidates="best"))
+    assert plan.rows == 0
+    assert plan.dropped["candidate_not_judged"] == {"synthetic": 4}
+    assert plan.dropped["candidate_failed"] == {"synthetic": 4}
