@@ -17,6 +17,7 @@ from curation.generation.launch import (
     source_choices,
     start_generation,
 )
+from curation.generation.params import CONVERSATION_FAMILIES, MAX_TURNS
 from curation.generation.plan import render_preview
 from curation.generation.run import teacher_models
 from curation.generation.templates import TemplateError, allowed_variables, default_template
@@ -96,6 +97,19 @@ consistency = right.checkbox(
     help="Math: record the majority answer and the agreement rate over the candidates of each problem "
     "(in write mode, the written problem is solved again by the other candidates).",
 )
+turns = 1
+if family in CONVERSATION_FAMILIES and mode == "solve":
+    turns = int(
+        left.number_input(
+            "Turns per conversation",
+            1,
+            MAX_TURNS,
+            1,
+            key="gen_turns",
+            help="Above 1, the teacher also plays the user and writes each follow-up; the whole "
+            "conversation is stored and reviewed as a transcript.",
+        )
+    )
 
 # -- teacher ------------------------------------------------------------------------------
 st.subheader("Teacher")
@@ -242,6 +256,7 @@ params = {
     "n": n,
     "seed": seed,
     "consistency": bool(consistency and family == "math"),
+    "turns": turns,
     "prices": prices,
     "error_rate_threshold": threshold,
     "batch_api": batch_api,

@@ -10,6 +10,7 @@ import logging
 import pandas as pd
 import streamlit as st
 
+from curation.io.writers.chat import conversation
 from curation.review.agreement import reviewer_agreement
 from curation.review.bulk import (
     BoundNotMet,
@@ -198,6 +199,22 @@ def _show_verdicts(verdicts: list[dict]) -> None:
             show_json(verdict["details"])
 
 
+TRANSCRIPT_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+
+
+def _show_transcript(messages: list[dict[str, str]], *, markdown: bool) -> None:
+    """A multi-turn sample as its conversation, turn by turn in order (each text rendered
+    untrusted: plain, or markdown without HTML)."""
+    st.markdown(f"**Conversation** ({sum(m['role'] == 'assistant' for m in messages)} turns)")
+    turn = 0
+    for message in messages:
+        if message["role"] == "user":
+            turn += 1
+        label = TRANSCRIPT_ROLES.get(message["role"], "Other")
+        st.markdown(f"**{label}**" + (f" · turn {turn}" if message["role"] != "system" else ""))
+        show_untrusted(message["content"], markdown=markdown)
+
+
 def _open_in_browser(sample_id: int) -> None:
     st.session_state["open_sample"] = sample_id
 
@@ -375,17 +392,28 @@ def review_panel(q: Queue, name: str) -> None:
     extra[1].text_input("Note", key=f"review_note_{sample_id}", placeholder="optional")
     left, right = st.columns([3, 2])
     with left:
-        st.markdown("**Prompt**")
-        show_untrusted(sample.prompt)
-        st.markdown("**Response**")
+        transcript = conversation(sample.metadata or {})
         rendered = st.toggle(
             "Render as markdown", key="review_markdown", help="Formatting only; HTML and images never render."
         )
-        show_untrusted(
-            sample.response,
-            markdown=rendered,
-            language="python" if sample.family == "code" and not rendered else None,
-        )
+        if transcript is not None:
+            _show_transcript(transcript, markdown=rendered)
+        else:
+            st.markdown("**Prompt**")
+            show_untrusted(sample.prompt)
+            st.markdown("**Response**")
+            show_untrusted(
+                sample.response,
+                markdown=rendered,
+                language="python" if sample.family == "code" and not rendered else None,
+            )
+        metadata = sample.metadata or {}
+        if metadata.get("validation_error"):
+            st.markdown(":red[**Structured output failed validation**] (kept, flagged)")
+            show_untrusted(str(metadata["validation_error"]))
+        elif isinstance(metadata.get("fields"), dict):
+            st.markdown("**Structured fields**")
+            show_json(metadata["fields"])
         if sample.reference:
             st.markdown("**Reference**")
             show_json(sample.reference)

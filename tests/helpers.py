@@ -64,7 +64,9 @@ def add_batch(
     config: dict[str, Any] | None = None,
     stats: dict[str, Any] | None = None,
 ) -> tuple[int, list[int]]:
-    """A batch with samples; a row's `decision` becomes a Decision event, `verdicts` Verdict rows."""
+    """A batch with samples; a row's `decision` becomes a Decision event, `verdicts` Verdict rows
+    ((verifier, version, passed) or (verifier, version, passed, score)); a row may set its
+    `item_index` and `candidate_index` (default: its position, 0)."""
     if config is None and origin == "synthetic":
         config = {
             "teacher": "simulated",
@@ -87,7 +89,8 @@ def add_batch(
             family = row.get("family", "math")
             sample = Sample(
                 batch_id=batch.id,
-                item_index=index,
+                item_index=row.get("item_index", index),
+                candidate_index=row.get("candidate_index", 0),
                 family=family,
                 prompt=row["prompt"],
                 response=row.get("response", ""),
@@ -104,14 +107,14 @@ def add_batch(
                 session.add(
                     Decision(sample_id=sample.id, reviewer="ada", action=row["decision"], reason_tags=["ok"])
                 )
-            for verifier, version, passed in row.get("verdicts", []):
+            for verifier, version, passed, *score in row.get("verdicts", []):
                 session.add(
                     Verdict(
                         sample_id=sample.id,
                         verifier=verifier,
                         version=version,
                         passed=passed,
-                        score=1.0 if passed else 0.0,
+                        score=score[0] if score else 1.0 if passed else 0.0,
                     )
                 )
         return batch.id, ids
@@ -133,6 +136,31 @@ def synthetic_rows(
         }
         for i in range(n)
     ]
+
+
+def candidate_rows(
+    problems: int, n: int, *, decision: str | None = "accept", judge_version: str = "2"
+) -> list[dict[str, Any]]:
+    """`n` candidates per problem (best-of-n): candidate c of problem p passes when (p + c) is
+    odd, and its judge score is (c + 1) / n, so passing candidates rank by index."""
+    rows = []
+    for p in range(problems):
+        for c in range(n):
+            passed = (p + c) % 2 == 1
+            rows.append(
+                {
+                    "family": "math",
+                    "item_index": p,
+                    "candidate_index": c,
+                    "prompt": f"Problem {p}: what is {p} + {p}?",
+                    "response": f"Candidate {c}: {p} + {p} = {2 * p if passed else 2 * p + 1}.",
+                    "decision": decision,
+                    "passed": passed,
+                    "verdicts": [("math", "1.2", passed), ("judge", judge_version, passed, (c + 1) / n)],
+                    "reference": {"answer": str(2 * p)},
+                }
+            )
+    return rows
 
 
 def real_rows(n: int, family: str = "math", tag: str = "r") -> list[dict[str, Any]]:

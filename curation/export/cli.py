@@ -9,6 +9,7 @@ import sys
 from sqlalchemy import Engine
 
 from curation.export import ExportConfig, plan_export, reason_label, run_export
+from curation.export.candidates import CANDIDATE_RULES
 from curation.export.reconcile import cost_table, reconcile
 from curation.io.writers import WRITERS
 from curation.jobs import refuse_if_busy
@@ -38,6 +39,7 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
         allow_dropping_real=args.allow_dropping_real,
         seed=args.seed,
         validation_fraction=args.validation_fraction,
+        candidates=args.candidates,
         created_by=args.reviewer or "cli",
     )
 
@@ -72,6 +74,11 @@ def cmd_export(args: argparse.Namespace, engine: Engine) -> int:
     for name, digest in result.files.items():
         print(f"{result.out_dir / name}  sha256 {digest}")
     counts = result.counts
+    if "pairs" in counts:
+        print(
+            f"exported {result.rows} preference pairs (export {result.export_id}); manifest {result.manifest_path}"
+        )
+        return 0
     print(
         f"exported {result.rows} rows ({counts['synthetic']} synthetic, {counts['real']} real) "
         f"(export {result.export_id}); manifest {result.manifest_path}"
@@ -141,6 +148,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="shuffle and sampling seed (default: 0)")
     p.add_argument(
         "--validation-fraction", type=float, default=0.0, help="share of rows in the validation split"
+    )
+    p.add_argument(
+        "--candidates",
+        choices=CANDIDATE_RULES,
+        default=None,
+        help="best-of-n: keep the first passing candidate of each problem, all passing ones, or the best "
+        "by judge score (default: every accepted candidate); recorded in the manifest",
     )
     p.add_argument(
         "--plan", action="store_true", help="print the plan (counts, drops, warnings) and write nothing"

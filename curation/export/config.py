@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from curation.data import FAMILIES
+from curation.export.candidates import CANDIDATE_RULES
 from curation.settings import from_dict
 
 #: Under this share of real rows the plan warns (model-collapse risk grows with the synthetic share).
@@ -35,7 +36,9 @@ class ExportConfig:
     all real data); `eval_sets` evaluation batches to decontaminate against (None:
     every evaluation batch). A synthetic share S means S of the exported rows are
     synthetic; families in `family_shares` get their own share, the others share the
-    overall one as one pool. None keeps every eligible synthetic row."""
+    overall one as one pool. None keeps every eligible synthetic row. `candidates`
+    is the best-of-n rule (`first`, `all`, `best`; see `curation.export.candidates`);
+    None keeps every accepted candidate."""
 
     out: str = ""
     format: str = "jsonl"
@@ -48,6 +51,7 @@ class ExportConfig:
     allow_dropping_real: bool = False
     seed: int = 0
     validation_fraction: float = 0.0
+    candidates: str | None = None
     created_by: str = ""
 
     def __post_init__(self) -> None:
@@ -62,6 +66,10 @@ class ExportConfig:
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"the validation fraction must be in [0, 1), got {self.validation_fraction}")
         self.seed = int(self.seed)
+        if self.candidates is not None and self.candidates not in CANDIDATE_RULES:
+            raise ValueError(
+                f"unknown candidate rule {self.candidates!r} (known: {', '.join(CANDIDATE_RULES)})"
+            )
         for name in ("batches", "families", "reference_sets", "eval_sets"):
             value = getattr(self, name)
             if value is not None:

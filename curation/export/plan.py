@@ -4,6 +4,10 @@
 samples of the chosen batches and families and the real rows of the chosen
 reference sets, then, in this order, drops a synthetic sample that
 
+0. is not the candidate the best-of-n rule keeps (`config.candidates`: `first`, `all` or
+   `best`; `candidate_failed` when it did not pass verification, `candidate_not_judged`
+   when `best` has no judge score for it, `candidate_not_chosen` when another candidate
+   of its problem was kept),
 1. carries a dedup mark no reviewer overrode (`mark:<kind>`),
 2. has the same normalised text as a real row (`copy_of_real`),
 3. shares a word 13-gram with a chosen evaluation set (`contamination`),
@@ -29,6 +33,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from curation.data import FAMILIES
+from curation.export.candidates import candidate_facts, chosen_candidates
 from curation.export.config import MIN_REAL_SHARE, ExportConfig
 from curation.export.textmatch import NgramIndex, text_key
 from curation.store.db import session_scope
@@ -42,6 +47,9 @@ SPLITS = ("train", "validation")
 MARK_PRIORITY = ("copy_of_real", "contamination", "exact_dup", "near_dup", "semantic_dup")
 
 REASON_LABELS = {
+    "candidate_failed": "candidate did not pass verification (best-of-n rule)",
+    "candidate_not_chosen": "another candidate of the same problem was kept (best-of-n rule)",
+    "candidate_not_judged": "passed, but has no judge score to rank it by (best-of-n rule 'best')",
     "copy_of_real": "same text as a real row",
     "contamination": "13-gram overlap with an evaluation set",
     "duplicate": "same text as another exported synthetic row",
@@ -158,7 +166,7 @@ class ExportPlan:
         ]
 
 
-def _resolve_batches(session: Any, origin: str, names: list[str] | None) -> dict[int, str]:
+def resolve_batches(session: Any, origin: str, names: list[str] | None) -> dict[int, str]:
     query = select(Batch.id, Batch.name, Batch.origin).where(Batch.status.not_in(HIDDEN_STATUSES))
     if names is None:
         return {
@@ -251,9 +259,9 @@ def _collect(
 def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None = None) -> ExportPlan:
     """Decide what an export holds (reads the store; writes nothing)."""
     with session_scope(engine, write=False) as session:
-        synthetic = _resolve_batches(session, "synthetic", config.batches)
-        real = _resolve_batches(session, "real", config.reference_sets)
-        evals = _resolve_batches(session, "eval", config.eval_sets)
+        synthetic = resolve_batches(session, "synthetic", config.batches)
+        real = resolve_batches(session, "real", config.reference_sets)
+        evals = resolve_batches(session, "eval", config.eval_sets)
         family_filter = config.families
         not_accepted_query = (
             select(Sample.decision, func.count())
@@ -324,9 +332,25 @@ def plan_export(engine: Engine, config: ExportConfig, progress: Progress | None 
             codes.append(reason)
         return codes.index(reason)
 
+    # 0. the best-of-n rule
+    if config.candidates is not None and len(syn.id_arr):
+        facts = candidate_facts(engine, synthetic, family_filter)
+        passed = {c.sample_id for c in facts if c.passed is True}
+        chosen = np.fromiter(chosen_candidates(facts, config.candidates), dtype=np.int64)
+        left_out = ~np.isin(syn.id_arr, chosen)
+        did_pass = np.isin(syn.id_arr, np.fromiter(passed, dtype=np.int64, count=len(passed)))
+        syn.reason[left_out & ~did_pass] = code("candidate_failed")
+        if config.candidates == "best":
+            unscored = [c.sample_id for c in facts if c.passed is True and c.judge_score is None]
+            not_judged = left_out & did_pass & np.isin(syn.id_arr, np.asarray(unscored, dtype=np.int64))
+            syn.reason[not_judged] = code("candidate_not_judged")
+            left_out &= ~not_judged
+        syn.reason[left_out & did_pass] = code("candidate_not_chosen")
     # 1. dedup marks
     if marks:
-        hit = np.flatnonzero(np.isin(syn.id_arr, np.fromiter(marks, dtype=np.int64, count=len(marks))))
+        hit = np.flatnonzero(
+            (syn.reason == 0) & np.isin(syn.id_arr, np.fromiter(marks, dtype=np.int64, count=len(marks)))
+        )
         for i in hit:
             syn.reason[i] = code(f"mark:{marks[int(syn.id_arr[i])]}")
     # 2. same normalised text as a real row

@@ -150,7 +150,11 @@ def _latest_export(session: Any, export_id: int | None) -> Export | None:
         if export is None:
             raise KeyError(f"no export {export_id}")
         return export
-    return session.scalar(select(Export).order_by(Export.id.desc()).limit(1))
+    # a preference export holds pairs of candidates, not rows of samples: never the one reconciled by default
+    for export in session.scalars(select(Export).order_by(Export.id.desc())):
+        if (export.config or {}).get("format") != "preference":
+            return export
+    return None
 
 
 def _mark_kind(kinds: list[str]) -> str:

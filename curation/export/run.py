@@ -20,10 +20,12 @@ import numpy as np
 from sqlalchemy import BigInteger, Engine, String, bindparam, insert, select
 
 from curation import __version__
+from curation.export.candidates import rule_record
 from curation.export.card import dataset_card
 from curation.export.config import ExportConfig
 from curation.export.parallel import Tally, can_parallelise, write_split
-from curation.export.plan import SPLITS, ExportPlan, plan_export, reason_label
+from curation.export.plan import SPLITS, ExportPlan, plan_export, reason_label, resolve_batches
+from curation.export.preference import EVIDENCE_KINDS, pair_rows
 from curation.export.rows import batch_info, id_param, id_rows, iter_records
 from curation.io.writers import WRITERS
 from curation.review.sampling import acceptance_summary
@@ -132,6 +134,8 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
     missing = writer.missing_dependencies()
     if missing:
         raise ValueError(f"the {config.format} format needs {', '.join(missing)}")
+    if writer.pairs:
+        return run_preference_export(engine, config, progress)
     plan = plan_export(engine, config, progress)
     if plan.errors:
         raise ValueError("; ".join(plan.errors))
@@ -245,6 +249,7 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         "format": config.format,
         "config": config_record,
         "allow_dropping_real": config.allow_dropping_real,
+        "candidate_rule": rule_record(config.candidates),
         "counts": counts,
         "dropped": [
             {"code": code, "reason": reason_label(code), **n} for code, n in summary["dropped"].items()
@@ -253,9 +258,7 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         "files": files,
         "metrics": metrics,
     }
-    manifest_path.write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
+    write_manifest(manifest_path, manifest)
     if card_path is not None:
         card_path.write_text(dataset_card(manifest, writer, batches, list(files)), encoding="utf-8")
     if progress is not None:
@@ -269,3 +272,72 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         manifest_path=manifest_path,
         card_path=card_path,
     )
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+
+
+def run_preference_export(
+    engine: Engine, config: ExportConfig, progress: Progress | None = None
+) -> ExportResult:
+    """Write the preference pairs of the chosen synthetic batches (`curation.export.preference`),
+    the Export row (no row links: a pair is two samples, named in its provenance) and the manifest."""
+    writer = WRITERS.get(config.format)()
+    with session_scope(engine, write=False) as session:
+        synthetic = resolve_batches(session, "synthetic", config.batches)
+    rows = pair_rows(engine, synthetic, config.families)
+    if not rows:
+        raise ValueError(
+            "no preference pairs: no problem has a passing and a failing candidate, an accepted and a rejected "
+            "one, or two different judge scores"
+        )
+    out_dir, names, manifest_path, _ = output_layout(config, ["train"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / names["train"]
+    written = writer.write(rows, path)
+    files = {names["train"]: sha256_file(path)}
+    by_evidence = {
+        kind: sum(row["provenance"]["evidence"]["kind"] == kind for row in rows) for kind in EVIDENCE_KINDS
+    }
+    counts = {
+        "rows": written,
+        "pairs": written,
+        "pairs_by_evidence": by_evidence,
+        "batches": {
+            name: sum(row["provenance"]["batch"] == name for row in rows) for name in synthetic.values()
+        },
+    }
+    created_at = datetime.now(UTC)
+    config_record = {
+        **config.to_dict(),
+        "selection": "preference pairs of candidates of the same problem (human, verifier or judge evidence)",
+        "batches_resolved": {"synthetic": list(synthetic.values())},
+    }
+    with session_scope(engine) as session:
+        export = Export(
+            out_path=str(path),
+            config=config_record,
+            counts=counts,
+            files=files,
+            created_by=config.created_by,
+            created_at=created_at,
+        )
+        session.add(export)
+        session.flush()
+        export_id = export.id
+    manifest = {
+        "export_id": export_id,
+        "assay_version": __version__,
+        "created_at": created_at.isoformat(),
+        "created_by": config.created_by,
+        "format": config.format,
+        "config": config_record,
+        "counts": counts,
+        "files": files,
+        "load": writer.load_snippet(list(files)),
+    }
+    write_manifest(manifest_path, manifest)
+    if progress is not None:
+        progress(written, written, f"exported {written:,} preference pairs")
+    return ExportResult(export_id, out_dir, files, written, counts, manifest_path, None)

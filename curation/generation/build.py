@@ -6,6 +6,10 @@ teacher wrote the problem too, so the parsed problem becomes the prompt and the
 parsed solution the response; the raw completion is kept in
 metadata.raw_completion, and an unparseable answer is kept as it came
 (prompt = the writing task) with metadata.parse_error.
+
+With a template schema (structured output) every answer is validated: the fields of a
+valid one go to metadata.fields (in write mode its problem/answer/tests become the
+sample), an invalid one is kept as it came with metadata.validation_error.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from curation.generation.extract import ParseError, extract, parse_written
 from curation.generation.persist import SlotResult
 from curation.generation.plan import PlanItem
+from curation.generation.structured import parse_structured, written_from_fields
 from curation.teachers.base import Completion, TeacherError
 
 
@@ -60,12 +65,24 @@ def build_slots(
             meta.update(extra_meta)
         error_kind = last_error_kind
         family = item.problem.family
+        fields = None
+        if item.schema is not None:
+            fields, validation_error = parse_structured(choice.text, item.schema)
+            if fields is not None:
+                meta["fields"] = fields
+            else:
+                meta["validation_error"] = validation_error
         if item.task == "write":
-            try:
-                written = parse_written(family, choice.text)
-            except ParseError as exc:
-                meta["parse_error"] = str(exc)[:500]
-                error_kind = "parse_error"
+            written = None
+            if item.schema is not None:
+                written = written_from_fields(family, fields) if fields is not None else None
+            else:
+                try:
+                    written = parse_written(family, choice.text)
+                except ParseError as exc:
+                    meta["parse_error"] = str(exc)[:500]
+                    error_kind = "parse_error"
+            if written is None:
                 prompt, response, reference = teacher_prompt, choice.text, {}
             else:
                 prompt, response, reference = written["prompt"], written["response"], written["reference"]

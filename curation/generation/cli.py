@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -11,6 +13,7 @@ from sqlalchemy import Engine, select
 from curation.generation.estimate import estimate_generation
 from curation.generation.params import GenerationParams
 from curation.generation.run import teacher_models
+from curation.generation.templates import default_template
 from curation.jobs import submit_job
 from curation.jobs.console import run_job_with_progress
 from curation.sources import parse_source_spec
@@ -101,6 +104,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument(
         "--error-threshold", type=float, default=0.5, help="stop when this share of recent requests fails"
     )
+    gen.add_argument(
+        "--schema",
+        default=None,
+        metavar="FILE",
+        help="a JSON schema (file) for structured output: answers are validated, invalid ones kept and flagged",
+    )
+    gen.add_argument(
+        "--structured-output",
+        choices=("json_schema", "prompt"),
+        default="json_schema",
+        help="send the schema as response_format (default) or, for endpoints without it, in the prompt",
+    )
+    gen.add_argument(
+        "--turns",
+        type=int,
+        default=1,
+        help="turns per conversation (open and instruction batches; default 1)",
+    )
+    gen.add_argument(
+        "--user-persona", default=None, help="who the teacher plays when it writes the user's follow-ups"
+    )
+    gen.add_argument(
+        "--followups", default=None, metavar="FILE", help="the user's follow-up messages, one per line"
+    )
     gen.add_argument("--no-cache", action="store_true")
     gen.add_argument(
         "--resume", action="store_true", help="continue an existing batch (requests only what is missing)"
@@ -156,13 +183,15 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
         "max_retries": args.max_retries,
         "split_candidates": args.split_candidates,
         "fault_rate": args.fault_rate,
+        "structured_output": args.structured_output,
     }
+    family = args.family or _default_family(source)
     if args.teacher == "openai" and not (args.base_url and args.model):
         raise ValueError("the openai teacher needs --base-url and --model")
     params = GenerationParams.from_dict(
         {
             "batch": args.batch,
-            "family": args.family or _default_family(source),
+            "family": family,
             "mode": args.mode,
             "source": source,
             "teacher": teacher,
@@ -189,9 +218,35 @@ def build_params(args: argparse.Namespace) -> dict[str, Any]:
             "max_cost": args.max_cost,
             "error_rate_threshold": args.error_threshold,
             "consistency": args.consistency,
+            "template": _template_with_schema(args, family, args.mode),
+            **_conversation_params(args),
         }
     )
     return params.to_dict()
+
+
+def _conversation_params(args: argparse.Namespace) -> dict[str, Any]:
+    """turns, user_persona and followups (read from the --followups file) when given."""
+    out: dict[str, Any] = {"turns": args.turns}
+    if args.user_persona:
+        out["user_persona"] = args.user_persona
+    if args.followups:
+        try:
+            out["followups"] = Path(args.followups).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ValueError(f"--followups {args.followups}: {exc}") from None
+    return out
+
+
+def _template_with_schema(args: argparse.Namespace, family: str, mode: str) -> dict[str, Any] | None:
+    """The default template of (family, mode) with the --schema file's JSON schema, or None."""
+    if not args.schema:
+        return None
+    try:
+        schema = json.loads(Path(args.schema).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--schema {args.schema}: {exc}") from None
+    return {**default_template(family, mode).to_dict(), "schema": schema}
 
 
 def run_generate_command(args: argparse.Namespace, engine: Engine) -> int:

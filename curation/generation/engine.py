@@ -147,6 +147,8 @@ def cache_key(teacher: Teacher, request: ChatRequest, item_index: int) -> str:
         "candidates": request.candidates,
         "teacher": teacher.cache_identity(request),
     }
+    if request.response_format is not None:  # requests without one keep the keys they always had
+        payload["response_format"] = request.response_format
     encoded = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()
     return hashlib.sha256(encoded).hexdigest()
 
@@ -165,6 +167,7 @@ def make_request(teacher: Teacher, item: PlanItem, candidates: list[int]) -> Cha
         seed=seed,
         candidates=list(candidates),
         context=item.context() if teacher.simulated else {},
+        response_format=item.response_format(),
     )
 
 

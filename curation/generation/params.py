@@ -23,7 +23,10 @@
       "batch_poll_seconds": 60.0,  # longest wait between two polls of a provider batch
       "max_cost": null,       # spend cap in USD over the whole batch (see curation.generation.cost)
       "error_rate_threshold": 0.5, "error_window": 50,
-      "consistency": false    # majority answer and agreement over the n candidates (math)
+      "consistency": false,   # majority answer and agreement over the n candidates (math)
+      "turns": 1,             # >1: multi-turn conversations (open, instruction; solve mode)
+      "user_persona": str,    # who writes the user's follow-ups (the teacher plays them)
+      "followups": [str] | None   # or the follow-ups themselves (e.g. read from a file)
     }
 
 Parameters that define what is generated (everything except concurrency,
@@ -45,6 +48,9 @@ from curation.settings import unknown_keys
 from curation.teachers.base import TeacherConfig
 
 MODES = ("solve", "write")
+MAX_TURNS = 16
+CONVERSATION_FAMILIES = ("open", "instruction")
+DEFAULT_USER_PERSONA = "a curious user who asks natural follow-up questions"
 #: Teacher settings that change how, not what, is generated.
 _RUNTIME_TEACHER_FIELDS = ("concurrency", "timeout", "max_retries", "api_key_env", "latency", "processes")
 
@@ -68,6 +74,9 @@ class GenerationParams:
     batch_api: bool = False
     batch_poll_seconds: float = 60.0
     max_cost: float | None = None
+    turns: int = 1
+    user_persona: str = DEFAULT_USER_PERSONA
+    followups: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch, str) or not self.batch.strip():
@@ -107,6 +116,19 @@ class GenerationParams:
             if not 1 <= int(few_shot.get("k", 2)) <= 16:
                 raise ValueError("levers.few_shot.k must be between 1 and 16")
         self.n = int(self.n)
+        self.turns = int(self.turns)
+        if not 1 <= self.turns <= MAX_TURNS:
+            raise ValueError(f"turns must be between 1 and {MAX_TURNS}")
+        if self.turns > 1 and (self.family not in CONVERSATION_FAMILIES or self.mode != "solve"):
+            raise ValueError("multi-turn conversations are for open and instruction batches in solve mode")
+        if self.turns > 1 and self.effective_template().schema is not None:
+            raise ValueError(
+                "structured output (a template schema) and multi-turn conversations do not combine"
+            )
+        if self.followups is not None:
+            self.followups = [str(line).strip() for line in self.followups if str(line).strip()]
+            if not self.followups:
+                raise ValueError("the follow-ups file has no messages")
         try:
             check_template(self.effective_template(), self.mode)
         except TemplateError as exc:
@@ -143,6 +165,10 @@ class GenerationParams:
     def fingerprint(self) -> str:
         """A hash of what defines the batch's content (see module docstring)."""
         teacher = {k: v for k, v in self.teacher.to_dict().items() if k not in _RUNTIME_TEACHER_FIELDS}
+        if self.effective_template().schema is None:
+            del teacher[
+                "structured_output"
+            ]  # only shapes a run with a schema; earlier batches keep their fingerprint
         defining = {
             "family": self.family,
             "mode": self.mode,
@@ -154,6 +180,8 @@ class GenerationParams:
             "seed": self.seed,
             "consistency": self.consistency,
         }
+        if self.turns > 1:  # single-turn batches keep their earlier fingerprints
+            defining.update(turns=self.turns, user_persona=self.user_persona, followups=self.followups)
         return hashlib.sha256(json.dumps(defining, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def slots_per_item(self) -> int:

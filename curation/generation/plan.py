@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 
 from curation.generation.constraints import catalog_text
 from curation.generation.params import GenerationParams
+from curation.generation.structured import response_format, schema_instruction
 from curation.generation.templates import (
     DEFAULT_PERSONAS,
     DEFAULT_TOPICS,
@@ -45,6 +46,12 @@ class PlanItem:
     variables: dict[str, Any]
     few_shot_ids: list[int] = field(default_factory=list)
     system_prompt: str | None = None
+    #: How the template's schema reaches the teacher: "json_schema" (response_format) or "prompt".
+    structured_output: str = "json_schema"
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        return self.template.schema
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -53,11 +60,19 @@ class PlanItem:
             template = PromptTemplate(
                 user=template.user, system=self.system_prompt.replace("{", "{{").replace("}", "}}")
             )
-        return render_messages(template, self.variables)
+        messages = render_messages(template, self.variables)
+        if self.schema is not None and self.structured_output == "prompt":
+            messages[-1]["content"] += "\n\n" + schema_instruction(self.schema)
+        return messages
+
+    def response_format(self) -> dict[str, Any] | None:
+        if self.schema is None or self.structured_output != "json_schema":
+            return None
+        return response_format(self.schema)
 
     def context(self) -> dict[str, Any]:
         """What the simulated teacher may know about the item."""
-        return {
+        context = {
             "family": self.problem.family,
             "task": self.task,
             "problem": self.problem.prompt,
@@ -65,6 +80,9 @@ class PlanItem:
             "hints": self.problem.hints,
             "variables": {k: self.variables.get(k) for k in ("topic", "persona", "difficulty")},
         }
+        if self.schema is not None:
+            context["schema"] = self.schema
+        return context
 
     def levers(self) -> dict[str, Any]:
         return {k: self.variables[k] for k in ("persona", "topic", "difficulty") if self.variables.get(k)}
@@ -212,6 +230,7 @@ def build_plan(
                 variables=variables,
                 few_shot_ids=[e.sample_id for e in chosen],
                 system_prompt=params.teacher.system_prompt,
+                structured_output=params.teacher.structured_output,
             )
         )
     return Plan(items=items, lineage=lineage, source_label=source.describe())

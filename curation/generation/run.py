@@ -16,6 +16,7 @@ from sqlalchemy import Engine, bindparam, select, update
 from curation import aio
 from curation.generation.batchapi import LEDGER_KEY, BatchEngine
 from curation.generation.build import skipped_slots
+from curation.generation.conversation import teacher_for
 from curation.generation.cost import mode_prices
 from curation.generation.engine import (
     Call,
@@ -98,7 +99,7 @@ def run_generation(
     """
     if not isinstance(params, GenerationParams):
         params = GenerationParams.from_dict(params)
-    teacher = make_teacher(params.teacher, api_key=api_key)
+    teacher = teacher_for(params, api_key=api_key)
     try:
         return GenerationRun(engine, params, teacher, progress, job_id, tick_seconds).execute()
     except Exception as exc:

@@ -12,11 +12,11 @@ import threading
 import time
 from typing import Any
 
+from curation.generation.conversation import teacher_for
 from curation.generation.params import GenerationParams
 from curation.generation.run import GenerationRun
 from curation.generation.shard import CallFeed, StopRequested
 from curation.store.db import make_engine
-from curation.teachers import make_teacher
 
 _EMIT_LOCK = threading.Lock()
 
@@ -68,7 +68,7 @@ def main() -> int:
     threading.Thread(target=watch_parent, daemon=True).start()
     params = GenerationParams.from_dict(config["params"])
     params.teacher.concurrency = int(config["concurrency"])
-    teacher = make_teacher(params.teacher, api_key=api_key)
+    teacher = teacher_for(params, api_key=api_key)
     try:
         engine = make_engine(config["url"])
         run = GenerationRun(engine, params, teacher, None, None, float(config["tick"]))

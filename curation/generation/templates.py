@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from curation.generation.structured import StructuredOutputError, check_schema, schema_of
+
 _VARIABLE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 #: Variables every template may use; `problem` and `entry_point` are filled in solve mode.
@@ -29,27 +31,41 @@ class TemplateError(ValueError):
 
 @dataclass(frozen=True)
 class PromptTemplate:
+    """The messages of a request; `schema` (a JSON schema of an object, or a Pydantic model
+    class, turned into its schema) asks for structured output (`curation.generation.structured`)."""
+
     user: str
     system: str | None = None
+    schema: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.schema is not None:
+            try:
+                object.__setattr__(self, "schema", check_schema(schema_of(self.schema)))
+            except StructuredOutputError as exc:
+                raise TemplateError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["schema"] is None:
+            del out["schema"]  # templates without one keep their old form (and batch fingerprints)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> PromptTemplate | None:
         if not data:
             return None
-        unknown = set(data) - {"user", "system"}
+        unknown = set(data) - {"user", "system", "schema"}
         if unknown:
             raise TemplateError(
-                f"unknown template parts: {', '.join(sorted(unknown))} (use 'system' and 'user')"
+                f"unknown template parts: {', '.join(sorted(unknown))} (use 'system', 'user' and 'schema')"
             )
         if not isinstance(data.get("user"), str) or not data["user"].strip():
             raise TemplateError("the template's user message is empty")
         system = data.get("system")
         if system is not None and not isinstance(system, str):
             raise TemplateError("the template's system message must be text")
-        return cls(user=data["user"], system=system or None)
+        return cls(user=data["user"], system=system or None, schema=data.get("schema"))
 
 
 _SYSTEM = "You are {persona}."

@@ -78,6 +78,10 @@ class ProblemSource(ABC):
             raise ValueError(f"source {self.name!r} cannot run here: {'; '.join(missing)}")
 
 
+#: Other spellings of a source kind on the command line.
+SOURCE_ALIASES = {"reasoning-gym": "reasoning_gym"}
+
+
 def _count(text: str, what: str) -> int:
     try:
         value = int(text)
@@ -93,8 +97,11 @@ def parse_source_spec(spec: str) -> dict[str, Any]:
 
     reasoning_gym:basic_arithmetic:50   reasoning_gym:basic_arithmetic=30,chain_sum=20
     humaneval:40   file:PATH   ifeval:60   open_prompts:40   topics:60
+
+    ``reasoning-gym:...`` (the package's name on the index) is an alias of ``reasoning_gym:...``.
     """
     kind, _, rest = spec.partition(":")
+    kind = SOURCE_ALIASES.get(kind, kind)
     if kind == "reasoning_gym":
         if "=" in rest:
             datasets = {}
@@ -114,5 +121,5 @@ def parse_source_spec(spec: str) -> dict[str, Any]:
         return {"kind": kind, "path": rest}
     if kind in ("ifeval", "open_prompts", "topics"):
         return {"kind": kind, "count": _count(rest or "50", kind)}
-    known = "reasoning_gym, humaneval, file, ifeval, open_prompts, topics"
+    known = "reasoning_gym (or reasoning-gym), humaneval, file, ifeval, open_prompts, topics"
     raise ValueError(f"unknown source {kind!r} (known: {known})")

@@ -63,6 +63,8 @@ class ChatRequest:
     seed: int | None = None
     candidates: list[int] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
+    #: OpenAI's `response_format` (structured output), sent as is.
+    response_format: dict[str, Any] | None = None
 
 
 @dataclass
@@ -164,8 +166,12 @@ class TeacherConfig:
     #: Simulated teacher: share of candidates with an injected fault, and latency per call.
     fault_rate: float = 0.2
     latency: float = 0.0
+    #: A template's JSON schema goes as `response_format` ("json_schema") or into the prompt ("prompt").
+    structured_output: str = "json_schema"
 
     def __post_init__(self) -> None:
+        if self.structured_output not in ("json_schema", "prompt"):
+            raise ValueError("structured_output must be 'json_schema' or 'prompt'")
         if self.concurrency < 1:
             raise ValueError("teacher concurrency must be at least 1")
         if self.timeout <= 0:

@@ -208,6 +208,8 @@ class OpenAITeacher(Teacher, name="openai"):
             body[self.config.max_tokens_param] = request.max_tokens
         if request.seed is not None:
             body["seed"] = request.seed
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
         return body
 
     def _encode(self, request: ChatRequest) -> bytes:

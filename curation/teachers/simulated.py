@@ -11,6 +11,7 @@ verifier failures can be checked against what was injected:
     instruction  violated_constraint:<instruction id>
     open         refusal, off_topic, repetition
     write mode   additionally malformed_output (the structured answer cannot be parsed)
+    a template schema (structured output): invalid_json, or the family's fault inside the fields
 
 Everything is a pure function of (seed, messages, candidate index, fault rate,
 context), so it is deterministic and cacheable like a real endpoint. Usage
@@ -30,6 +31,8 @@ from fractions import Fraction
 from typing import Any
 
 from curation.generation.constraints import END_PHRASES, SUPPORTED, describe, draw_constraints
+from curation.generation.extract import ParseError, parse_written
+from curation.generation.structured import example_instance
 from curation.sandbox.extract import entry_function
 from curation.teachers.base import ChatRequest, Choice, Completion, Teacher
 
@@ -95,9 +98,46 @@ def respond(context: dict[str, Any], rng: random.Random, faulty: bool) -> tuple[
     """(text, metadata) of one candidate. metadata always has `simulated_fault`."""
     family = context.get("family", "open")
     task = context.get("task", "solve")
+    if context.get("schema") is not None:
+        return _structured(context, rng, faulty)
     handler = _HANDLERS.get((family, task), _open_solve)
     text, fault, extra = handler(context, rng, faulty)
     return text, {"simulated_fault": fault, **extra}
+
+
+def _structured(context: dict[str, Any], rng: random.Random, faulty: bool) -> tuple[str, dict[str, Any]]:
+    """A JSON object matching the template's schema, its answer fields taken from the
+    family's plain answer (which carries the fault, if any); a faulty candidate is broken
+    JSON (`invalid_json`) one time in two."""
+    broken = '{"answer": "unfinished', {"simulated_fault": "invalid_json"}
+    if faulty and rng.random() < 0.5:
+        return broken
+    family = context.get("family", "open")
+    task = context.get("task", "solve")
+    text, fault, extra = _HANDLERS.get((family, task), _open_solve)(context, rng, faulty)
+    problem = context.get("problem")
+    reference: dict[str, Any] = {}
+    if task == "write":
+        try:
+            written = parse_written(family, text)
+        except ParseError:
+            return broken[0], {**broken[1], **extra}
+        problem, text, reference = written["prompt"], written["response"], written["reference"]
+    boxed = _boxed(text)
+    answer = reference.get("answer") if task == "write" else boxed
+    values = {
+        "problem": problem,
+        "question": problem,
+        "instruction": problem,
+        "solution": text,
+        "response": text,
+        "reasoning": text,
+        "answer": answer if answer is not None else text,
+        "tests": reference.get("tests"),
+        "entry_point": reference.get("entry_point"),
+    }
+    fields = example_instance(context["schema"], {k: v for k, v in values.items() if v is not None})
+    return json.dumps(fields, ensure_ascii=False), {"simulated_fault": fault, **extra}
 
 
 # -- math ------------------------------------------------------------------------------
@@ -735,7 +775,26 @@ def _open_write(context: dict[str, Any], rng: random.Random, faulty: bool) -> tu
     return text, fault, {}
 
 
+_FOLLOWUPS = (
+    "Thanks. Could you give a concrete example of {subject}?",
+    "What is the most common mistake people make with {subject}?",
+    "How would you explain {subject} to a beginner in two sentences?",
+    "Which of those points matters most, and why?",
+)
+
+
+def _followup(context: dict[str, Any], rng: random.Random, faulty: bool) -> tuple[str, str | None, dict]:
+    """The user's next message in a multi-turn conversation (the teacher playing the user)."""
+    last_answer = str(context.get("problem") or "")
+    quoted = re.findall(r'On "([^"]{3,80})"', last_answer)
+    subject = quoted[0] if quoted else "this"
+    turn = int(context.get("turn") or 2)
+    return f"(turn {turn}) " + rng.choice(_FOLLOWUPS).format(subject=subject), None, {}
+
+
 _HANDLERS = {
+    ("open", "followup"): _followup,
+    ("instruction", "followup"): _followup,
     ("math", "solve"): _math_solve,
     ("math", "write"): _math_write,
     ("code", "solve"): _code_solve,

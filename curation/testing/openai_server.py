@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from curation import aio
+from curation.generation.structured import example_instance, schema_in_prompt
 from curation.testing.openai_batches import BatchService
 
 FAULT_KINDS: tuple[str, ...] = ("rate_limit", "server_error", "hang", "malformed", "truncated", "drop")
@@ -86,6 +87,8 @@ class ServerStats:
     choices_ok: int = 0
     models_requests: int = 0
     connections_opened: int = 0
+    #: Choices answered with broken JSON on purpose (`invalid_json_rate`).
+    invalid_json: int = 0
     outcomes: Counter = field(default_factory=Counter)
     log: list[RequestLogEntry] = field(default_factory=list)
 
@@ -308,6 +311,8 @@ class OpenAICompatServer:
         batch_expire_rate: float = 0.0,
         batch_fail_rate: float = 0.0,
         batch_seconds: float = 0.0,
+        json_schema_support: bool = True,
+        invalid_json_rate: float = 0.0,
     ) -> None:
         unknown = set(faults or {}) - set(FAULT_KINDS)
         unknown |= set((schedule or {}).values()) - set(FAULT_KINDS) - {"ok"}
@@ -326,6 +331,10 @@ class OpenAICompatServer:
         self.hang_seconds = hang_seconds
         self.responder = responder
         self.record_log = record_log
+        #: Honour `response_format` json_schema (else a 400, as from an endpoint without it).
+        self.json_schema_support = json_schema_support
+        #: Share of structured answers (schema in response_format or in the prompt) sent as broken JSON.
+        self.invalid_json_rate = invalid_json_rate
         self.stats = ServerStats()
         self.batch = BatchService(
             self._answer_batch_request,
@@ -532,7 +541,14 @@ class OpenAICompatServer:
                 b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"index": 0, "mess',
                 {},
             )
-        payload = self.completion_payload(request, messages, model, n, truncated=fault == "truncated")
+        schema = self._requested_schema(request, messages)
+        if schema == "unsupported":
+            self._count("bad_request", model, n, prompt_hash, number)
+            message = "response_format of type json_schema is not supported by this server"
+            return ("respond", 400, {"error": {"message": message, "type": "invalid_request_error"}}, {})
+        payload = self.completion_payload(
+            request, messages, model, n, truncated=fault == "truncated", schema=schema
+        )
         self._count("truncated" if fault == "truncated" else "ok", model, n, prompt_hash, number)
         with self._lock:
             self.stats.completions_ok += 1
@@ -541,14 +557,24 @@ class OpenAICompatServer:
         return ("respond", 200, payload, {})
 
     def completion_payload(
-        self, request: dict[str, Any], messages: list[dict[str, Any]], model: str, n: int, *, truncated: bool
+        self,
+        request: dict[str, Any],
+        messages: list[dict[str, Any]],
+        model: str,
+        n: int,
+        *,
+        truncated: bool,
+        schema: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The chat.completion body answering `request` (usage in words, as everywhere here)."""
+        """The chat.completion body answering `request` (usage in words, as everywhere here);
+        with `schema`, each answer is that schema's JSON (see `_structured_answer`)."""
         max_tokens = request.get("max_tokens") or request.get("max_completion_tokens")
         choices = []
         completion_tokens = 0
         for index in range(n):
             text = (self.responder or default_answer)(messages, index)
+            if schema is not None:
+                text = self._structured_answer(schema, text)
             finish = "stop"
             words = text.split(" ")
             limit = int(max_tokens) if max_tokens else None
@@ -580,12 +606,46 @@ class OpenAICompatServer:
         }
 
     def _answer_batch_request(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """A batch line's answer, as chat/completions would give it (None: unknown model)."""
+        """A batch line's answer, as chat/completions would give it (None: unknown model, or
+        a json_schema response_format this server is set not to support)."""
         messages = body.get("messages")
         model = str(body.get("model", ""))
         if not isinstance(messages, list) or model not in self.models:
             return None
-        return self.completion_payload(body, messages, model, int(body.get("n") or 1), truncated=False)
+        schema = self._requested_schema(body, messages)
+        if schema == "unsupported":
+            return None
+        return self.completion_payload(
+            body, messages, model, int(body.get("n") or 1), truncated=False, schema=schema
+        )
+
+    def _requested_schema(self, request: dict[str, Any], messages: list[dict[str, Any]]) -> Any:
+        """The JSON schema asked for (in response_format, or in the prompt), None, or
+        "unsupported" when response_format json_schema is switched off."""
+        wanted = request.get("response_format")
+        if isinstance(wanted, dict) and wanted.get("type") == "json_schema":
+            if not self.json_schema_support:
+                return "unsupported"
+            schema = (wanted.get("json_schema") or {}).get("schema")
+            return schema if isinstance(schema, dict) else {"type": "object"}
+        return schema_in_prompt(_last_user_text(messages))
+
+    def _structured_answer(self, schema: dict[str, Any], text: str) -> str:
+        """A JSON object matching `schema` (fields named answer/solution/... take the plain
+        answer's parts), or, at `invalid_json_rate`, the same JSON cut in half."""
+        boxed = re.search(r"\\boxed\{([^}]*)\}", text)
+        values = {
+            "solution": text,
+            "response": text,
+            "reasoning": text,
+            "answer": boxed.group(1) if boxed else text,
+        }
+        encoded = json.dumps(example_instance(schema, values), ensure_ascii=False)
+        with self._lock:
+            broken = self._rng.random() < self.invalid_json_rate
+            if broken:
+                self.stats.invalid_json += 1
+        return encoded[: len(encoded) // 2] if broken else encoded
 
     def _check_key(self, headers: dict[str, str]) -> tuple | None:
         if self.api_key is None:

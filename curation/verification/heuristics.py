@@ -40,6 +40,9 @@ Checks (each reported in ``details["checks"]``; the sample fails if any fails):
   upper bound on it (shingles whose words all occur in the response) when even that bound
   is below the threshold and the exact count is skipped.
 
+* ``structured``: only for a structured-output sample (its template had a JSON schema):
+  fails when the answer did not validate (``metadata["validation_error"]``).
+
 * ``bidi``: bidirectional embedding, override or isolate controls (U+202A–U+202E,
   U+2066–U+2069) in the prompt or the response: they make the screen differ from the
   stored text ("RTL \u202egnp.exe" shows as "RTL exe.png"). The details give the code
@@ -172,6 +175,17 @@ def _check_truncated(metadata: Mapping[str, Any]) -> dict[str, Any]:
     elif metadata.get("truncated") is True:
         why = "truncated=true"
     return {"passed": why is None, **({"why": why} if why else {})}
+
+
+def _check_structured(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Only for structured-output samples (the check did not exist for any other, so the
+    verdicts of earlier samples are unchanged and the version stays)."""
+    error = metadata.get("validation_error")
+    if error:
+        return {"passed": False, "why": str(error)[:300]}
+    if "fields" in metadata:
+        return {"passed": True}
+    return None
 
 
 def _compression(text: str) -> float:
@@ -334,6 +348,9 @@ def check_quality(sample: SampleRecord, config: QualityConfig | None = None) -> 
         for name in ("refusal", "repetition", "length", "placeholder", "leaked_prompt"):
             checks[name] = {"passed": None, "skipped": "empty response"}
     checks["bidi"] = _check_bidi(sample.prompt or "", sample.response or "")
+    structured = _check_structured(sample.metadata or {})
+    if structured is not None:
+        checks["structured"] = structured
     failed = [name for name, result in checks.items() if result["passed"] is False]
     ran = [name for name, result in checks.items() if result["passed"] is not None]
     score = (len(ran) - len(failed)) / len(ran)

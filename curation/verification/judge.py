@@ -49,6 +49,7 @@ from urllib.parse import urlparse
 
 from curation.data import SampleRecord
 from curation.generation.extract import embedded_json_objects, strip_reasoning
+from curation.generation.structured import response_format
 from curation.teachers import ChatRequest, Choice, TeacherConfig, TeacherError, make_teacher
 from curation.teachers.base import check_endpoint_settings
 from curation.verification.base import VERIFIERS, Execution, RunSettings, Verdict, Verifier
@@ -142,6 +143,9 @@ class JudgeConfig:
     min_chars: int = 12
     min_words: int = 3
     rubric: tuple[Criterion, ...] = DEFAULT_RUBRIC
+    #: Ask for the rubric reply as structured output (`response_format` json_schema, see
+    #: `rubric_schema`), for endpoints that support it; the reply is parsed the same way.
+    structured_output: bool = False
 
     def __post_init__(self) -> None:
         if not self.base_url or urlparse(self.base_url).scheme not in ("http", "https"):
@@ -197,6 +201,8 @@ def judge_config_from_env(environ: Mapping[str, str] | None = None) -> JudgeConf
         values["api_key_env"] = key_env.strip() or None
     if env.get(ENV_PREFIX + "TIMEOUT"):
         values["timeout"] = float(env[ENV_PREFIX + "TIMEOUT"])
+    if env.get(ENV_PREFIX + "STRUCTURED_OUTPUT", "").strip().lower() in ("1", "true", "yes"):
+        values["structured_output"] = True
     return JudgeConfig(**values)
 
 
@@ -278,6 +284,25 @@ def prompt_record(config: JudgeConfig, messages: list[dict[str, str]]) -> dict[s
         "rubric": [asdict(c) for c in config.rubric],
         "prompt_sha256": hashlib.sha256(rendered.encode("utf-8")).hexdigest(),
         "pass_score": config.pass_score,
+        "structured_output": config.structured_output,
+    }
+
+
+def rubric_schema(rubric: Sequence[Criterion]) -> dict[str, Any]:
+    """The JSON schema of a rubric reply (the shape SYSTEM_PROMPT asks for)."""
+    verdict = {
+        "type": "object",
+        "properties": {"verdict": {"type": "string", "enum": ["yes", "no"]}, "reason": {"type": "string"}},
+        "required": ["verdict", "reason"],
+    }
+    names = [criterion.name for criterion in rubric]
+    return {
+        "type": "object",
+        "properties": {
+            "criteria": {"type": "object", "properties": dict.fromkeys(names, verdict), "required": names},
+            "score": {"type": "integer", "minimum": 1, "maximum": 10},
+        },
+        "required": ["criteria", "score"],
     }
 
 
@@ -449,12 +474,17 @@ class _JudgeClient:
         self.fatal: str | None = None
         self.requests = 0
 
-    async def ask(self, messages: list[dict[str, str]]) -> Choice:
-        """The reply (text and finish reason); raises RuntimeError with a scrubbed message on failure."""
+    async def ask(self, messages: list[dict[str, str]], schema: dict[str, Any] | None = None) -> Choice:
+        """The reply (text and finish reason), as JSON matching `schema` when given (structured
+        output); raises RuntimeError with a scrubbed message on failure."""
         if self.fatal:
             raise RuntimeError(self.fatal)
         request = ChatRequest(
-            messages=messages, n=1, temperature=self.config.temperature, max_tokens=self.config.max_tokens
+            messages=messages,
+            n=1,
+            temperature=self.config.temperature,
+            max_tokens=self.config.max_tokens,
+            response_format=response_format(schema, "rubric") if schema is not None else None,
         )
         delay = 0.5
         for attempt in range(1, self.config.max_attempts + 1):
@@ -490,7 +520,9 @@ async def _judge_one(client: _JudgeClient, sample: SampleRecord, gate: asyncio.S
         judge = prompt_record(config, messages)
         async with gate:
             try:
-                reply = await client.ask(messages)
+                reply = await client.ask(
+                    messages, rubric_schema(config.rubric) if config.structured_output else None
+                )
             except RuntimeError as exc:
                 verdict = _failed_request(exc, judge)
             else:

@@ -175,6 +175,14 @@ def test_consistency_majority_and_agreement():
             "reasoning_gym:chain_sum=3,gcd=4",
             {"kind": "reasoning_gym", "datasets": {"chain_sum": 3, "gcd": 4}},
         ),
+        (
+            "reasoning-gym:basic_arithmetic:50",
+            {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 50}},
+        ),
+        (
+            "reasoning-gym:chain_sum=3,gcd=4",
+            {"kind": "reasoning_gym", "datasets": {"chain_sum": 3, "gcd": 4}},
+        ),
         ("humaneval:40", {"kind": "humaneval", "limit": 40}),
         ("file:/tmp/p.jsonl", {"kind": "file", "path": "/tmp/p.jsonl"}),
         ("topics:7", {"kind": "topics", "count": 7}),
@@ -187,8 +195,10 @@ def test_source_specs(spec, config):
 def test_source_errors_are_clear(tmp_path):
     from curation.generation.plan import build_plan
 
-    with pytest.raises(ValueError, match="unknown source 'gsm8k'"):
+    with pytest.raises(ValueError, match="unknown source 'gsm8k'") as unknown:
         parse_source_spec("gsm8k:10")
+    for known in ("reasoning_gym", "reasoning-gym", "humaneval", "file", "ifeval", "open_prompts", "topics"):
+        assert known in str(unknown.value)
     with pytest.raises(ValueError, match="not arithmetic-like: use family 'open'"):
         build_plan(
             GenerationParams.from_dict(

@@ -153,3 +153,15 @@ def test_batch_api_spend_cap_and_cost_estimate_from_the_page(workspace, monkeypa
     assert params["prices"]["batch_prompt_per_million"] == 1.0
     app = run_page(gen_pending_job=job_id)
     assert any(c.value.startswith("Batch API: ") for c in app.caption)
+
+
+def test_a_conversation_batch_from_the_page(workspace):
+    app = run_page()
+    assert not [n for n in app.number_input if n.key == "gen_turns"]  # math: single turn
+    app.selectbox(key="gen_family").set_value("Open-ended").run()
+    app.number_input(key="gen_count_open_prompts").set_value(2).run()
+    app.number_input(key="gen_turns").set_value(3).run()
+    app.button(key="gen_start").click().run()
+    assert not app.exception
+    job = wait_for_job(workspace, app.session_state["generate_job"], timeout=120)
+    assert job.state == "succeeded" and get_job(workspace, job.id).params["turns"] == 3

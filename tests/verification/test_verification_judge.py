@@ -302,3 +302,16 @@ def test_a_pair_reply_cut_off_by_the_length_limit_declares_no_winner(server, con
         ["judge reply cut off by the length limit (max_tokens 60): no verdict"] * 2
     )
     assert compare_pair("Explain how plants make their food.", WEAK, GOOD, config).winner == "B"
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_the_rubric_can_be_asked_for_as_structured_output(server, config, structured):
+    """A judge model that only answers in JSON when asked through response_format (the test
+    server fills the rubric's schema): the rubric is readable only with structured output."""
+    server.configure(responder=lambda messages, index: "I think the answer is decent overall.")
+    verdict = JudgeVerifier(dataclasses.replace(config, structured_output=structured)).verify(sample(GOOD))
+    if structured:
+        assert set(verdict.details["criteria"]) == {c.name for c in DEFAULT_RUBRIC}
+        assert verdict.details["judge"]["structured_output"] is True and verdict.score is not None
+    else:
+        assert verdict.passed is None and "no JSON object" in verdict.reason

@@ -32,6 +32,8 @@ class Writer(ABC):
     description: ClassVar[str] = ""
     #: True when the format is a folder (a Hugging Face dataset), not one file per split.
     folder: ClassVar[bool] = False
+    #: True when the rows are preference pairs of candidates rather than the plan's samples.
+    pairs: ClassVar[bool] = False
 
     def missing_dependencies(self) -> list[str]:
         return []

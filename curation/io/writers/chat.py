@@ -10,10 +10,24 @@ from curation.io.writers.base import WRITERS, TextWriter
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: Metadata keys holding a system prompt, in the order they are looked up.
 SYSTEM_KEYS = ("system", "system_prompt")
+#: Metadata keys the chat form reads (a row's metadata is parsed only when one appears in its text).
+LOOKED_UP_KEYS = (*SYSTEM_KEYS, "messages")
+
+
+def conversation(metadata: dict[str, Any]) -> list[dict[str, str]] | None:
+    """A multi-turn sample's stored conversation (`metadata.messages`), if it has one."""
+    stored = metadata.get("messages")
+    if isinstance(stored, list) and stored and all(isinstance(m, dict) for m in stored):
+        return [{"role": str(m.get("role", "")), "content": str(m.get("content", ""))} for m in stored]
+    return None
 
 
 def messages(prompt: str, response: str, metadata: dict[str, Any]) -> list[dict[str, str]]:
-    """The chat form: [system?], user = prompt, assistant = response."""
+    """The chat form: a multi-turn sample's conversation as stored, else [system?],
+    user = prompt, assistant = response."""
+    stored = conversation(metadata)
+    if stored is not None:
+        return stored
     out = []
     for key in SYSTEM_KEYS:
         system = metadata.get(key)
@@ -27,8 +41,8 @@ def messages(prompt: str, response: str, metadata: dict[str, Any]) -> list[dict[
 
 @WRITERS.register("chat")
 class ChatWriter(TextWriter):
-    """JSONL in chat form: `messages` (system when the metadata has one, user, assistant),
-    then id, family, metadata and provenance."""
+    """JSONL in chat form: `messages` (system when the metadata has one, user, assistant; a
+    multi-turn sample's whole conversation), then id, family, metadata and provenance."""
 
     name = "chat"
     extension = ".jsonl"
@@ -37,7 +51,7 @@ class ChatWriter(TextWriter):
     def lines(self, rows: Iterable[Any]) -> Iterator[str]:
         for row in rows:
             meta_text = row.metadata_json
-            metadata = json.loads(meta_text) if any(key in meta_text for key in SYSTEM_KEYS) else {}
+            metadata = json.loads(meta_text) if any(key in meta_text for key in LOOKED_UP_KEYS) else {}
             yield (
                 f'{{"messages":{_dumps(messages(row.prompt, row.response, metadata))},"id":{_dumps(row.id)},'
                 f'"family":{_dumps(row.family)},"reference":{row.reference_json},"metadata":{meta_text},'
