@@ -121,6 +121,11 @@ class GenerationParams:
             raise ValueError(f"turns must be between 1 and {MAX_TURNS}")
         if self.turns > 1 and (self.family not in CONVERSATION_FAMILIES or self.mode != "solve"):
             raise ValueError("multi-turn conversations are for open and instruction batches in solve mode")
+        if self.turns > 1 and self.batch_api:
+            raise ValueError(
+                "multi-turn conversations need online requests (each turn waits for the last answer); "
+                "drop --batch-api or --turns"
+            )
         if self.turns > 1 and self.effective_template().schema is not None:
             raise ValueError(
                 "structured output (a template schema) and multi-turn conversations do not combine"

@@ -144,6 +144,13 @@ def test_chat_export_writes_the_conversation_and_datasets_loads_it(engine, tmp_p
             {"template": {"user": "{problem}", "schema": {"type": "object", "properties": {}}}},
             "do not combine",
         ),
+        (
+            {
+                "batch_api": True,
+                "teacher": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"},
+            },
+            "need online requests",
+        ),
     ],
 )
 def test_bad_conversation_settings_are_refused(sqlite_engine, overrides, message):
