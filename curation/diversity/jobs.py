@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from curation.diversity.ray_embed import RayEmbedPool
 from curation.diversity.service import (
     SCOPES,
     Selection,
@@ -42,20 +43,27 @@ def _describe_embed(params: dict[str, Any]) -> str:
 
 @job_kind("embed", describe=_describe_embed, targets=lambda p: [embed_target(p)], doing="embedded")
 def run_embed(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Embed what is missing, here or on Ray (`params["executor"]`); either way this
+    process is the only one that writes vectors to the cache."""
     selection, _ = embed_scope(
         ctx.engine,
         reference=bool(params.get("reference")),
         eval_sets=bool(params.get("eval")),
         batch=params.get("batch"),
     )
-    stats = embed_selection(
-        ctx.engine,
-        selection,
-        model=params.get("model"),
-        mode=params.get("mode", "prompt+response"),
-        progress=_progress(ctx),
-    )
-    return stats.to_dict()
+    choice = ExecutorChoice.from_params(params)
+    model, mode = params.get("model"), params.get("mode", "prompt+response")
+    if not choice.is_ray:
+        ctx.progress(0, None, counters={"executor": executor_record(choice)}, force=True)
+        stats = embed_selection(ctx.engine, selection, model=model, mode=mode, progress=_progress(ctx))
+        return stats.to_dict()
+    with ray_session(choice) as cluster, RayEmbedPool(model) as pool:
+        record = executor_record(choice, cluster)
+        ctx.progress(0, None, f"embedding on {choice.describe()}", counters={"executor": record}, force=True)
+        stats = embed_selection(
+            ctx.engine, selection, model=model, mode=mode, progress=_progress(ctx), encoder=pool
+        )
+        return {**stats.to_dict(), "ray": pool.stats.to_dict()}
 
 
 @job_kind(
