@@ -106,6 +106,18 @@ def executor_from_args(args: argparse.Namespace) -> ExecutorChoice:
     return ExecutorChoice.parse(getattr(args, "executor", None), getattr(args, "ray_address", None))
 
 
+def checked_executor_from_args(args: argparse.Namespace) -> ExecutorChoice:
+    """The command's executor, its cluster address checked before any work starts; an
+    unreachable one is a ValueError, which the CLI prints as "error: ..."."""
+    choice = executor_from_args(args)
+    if choice.is_ray and choice.address:
+        try:
+            check_reachable(choice.address)
+        except ExecutorUnavailable as exc:
+            raise ValueError(str(exc)) from None
+    return choice
+
+
 def check_reachable(address: str, timeout: float = CONNECT_CHECK_SECONDS) -> None:
     """Fail fast on a `host:port` nobody listens on (Ray itself retries for minutes)."""
     if address == "auto":

@@ -19,11 +19,9 @@ from curation.diversity.service import (
     resolve_batch,
 )
 from curation.executors import (
-    ExecutorUnavailable,
     add_executor_arguments,
-    check_reachable,
+    checked_executor_from_args,
     describe_record,
-    executor_from_args,
 )
 from curation.jobs import submit_job
 from curation.jobs.console import end_progress, print_progress, run_job_with_progress
@@ -39,7 +37,7 @@ def _fmt(v: Any) -> str:
 
 def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
     """Runs the embed job in this process (the driver, with `--executor ray`)."""
-    choice = executor_from_args(args)
+    choice = checked_executor_from_args(args)
     _, target = embed_scope(engine, reference=args.reference, eval_sets=args.eval, batch=args.batch)
     params = {
         "batch": args.batch,
@@ -66,12 +64,7 @@ def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
 def cmd_dedup(args: argparse.Namespace, engine: Engine) -> int:
     """Runs the "dedup" job in this process (the driver, on Ray), so the job records
     where it ran and a crash is reaped and resumable like any job."""
-    choice = executor_from_args(args)
-    if choice.is_ray and choice.address:
-        try:
-            check_reachable(choice.address)
-        except ExecutorUnavailable as exc:
-            raise ValueError(str(exc)) from None  # the CLI prints it as "error: ..."
+    choice = checked_executor_from_args(args)
     resolve_batch(engine, args.batch)
     params = {
         "batch": args.batch,

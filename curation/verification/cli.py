@@ -10,12 +10,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from curation.executors import (
-    ExecutorChoice,
-    ExecutorUnavailable,
     add_executor_arguments,
-    check_reachable,
+    checked_executor_from_args,
     describe_record,
-    executor_from_args,
 )
 from curation.jobs import JobView, submit_job
 from curation.jobs.console import end_progress, run_job_with_progress
@@ -99,19 +96,8 @@ def _table(title: str, by_verifier: dict[str, dict[str, int]], overall: dict[str
         print(_line("overall", overall))
 
 
-def _executor(args: argparse.Namespace) -> ExecutorChoice:
-    """The executor of the command, a cluster address checked before any work starts."""
-    choice = executor_from_args(args)
-    if choice.is_ray and choice.address:
-        try:
-            check_reachable(choice.address)
-        except ExecutorUnavailable as exc:
-            raise ValueError(str(exc)) from None  # the CLI prints it as "error: ..."
-    return choice
-
-
 def cmd_verify(args: argparse.Namespace, engine: Engine) -> int:
-    choice = _executor(args)
+    choice = checked_executor_from_args(args)
     params = VerifyParams(
         batches=list(dict.fromkeys(args.batch)),
         verifiers=args.verifier,
@@ -176,7 +162,7 @@ def cmd_verify_file(args: argparse.Namespace, engine: Engine | None) -> int:
             verifiers=args.verifier,
             judge=_judge(args),
             progress=progress,
-            executor=_executor(args),
+            executor=checked_executor_from_args(args),
         )
     finally:
         end_progress()
