@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
+from curation.auth import Actor, auth_disabled, open_actor
 from curation.config import database_url, redact_url
 from curation.data import BatchSummary
 from curation.executors import describe_record
@@ -45,6 +46,16 @@ def engine() -> Engine:
 def reviewer() -> str:
     """The reviewer name from the sidebar (or the signed-in user)."""
     return (st.session_state.get("reviewer_name") or "").strip()
+
+
+def current_actor() -> Actor | None:
+    """The acting user of this browser session, None until someone signs in. With
+    `ASSAY_AUTH=none` (the single-user demo) it is an admin under the sidebar's name."""
+    if auth_disabled():
+        name = reviewer()
+        return open_actor(name) if name else None
+    actor = st.session_state.get("actor")
+    return actor if isinstance(actor, Actor) else None
 
 
 #: The URL query parameter that keeps the reviewer name across reloads and deep links.

@@ -241,6 +241,37 @@ class MinHashSignature(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class User(Base):
+    """A local account or an OIDC user. Local accounts keep an argon2 hash of the
+    password (never the password); OIDC users have none and sign in through the provider."""
+
+    __tablename__ = "users"
+
+    id: Mapped[IdKey]
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+
+class BatchReviewSettings(Base):
+    """How a batch is reviewed: blind (verdicts, judge scores and other reviewers'
+    decisions hidden from reviewers until they have decided), markdown guidelines shown
+    beside the review card, and the reason tags offered with a decision. Edited by admins."""
+
+    __tablename__ = "batch_review_settings"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True)
+    blind: Mapped[bool] = mapped_column(Boolean, default=False)
+    guidelines: Mapped[LongText]
+    reason_tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_by: Mapped[Reviewer]
+    updated_at: Mapped[UpdatedAt]
+
+
 class MetricSnapshot(Base):
     __tablename__ = "metric_snapshots"
 
