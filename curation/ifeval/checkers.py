@@ -6,7 +6,7 @@ argument) and then checks a response: ``check(response) -> (followed, note)``.
 
 Semantics follow google-research ``instruction_following_eval/instructions.py``
 except where the reference is wrong; each difference is marked ``DIFFERS:`` in
-the checker's docstring and tested in ``tests/test_ifeval.py``. Differences that
+the checker's docstring and tested in ``tests/ifeval/test_ifeval.py``. Differences that
 apply to every checker:
 
 * Missing arguments are an error. The reference silently *randomises* a missing
