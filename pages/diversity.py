@@ -276,47 +276,37 @@ with tab_map:
 
 # -- histograms ------------------------------------------------------------------------------------------
 
+
+def _real_vs_synthetic(real: np.ndarray, synthetic: np.ndarray, x_title: str, top_margin: int) -> go.Figure:
+    """Overlaid histograms of one measure on real and synthetic samples, as shares."""
+    fig = go.Figure()
+    for values, name in ((real, "real"), (synthetic, "synthetic")):
+        fig.add_trace(go.Histogram(x=values, name=name, opacity=0.6, nbinsx=40, histnorm="probability"))
+    fig.update_layout(
+        barmode="overlay",
+        height=360,
+        margin={"t": top_margin, "b": 10},
+        xaxis_title=x_title,
+        yaxis_title="share of samples",
+    )
+    return fig
+
+
 with tab_nn:
     if "syn_nn" in arrays:
-        fig = go.Figure()
-        fig.add_trace(
-            go.Histogram(x=arrays["ref_nn"], name="real", opacity=0.6, nbinsx=40, histnorm="probability")
-        )
-        fig.add_trace(
-            go.Histogram(x=arrays["syn_nn"], name="synthetic", opacity=0.6, nbinsx=40, histnorm="probability")
-        )
+        fig = _real_vs_synthetic(arrays["ref_nn"], arrays["syn_nn"], "cosine to the nearest other sample", 30)
         fig.add_vline(
             x=THRESHOLDS.semantic_cosine,
             line_dash="dash",
             annotation_text=f"duplicate threshold {THRESHOLDS.semantic_cosine}",
-        )
-        fig.update_layout(
-            barmode="overlay",
-            height=360,
-            margin={"t": 30, "b": 10},
-            xaxis_title="cosine to the nearest other sample",
-            yaxis_title="share of samples",
         )
         st.plotly_chart(fig, key="diversity_nn")
     else:
         st.caption("Too few samples for neighbour statistics.")
 
 with tab_tails:
-    fig = go.Figure()
-    fig.add_trace(
-        go.Histogram(x=arrays["ref_centroid"], name="real", opacity=0.6, nbinsx=40, histnorm="probability")
-    )
-    fig.add_trace(
-        go.Histogram(
-            x=arrays["syn_centroid"], name="synthetic", opacity=0.6, nbinsx=40, histnorm="probability"
-        )
-    )
-    fig.update_layout(
-        barmode="overlay",
-        height=360,
-        margin={"t": 10, "b": 10},
-        xaxis_title="distance to the centre of the reference set",
-        yaxis_title="share of samples",
+    fig = _real_vs_synthetic(
+        arrays["ref_centroid"], arrays["syn_centroid"], "distance to the centre of the reference set", 10
     )
     st.caption(
         "A synthetic histogram shifted left of the real one has lost the tails of the real distribution."

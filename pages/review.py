@@ -6,6 +6,8 @@ Every query and rule lives in curation.review; this page only lays it out."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -268,65 +270,49 @@ def _live_bound(batch_id: int) -> None:
     )
 
 
+def _bar_button(
+    column: Any,
+    label: str,
+    icon: str,
+    shortcut: str,
+    on_click: Callable[..., None],
+    args: tuple[object, ...],
+    disabled: bool,
+    help_text: str | None = None,
+) -> None:
+    """One button of the decision bar (key `review_<label>`; Accept is the primary one)."""
+    column.button(
+        label,
+        type="primary" if label == "Accept" else "secondary",
+        icon=f":material/{icon}:",
+        key=f"review_{label.lower()}",
+        shortcut=shortcut,
+        disabled=disabled,
+        on_click=on_click,
+        args=args,
+        width="stretch",
+        help=help_text,
+    )
+
+
 def _decision_bar(q: Queue, name: str, sample_id: int | None) -> None:
     disabled = sample_id is None
     spot = q.kind == "spot-check"
-    row = st.columns(5)
-    row[0].button(
-        "Accept",
-        type="primary",
-        icon=":material/check:",
-        key="review_accept",
-        shortcut="a",
-        disabled=disabled,
-        on_click=_decide,
-        args=(q, name, sample_id, "accept"),
-        width="stretch",
-    )
-    row[1].button(
-        "Reject",
-        icon=":material/close:",
-        key="review_reject",
-        shortcut="x",
-        disabled=disabled,
-        on_click=_decide,
-        args=(q, name, sample_id, "reject"),
-        width="stretch",
-    )
-    row[2].button(
-        "Skip",
-        icon=":material/skip_next:",
-        key="review_skip",
-        shortcut="s",
-        disabled=disabled,
-        on_click=_decide,
-        args=(q, name, sample_id, "skip"),
-        width="stretch",
-        help="Recorded: the sample leaves the queue without a verdict.",
-    )
-    row[3].button(
-        "Undo",
-        icon=":material/undo:",
-        key="review_undo",
-        shortcut="u",
-        disabled=not _queue_state(q, name)["decided"],
-        on_click=_undo,
-        args=(q, name),
-        width="stretch",
-        help="Undo your last decision in this queue (appends an event).",
-    )
-    row[4].button(
-        "Next",
-        icon=":material/arrow_forward:",
-        key="review_next",
-        shortcut="n",
-        disabled=disabled or spot,
-        on_click=_next,
-        args=(q, name, sample_id),
-        width="stretch",
-        help="Random spot-check samples are read in order (skip records a skip)."
+    accept, reject, skip, undo, following = st.columns(5)
+    _bar_button(accept, "Accept", "check", "a", _decide, (q, name, sample_id, "accept"), disabled)
+    _bar_button(reject, "Reject", "close", "x", _decide, (q, name, sample_id, "reject"), disabled)
+    skip_help = "Recorded: the sample leaves the queue without a verdict."
+    _bar_button(skip, "Skip", "skip_next", "s", _decide, (q, name, sample_id, "skip"), disabled, skip_help)
+    undo_help = "Undo your last decision in this queue (appends an event)."
+    nothing_to_undo = not _queue_state(q, name)["decided"]
+    _bar_button(undo, "Undo", "undo", "u", _undo, (q, name), nothing_to_undo, undo_help)
+    next_help = (
+        "Random spot-check samples are read in order (skip records a skip)."
         if spot
-        else "Leave it for later.",
+        else "Leave it for later."
+    )
+    _bar_button(
+        following, "Next", "arrow_forward", "n", _next, (q, name, sample_id), disabled or spot, next_help
     )
 
 

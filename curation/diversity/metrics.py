@@ -345,28 +345,20 @@ def compare(
 
 def warnings_for(report: DiversityReport, t: DiversityThresholds) -> list[DiversityWarning]:
     out: list[DiversityWarning] = []
-    vendi = report.metrics.get("vendi", {}).get("ratio")
-    if vendi is not None and vendi < t.vendi_ratio_min:
-        out.append(
-            DiversityWarning(
-                "vendi",
-                f"Vendi score is {vendi:.0%} of the reference's (warn below {t.vendi_ratio_min:.0%}): "
-                "the selection has fewer distinct modes than real data.",
-                vendi,
-                t.vendi_ratio_min,
-            )
-        )
-    spread_ratio = report.metrics.get("spread", {}).get("ratio")
-    if spread_ratio is not None and spread_ratio < t.spread_ratio_min:
-        out.append(
-            DiversityWarning(
-                "spread",
-                f"Spread (mean distance to the centroid) is {spread_ratio:.0%} of the reference's "
-                f"(warn below {t.spread_ratio_min:.0%}): samples huddle around the centre.",
-                spread_ratio,
-                t.spread_ratio_min,
-            )
-        )
+    ratio_rules = (
+        ("vendi", "Vendi score", t.vendi_ratio_min, "the selection has fewer distinct modes than real data."),
+        (
+            "spread",
+            "Spread (mean distance to the centroid)",
+            t.spread_ratio_min,
+            "samples huddle around the centre.",
+        ),
+    )
+    for metric, label, least, meaning in ratio_rules:
+        ratio = report.metrics.get(metric, {}).get("ratio")
+        if ratio is not None and ratio < least:
+            text = f"{label} is {ratio:.0%} of the reference's (warn below {least:.0%}): {meaning}"
+            out.append(DiversityWarning(metric, text, ratio, least))
     cov = report.metrics.get("coverage", {})
     if cov.get("synthetic") is not None and cov.get("reference"):
         bar = t.coverage_fraction_min * cov["reference"]

@@ -166,24 +166,23 @@ def _chunks(ids: list[int]) -> Any:
         yield ids[start : start + _IN_CHUNK]
 
 
+def _count_by(session: Any, column: Any, *where: Any) -> dict[Any, int]:
+    """How many rows of `column`'s table match `where`, per value of `column`."""
+    return dict(session.execute(select(column, func.count()).where(*where).group_by(column)).all())
+
+
 def _requested(session: Any, batch: Batch, generated: int) -> tuple[int, str, dict[str, int]]:
     """(requested, basis, reasons for requested - generated)."""
-    by_status = dict(
-        session.execute(
-            select(GenerationRequest.status, func.count())
-            .where(GenerationRequest.batch_id == batch.id)
-            .group_by(GenerationRequest.status)
-        ).all()
-    )
+    by_status = _count_by(session, GenerationRequest.status, GenerationRequest.batch_id == batch.id)
     if by_status:
         requested = sum(by_status.values())
-        reasons: dict[str, int] = {}
-        for kind, n in session.execute(
-            select(GenerationRequest.error_kind, func.count())
-            .where(GenerationRequest.batch_id == batch.id, GenerationRequest.status == "failed")
-            .group_by(GenerationRequest.error_kind)
-        ):
-            reasons[f"failed generation: {kind or 'unknown'}"] = n
+        failed = _count_by(
+            session,
+            GenerationRequest.error_kind,
+            GenerationRequest.batch_id == batch.id,
+            GenerationRequest.status == "failed",
+        )
+        reasons = {f"failed generation: {kind or 'unknown'}": n for kind, n in failed.items()}
         if by_status.get("pending"):
             reasons["not generated yet (pending)"] = by_status["pending"]
         if by_status.get("skipped"):
@@ -228,11 +227,7 @@ def _reconcile_batch(
         gen_reasons[UNEXPLAINED] = residual
     steps = [Step("requested", requested, note=basis), Step("generated", generated, reasons=gen_reasons)]
 
-    passed = dict(
-        session.execute(
-            select(Sample.passed, func.count()).where(Sample.batch_id == batch.id).group_by(Sample.passed)
-        ).all()
-    )
+    passed = _count_by(session, Sample.passed, Sample.batch_id == batch.id)
     steps.append(
         Step(
             "verified",
@@ -270,17 +265,11 @@ def _reconcile_batch(
         )
     )
 
-    decisions_all = dict(
-        session.execute(
-            select(Sample.decision, func.count()).where(Sample.batch_id == batch.id).group_by(Sample.decision)
-        ).all()
-    )
+    decisions_all = _count_by(session, Sample.decision, Sample.batch_id == batch.id)
     unmarked = Sample.batch_id == batch.id
     if not real:
         unmarked = and_(unmarked, ~exists().where(open_mark))
-    decisions_kept = dict(
-        session.execute(select(Sample.decision, func.count()).where(unmarked).group_by(Sample.decision)).all()
-    )
+    decisions_kept = _count_by(session, Sample.decision, unmarked)
     breakdown = {
         "accept": decisions_all.get("accept", 0),
         "reject": decisions_all.get("reject", 0),
@@ -430,20 +419,9 @@ def cost_table(engine: Engine, *, batch: str | None = None) -> dict[str, list[di
         if batch is not None:
             query = query.where(Batch.name == batch)
         batches = list(session.scalars(query.order_by(Batch.id)))
-        accepted = dict(
-            session.execute(
-                select(Sample.batch_id, func.count())
-                .where(Sample.batch_id.in_([b.id for b in batches]), Sample.decision == "accept")
-                .group_by(Sample.batch_id)
-            ).all()
-        )
-        generated = dict(
-            session.execute(
-                select(Sample.batch_id, func.count())
-                .where(Sample.batch_id.in_([b.id for b in batches]))
-                .group_by(Sample.batch_id)
-            ).all()
-        )
+        in_batches = Sample.batch_id.in_([b.id for b in batches])
+        accepted = _count_by(session, Sample.batch_id, in_batches, Sample.decision == "accept")
+        generated = _count_by(session, Sample.batch_id, in_batches)
     by_batch = []
     for b in batches:
         stats = b.stats or {}
@@ -491,13 +469,7 @@ def list_exports(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
             .order_by(Export.id.desc())
             .limit(limit)
         ).all()
-        rows = dict(
-            session.execute(
-                select(ExportRow.export_id, func.count())
-                .where(ExportRow.export_id.in_([e.id for e in exports]))
-                .group_by(ExportRow.export_id)
-            ).all()
-        )
+        rows = _count_by(session, ExportRow.export_id, ExportRow.export_id.in_([e.id for e in exports]))
     return [
         {
             "id": e.id,

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import BigInteger, Engine, String, bindparam, insert, select
+from sqlalchemy.orm import Session
 
 from curation import __version__
 from curation.export.candidates import rule_record
@@ -126,6 +127,43 @@ def _link_statement(engine: Engine) -> Any:
     return insert(table).from_select(["export_id", "sample_id", "split"], rows)
 
 
+def _add_export(
+    session: Session,
+    config: ExportConfig,
+    out_path: str,
+    config_record: dict[str, Any],
+    counts: dict[str, Any],
+    files: dict[str, str],
+    created_at: datetime,
+) -> int:
+    """The run's Export row, flushed so that its id is known; returns the id."""
+    export = Export(
+        out_path=out_path,
+        config=config_record,
+        counts=counts,
+        files=files,
+        created_by=config.created_by,
+        created_at=created_at,
+    )
+    session.add(export)
+    session.flush()
+    return export.id
+
+
+def _manifest_head(
+    export_id: int, config: ExportConfig, config_record: dict[str, Any], created_at: datetime
+) -> dict[str, Any]:
+    """The first keys of every export's manifest, in the order they are written."""
+    return {
+        "export_id": export_id,
+        "assay_version": __version__,
+        "created_at": created_at.isoformat(),
+        "created_by": config.created_by,
+        "format": config.format,
+        "config": config_record,
+    }
+
+
 def run_export(engine: Engine, config: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """Plan, then write the files, the Export row and links, the manifest and the card.
 
@@ -212,22 +250,15 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
         "batches_resolved": plan.batches,
     }
     with session_scope(engine) as session:
-        export = Export(
-            out_path=str(out_dir / names[splits[0]])
-            if len(splits) == 1 and not writer.folder
-            else str(out_dir),
-            config=config_record,
-            counts={
-                **counts,
-                "dropped_ids": {reason: ids.tolist() for reason, ids in plan.dropped_ids.items()},
-            },
-            files=files,
-            created_by=config.created_by,
-            created_at=created_at,
+        export_id = _add_export(
+            session,
+            config,
+            str(out_dir / names[splits[0]]) if len(splits) == 1 and not writer.folder else str(out_dir),
+            config_record,
+            {**counts, "dropped_ids": {reason: ids.tolist() for reason, ids in plan.dropped_ids.items()}},
+            files,
+            created_at,
         )
-        session.add(export)
-        session.flush()
-        export_id = export.id
         link = _link_statement(engine)
         for split_index, split in enumerate(SPLITS):
             # in id order: the (export_id, sample_id) and sample_id indexes are appended to, not scattered into
@@ -242,12 +273,7 @@ def run_export(engine: Engine, config: ExportConfig, progress: Progress | None =
                     },
                 )
     manifest = {
-        "export_id": export_id,
-        "assay_version": __version__,
-        "created_at": created_at.isoformat(),
-        "created_by": config.created_by,
-        "format": config.format,
-        "config": config_record,
+        **_manifest_head(export_id, config, config_record, created_at),
         "allow_dropping_real": config.allow_dropping_real,
         "candidate_rule": rule_record(config.candidates),
         "counts": counts,
@@ -315,24 +341,9 @@ def run_preference_export(
         "batches_resolved": {"synthetic": list(synthetic.values())},
     }
     with session_scope(engine) as session:
-        export = Export(
-            out_path=str(path),
-            config=config_record,
-            counts=counts,
-            files=files,
-            created_by=config.created_by,
-            created_at=created_at,
-        )
-        session.add(export)
-        session.flush()
-        export_id = export.id
+        export_id = _add_export(session, config, str(path), config_record, counts, files, created_at)
     manifest = {
-        "export_id": export_id,
-        "assay_version": __version__,
-        "created_at": created_at.isoformat(),
-        "created_by": config.created_by,
-        "format": config.format,
-        "config": config_record,
+        **_manifest_head(export_id, config, config_record, created_at),
         "counts": counts,
         "files": files,
         "load": writer.load_snippet(list(files)),

@@ -6,7 +6,7 @@ argument) and then checks a response: ``check(response) -> (followed, note)``.
 
 Semantics follow google-research ``instruction_following_eval/instructions.py``
 except where the reference is wrong; each difference is marked ``DIFFERS:`` in
-the checker's docstring and tested in ``tests/test_ifeval.py``. Differences that
+the checker's docstring and tested in ``tests/ifeval/test_ifeval.py``. Differences that
 apply to every checker:
 
 * Missing arguments are an error. The reference silently *randomises* a missing
@@ -184,6 +184,24 @@ def _counted(what: str, count: int, relation: str, threshold: int) -> Outcome:
     return followed, _count_note(what, count, relation, threshold)
 
 
+class _CountChecker(Checker):
+    """ "Less than / at least N" of something: the last two of `arg_names` are N and the
+    relation; subclasses say what is counted (`what`) and count it (`count`)."""
+
+    what: str
+
+    def _configure(self) -> None:
+        count_arg, relation_arg = self.arg_names[-2:]
+        self.threshold = self._int(count_arg)
+        self.relation = self._relation(relation_arg)
+
+    def count(self, response: str) -> int:
+        raise NotImplementedError
+
+    def check(self, response: str) -> Outcome:
+        return _counted(self.what, self.count(response), self.relation, self.threshold)
+
+
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     """Whole-word, case-insensitive, literal match of ``phrase``.
 
@@ -223,7 +241,7 @@ class KeywordExistence(Checker):
 
 
 @_register
-class KeywordFrequency(Checker):
+class KeywordFrequency(_CountChecker):
     """A keyword appears less than / at least N times.
 
     DIFFERS: whole-word, literal counting; the reference's ``re.findall`` counts
@@ -235,13 +253,12 @@ class KeywordFrequency(Checker):
 
     def _configure(self) -> None:
         self.keyword = self._text("keyword")
-        self.frequency = self._int("frequency")
-        self.relation = self._relation("relation")
+        super()._configure()
         self._pattern = _phrase_pattern(self.keyword)
+        self.what = f"occurrence(s) of {self.keyword!r}"
 
-    def check(self, response: str) -> Outcome:
-        count = len(self._pattern.findall(response))
-        return _counted(f"occurrence(s) of {self.keyword!r}", count, self.relation, self.frequency)
+    def count(self, response: str) -> int:
+        return len(self._pattern.findall(response))
 
 
 @_register
@@ -267,7 +284,7 @@ class ForbiddenWords(Checker):
 
 
 @_register
-class LetterFrequency(Checker):
+class LetterFrequency(_CountChecker):
     """A letter appears less than / at least N times, case-insensitively.
 
     DIFFERS: ``letter`` must be a single alphabetic character. The reference
@@ -285,12 +302,11 @@ class LetterFrequency(Checker):
         if len(letter) != 1 or not letter.isalpha():
             raise self._error("letter", f"must be a single letter, got {letter!r}")
         self.letter = letter.lower()
-        self.frequency = self._int("let_frequency")
-        self.relation = self._relation("let_relation")
+        super()._configure()
+        self.what = f"occurrence(s) of letter {self.letter!r}"
 
-    def check(self, response: str) -> Outcome:
-        count = response.lower().count(self.letter)
-        return _counted(f"occurrence(s) of letter {self.letter!r}", count, self.relation, self.frequency)
+    def count(self, response: str) -> int:
+        return response.lower().count(self.letter)
 
 
 # -- language ---------------------------------------------------------------------------
@@ -341,7 +357,7 @@ class ResponseLanguage(Checker):
 
 
 @_register
-class NumberSentences(Checker):
+class NumberSentences(_CountChecker):
     """Sentence count less than / at least N.
 
     DIFFERS: sentences come from `curation.ifeval.text.split_sentences`, not
@@ -350,14 +366,10 @@ class NumberSentences(Checker):
 
     instruction_id = "length_constraints:number_sentences"
     arg_names = ("num_sentences", "relation")
+    what = "sentence(s)"
 
-    def _configure(self) -> None:
-        self.num_sentences = self._int("num_sentences")
-        self.relation = self._relation("relation")
-
-    def check(self, response: str) -> Outcome:
-        count = count_sentences(response)
-        return _counted("sentence(s)", count, self.relation, self.num_sentences)
+    def count(self, response: str) -> int:
+        return count_sentences(response)
 
 
 _DIVIDER_LINE_RE = re.compile(r"^[ \t]*\*{3,}[ \t]*$", re.MULTILINE)
@@ -394,7 +406,7 @@ class NumberParagraphs(Checker):
 
 
 @_register
-class NumberWords(Checker):
+class NumberWords(_CountChecker):
     """Word count less than / at least N.
 
     DIFFERS: words from `curation.ifeval.text.words`: a contraction is one word
@@ -404,14 +416,10 @@ class NumberWords(Checker):
 
     instruction_id = "length_constraints:number_words"
     arg_names = ("num_words", "relation")
+    what = "word(s)"
 
-    def _configure(self) -> None:
-        self.num_words = self._int("num_words")
-        self.relation = self._relation("relation")
-
-    def check(self, response: str) -> Outcome:
-        count = count_words(response)
-        return _counted("word(s)", count, self.relation, self.num_words)
+    def count(self, response: str) -> int:
+        return count_words(response)
 
 
 _LEADING_NON_WORD_RE = re.compile(f"^[^{WORD_CHARS}]+")
@@ -775,7 +783,7 @@ _CAPS_TOKEN_RE = re.compile(f"[{WORD_CHARS}]+(?:[-'\u2019.][{WORD_CHARS}]+)*")
 
 
 @_register
-class CapitalWordFrequency(Checker):
+class CapitalWordFrequency(_CountChecker):
     """Words in all capital letters appear less than / at least N times.
 
     A word is all-capital when ``str.isupper()`` holds, as in the reference, so
@@ -786,14 +794,10 @@ class CapitalWordFrequency(Checker):
 
     instruction_id = "change_case:capital_word_frequency"
     arg_names = ("capital_frequency", "capital_relation")
+    what = "all-capital word(s)"
 
-    def _configure(self) -> None:
-        self.frequency = self._int("capital_frequency")
-        self.relation = self._relation("capital_relation")
-
-    def check(self, response: str) -> Outcome:
-        count = sum(1 for w in _CAPS_TOKEN_RE.findall(response) if w.isupper())
-        return _counted("all-capital word(s)", count, self.relation, self.frequency)
+    def count(self, response: str) -> int:
+        return sum(1 for w in _CAPS_TOKEN_RE.findall(response) if w.isupper())
 
 
 def _english_case(response: str, case_ok: Callable[[str], bool], case_name: str) -> Outcome:

@@ -1,13 +1,12 @@
-"""The byte-budgeted LRU behind the app server's caches, and the embedder cache built on it."""
+"""The byte-budgeted LRU behind the app server's caches (the caches themselves:
+`test_diversity_app_caches`)."""
 
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
-from curation.diversity import embed as embed_module
 from curation.diversity.lru import MB, ByteBudgetLRU, budget_from_env
 
 
@@ -88,56 +87,3 @@ def test_a_budget_that_is_not_a_size_is_refused_with_the_variable_named(monkeypa
     monkeypatch.setenv("ASSAY_TEST_CACHE_MB", raw)
     with pytest.raises(ValueError, match="ASSAY_TEST_CACHE_MB"):
         budget_from_env("ASSAY_TEST_CACHE_MB", 256)
-
-
-class SlowEmbedder:
-    """Stands in for Embedder: constructing one takes a moment, as loading a model does."""
-
-    made: list[SlowEmbedder] = []
-    approx_bytes = 1000
-
-    def __init__(self, model: str, backend: str | None = None) -> None:
-        SlowEmbedder.made.append(self)
-        time.sleep(0.05)
-
-    def load(self) -> None:
-        pass
-
-
-@pytest.fixture
-def slow_embedders(monkeypatch):
-    SlowEmbedder.made = []
-    monkeypatch.setattr(embed_module, "Embedder", SlowEmbedder)
-    embed_module._embedders.clear()
-    yield SlowEmbedder.made
-    embed_module._embedders.clear()
-
-
-def test_threads_asking_for_the_same_embedder_get_one_instance_built_once(slow_embedders):
-    start = threading.Barrier(8)
-    got: list[object] = []
-
-    def ask() -> None:
-        start.wait()
-        got.append(embed_module.get_embedder("some-model", "torch-fp32"))
-
-    threads = [threading.Thread(target=ask) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(slow_embedders) == 1
-    assert len(got) == 8 and all(embedder is slow_embedders[0] for embedder in got)
-
-
-def test_loaded_embedders_beyond_the_budget_are_dropped_least_recently_used_first(
-    slow_embedders, monkeypatch
-):
-    monkeypatch.setattr(embed_module._embedders, "budget_bytes", 2 * SlowEmbedder.approx_bytes)
-    first = embed_module.get_embedder("model-a")
-    embed_module.get_embedder("model-b")
-    embed_module.get_embedder("model-c")
-    assert len(embed_module._embedders) == 2
-    assert embed_module._embedders.total_bytes == 2 * SlowEmbedder.approx_bytes
-    assert embed_module.get_embedder("model-a") is not first
-    assert len(slow_embedders) == 4

@@ -25,7 +25,7 @@ from curation.verification.runner import run_verification
 from tests.e2e.browser import free_port
 from tests.helpers import add_batch, cli, write_jsonl
 from tests.raycluster import LoopbackCluster, loopback_cluster, needs_ray
-from tests.verification.test_code_sandbox import (
+from tests.sandbox.test_code_sandbox import (
     HOSTILE,
     PROMPT,
     REFERENCE,

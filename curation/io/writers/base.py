@@ -58,6 +58,17 @@ class Writer(ABC):
         )
 
 
+def per_file_snippet(imports: list[str], load: str, files: list[str], first_comment: str = "") -> str:
+    """Python that loads each export file into a variable named for it: the `imports`, then
+    one `name = load` line per file (`{file}` in `load` stands for the file's name), the
+    first with `first_comment` after it."""
+    lines = [*imports, ""]
+    for i, name in enumerate(files):
+        comment = f"  # {first_comment}" if first_comment and i == 0 else ""
+        lines.append(f"{Path(name).stem} = {load.replace('{file}', name)}{comment}")
+    return "\n".join(lines)
+
+
 def pandas_snippet(files: list[str], reader: str, options: str = "") -> str:
     """Python that loads tabular export files with pandas' `reader` and parses the provenance column."""
     lines = ["import json", "import pandas as pd", ""]

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
-from curation.io.writers.base import WRITERS, TextWriter
+from curation.io.writers.base import WRITERS, TextWriter, per_file_snippet
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: Metadata keys holding a system prompt, in the order they are looked up.
@@ -59,10 +58,9 @@ class ChatWriter(TextWriter):
             )
 
     def load_snippet(self, files: list[str]) -> str:
-        lines = ["import json", ""]
-        lines += [
-            f'{Path(name).stem} = [json.loads(line) for line in open("{name}", encoding="utf-8")]'
-            + '  # row["messages"], row["provenance"]' * (i == 0)
-            for i, name in enumerate(files)
-        ]
-        return "\n".join(lines)
+        return per_file_snippet(
+            ["import json"],
+            '[json.loads(line) for line in open("{file}", encoding="utf-8")]',
+            files,
+            'row["messages"], row["provenance"]',
+        )

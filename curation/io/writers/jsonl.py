@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
-from curation.io.writers.base import WRITERS, TextWriter
+from curation.io.writers.base import WRITERS, TextWriter, per_file_snippet
 
 
 @WRITERS.register("jsonl")
@@ -24,6 +23,4 @@ class JsonlWriter(TextWriter):
                 yield row.interchange_json(f',"provenance":{row.provenance_json}') + "\n"
 
     def load_snippet(self, files: list[str]) -> str:
-        lines = ["import pandas as pd", ""]
-        lines += [f'{Path(name).stem} = pd.read_json("{name}", lines=True)' for name in files]
-        return "\n".join(lines)
+        return per_file_snippet(["import pandas as pd"], 'pd.read_json("{file}", lines=True)', files)

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
-from curation.io.writers.base import WRITERS, TextWriter
+from curation.io.writers.base import WRITERS, TextWriter, per_file_snippet
 
 
 @WRITERS.register("preference")
@@ -24,10 +23,9 @@ class PreferenceWriter(TextWriter):
             yield json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
 
     def load_snippet(self, files: list[str]) -> str:
-        lines = ["from datasets import load_dataset", ""]
-        lines += [
-            f'{Path(name).stem} = load_dataset("json", data_files="{name}", split="train")'
-            + "  # prompt / chosen / rejected, as trl.DPOTrainer expects" * (i == 0)
-            for i, name in enumerate(files)
-        ]
-        return "\n".join(lines)
+        return per_file_snippet(
+            ["from datasets import load_dataset"],
+            'load_dataset("json", data_files="{file}", split="train")',
+            files,
+            "prompt / chosen / rejected, as trl.DPOTrainer expects",
+        )
