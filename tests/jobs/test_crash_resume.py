@@ -336,9 +336,13 @@ def test_killing_the_app_while_it_watches_a_job_leaves_the_job_running_and_resum
     wait_for(lambda: scalar(engine, committed) >= 20, app)
     kill_group(app)
 
-    # The worker runs in a session of its own: the job is alive, so a start is refused,
-    # naming the worker, and leaves no job behind.
+    # The worker runs in a session of its own: it goes on answering without the app.
+    at_app_kill = scalar(engine, committed)
+    wait_for(lambda: scalar(engine, committed) > at_app_kill)
     worker = get_job(engine, job_id)
+    # Held still (alive, not finishing) while a start is tried: the start is refused,
+    # naming the worker, and leaves no job behind.
+    os.killpg(worker.pid, signal.SIGSTOP)
     refused = cli(
         "generate",
         "--batch",
