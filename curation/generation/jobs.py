@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
-from curation.generation.run import run_generation
+from curation.generation.params import GenerationParams
+from curation.generation.run import check_can_continue, run_generation
 from curation.jobs.registry import JobContext, batch_targets, job_kind
 from curation.store.db import session_scope
 from curation.store.models import Batch
@@ -40,6 +42,14 @@ def _describe(params: dict[str, Any]) -> str:
     return f"Generate {params.get('family', '?')} ({params.get('mode', 'solve')}) → {params.get('batch', '?')} [{who}]"
 
 
-@job_kind("generate", cleanup=_cleanup, describe=_describe, targets=batch_targets, doing="generated")
+def _check(session: Session, params: dict[str, Any]) -> None:
+    """Refuse, before the job exists, a start that cannot continue the batch it names."""
+    if session.scalar(select(Batch.id).where(Batch.name == params.get("batch"))) is not None:
+        check_can_continue(session, GenerationParams.from_dict(params))
+
+
+@job_kind(
+    "generate", cleanup=_cleanup, describe=_describe, targets=batch_targets, doing="generated", check=_check
+)
 def run_generate(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return run_generation(ctx.engine, params, progress=ctx.progress, job_id=ctx.job_id)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.orm import Session
 
 from curation import aio
 from curation.generation.batchapi import LEDGER_KEY, BatchEngine
@@ -108,6 +109,33 @@ def run_generation(
         raise
 
 
+def check_can_continue(session: Session, params: GenerationParams) -> None:
+    """Raise ValueError when a run of `params` cannot continue the batch it names (if
+    that batch exists): one not made by a generation run, one made with other settings,
+    or one with provider batches open that only a Batch API run may re-attach to. Checked
+    before a generate job is created (so a refused start leaves no job) and again by the run."""
+    batch = session.scalar(select(Batch).where(Batch.name == params.batch))
+    if batch is None:
+        return
+    config = batch.generation_config or {}
+    if batch.origin != "synthetic" or "fingerprint" not in config:
+        raise ValueError(
+            f"batch {params.batch!r} exists and was not made by a generation run; choose another name"
+        )
+    if config["fingerprint"] != params.fingerprint():
+        raise ValueError(
+            f"batch {params.batch!r} exists with a different generation configuration; "
+            "choose a new batch name (or rerun with the original settings to continue it)"
+        )
+    provider_batches = (batch.stats or {}).get(LEDGER_KEY) or []
+    if not params.batch_api and any(entry.get("state") == "open" for entry in provider_batches):
+        raise ValueError(
+            f"batch {params.batch!r} has provider batches still open at the endpoint's Batch API; "
+            "continue it with --batch-api to re-attach to them (sending their requests online would pay "
+            "for them twice)"
+        )
+
+
 class GenerationRun:
     """One run of a batch: open or continue it, plan the calls, run the engine (with shard
     processes if worthwhile) and record the outcome; `run_shard` is a shard process's part."""
@@ -149,33 +177,11 @@ class GenerationRun:
     def _open_batch(self) -> None:
         params = self.params
         with session_scope(self.engine, write=False) as session:
+            check_can_continue(session, params)
             batch = session.scalar(select(Batch).where(Batch.name == params.batch))
-            existing = None
-            if batch is not None:
-                existing = (
-                    batch.id,
-                    dict(batch.generation_config or {}),
-                    dict(batch.lineage or {}),
-                    batch.origin,
-                    (batch.stats or {}).get(LEDGER_KEY) or [],
-                )
+            existing = None if batch is None else (batch.id, dict(batch.lineage or {}))
         if existing is not None:
-            batch_id, config, lineage, origin, provider_batches = existing
-            if origin != "synthetic" or "fingerprint" not in config:
-                raise ValueError(
-                    f"batch {params.batch!r} exists and was not made by a generation run; choose another name"
-                )
-            if config["fingerprint"] != params.fingerprint():
-                raise ValueError(
-                    f"batch {params.batch!r} exists with a different generation configuration; "
-                    "choose a new batch name (or rerun with the original settings to continue it)"
-                )
-            if not params.batch_api and any(entry.get("state") == "open" for entry in provider_batches):
-                raise ValueError(
-                    f"batch {params.batch!r} has provider batches still open at the endpoint's Batch API; "
-                    "continue it with --batch-api to re-attach to them (sending their requests online would pay "
-                    "for them twice)"
-                )
+            batch_id, lineage = existing
             self.plan = build_plan(params, self.engine, lineage=lineage)
             self.batch_id = batch_id
             set_batch_state(self.engine, batch_id, status="generating", stop_reason=None)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session
 
 from curation.features import feature_modules
 from curation.registry import Registry
@@ -92,6 +93,9 @@ class JobKind:
     targets: Callable[[dict[str, Any]], Iterable[str]] = _no_targets
     #: The past participle for "batch 'k1' is being <doing> by job 3".
     doing: str = "worked on"
+    #: Refuses a start that cannot go ahead, by raising ValueError, before its job row is
+    #: created (so a refused start leaves no failed job behind).
+    check: Callable[[Session, dict[str, Any]], None] | None = None
 
     def undo(self, engine: Engine, params: dict[str, Any]) -> None:
         """Undo a failed, cancelled or dead job's partial work (the kind's `cleanup`)."""
@@ -108,11 +112,20 @@ def job_kind(
     describe: Callable[[dict[str, Any]], str] | None = None,
     targets: Callable[[dict[str, Any]], Iterable[str]] = _no_targets,
     doing: str = "worked on",
+    check: Callable[[Session, dict[str, Any]], None] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Register a function `run(ctx, params) -> result dict` as a job kind."""
 
     def decorate(func: Callable) -> Callable:
-        kind = JobKind(name=name, run=func, cleanup=cleanup, describe=describe, targets=targets, doing=doing)
+        kind = JobKind(
+            name=name,
+            run=func,
+            cleanup=cleanup,
+            describe=describe,
+            targets=targets,
+            doing=doing,
+            check=check,
+        )
         JOB_KINDS.register(name)(kind)
         return func
 

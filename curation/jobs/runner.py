@@ -95,14 +95,17 @@ def submit_job(engine: Engine, kind: str, params: dict[str, Any], **details: Unp
     """Create a queued job row, owned by this process until a worker claims it (so a
     job whose owner dies before it starts is reaped at once, not after minutes).
 
-    Dead jobs are reaped first; while a live job of the same kind works on the same
-    thing (e.g. the same batch), raises JobBusy and creates nothing."""
+    Dead jobs are reaped first (undoing their partial work); while a live job of the same
+    kind works on the same thing (e.g. the same batch), raises JobBusy, and when the
+    kind's `check` refuses the start, its ValueError: either way nothing is created."""
     reap_dead_jobs(engine)
     job_kind = JOB_KINDS.get(kind)
     title = details.get("title") or (job_kind.describe(params) if job_kind.describe is not None else "")
     with session_scope(engine) as session:
         lock_submissions(session)
         check_not_busy(session, kind, params)
+        if job_kind.check is not None:
+            job_kind.check(session, params)
         job = Job(
             kind=kind,
             params=params,

@@ -28,10 +28,14 @@ def test_generate_with_the_simulated_teacher_then_resume(db, capsys):
         == 0
     )
     assert "10/10 ok, 0 failed, 0 cached, 0 requests" in capsys.readouterr().out
+    other = ["generate", "--batch", "cli", "--source", "humaneval:5", "--n", "3", "--resume"]
+    assert main(["--db", db, *other]) == 1
+    assert "'cli' exists with a different generation configuration" in capsys.readouterr().err
     engine = open_store(db)
     with session_scope(engine, write=False) as session:
         assert session.scalar(select(func.count()).select_from(Sample)) == 10
         assert session.scalar(select(Batch.family)) == "code"
+        # the refused resume (other settings) left no job behind
         assert [j.state for j in session.scalars(select(Job))] == ["succeeded", "succeeded"]
 
 

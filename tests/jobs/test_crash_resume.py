@@ -162,8 +162,11 @@ def assert_rerun_sent_only_what_was_missing(
     assert first_state == "failed" and "exited without finishing" in first_error
     assert second_state == "succeeded"
     lost_at_kill = sent_before - kept
-    print(f"{what}: {kept} kept at the kill, {lost_at_kill} requests sent but not kept")
-    assert server.stats.chat_requests - sent_before == total - kept
+    resent = server.stats.chat_requests - sent_before
+    print(
+        f"{what}: {kept} kept at the kill, {lost_at_kill} requests sent but not kept, {resent} sent by the rerun"
+    )
+    assert resent == total - kept
     assert 0 <= lost_at_kill <= in_flight
 
 
@@ -269,10 +272,15 @@ def test_embed_killed_then_rerun_at_once_embeds_only_what_is_missing(store_url):
     wait_for(lambda: scalar(engine, vectors) >= 1, run)
     kill_group(run)
     kept = scalar(engine, vectors)
+    assert job_states(engine) == [("embed", "running", None)]  # nothing reaped it yet
 
     rerun = cli("embed", "--batch", "e1", db=store_url)
 
     assert rerun.returncode == 0, rerun.stderr
+    print(f"embed: {kept} vectors kept at the kill; the rerun said: {rerun.stdout.strip()}")
+    [(_, first_state, first_error), (_, second_state, _)] = job_states(engine)
+    assert first_state == "failed" and "exited without finishing" in first_error
+    assert second_state == "succeeded"
     assert kept == EMBED_CHUNK
     assert (
         f"batch 'e1': {EMBEDDED_SAMPLES:,} samples, {EMBEDDED_SAMPLES:,} distinct texts, {kept:,} already cached, "
@@ -328,9 +336,13 @@ def test_killing_the_app_while_it_watches_a_job_leaves_the_job_running_and_resum
     wait_for(lambda: scalar(engine, committed) >= 20, app)
     kill_group(app)
 
-    # The worker runs in a session of its own: the job is alive, so a start is refused,
-    # naming the worker, and leaves no job behind.
+    # The worker runs in a session of its own: it goes on answering without the app.
+    at_app_kill = scalar(engine, committed)
+    wait_for(lambda: scalar(engine, committed) > at_app_kill)
     worker = get_job(engine, job_id)
+    # Held still (alive, not finishing) while a start is tried: the start is refused,
+    # naming the worker, and leaves no job behind.
+    os.killpg(worker.pid, signal.SIGSTOP)
     refused = cli(
         "generate",
         "--batch",

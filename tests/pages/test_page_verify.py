@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
 from curation.config import PROJECT_ROOT
 from curation.io.importer import import_file
-from curation.jobs import submit_job, wait_for_job
+from curation.jobs import get_job, submit_job, wait_for_job
+from curation.jobs.liveness import process_start_token
 from curation.sandbox import resolve_mode
 from curation.store import open_store
 from curation.store.db import session_scope
-from curation.store.models import Job, Sample, Verdict
+from curation.store.models import Job, Sample, Verdict, utcnow
 from curation.verification.runner import run_verification
 from tests.helpers import sample_records, write_jsonl
 
@@ -164,3 +168,51 @@ def test_a_job_on_ray_shows_the_cluster(workspace):
         )
     app = open_page(verify_job=job_id)
     assert "Ran on Ray at 10.0.0.5:6379: 2 nodes, 32 CPUs, 1 GPUs" in [c.value for c in app.caption]
+
+
+@pytest.mark.parametrize("holder_alive", [True, False])
+def test_the_start_button_goes_ahead_past_a_dead_job_and_names_a_live_one(workspace, holder_alive):
+    """Issue 15 from the page: the holder of the batch appears after the page opened (so
+    nothing but the button's start can reap it). A dead holder is marked failed and the
+    start goes ahead; a live one refuses the start, naming its pid, host, last heartbeat
+    and the cancel command, and no job row is added."""
+    app = open_page()
+    app.multiselect(key="verify_batches").select("batch <one>").run()
+    app.number_input(key="verify_jobs").set_value(1).run()
+    holder = submit_job(workspace, "verify", {"batches": ["batch <one>"]})
+    pid = os.getpid() if holder_alive else 2**22 + 1
+    with session_scope(workspace) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == holder)
+            .values(
+                state="running",
+                pid=pid,
+                pid_start=process_start_token(os.getpid()),
+                host=socket.gethostname(),
+                heartbeat_at=utcnow(),
+            )
+        )
+
+    app.button(key="verify_start").click().run()
+
+    assert not app.exception, [e.value for e in app.exception]
+    if holder_alive:
+        [error] = [e.value for e in app.error]
+        assert error.startswith(
+            f"batch 'batch <one>' is being verified by job {holder} (pid {pid} on host {socket.gethostname()}, "
+            "last heartbeat "
+        )
+        assert f"`python -m curation cancel {holder}`" in error
+        assert "verify_job" not in app.session_state
+        with session_scope(workspace, write=False) as session:
+            assert session.scalars(select(Job.id)).all() == [holder]
+        return
+    assert not app.error
+    started = app.session_state["verify_job"]
+    assert started == holder + 1
+    assert (
+        get_job(workspace, holder).error
+        == f"worker process {pid} exited without finishing (killed or crashed)"
+    )
+    assert wait_for_job(workspace, started, timeout=300).state == "succeeded"
