@@ -177,27 +177,40 @@ def test_bidi_controls_show_as_code_points(page, app_server):
     screenshot(page, "16-4-bidi")
 
 
-def test_export_defaults_to_the_workspace_and_asks_before_an_all_real_dataset(page, app_server, tmp_path):
+def open_export_with_nothing_accepted(page, app_server, tmp_path) -> None:
+    """Export on a workspace of 5 real rows, 3 undecided synthetic samples and no eval set."""
     base, store_url = app_server
     engine = open_store(store_url)
     import_file(engine, write_jsonl(tmp_path / "real.jsonl", sample_records(5)), "human", origin="real")
     insert_review_batch(engine, "undecided", review_rows(PASS, 3))
     page.goto(base + "/export")
     settle(page)
-    workspace = tmp_path.resolve()
+
+
+def test_export_defaults_to_a_folder_under_the_workspace(page, app_server, tmp_path):
+    open_export_with_nothing_accepted(page, app_server, tmp_path)
     out = page.get_by_label("Output folder", exact=True).input_value()
-    assert out.startswith(str(workspace)), out
+    assert out.startswith(str(tmp_path.resolve() / "exports")), out
+
+
+def test_export_without_an_eval_set_links_to_import(page, app_server, tmp_path):
+    open_export_with_nothing_accepted(page, app_server, tmp_path)
+    link = page.get_by_role("link", name="Add an evaluation set on Import")
+    link.wait_for(timeout=15_000)
+    assert link.get_attribute("href").rstrip("/").endswith("import")
+
+
+def test_export_asks_before_an_all_real_dataset(page, app_server, tmp_path):
+    open_export_with_nothing_accepted(page, app_server, tmp_path)
     page.get_by_text("the dataset would be 100 % real data").wait_for(timeout=15_000)
     export = page.get_by_role("button", name="Export", exact=True)
     assert export.is_disabled()
-    link = page.get_by_role("link", name="Add an evaluation set on Import")
-    assert link.get_attribute("href").rstrip("/").endswith("import")
     page.get_by_text("Export it anyway, with real data only").click()
     settle(page)
     assert export.is_enabled()
     export.click()
     page.get_by_text("Wrote 5 rows").wait_for()
-    [data] = (workspace / "exports").glob("export-*/data.jsonl")
+    [data] = (tmp_path.resolve() / "exports").glob("export-*/data.jsonl")
     assert len([json.loads(line) for line in data.read_text().splitlines()]) == 5
     screenshot(page, "16-5-export-defaults")
 
