@@ -335,6 +335,12 @@ class OpenAICompatServer:
         self.json_schema_support = json_schema_support
         #: Share of structured answers (schema in response_format or in the prompt) sent as broken JSON.
         self.invalid_json_rate = invalid_json_rate
+        #: Hold every chat answer until this many chat requests wait at once; then the gate
+        #: stays open (0: no gate). A test that must see a second client process at work
+        #: then does not depend on how fast that process starts on a loaded machine.
+        self.hold_until_concurrent = 0
+        self._held = 0
+        self._gate_open = False
         self.stats = ServerStats()
         self.batch = BatchService(
             self._answer_batch_request,
@@ -420,6 +426,19 @@ class OpenAICompatServer:
                 if not hasattr(self, name) or name.startswith("_"):
                     raise AttributeError(name)
                 setattr(self, name, value)
+
+    async def _wait_for_company(self, limit_seconds: float = 120.0) -> None:
+        """Wait until `hold_until_concurrent` chat requests are held (or `limit_seconds`)."""
+        self._held += 1
+        try:
+            deadline = time.monotonic() + limit_seconds
+            while self._held < self.hold_until_concurrent and not self._gate_open:
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.01)
+            self._gate_open = True
+        finally:
+            self._held -= 1
 
     # -- requests --
 
@@ -520,6 +539,8 @@ class OpenAICompatServer:
             self._count("hang", model, n, prompt_hash, number)
             await asyncio.sleep(self.hang_seconds)
             return ("drop",)
+        if self.hold_until_concurrent and not self._gate_open:
+            await self._wait_for_company()
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         if fault == "server_error":

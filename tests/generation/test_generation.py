@@ -313,7 +313,9 @@ def test_a_run_spread_over_two_processes_counts_exactly(sqlite_engine, server, m
     """The shard process asks for calls as it goes; both processes must have done
     some (the run outlasts the shard's start-up), and every slot exactly once."""
     monkeypatch.setenv(KEY_ENV, KEY)
-    server.configure(latency=0.04, faults={"server_error": 0.05, "truncated": 0.05})
+    # Answers wait until both processes' first requests are in (4 each): on a loaded machine
+    # the coordinator alone could otherwise finish before the shard has started.
+    server.configure(latency=0.04, faults={"server_error": 0.05, "truncated": 0.05}, hold_until_concurrent=5)
     progress: list[dict[str, Any]] = []
     result = run_generation(
         sqlite_engine,
