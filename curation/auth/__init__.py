@@ -13,12 +13,22 @@ from curation.auth.accounts import (
     set_role,
 )
 from curation.auth.identity import AUTH_ENV, USER_ENV, IdentityError, auth_disabled, cli_actor, open_actor
-from curation.auth.roles import ALLOWED, Action, Actor, PermissionDenied, Role, require
+from curation.auth.roles import (
+    ALLOWED,
+    WRITE_FUNCTIONS,
+    Action,
+    Actor,
+    PermissionDenied,
+    Role,
+    require,
+    writes,
+)
 
 __all__ = [
     "ALLOWED",
     "AUTH_ENV",
     "USER_ENV",
+    "WRITE_FUNCTIONS",
     "AccountError",
     "Action",
     "Actor",
@@ -37,4 +47,5 @@ __all__ = [
     "set_disabled",
     "set_password",
     "set_role",
+    "writes",
 ]

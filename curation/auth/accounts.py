@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, func, select
 
-from curation.auth.roles import Action, Actor, Role, require
+from curation.auth.roles import Action, Actor, Role, require, writes
 from curation.store import session_scope
 from curation.store.models import User
 
@@ -89,8 +89,8 @@ def _user(session, name: str) -> User:  # noqa: ANN001 - a Session
     return user
 
 
+@writes(Action.MANAGE_USERS)
 def set_role(engine: Engine, actor: Actor, name: str, role: Role | str) -> None:
-    require(actor, Action.MANAGE_USERS)
     with session_scope(engine) as session:
         _user(session, name).role = Role(role).value
 
@@ -104,8 +104,8 @@ def set_password(engine: Engine, actor: Actor, name: str, password: str) -> None
         _user(session, name).password_hash = password_hash
 
 
+@writes(Action.MANAGE_USERS)
 def set_disabled(engine: Engine, actor: Actor, name: str, disabled: bool) -> None:
-    require(actor, Action.MANAGE_USERS)
     with session_scope(engine) as session:
         _user(session, name).disabled = disabled
 

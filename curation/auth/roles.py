@@ -10,8 +10,14 @@ library and not only hidden in the UI.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Role(StrEnum):
@@ -82,3 +88,32 @@ def require(actor: Actor, action: Action) -> Actor:
     if not actor.can(action):
         raise PermissionDenied(actor, action)
     return actor
+
+
+#: Every write function of the library, with the action it needs: filled by `@writes`.
+#: The role test walks this registry (and an AST scan checks that no module writes to
+#: the store without being in it).
+WRITE_FUNCTIONS: dict[str, tuple[Callable[..., Any], Action]] = {}
+
+
+def writes(action: Action) -> Callable[[F], F]:
+    """Declare a write function: it takes the acting user as its `actor` argument (the
+    second positional one, after the engine) and refuses, before anything changes, an
+    actor whose role does not allow `action`."""
+
+    def declare(function: F) -> F:
+        signature = inspect.signature(function)
+        if "actor" not in signature.parameters:
+            raise TypeError(f"{function.__qualname__} is declared a write function but takes no `actor`")
+
+        @functools.wraps(function)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind_partial(*args, **kwargs)
+            require(bound.arguments.get("actor"), action)
+            return function(*args, **kwargs)
+
+        checked.write_action = action  # type: ignore[attr-defined]
+        WRITE_FUNCTIONS[f"{function.__module__}.{function.__qualname__}"] = (checked, action)
+        return checked  # type: ignore[return-value]
+
+    return declare
