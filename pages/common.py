@@ -99,10 +99,9 @@ def current_actor() -> Actor | None:
 
 def _oidc_user() -> tuple[str | None, float | None] | None:
     """(name, issued-at) of the OIDC user signed in at the provider, or None."""
-    user = st.user
-    if not user.is_logged_in:
+    claims = st.user.to_dict()
+    if not claims.get("is_logged_in"):
         return None
-    claims = user.to_dict()
     return oidc_user_name(claims), oidc_signed_in_at(claims)
 
 
