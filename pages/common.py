@@ -16,9 +16,9 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from curation.auth import AUTH_ENV, Actor, auth_disabled, authenticate, find_actor, open_actor
+from curation.auth import AUTH_ENV, Actor, auth_disabled, authenticate, open_actor
 from curation.auth.accounts import user_count
-from curation.auth.sessions import oidc_signed_in_at, oidc_user_name, session_expired
+from curation.auth.sessions import oidc_actor, oidc_signed_in_at, oidc_user_name, session_expired
 from curation.config import database_url, redact_url
 from curation.data import BatchSummary
 from curation.executors import describe_record
@@ -55,6 +55,7 @@ def reviewer() -> str:
 ACTOR_KEY = "actor"
 SIGNED_IN_AT_KEY = "signed_in_at"
 _NOTICE_KEY = "sign_in_notice"
+_OIDC_SUBJECT_KEY = "oidc_subject"
 
 DEMO_NOTE = f"Sign-in is off ({AUTH_ENV}=none): single-user demo; everyone acts as admin"
 USERS_ADD = "python -m curation users add NAME --role admin|reviewer|viewer"
@@ -69,7 +70,7 @@ def oidc_configured() -> bool:
 
 
 def _end_session(notice: str | None = None) -> None:
-    for key in (ACTOR_KEY, SIGNED_IN_AT_KEY, "reviewer_name"):
+    for key in (ACTOR_KEY, SIGNED_IN_AT_KEY, _OIDC_SUBJECT_KEY, "reviewer_name"):
         st.session_state.pop(key, None)
     if notice:
         st.session_state[_NOTICE_KEY] = notice
@@ -97,30 +98,29 @@ def current_actor() -> Actor | None:
     return actor
 
 
-def _oidc_user() -> tuple[str | None, float | None] | None:
-    """(name, issued-at) of the OIDC user signed in at the provider, or None."""
+def _oidc_claims() -> dict[str, Any] | None:
+    """The claims of the OIDC user signed in at the provider (Streamlit's cookie), or None."""
     claims = st.user.to_dict()
-    if not claims.get("is_logged_in"):
-        return None
-    return oidc_user_name(claims), oidc_signed_in_at(claims)
+    return claims if claims.get("is_logged_in") else None
 
 
 def _resolve_oidc_actor() -> Actor | None:
-    """The acting user from the provider's token: the enabled `users` row of the token's
-    name (`curation.auth.sessions.oidc_user_name`), while the token is fresh enough."""
-    oidc = _oidc_user()
-    if oidc is None:
+    """The acting user from the provider's token (`curation.auth.sessions.oidc_actor`),
+    while the token is fresh enough (`ASSAY_SESSION_HOURS` from its issue)."""
+    claims = _oidc_claims()
+    if claims is None:
         _end_session()
         return None
-    name, issued_at = oidc
     actor = current_actor()
-    if actor is not None and actor.name == name:
+    if actor is not None and st.session_state.get(_OIDC_SUBJECT_KEY) == claims.get("sub"):
         return actor
-    if name is None or (issued_at is not None and session_expired(issued_at)):
+    issued_at = oidc_signed_in_at(claims)
+    if issued_at is not None and session_expired(issued_at):
         return None
-    actor = find_actor(engine(), name)
+    actor = oidc_actor(engine(), claims)
     if actor is not None:
         _start_session(actor, issued_at)
+        st.session_state[_OIDC_SUBJECT_KEY] = claims.get("sub")
     return actor
 
 
@@ -167,21 +167,21 @@ def _local_sign_in() -> None:
 
 
 def _oidc_sign_in() -> None:
-    oidc = _oidc_user()
-    if oidc is None:
+    claims = _oidc_claims()
+    if claims is None:
         if st.button("Sign in", type="primary", icon=":material/login:"):
             st.login()
         return
-    name, issued_at = oidc
-    if name is not None and issued_at is not None and session_expired(issued_at):
+    issued_at = oidc_signed_in_at(claims)
+    if issued_at is not None and session_expired(issued_at):
         st.info("Your session expired. Sign in again.", icon=":material/schedule:")
         if st.button("Sign in again", type="primary", icon=":material/login:"):
             st.login()
         return
-    shown = name or "this account"
+    shown = oidc_user_name(claims) or "this account"
     st.error(
         f"{shown} has no Assay account. Ask an admin to add it:\n\n"
-        f'`python -m curation users add "{shown}" --role reviewer` (or admin, viewer).',
+        f'`python -m curation users add "{shown}" --role reviewer --no-password` (or admin, viewer).',
         icon=":material/person_off:",
     )
     if st.button("Sign out", icon=":material/logout:"):

@@ -4,14 +4,23 @@ OIDC claim names the user. Pure functions: the app keeps the session itself.
 The OIDC user is the `users` row named by the token's `name` claim, or, when the
 token has none, its `preferred_username`, then its `email`: the first of
 `OIDC_NAME_CLAIMS` that is present. That name is the reviewer name stored with every
-decision. A token whose name matches no enabled user signs nobody in: an admin adds
-the user first (`python -m curation users add NAME --role reviewer`)."""
+decision. When no user has that name, a user whose stored e-mail (`users add --email`)
+is the token's `email` is the one. A token that matches no enabled user signs nobody
+in: an admin adds the user first (`python -m curation users add NAME --role reviewer
+--no-password`); nobody is added just for having an account at the provider."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Mapping
+
+from sqlalchemy import Engine, func, select
+
+from curation.auth.accounts import find_actor
+from curation.auth.roles import Actor, Role
+from curation.store import session_scope
+from curation.store.models import User
 
 SESSION_HOURS_ENV = "ASSAY_SESSION_HOURS"
 DEFAULT_SESSION_HOURS = 12.0
@@ -58,3 +67,22 @@ def oidc_signed_in_at(claims: Mapping[str, object]) -> float | None:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
     return None
+
+
+def oidc_actor(engine: Engine, claims: Mapping[str, object]) -> Actor | None:
+    """The enabled user an OIDC token signs in: by name (`oidc_user_name`), else by the
+    token's e-mail against the users' stored e-mail (case-insensitive); None if neither."""
+    name = oidc_user_name(claims)
+    actor = find_actor(engine, name) if name else None
+    if actor is not None:
+        return actor
+    email = claims.get("email")
+    if not isinstance(email, str) or not email.strip():
+        return None
+    with session_scope(engine) as session:
+        users = session.scalars(
+            select(User).where(func.lower(User.email) == email.strip().lower(), User.disabled.is_(False))
+        ).all()
+        if len(users) != 1:  # none, or an ambiguous e-mail: sign nobody in
+            return None
+        return Actor(users[0].name, Role(users[0].role))

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from curation.auth import Actor, add_user, set_disabled
 from curation.auth.sessions import (
     DEFAULT_SESSION_HOURS,
     SESSION_HOURS_ENV,
+    oidc_actor,
     oidc_signed_in_at,
     oidc_user_name,
     session_expired,
     session_hours,
 )
+from curation.store import open_store
 
 
 def test_sessions_last_twelve_hours_by_default(monkeypatch):
@@ -66,3 +69,31 @@ def test_the_oidc_name_is_the_first_of_name_preferred_username_email(claims, nam
 )
 def test_an_oidc_session_starts_when_the_provider_signed_the_user_in(claims, when):
     assert oidc_signed_in_at(claims) == when
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def users_store(request, make_store_url):
+    """A store with an admin, a reviewer known by name and a viewer with a stored e-mail."""
+    engine = open_store(make_store_url(request.param))
+    root = add_user(engine, None, "root", "admin", password="root password")
+    admin = Actor(root.name, root.role)
+    add_user(engine, admin, "Grace Hopper", "reviewer")
+    add_user(engine, admin, "ada", "viewer", email="Ada@Example.org")
+    add_user(engine, admin, "off", "reviewer", email="off@example.org")
+    set_disabled(engine, admin, "off", True)
+    return engine
+
+
+@pytest.mark.parametrize(
+    ("claims", "actor"),
+    [
+        ({"sub": "1", "name": "Grace Hopper", "email": "g@example.org"}, Actor("Grace Hopper", "reviewer")),
+        ({"sub": "2", "name": "Ada L.", "email": "ada@example.org"}, Actor("ada", "viewer")),
+        ({"sub": "3", "email": "ADA@example.org"}, Actor("ada", "viewer")),
+        ({"sub": "4", "name": "Stranger", "email": "s@example.org"}, None),
+        ({"sub": "5", "name": "off", "email": "off@example.org"}, None),
+        ({"sub": "6"}, None),
+    ],
+)
+def test_an_oidc_token_signs_in_the_user_it_names(users_store, claims, actor):
+    assert oidc_actor(users_store, claims) == actor
