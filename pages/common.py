@@ -6,6 +6,7 @@ query in `curation`."""
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -58,7 +59,6 @@ _NOTICE_KEY = "sign_in_notice"
 _OIDC_SUBJECT_KEY = "oidc_subject"
 
 DEMO_NOTE = f"Sign-in is off ({AUTH_ENV}=none): single-user demo; everyone acts as admin"
-USERS_ADD = "python -m curation users add NAME --role admin|reviewer|viewer"
 
 
 def oidc_configured() -> bool:
@@ -178,11 +178,16 @@ def _oidc_sign_in() -> None:
         if st.button("Sign in again", type="primary", icon=":material/login:"):
             st.login()
         return
-    shown = oidc_user_name(claims) or "this account"
+    name = oidc_user_name(claims)
+    # The token's name is the provider's data: shown neutralised, and quoted in the command.
     st.error(
-        f"{shown} has no Assay account. Ask an admin to add it:\n\n"
-        f'`python -m curation users add "{shown}" --role reviewer --no-password` (or admin, viewer).',
+        f"{neutralise_markdown(name or 'This account')} has no Assay account. Ask an admin to add it "
+        "(role admin, reviewer or viewer):",
         icon=":material/person_off:",
+    )
+    st.code(
+        f"python -m curation users add {shlex.quote(name or 'NAME')} --role reviewer --no-password",
+        language=None,
     )
     if st.button("Sign out", icon=":material/logout:"):
         st.logout()

@@ -121,7 +121,7 @@ def test_an_oidc_user_without_an_account_is_not_signed_in(make_store_url, tmp_pa
         sign_in_at_provider(page, STRANGER.sub)
         page.get_by_text("Nobody Known has no Assay account", exact=False).wait_for()
         page.get_by_text(
-            'python -m curation users add "Nobody Known" --role reviewer --no-password', exact=True
+            "python -m curation users add 'Nobody Known' --role reviewer --no-password", exact=True
         ).wait_for()
         assert page.get_by_test_id("stSidebarNav").count() == 0
         assert page.get_by_text("Signed in as", exact=False).count() == 0
