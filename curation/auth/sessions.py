@@ -1,5 +1,6 @@
 """Sign-in sessions: how long one lasts (`ASSAY_SESSION_HOURS`, default 12) and which
-OIDC claim names the user. Pure functions: the app keeps the session itself.
+user an OIDC token signs in. The app keeps the session itself (Streamlit's session
+state, and for OIDC Streamlit's signed cookie).
 
 The OIDC user is the `users` row named by the token's `name` claim, or, when the
 token has none, its `preferred_username`, then its `email`: the first of
