@@ -48,7 +48,12 @@ def engine() -> Engine:
 
 
 def reviewer() -> str:
-    """The reviewer name: the signed-in user's, or (sign-in off) the sidebar's."""
+    """The reviewer name: the signed-in user's ("" once the sign-in has expired, even in a
+    widget callback, which runs before the app's sign-in check), or, with sign-in off,
+    the sidebar's."""
+    if not auth_disabled():
+        actor = current_actor()
+        return actor.name if actor is not None else ""
     return (st.session_state.get("reviewer_name") or "").strip()
 
 
