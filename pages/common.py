@@ -211,7 +211,10 @@ def sign_in_screen() -> None:
 def _sign_out() -> None:
     _end_session()
     if oidc_configured():
+        # No rerun after it: a rerun can drop the browser's redirect to the provider's
+        # sign-out before it is sent.
         st.logout()
+        st.stop()
     st.rerun()
 
 
