@@ -1,5 +1,6 @@
 # Two commands on a fresh machine:
 #   make run   - install what is missing, seed the demo workspace, serve the app on :8501
+#                as the single-user demo: ASSAY_AUTH=none, no sign-in (README "Accounts and sign-in")
 #   make test  - install what is missing (incl. Debian packages when root), ruff, the whole pytest suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,7 +17,7 @@ IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
 run: install system-deps-run
 	$(PY) -m curation demo
-	$(VENV)/bin/streamlit run app.py --server.headless true --server.port $(PORT)
+	ASSAY_AUTH=none $(VENV)/bin/streamlit run app.py --server.headless true --server.port $(PORT)
 
 test: install-dev system-deps postgres
 	$(VENV)/bin/ruff check .

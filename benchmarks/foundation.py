@@ -66,6 +66,7 @@ def main() -> None:
         first_sample_s = time.perf_counter() - start
 
         os.environ["ASSAY_DATABASE_URL"] = url
+        os.environ["ASSAY_AUTH"] = "none"  # the page as the demo opens it, without a sign-in
         from streamlit.testing.v1 import AppTest
 
         app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)

@@ -136,6 +136,7 @@ def round_trips(engine: Any, queue: Queue, reviewer: str, decisions: int) -> lis
 
 def app_test_open(url: str) -> float:
     os.environ["ASSAY_DATABASE_URL"] = url
+    os.environ["ASSAY_AUTH"] = "none"  # the page as the demo opens it, without a sign-in
     from streamlit.testing.v1 import AppTest
 
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)

@@ -6,7 +6,9 @@ query in `curation`."""
 from __future__ import annotations
 
 import json
+import shlex
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +17,9 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from curation.auth import Actor, auth_disabled, open_actor
+from curation.auth import AUTH_ENV, Actor, auth_disabled, authenticate, open_actor
+from curation.auth.accounts import user_count
+from curation.auth.sessions import oidc_actor, oidc_signed_in_at, oidc_user_name, session_expired
 from curation.config import database_url, redact_url
 from curation.data import BatchSummary
 from curation.executors import describe_record
@@ -44,18 +48,174 @@ def engine() -> Engine:
 
 
 def reviewer() -> str:
-    """The reviewer name from the sidebar (or the signed-in user)."""
+    """The reviewer name: the signed-in user's ("" once the sign-in has expired, even in a
+    widget callback, which runs before the app's sign-in check), or, with sign-in off,
+    the sidebar's."""
+    if not auth_disabled():
+        actor = current_actor()
+        return actor.name if actor is not None else ""
     return (st.session_state.get("reviewer_name") or "").strip()
 
 
+#: Session state of a sign-in: the acting user and when the sign-in was made.
+ACTOR_KEY = "actor"
+SIGNED_IN_AT_KEY = "signed_in_at"
+_NOTICE_KEY = "sign_in_notice"
+_OIDC_SUBJECT_KEY = "oidc_subject"
+
+DEMO_NOTE = f"Sign-in is off ({AUTH_ENV}=none): single-user demo; everyone acts as admin"
+
+
+def oidc_configured() -> bool:
+    """Whether `.streamlit/secrets.toml` has an `[auth]` section (sign-in through OIDC)."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:  # no secrets file at all
+        return False
+
+
+def _end_session(notice: str | None = None) -> None:
+    for key in (ACTOR_KEY, SIGNED_IN_AT_KEY, _OIDC_SUBJECT_KEY, "reviewer_name"):
+        st.session_state.pop(key, None)
+    if notice:
+        st.session_state[_NOTICE_KEY] = notice
+
+
+def _start_session(actor: Actor, signed_in_at: float | None = None) -> None:
+    st.session_state[ACTOR_KEY] = actor
+    st.session_state[SIGNED_IN_AT_KEY] = time.time() if signed_in_at is None else signed_in_at
+    st.session_state["reviewer_name"] = actor.name
+
+
 def current_actor() -> Actor | None:
-    """The acting user of this browser session, None until someone signs in. With
-    `ASSAY_AUTH=none` (the single-user demo) it is an admin under the sidebar's name."""
+    """The acting user of this browser session, None until someone signs in and again
+    once the sign-in is `ASSAY_SESSION_HOURS` old. With `ASSAY_AUTH=none` (the
+    single-user demo) it is an admin under the sidebar's name."""
     if auth_disabled():
         name = reviewer()
         return open_actor(name) if name else None
-    actor = st.session_state.get("actor")
-    return actor if isinstance(actor, Actor) else None
+    actor = st.session_state.get(ACTOR_KEY)
+    if not isinstance(actor, Actor):
+        return None
+    if session_expired(st.session_state.get(SIGNED_IN_AT_KEY)):
+        _end_session("expired")
+        return None
+    return actor
+
+
+def _oidc_claims() -> dict[str, Any] | None:
+    """The claims of the OIDC user signed in at the provider (Streamlit's cookie), or None."""
+    claims = st.user.to_dict()
+    return claims if claims.get("is_logged_in") else None
+
+
+def _resolve_oidc_actor() -> Actor | None:
+    """The acting user from the provider's token (`curation.auth.sessions.oidc_actor`),
+    while the token is fresh enough (`ASSAY_SESSION_HOURS` from its issue)."""
+    claims = _oidc_claims()
+    if claims is None:
+        _end_session()
+        return None
+    actor = current_actor()
+    if actor is not None and st.session_state.get(_OIDC_SUBJECT_KEY) == claims.get("sub"):
+        return actor
+    issued_at = oidc_signed_in_at(claims)
+    if issued_at is not None and session_expired(issued_at):
+        return None
+    actor = oidc_actor(engine(), claims)
+    if actor is not None:
+        _start_session(actor, issued_at)
+        st.session_state[_OIDC_SUBJECT_KEY] = claims.get("sub")
+    return actor
+
+
+def signed_in_actor() -> Actor | None:
+    """The acting user, None while nobody is signed in (the app shows the sign-in screen)."""
+    if auth_disabled():
+        return current_actor()
+    if oidc_configured():
+        return _resolve_oidc_actor()
+    return current_actor()
+
+
+def _sign_in_with_password() -> None:
+    name = st.session_state.get("sign_in_name", "")
+    password = st.session_state.get("sign_in_password", "")
+    st.session_state["sign_in_password"] = ""
+    actor = authenticate(engine(), name, password)
+    if actor is None:
+        st.session_state[_NOTICE_KEY] = "refused"
+        return
+    st.session_state.pop(_NOTICE_KEY, None)
+    _start_session(actor)
+
+
+def _local_sign_in() -> None:
+    notice = st.session_state.pop(_NOTICE_KEY, None)
+    if notice == "expired":
+        st.info("Your session expired. Sign in again.", icon=":material/schedule:")
+    if user_count(engine()) == 0:
+        st.info(
+            "This workspace has no accounts yet. Add the first one (an admin) on the command line:\n\n"
+            f"`python -m curation users add NAME --role admin`\n\n"
+            f"then sign in here. For a single-user demo without accounts, start the app with {AUTH_ENV}=none "
+            "(`make run` does).",
+            icon=":material/person_add:",
+        )
+        return
+    with st.form("sign_in", enter_to_submit=True):
+        st.text_input("Name", key="sign_in_name", autocomplete="username")
+        st.text_input("Password", key="sign_in_password", type="password", autocomplete="current-password")
+        st.form_submit_button("Sign in", type="primary", on_click=_sign_in_with_password)
+    if notice == "refused":
+        st.error("Wrong name or password.", icon=":material/block:")
+
+
+def _oidc_sign_in() -> None:
+    claims = _oidc_claims()
+    if claims is None:
+        if st.button("Sign in", type="primary", icon=":material/login:"):
+            st.login()
+        return
+    issued_at = oidc_signed_in_at(claims)
+    if issued_at is not None and session_expired(issued_at):
+        st.info("Your session expired. Sign in again.", icon=":material/schedule:")
+        if st.button("Sign in again", type="primary", icon=":material/login:"):
+            st.login()
+        return
+    name = oidc_user_name(claims)
+    # The token's name is the provider's data: shown neutralised, and quoted in the command.
+    st.error(
+        f"{neutralise_markdown(name or 'This account')} has no Assay account. Ask an admin to add it "
+        "(role admin, reviewer or viewer):",
+        icon=":material/person_off:",
+    )
+    st.code(
+        f"python -m curation users add {shlex.quote(name or 'NAME')} --role reviewer --no-password",
+        language=None,
+    )
+    if st.button("Sign out", icon=":material/logout:"):
+        st.logout()
+
+
+def sign_in_screen() -> None:
+    """What the app shows instead of its pages until someone signs in."""
+    st.title("Assay")
+    st.subheader("Sign in")
+    if oidc_configured():
+        _oidc_sign_in()
+    else:
+        _local_sign_in()
+
+
+def _sign_out() -> None:
+    _end_session()
+    if oidc_configured():
+        # No rerun after it: a rerun can drop the browser's redirect to the provider's
+        # sign-out before it is sent.
+        st.logout()
+        st.stop()
+    st.rerun()
 
 
 #: The URL query parameter that keeps the reviewer name across reloads and deep links.
@@ -94,15 +254,17 @@ def _reviewer_box() -> None:
     st.button("Change name", key="reviewer_change", icon=":material/edit:", on_click=_change_reviewer)
 
 
-def sidebar() -> None:
+def sidebar(actor: Actor | None) -> None:
     with st.sidebar:
         st.caption("Workspace")
         st.code(redact_url(database_url()), language=None, wrap_lines=True)
-        user = getattr(st, "user", None)
-        signed_in = bool(user is not None and getattr(user, "is_logged_in", False))
-        if signed_in and not st.session_state.get("reviewer_name"):
-            st.session_state["reviewer_name"] = user.get("email") or user.get("name") or ""
-        _reviewer_box()
+        if auth_disabled():
+            st.caption(DEMO_NOTE)
+            _reviewer_box()
+        elif actor is not None:
+            st.text(f"Signed in as {actor.name} ({actor.role.value})")  # plain text: a token's name
+            if st.button("Sign out", key="sign_out", icon=":material/logout:"):
+                _sign_out()
 
 
 def require_reviewer() -> str | None:
@@ -280,12 +442,23 @@ def routed_by_app() -> Iterator[None]:
 
 
 def run_app() -> None:
-    """The app: page config, workspace, `st.navigation` over `PAGES`, sidebar, then the
-    chosen page. app.py is just this call."""
+    """The app: page config, workspace, sign-in, `st.navigation` over `PAGES`, sidebar,
+    then the chosen page. app.py is just this call.
+
+    Sign-in: with `ASSAY_AUTH=none` there is none (the demo; the sidebar says so);
+    with an `[auth]` section in `.streamlit/secrets.toml` people sign in through OIDC
+    (`st.login`); otherwise with a local account's name and password."""
     st.set_page_config(page_title="Assay", page_icon="🧪", layout="wide")
     engine()
-    page = st.navigation(navigation_sections())
-    sidebar()
+    actor = signed_in_actor()
+    signed_in = auth_disabled() or actor is not None
+    # Until someone signs in the navigation is hidden and the page not run, but the URL's
+    # page is kept: it opens once the sign-in is made.
+    page = st.navigation(navigation_sections(), position="sidebar" if signed_in else "hidden")
+    sidebar(actor)
+    if not signed_in:
+        sign_in_screen()
+        return
     with routed_by_app():
         page.run()
 

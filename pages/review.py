@@ -62,21 +62,6 @@ CONFIDENCES = [0.8, 0.9, 0.95, 0.99]
 log = logging.getLogger(__name__)
 
 
-def _auth_configured() -> bool:
-    try:
-        return "auth" in st.secrets
-    except Exception:  # noqa: BLE001 - no secrets file at all
-        return False
-
-
-if _auth_configured():
-    with st.sidebar:
-        if getattr(st.user, "is_logged_in", False):
-            st.caption(f"Signed in as {st.user.get('email') or st.user.get('name')}")
-            st.button("Sign out", on_click=st.logout, key="review_sign_out", icon=":material/logout:")
-        else:
-            st.button("Sign in", on_click=st.login, key="review_sign_in", icon=":material/login:")
-
 page_header("Review", "One sample at a time: a accept · x reject · s skip · u undo · n next.")
 
 eng = engine()

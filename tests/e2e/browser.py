@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from curation.auth import AUTH_ENV
 from curation.config import PROJECT_ROOT
 
 CHROMIUM = os.environ.get("ASSAY_CHROMIUM", "/usr/bin/chromium")
@@ -52,10 +53,29 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> 
 
 
 @contextmanager
-def serve(store_url: str, tmp_path: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free port against `store_url`; yields the base URL."""
-    port = free_port()
-    env = {**os.environ, "ASSAY_DATABASE_URL": store_url, "PYTHONPATH": str(PROJECT_ROOT)}
+def serve(
+    store_url: str,
+    tmp_path: Path,
+    *,
+    env: dict[str, str | None] | None = None,
+    secrets: str | None = None,
+    port: int | None = None,
+) -> Iterator[str]:
+    """`streamlit run app.py` on a free port (or `port`) against `store_url`; yields the
+    base URL. Sign-in is off (`ASSAY_AUTH=none`, as in the demo) unless `env` says
+    otherwise (a value None removes a variable); `secrets` is the text of the server's
+    secrets.toml (none by default)."""
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "ASSAY_DATABASE_URL": store_url,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        AUTH_ENV: "none",
+        **(env or {}),
+    }
+    env = {name: value for name, value in env.items() if value is not None}
+    secrets_file = tmp_path / f"secrets-{port}.toml"
+    secrets_file.write_text(secrets or "")
     log = open(tmp_path / f"streamlit-{port}.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
@@ -74,6 +94,8 @@ def serve(store_url: str, tmp_path: Path) -> Iterator[str]:
             "false",
             "--server.fileWatcherType",
             "none",
+            "--secrets.files",
+            str(secrets_file),
         ],
         cwd=PROJECT_ROOT,
         env=env,

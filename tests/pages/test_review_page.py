@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from curation.auth import AUTH_ENV
 from curation.config import PROJECT_ROOT
 from curation.review.decisions import current_decision
 from curation.review.queues import Queue, draw_spot_check, next_sample
@@ -156,11 +157,21 @@ def test_bulk_reject_from_the_page_and_its_undo(workspace):
     assert [get_sample(engine, sample_id).decision for sample_id in ids[:4]] == [None] * 4
 
 
-def test_sign_in_is_offered_only_when_auth_is_configured(workspace):
-    app = run_page(reviewer_name="ada")
-    assert not [b for b in app.sidebar.button if b.label == "Sign in"]
+def test_sign_in_is_app_wide_and_off_in_the_demo(workspace, monkeypatch):
+    """The Review page has no sign-in of its own: with an [auth] section the app's sign-in
+    screen stands in for every page, and under ASSAY_AUTH=none there is none at all."""
+    auth = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
     app = AppTest.from_file(APP, default_timeout=90)
-    app.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
+    app.secrets["auth"] = auth
     app.run()
     app.switch_page(PAGE).run()
-    assert [b for b in app.sidebar.button if b.label == "Sign in"]
+    assert not [b for b in app.button if b.label == "Sign in"]
+    assert [t.value for t in app.title] == ["Review"]
+
+    monkeypatch.delenv(AUTH_ENV)
+    app = AppTest.from_file(APP, default_timeout=90)
+    app.secrets["auth"] = auth
+    app.run()
+    app.switch_page(PAGE).run()
+    assert [b.label for b in app.button] == ["Sign in"]
+    assert [t.value for t in app.title] == ["Assay"]
