@@ -529,7 +529,7 @@ def acceptance_tab(batch_id: int, name: str) -> None:
             "Pool size",
             1,
             max(1, summary.population),
-            max(pool.size if pool else 0, summary.required, 1) if summary.population else 1,
+            min(max(pool.size if pool else 0, summary.required, 1), max(1, summary.population)),
             key="pool_size",
         )
         seed = st.number_input(

@@ -29,14 +29,14 @@ OUTCOMES = {
 KINDS = ["pass", "disagree", "uncertain", "fail", "pass", "disagree", "fail", "pass", "uncertain", "pass"]
 
 
-def blind_rows(kinds: list[str] = KINDS) -> list[ReviewRow]:
+def blind_rows(kinds: list[str] = KINDS, canary: str = CANARY) -> list[ReviewRow]:
     return [
         ReviewRow(
             prompt=f"Blind prompt {i}: what is {i} + {i}?",
             response=f"It is {2 * i}.",
             family=("math", "code")[i % 2],
             verdicts=[
-                (verifier, passed, f"{CANARY}-{verifier}-{i}-{'pass' if passed else 'fail'}")
+                (verifier, passed, f"{canary}-{verifier}-{i}-{'pass' if passed else 'fail'}")
                 for verifier, passed in OUTCOMES[kind]
             ],
             metadata={"cluster": f"c{i % 3}"},
@@ -52,10 +52,11 @@ def make_blind_batch(
     name: str = "blind batch",
     others_decide: tuple[int, ...] = (1, 3),
     blind: bool = True,
+    canary: str = CANARY,
 ) -> tuple[int, list[int]]:
     """A batch reviewed blind, with guidelines and tags; "bob" decided the samples at
     the positions `others_decide` (with a canary note). Returns (batch id, sample ids)."""
-    batch_id, ids = insert_review_batch(engine, name, blind_rows(kinds))
+    batch_id, ids = insert_review_batch(engine, name, blind_rows(kinds, canary))
     set_review_settings(engine, ADMIN, batch_id, blind=blind, guidelines=GUIDELINES, reason_tags=TAGS)
     for position in others_decide:
         record_decision(engine, ids[position], "bob", "reject", note=f"{DECISION_CANARY} bob rejected")
