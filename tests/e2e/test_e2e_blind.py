@@ -1,7 +1,7 @@
 """End to end in a real browser: a reviewer on a blind batch never receives a verdict.
 Every verdict reason of the batch and another reviewer's note carry a canary string;
 the served page (`page.content()`), the URL and every page the reviewer can open
-(Overview, Samples, Review with its tabs, Verify, Diversity) must be free of it,
+(Overview, Samples, Review with its tabs, Verify, Diversity, Export) must be free of it,
 before and after the reviewer decides a sample from the keyboard; so must every
 message the server sent down the websocket (tables are drawn on a canvas, so their
 data is only there). The open batch's verdicts do reach the browser: the control
@@ -25,7 +25,7 @@ from tests.e2e.browser import enter_reviewer, go, needs_chromium, screenshot, se
 pytestmark = needs_chromium
 
 PASSWORD = "rita-password-1"
-PAGES = ["Overview", "Samples", "Review", "Verify", "Diversity"]
+PAGES = ["Overview", "Samples", "Review", "Verify", "Diversity", "Export"]
 
 
 def assert_no_canary(page, where: str) -> None:

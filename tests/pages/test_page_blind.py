@@ -27,6 +27,7 @@ PAGES = {
     "review": "pages/review.py",
     "verify": "pages/verify.py",
     "diversity": "pages/diversity.py",
+    "export": "pages/export.py",
 }
 REVIEW_TABS = ["Review", "Acceptance", "Reviewers", "Bulk actions"]
 
@@ -153,3 +154,13 @@ def test_an_admin_edits_the_settings_on_the_review_page(workspace):
     app.button(key="settings_save").click().run()
     assert any("listed twice" in e.value for e in app.error)
     assert review_settings(engine, batch_id).reason_tags == ("alpha", "beta")
+
+
+@pytest.mark.parametrize(("actor", "rejected"), [(REVIEWER, None), (ADMIN, 2)])
+def test_overview_counts_of_a_blind_batch(workspace, actor, rejected):
+    app = run_page(PAGES["overview"], actor)
+    rows = app.dataframe[0].value.set_index("batch")
+    value = rows.loc["blind batch", "rejected"]
+    assert (None if value != value or value is None else int(value)) == rejected
+    assert int(rows.loc["open batch", "samples"]) == 10
+    assert app.metric[2].value == ("0" if rejected is None else "2")
