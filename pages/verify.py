@@ -8,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from curation.data import FAMILIES
-from curation.review.blind import NOTICE, hidden_batch_ids
+from curation.review.blind import NOTICE, hidden_batch_ids, visible_sample
 from curation.store.queries import get_sample, list_batches
 from curation.verification import VERIFIERS
 from curation.verification.chains import DEFAULT_CHAINS
@@ -33,7 +33,8 @@ page_header(
 
 eng = engine()
 synthetic = [b for b in list_batches(eng) if b.origin == "synthetic"]
-hidden = hidden_batch_ids(eng, current_actor())
+actor = current_actor()
+hidden = hidden_batch_ids(eng, actor)
 batches = [b for b in synthetic if b.id not in hidden]
 by_name = {b.name: b for b in batches}
 if len(batches) < len(synthetic):
@@ -195,8 +196,11 @@ if selection and selection.selection.rows:
 sample_id = st.session_state.get("verify_sample")
 if sample_id is not None:
     try:
-        sample = get_sample(eng, sample_id)
+        sample, sample_hidden = visible_sample(eng, actor, get_sample(eng, sample_id))
     except KeyError:
+        sample, sample_hidden = None, False
+    if sample_hidden:
+        st.caption(f"Sample {sample_id}: {NOTICE}")
         sample = None
     if sample is not None:
         st.divider()

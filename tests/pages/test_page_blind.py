@@ -82,6 +82,8 @@ def page_state(name: str, batch_id: int, ids: list[int]) -> list[dict]:
         return [{"open_sample": ids[1]}, {"open_sample": ids[3], "filter_passed": ["failed"]}]
     if name == "diversity":
         return [{"diversity_sample": ids[1]}]
+    if name == "verify":
+        return [{"verify_sample": ids[1]}]
     return [{}]
 
 
