@@ -131,6 +131,9 @@ class SampleFilter:
     passed: list[bool | None] = field(default_factory=list)
     search: str = ""
     origins: list[str] = field(default_factory=lambda: ["synthetic"])
+    #: Batches left out (blind review: a reviewer's verdict or decision filter skips
+    #: the blind batches, see `curation.review.blind.visible_filter`).
+    exclude_batch_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,10 @@ from curation.diversity.service import (
     start_diversity_job,
 )
 from curation.diversity.thresholds import DiversityThresholds
+from curation.review.blind import NOTICE, hidden_batch_ids, visible_sample
 from curation.store.queries import get_sample, list_batches
 from pages.common import (
+    current_actor,
     engine,
     job_status,
     page_header,
@@ -39,9 +41,12 @@ page_header(
 )
 
 eng = engine()
+hidden = hidden_batch_ids(eng, current_actor())
 THRESHOLDS = DiversityThresholds()
 all_batches = list_batches(eng)
-batches = {b.name: b for b in all_batches if b.origin == "synthetic"}
+batches = {b.name: b for b in all_batches if b.origin == "synthetic" and b.id not in hidden}
+if any(b.id in hidden for b in all_batches):
+    st.caption(f"{NOTICE}: blind batches are left out.")
 references = [b for b in all_batches if b.origin == "real"]
 if not references:
     st.info(
@@ -408,13 +413,14 @@ with tab_dups:
 sample_id = st.session_state.get("diversity_sample")
 if sample_id is not None:
     try:
-        sample = get_sample(eng, int(sample_id))
+        sample, sample_hidden = visible_sample(eng, current_actor(), get_sample(eng, int(sample_id)))
     except KeyError:
-        sample = None
+        sample, sample_hidden = None, False
     if sample is not None:
         st.divider()
         st.subheader(f"Sample {sample.id}")
-        st.caption(f"{sample.batch} · {sample.family} · decision {sample.decision or 'undecided'}")
+        decision = "hidden (blind batch)" if sample_hidden else sample.decision or "undecided"
+        st.caption(f"{sample.batch} · {sample.family} · decision {decision}")
         left, right = st.columns([3, 2])
         with left:
             st.markdown("**Prompt**")

@@ -15,9 +15,11 @@ from curation.export.archive import archive_export
 from curation.export.reconcile import cost_table, list_exports, reconcile
 from curation.io.writers import WRITERS
 from curation.jobs import get_job, start_job
+from curation.review.blind import NOTICE, hidden_batch_ids
 from curation.store.queries import list_batches
 from pages.common import (
     batch_multiselect,
+    current_actor,
     engine,
     job_status,
     page_header,
@@ -34,6 +36,11 @@ page_header(
 )
 
 eng = engine()
+if hidden_batch_ids(eng, current_actor()):
+    # The plan, its counts and the reconciliation are all made of verdicts and decisions;
+    # exporting is for admins, who see every batch.
+    st.info(f"{NOTICE}: the export plan is shown to admins only.", icon=":material/visibility_off:")
+    st.stop()
 batches = list_batches(eng)
 synthetic, real, evals = split_by_origin(batches, "synthetic", "real", "eval")
 if not synthetic and not real:

@@ -4,8 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from curation.jobs import list_jobs
+from curation.review.blind import NOTICE, hidden_batch_ids
 from curation.store.queries import list_batches
-from pages.common import engine, page_header, split_by_origin
+from pages.common import current_actor, engine, page_header, split_by_origin
 
 page_header(
     "Assay",
@@ -16,13 +17,16 @@ page_header(
 eng = engine()
 batches = list_batches(eng)
 synthetic, real = split_by_origin(batches, "synthetic", "real")
+#: Blind batches whose verdict and decision counts this user may not see.
+hidden = hidden_batch_ids(eng, current_actor())
+shown = [b for b in synthetic if b.id not in hidden]
 
 cols = st.columns(4)
 cols[0].metric(
     "Synthetic samples", f"{sum(b.samples for b in synthetic):,}", help=f"in {len(synthetic)} batches"
 )
-cols[1].metric("Accepted", f"{sum(b.accepted for b in synthetic):,}")
-cols[2].metric("Rejected", f"{sum(b.rejected for b in synthetic):,}")
+cols[1].metric("Accepted", f"{sum(b.accepted for b in shown):,}")
+cols[2].metric("Rejected", f"{sum(b.rejected for b in shown):,}")
 cols[3].metric(
     "Real reference rows", f"{sum(b.samples for b in real):,}", help=f"in {len(real)} reference sets"
 )
@@ -43,17 +47,27 @@ else:
                 "family": b.family or "mixed",
                 "source": b.source,
                 "samples": b.samples,
-                "verified pass": b.passed,
-                "verified fail": b.failed,
-                "accepted": b.accepted,
-                "rejected": b.rejected,
-                "undecided": b.undecided,
-                "reviewed": (b.samples - b.undecided) / b.samples if b.samples else 0.0,
+                **(
+                    dict.fromkeys(
+                        ["verified pass", "verified fail", "accepted", "rejected", "undecided", "reviewed"]
+                    )
+                    if b.id in hidden
+                    else {
+                        "verified pass": b.passed,
+                        "verified fail": b.failed,
+                        "accepted": b.accepted,
+                        "rejected": b.rejected,
+                        "undecided": b.undecided,
+                        "reviewed": (b.samples - b.undecided) / b.samples if b.samples else 0.0,
+                    }
+                ),
                 "created": b.created_at,
             }
             for b in batches
         ]
     )
+    if hidden & {b.id for b in batches}:
+        st.caption(f"{NOTICE}: their verdict and decision counts are left out.")
     st.dataframe(
         frame,
         hide_index=True,

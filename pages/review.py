@@ -12,8 +12,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from curation.auth import Action, PermissionDenied
 from curation.io.writers.chat import conversation
 from curation.review.agreement import reviewer_agreement
+from curation.review.blind import NOTICE, hides, queue_kinds
 from curation.review.bulk import (
     BoundNotMet,
     bulk_accept_passed,
@@ -26,13 +28,12 @@ from curation.review.bulk import (
     undo_bulk,
 )
 from curation.review.context import neighbour_previews, review_card
-from curation.review.decisions import REASON_TAGS, record_decision, undo_last_decision
+from curation.review.decisions import record_decision, undo_last_decision
 from curation.review.queues import (
     QUEUE_COUNT_CAP,
     QUEUE_LABELS,
     Queue,
     assign_round_robin,
-    available_queues,
     cluster_key,
     cluster_labels,
     draw_spot_check,
@@ -45,8 +46,10 @@ from curation.review.queues import (
     verifier_names,
 )
 from curation.review.sampling import acceptance_summary, zero_failure_sample_size
+from curation.review.settings import SettingsError, review_settings, set_review_settings
 from curation.review.stats import family_slices, reviewer_stats, suggestions, verifier_scores, verifier_slices
 from pages.common import (
+    current_actor,
     engine,
     page_header,
     require_reviewer,
@@ -76,8 +79,12 @@ controls = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
 batch_id = controls[0].selectbox(
     "Batch", list(by_id), format_func=lambda i: by_id[i].name, key="review_batch"
 )
-kinds = available_queues(eng, batch_id)
-counts = queue_counts(eng, batch_id, reviewer(), kinds)
+actor = current_actor()
+settings = review_settings(eng, batch_id)
+#: Blind review: this user may not see verdicts or others' decisions before deciding.
+blind = hides(eng, actor, batch_id)
+kinds = queue_kinds(eng, actor, batch_id)
+counts = queue_counts(eng, batch_id, reviewer(), kinds, blind=blind)
 if st.session_state.get("review_queue") not in kinds:
     st.session_state["review_queue"] = first_queue_with_work(counts) or kinds[0]
 
@@ -96,9 +103,9 @@ kind = controls[1].selectbox(
 
 
 @st.cache_data(ttl=120, show_spinner=False)
-def _cluster_options(url: str, batch_id: int) -> tuple[str | None, list[str]]:
+def _cluster_options(url: str, batch_id: int, open_for: str | None) -> tuple[str | None, list[str]]:
     key = cluster_key(eng, batch_id)
-    return key, [label for label, _ in cluster_labels(eng, batch_id, key)] if key else []
+    return key, [label for label, _ in cluster_labels(eng, batch_id, key, open_for=open_for)] if key else []
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -106,11 +113,11 @@ def _verifier_names(url: str) -> list[str]:
     return verifier_names(eng)
 
 
-queue = Queue(kind, batch_id) if kind != "cluster" else None
+queue = Queue(kind, batch_id, blind=blind) if kind != "cluster" else None
 if kind == "cluster":
-    key, labels = _cluster_options(str(eng.url), batch_id)
+    key, labels = _cluster_options(str(eng.url), batch_id, reviewer() if blind else None)
     label = controls[2].selectbox("Cluster", labels, key="review_cluster")
-    queue = Queue(kind, batch_id, cluster=label or "", cluster_key=key or "cluster")
+    queue = Queue(kind, batch_id, cluster=label or "", cluster_key=key or "cluster", blind=blind)
 elif kind == "failures":
     chosen = controls[2].selectbox(
         "Failed by",
@@ -307,7 +314,7 @@ def _switch_queue(kind: str) -> None:
 
 def _offer_next_queue(q: Queue, name: str) -> None:
     """A button to the next queue that has work, when there is one."""
-    fresh = queue_counts(eng, q.batch_id, name, available_queues(eng, q.batch_id))
+    fresh = queue_counts(eng, q.batch_id, name, queue_kinds(eng, actor, q.batch_id), blind=q.blind)
     following = first_queue_with_work(fresh, after=q.kind)
     if following is not None and st.button(
         f"Go to {_queue_label(following, fresh)}",
@@ -330,7 +337,8 @@ def review_panel(q: Queue, name: str) -> None:
         state["current"] = next_sample(eng, q, name)
     if "review_flash" in st.session_state:
         st.toast(st.session_state.pop("review_flash"), icon=":material/check:")
-    _live_bound(q.batch_id)
+    if not q.blind:
+        _live_bound(q.batch_id)
     sample_id = state["current"]
     if sample_id is None:
         st.success(f"Nothing left for {name} in this queue.", icon=":material/done_all:")
@@ -346,19 +354,23 @@ def review_panel(q: Queue, name: str) -> None:
             st.rerun(scope="fragment")
         _decision_bar(q, name, None)
         return
-    card = review_card(eng, sample_id)
+    card = review_card(eng, sample_id, actor)
     sample = card.sample
     remaining = queue_remaining(eng, q, name)
     st.subheader(f"Sample {sample.id}")
+    outcome = "hidden" if card.hidden else OUTCOME[sample.passed]
     st.caption(
-        f"verifiers **{OUTCOME[sample.passed]}** · batch **{sample.batch}** · {sample.family} · item {sample.item_index}"
+        f"verifiers **{outcome}** · batch **{sample.batch}** · {sample.family} · item {sample.item_index}"
         + (f" · id `{sample.external_id}`" if sample.external_id else "")
         + (f" · {remaining:,} left in this queue" if remaining is not None else "")
     )
     _decision_bar(q, name, sample_id)
     extra = st.columns([3, 2])
     extra[0].multiselect(
-        "Reasons", REASON_TAGS, key=f"review_tags_{sample_id}", placeholder="reason tags (optional)"
+        "Reasons",
+        settings.reason_tags,
+        key=f"review_tags_{sample_id}",
+        placeholder="reason tags (optional)",
     )
     extra[1].text_input("Note", key=f"review_note_{sample_id}", placeholder="optional")
     left, right = st.columns([3, 2])
@@ -389,8 +401,12 @@ def review_panel(q: Queue, name: str) -> None:
             st.markdown("**Reference**")
             show_json(sample.reference)
     with right:
+        _show_guidelines()
         st.markdown("**Verdicts**")
-        _show_verdicts(sample.verdicts)
+        if card.hidden:
+            st.caption(NOTICE)
+        else:
+            _show_verdicts(sample.verdicts)
         st.markdown("**Near-duplicates and matches**")
         _show_related(card.marks, empty="No diversity marks.")
         st.markdown("**Nearest neighbours**")
@@ -417,6 +433,53 @@ def review_panel(q: Queue, name: str) -> None:
                     ],
                     hide_index=True,
                 )
+
+
+def _show_guidelines() -> None:
+    """The batch's guidelines, admin-written markdown shown without HTML or images."""
+    if settings.guidelines.strip():
+        with st.expander("Guidelines", icon=":material/menu_book:", expanded=True):
+            show_untrusted(settings.guidelines, markdown=True)
+
+
+def _save_settings(batch_id: int) -> None:
+    tags = [line.strip() for line in st.session_state["settings_tags"].splitlines() if line.strip()]
+    try:
+        set_review_settings(
+            eng,
+            actor,
+            batch_id,
+            blind=st.session_state["settings_blind"],
+            guidelines=st.session_state["settings_guidelines"],
+            reason_tags=tags,
+        )
+    except (SettingsError, PermissionDenied) as exc:
+        st.session_state["settings_error"] = str(exc)
+        return
+    st.session_state.pop("settings_error", None)
+    _flash("Review settings saved.")
+
+
+def settings_panel(batch_id: int) -> None:
+    """Admins only: blind review, guidelines and reason tags of the batch."""
+    if actor is None or not actor.can(Action.CONFIGURE_BATCH):
+        return
+    with st.expander("Batch review settings", icon=":material/settings:"):
+        if st.session_state.get("settings_batch") != batch_id:
+            st.session_state["settings_batch"] = batch_id
+            st.session_state["settings_blind"] = settings.blind
+            st.session_state["settings_guidelines"] = settings.guidelines
+            st.session_state["settings_tags"] = "\n".join(settings.reason_tags)
+        st.toggle(
+            "Blind review",
+            key="settings_blind",
+            help="Reviewers see no verdicts, judge scores or others' decisions until they decide.",
+        )
+        st.text_area("Guidelines (markdown)", key="settings_guidelines", height=200)
+        st.text_area("Reason tags (one a line)", key="settings_tags", height=160)
+        if "settings_error" in st.session_state:
+            st.error(st.session_state["settings_error"], icon=":material/error:")
+        st.button("Save settings", key="settings_save", on_click=_save_settings, args=(batch_id,))
 
 
 def acceptance_tab(batch_id: int, name: str) -> None:
@@ -451,7 +514,7 @@ def acceptance_tab(batch_id: int, name: str) -> None:
             "Pool size",
             1,
             max(1, summary.population),
-            max(pool.size if pool else 0, summary.required, 1) if summary.population else 1,
+            min(max(pool.size if pool else 0, summary.required, 1), max(1, summary.population)),
             key="pool_size",
         )
         seed = st.number_input(
@@ -594,7 +657,7 @@ def bulk_tab(batch_id: int, name: str) -> None:
             ),
         )
         verifier, reason, _ = reasons[choice]
-        tags = st.multiselect("Reasons to record", REASON_TAGS, key="bulk_tags")
+        tags = st.multiselect("Reasons to record", settings.reason_tags, key="bulk_tags")
         count = preview_reject_failures(eng, batch_id, verifier, reason)
         confirmed = st.checkbox(
             f"Reject these {count:,} undecided samples as one bulk action",
@@ -647,6 +710,9 @@ def bulk_tab(batch_id: int, name: str) -> None:
 
 if "review_flash" in st.session_state and st.session_state.get("review_tab", "Review") != "Review":
     st.toast(st.session_state.pop("review_flash"), icon=":material/check:")
+settings_panel(batch_id)
+if blind:
+    st.caption(NOTICE)
 tabs = st.tabs(["Review", "Acceptance", "Reviewers", "Bulk actions"], key="review_tab", on_change="rerun")
 name = reviewer()
 with tabs[0]:
@@ -655,12 +721,23 @@ with tabs[0]:
             review_panel(queue, name)
 with tabs[1]:
     if tabs[1].open:
-        acceptance_tab(batch_id, name)
+        if blind:
+            st.info(NOTICE, icon=":material/visibility_off:")
+        else:
+            acceptance_tab(batch_id, name)
 with tabs[2]:
     if tabs[2].open:
-        reviewers_tab(batch_id, name)
+        if blind:
+            st.info(NOTICE, icon=":material/visibility_off:")
+        else:
+            reviewers_tab(batch_id, name)
 with tabs[3]:
     if tabs[3].open:
-        if not name:
-            st.info("Enter your reviewer name in the sidebar to run bulk actions.", icon=":material/badge:")
-        bulk_tab(batch_id, name)
+        if blind:
+            st.info(NOTICE, icon=":material/visibility_off:")
+        else:
+            if not name:
+                st.info(
+                    "Enter your reviewer name in the sidebar to run bulk actions.", icon=":material/badge:"
+                )
+            bulk_tab(batch_id, name)

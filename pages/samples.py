@@ -4,7 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from curation.data import FAMILIES
-from curation.review.decisions import REASON_TAGS, record_decision, undo_last
+from curation.review.blind import NOTICE, redact_rows, visible_filter, visible_sample
+from curation.review.decisions import record_decision, undo_last
+from curation.review.settings import review_settings
 from curation.store.queries import (
     PAGE_SIZE,
     SampleFilter,
@@ -13,11 +15,12 @@ from curation.store.queries import (
     list_batches,
     query_samples,
 )
-from pages.common import engine, page_header, require_reviewer, show_json, show_untrusted
+from pages.common import current_actor, engine, page_header, require_reviewer, show_json, show_untrusted
 
 page_header("Samples", "Every candidate in the workspace. Select a row to read it in full and decide.")
 
 eng = engine()
+actor = current_actor()
 batches = [b for b in list_batches(eng) if b.origin in ("synthetic", "real")]
 by_name = {b.name: b for b in batches}
 if not batches:
@@ -47,6 +50,7 @@ filters = SampleFilter(
     search=search,
     origins=["synthetic", "real"] if any(by_name[n].origin == "real" for n in chosen) else ["synthetic"],
 )
+filters, left_out = visible_filter(eng, actor, filters)
 filter_key = repr(filters)
 if st.session_state.get("browse_filter_key") != filter_key:
     st.session_state["browse_filter_key"] = filter_key
@@ -56,6 +60,9 @@ total = count_samples(eng, filters)
 pages = max(1, -(-total // PAGE_SIZE))
 page_number = min(st.session_state.get("browse_page", 1), pages)
 rows, _ = query_samples(eng, filters, offset=(page_number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+rows, hidden_ids = redact_rows(eng, actor, rows)
+if left_out:
+    st.caption(f"{NOTICE}: the verifier and decision filters leave out blind batches.")
 
 nav = st.columns([1, 1, 6])
 if nav[0].button("Previous", icon=":material/chevron_left:", disabled=page_number <= 1, key="prev_page"):
@@ -75,8 +82,8 @@ frame = pd.DataFrame(
             "family": row.family,
             "prompt": row.prompt,
             "response": row.response,
-            "verifiers": OUTCOME[row.passed],
-            "decision": row.decision or "undecided",
+            "verifiers": "hidden" if row.id in hidden_ids else OUTCOME[row.passed],
+            "decision": "hidden" if row.id in hidden_ids else row.decision or "undecided",
         }
         for row in rows
     ],
@@ -110,7 +117,7 @@ if sample_id is None:
 @st.fragment
 def sample_panel(sample_id: int) -> None:
     try:
-        sample = get_sample(eng, sample_id)
+        sample, hidden = visible_sample(eng, actor, get_sample(eng, sample_id))
     except KeyError:
         st.warning("That sample no longer exists.")
         return
@@ -122,7 +129,7 @@ def sample_panel(sample_id: int) -> None:
         + (f" · candidate {sample.candidate_index}" if sample.candidate_index else "")
         + (f" · id `{sample.external_id}`" if sample.external_id else "")
     )
-    current = sample.decision or "undecided"
+    current = "hidden" if hidden else sample.decision or "undecided"
     head[1].metric("Current decision", current)
 
     left, right = st.columns([3, 2])
@@ -141,7 +148,9 @@ def sample_panel(sample_id: int) -> None:
             st.markdown("**Reference**")
             show_json(sample.reference)
         st.markdown("**Verdicts**")
-        if sample.verdicts:
+        if hidden:
+            st.caption(NOTICE)
+        elif sample.verdicts:
             for verdict in sample.verdicts:
                 icon = {True: ":material/check:", False: ":material/close:", None: ":material/help:"}[
                     verdict["passed"]
@@ -163,7 +172,9 @@ def sample_panel(sample_id: int) -> None:
 
     name = require_reviewer()
     with st.container(border=True):
-        tags = st.multiselect("Reasons", REASON_TAGS, key=f"tags_{sample.id}")
+        tags = st.multiselect(
+            "Reasons", review_settings(eng, sample.batch_id).reason_tags, key=f"tags_{sample.id}"
+        )
         note = st.text_input("Note", key=f"note_{sample.id}", placeholder="optional")
         buttons = st.columns(4)
         action = None

@@ -8,6 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from curation.data import FAMILIES
+from curation.review.blind import NOTICE, hidden_batch_ids, visible_sample
 from curation.store.queries import get_sample, list_batches
 from curation.verification import VERIFIERS
 from curation.verification.chains import DEFAULT_CHAINS
@@ -22,7 +23,7 @@ from curation.verification.report import (
     verifier_summary,
     verifier_versions,
 )
-from pages.common import engine, job_status, page_header, reviewer, show_json, show_untrusted
+from pages.common import current_actor, engine, job_status, page_header, reviewer, show_json, show_untrusted
 
 page_header(
     "Verify",
@@ -31,8 +32,13 @@ page_header(
 )
 
 eng = engine()
-batches = [b for b in list_batches(eng) if b.origin == "synthetic"]
+synthetic = [b for b in list_batches(eng) if b.origin == "synthetic"]
+actor = current_actor()
+hidden = hidden_batch_ids(eng, actor)
+batches = [b for b in synthetic if b.id not in hidden]
 by_name = {b.name: b for b in batches}
+if len(batches) < len(synthetic):
+    st.caption(f"{NOTICE}: {len(synthetic) - len(batches)} blind batch(es) left out.")
 if not batches:
     st.info("No candidate batches yet.", icon=":material/info:")
     st.page_link("pages/import_data.py", label="Import data", icon=":material/upload_file:")
@@ -190,8 +196,11 @@ if selection and selection.selection.rows:
 sample_id = st.session_state.get("verify_sample")
 if sample_id is not None:
     try:
-        sample = get_sample(eng, sample_id)
+        sample, sample_hidden = visible_sample(eng, actor, get_sample(eng, sample_id))
     except KeyError:
+        sample, sample_hidden = None, False
+    if sample_hidden:
+        st.caption(f"Sample {sample_id}: {NOTICE}")
         sample = None
     if sample is not None:
         st.divider()

@@ -3,6 +3,9 @@ and history (`curation.store.queries.get_sample`), its diversity marks with a pr
 the other sample each one points at, and its nearest neighbours
 (`curation.diversity.neighbours.nearest_neighbours`, from cached embeddings).
 
+On a blind batch the card holds what the acting user may see (`curation.review.blind`):
+a reviewer who has not decided the sample gets no verdicts, outcome or others' decisions.
+
 The neighbours are a separate call (`neighbour_previews`) so that the card can show
 the sample and its marks even when the neighbour lookup fails; its errors propagate."""
 
@@ -12,7 +15,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 
+from curation.auth import Actor
 from curation.diversity import neighbours as diversity_neighbours
+from curation.review.blind import visible_sample
 from curation.store.db import session_scope
 from curation.store.models import Batch, Sample
 from curation.store.queries import SampleDetail, get_sample, text_previews
@@ -42,6 +47,8 @@ class Related:
 class ReviewCard:
     sample: SampleDetail
     marks: list[Related] = field(default_factory=list)
+    #: Blind review: verdicts and others' decisions were left out for this actor.
+    hidden: bool = False
 
 
 def _previews(engine: Engine, sample_ids: list[int]) -> dict[int, tuple[str, str, str, str]]:
@@ -69,9 +76,10 @@ def neighbour_previews(engine: Engine, sample_id: int, k: int = NEIGHBOURS) -> l
     ]
 
 
-def review_card(engine: Engine, sample_id: int) -> ReviewCard:
-    """The sample and its diversity marks, each with a preview of the other sample."""
-    sample = get_sample(engine, sample_id)
+def review_card(engine: Engine, sample_id: int, actor: Actor | None = None) -> ReviewCard:
+    """The sample and its diversity marks, each with a preview of the other sample, as
+    `actor` may see it (None: nobody signed in, the reviewer's view)."""
+    sample, hidden = visible_sample(engine, actor, get_sample(engine, sample_id))
     previews = _previews(engine, sorted({m["other_sample_id"] for m in sample.marks if m["other_sample_id"]}))
     marks = [
         Related(
@@ -80,8 +88,8 @@ def review_card(engine: Engine, sample_id: int) -> ReviewCard:
             kind=mark["kind"],
             score=mark["score"],
             reason=mark["reason"],
-            overridden_by=mark["overridden_by"],
+            overridden_by=None if hidden else mark["overridden_by"],
         )
         for mark in sample.marks
     ]
-    return ReviewCard(sample=sample, marks=marks)
+    return ReviewCard(sample=sample, marks=marks, hidden=hidden)

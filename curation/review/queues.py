@@ -45,6 +45,9 @@ from curation.store.queries import HIDDEN_STATUSES
 from curation.verification.versions import current_clause
 
 QUEUE_KINDS = ("disagreement", "uncertain", "spot-check", "failures", "cluster", "assigned", "undecided")
+#: The queues of a blind batch for a reviewer who may not see verdicts: none is
+#: ordered or filtered by a verdict or by someone else's decision.
+BLIND_QUEUE_KINDS = ("cluster", "assigned", "undecided")
 QUEUE_LABELS = {
     "disagreement": "Disagreement first",
     "uncertain": "Uncertain (a verifier could not judge)",
@@ -72,17 +75,24 @@ class Queue:
     verifier: str | None = None
     #: For ``cluster``: the metadata key holding the label (`cluster_key`).
     cluster_key: str = "cluster"
+    #: Blind review: serve what this reviewer has not decided (others' decisions do not
+    #: count), only in the orders of `BLIND_QUEUE_KINDS`.
+    blind: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in QUEUE_KINDS:
             raise ValueError(f"queue must be one of {', '.join(QUEUE_KINDS)}, got {self.kind!r}")
+        if self.blind and self.kind not in BLIND_QUEUE_KINDS:
+            raise ValueError(
+                f"a blind queue must be one of {', '.join(BLIND_QUEUE_KINDS)}, got {self.kind!r}"
+            )
         if self.kind == "cluster" and self.cluster is None:
             raise ValueError("the cluster queue needs a cluster label")
 
     @property
     def key(self) -> str:
         """A stable name for this queue (session state keys, logs)."""
-        return f"{self.kind}:{self.batch_id}:{self.cluster or ''}:{self.verifier or ''}"
+        return f"{self.kind}:{self.batch_id}:{self.cluster or ''}:{self.verifier or ''}{':blind' if self.blind else ''}"
 
 
 @dataclass(frozen=True)
@@ -137,9 +147,15 @@ def pool_samples(batch_id: int) -> Select[tuple[int]]:
     )
 
 
-def _shared(queue: Queue) -> Select[tuple[int]] | None:
+def _open_for(queue: Queue, reviewer: str) -> Any:
+    """Samples still open in a shared queue: undecided, or on a blind queue, not decided
+    by `reviewer` (whatever others decided)."""
+    return ~decided_by(reviewer, Sample.id) if queue.blind else Sample.decision.is_(None)
+
+
+def _shared(queue: Queue, reviewer: str = "") -> Select[tuple[int]] | None:
     """The shared queues as one select of sample ids, ordered; None for claim-based ones."""
-    open_sample = (Sample.batch_id == queue.batch_id, Sample.decision.is_(None))
+    open_sample = (Sample.batch_id == queue.batch_id, _open_for(queue, reviewer))
     if queue.kind == "undecided":
         return select(Sample.id).where(*open_sample).order_by(Sample.id)
     if queue.kind == "failures":
@@ -225,7 +241,7 @@ def next_sample(engine: Engine, queue: Queue, reviewer: str, *, after: int | Non
 
     The spot-check queue may claim a pool sample for the reviewer (a write)."""
     reviewer = _check_reviewer(reviewer)
-    shared = _shared(queue)
+    shared = _shared(queue, reviewer)
     if shared is not None:
         order_column = Verdict.sample_id if queue.kind in ("uncertain", "disagreement") else Sample.id
         with session_scope(engine, write=False) as session:
@@ -459,13 +475,17 @@ def cluster_key(engine: Engine, batch_id: int) -> str | None:
     return next((key for key in CLUSTER_KEYS if key in seen), None)
 
 
-def cluster_labels(engine: Engine, batch_id: int, key: str = CLUSTER_KEYS[0]) -> list[tuple[str, int]]:
-    """Cluster labels of a batch's undecided samples with their counts (a scan: cache it)."""
+def cluster_labels(
+    engine: Engine, batch_id: int, key: str = CLUSTER_KEYS[0], *, open_for: str | None = None
+) -> list[tuple[str, int]]:
+    """Cluster labels of a batch's undecided samples with their counts (a scan: cache it).
+    `open_for` (blind review): count the samples that reviewer has not decided instead."""
     label = cluster_key_expression(key)
+    still_open = Sample.decision.is_(None) if open_for is None else ~decided_by(open_for, Sample.id)
     with session_scope(engine, write=False) as session:
         rows = session.execute(
             select(label, func.count())
-            .where(Sample.batch_id == batch_id, Sample.decision.is_(None), label.is_not(None))
+            .where(Sample.batch_id == batch_id, still_open, label.is_not(None))
             .group_by(label)
             .order_by(func.count().desc())
         ).all()
@@ -478,10 +498,10 @@ def verifier_names(engine: Engine) -> list[str]:
         return sorted(session.scalars(select(Verdict.verifier).distinct()))
 
 
-def available_queues(engine: Engine, batch_id: int) -> list[str]:
+def available_queues(engine: Engine, batch_id: int, *, blind: bool = False) -> list[str]:
     """The queue kinds that make sense for this batch (cluster and assigned only
-    when the batch has cluster labels / assignments)."""
-    kinds = list(QUEUE_KINDS)
+    when the batch has cluster labels / assignments; `BLIND_QUEUE_KINDS` when blind)."""
+    kinds = list(BLIND_QUEUE_KINDS if blind else QUEUE_KINDS)
     if cluster_key(engine, batch_id) is None:
         kinds.remove("cluster")
     if not has_assignments(engine, batch_id):
@@ -499,7 +519,7 @@ def queue_remaining(engine: Engine, queue: Queue, reviewer: str) -> int | None:
         with session_scope(engine, write=False) as session:
             return session.scalar(select(func.count()).select_from(claims.subquery())) or 0
     if queue.kind == "undecided" or queue.kind == "failures" and not queue.verifier:
-        query = _shared(queue)
+        query = _shared(queue, reviewer.strip())
         assert query is not None
         with session_scope(engine, write=False) as session:
             return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
@@ -522,18 +542,20 @@ def queue_count(engine: Engine, queue: Queue, reviewer: str, *, cap: int = QUEUE
     remaining = queue_remaining(engine, queue, reviewer)
     if remaining is not None:
         return remaining
-    shared = _shared(queue)
+    shared = _shared(queue, reviewer.strip())
     assert shared is not None, "every claim-based queue has an exact count"
     capped = shared.order_by(None).distinct().limit(cap + 1).subquery()
     with session_scope(engine, write=False) as session:
         return session.scalar(select(func.count()).select_from(capped)) or 0
 
 
-def queue_counts(engine: Engine, batch_id: int, reviewer: str, kinds: Sequence[str]) -> dict[str, int | None]:
+def queue_counts(
+    engine: Engine, batch_id: int, reviewer: str, kinds: Sequence[str], *, blind: bool = False
+) -> dict[str, int | None]:
     """`queue_count` of each queue kind of a batch, unfiltered (any verifier); None for
     the cluster queue, which is counted per cluster."""
     return {
-        kind: None if kind == "cluster" else queue_count(engine, Queue(kind, batch_id), reviewer)
+        kind: None if kind == "cluster" else queue_count(engine, Queue(kind, batch_id, blind=blind), reviewer)
         for kind in kinds
     }
 

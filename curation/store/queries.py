@@ -120,6 +120,7 @@ def _apply_filter(query: Select, filters: SampleFilter) -> Select:
     query = where_visible(
         query,
         batch_ids=filters.batch_ids,
+        exclude_batch_ids=filters.exclude_batch_ids,
         origins=filters.origins,
         families=filters.families,
         decisions=filters.decisions,
