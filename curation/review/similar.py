@@ -21,6 +21,7 @@ from sqlalchemy import Engine, and_, func, select
 
 from curation.diversity.embed import DEFAULT_MODEL, cache_key, decode_vectors
 from curation.diversity.lru import ByteBudgetLRU, budget_from_env
+from curation.review.decisions import live_stacks
 from curation.store.db import session_scope
 from curation.store.models import Batch, Decision, Embedding, Sample
 from curation.store.queries import HIDDEN_STATUSES, text_previews
@@ -228,3 +229,19 @@ def _details(engine: Engine, sample_ids: list[int]) -> dict[int, tuple]:
         sid: (batch_id, batch, origin, decision, by.get(sid), prompt, response)
         for sid, batch_id, batch, origin, decision, prompt, response in rows
     }
+
+
+def reviewer_decision(engine: Engine, sample_id: int, reviewer: str) -> str | None:
+    """`reviewer`'s live decision on the sample (their latest human event not undone), or None."""
+    with session_scope(engine, write=False) as session:
+        events = list(
+            session.execute(
+                select(
+                    Decision.id, Decision.sample_id, Decision.reviewer, Decision.action, Decision.undoes_id
+                )
+                .where(Decision.sample_id == sample_id, Decision.bulk_event_id.is_(None))
+                .order_by(Decision.id)
+            )
+        )
+    stack = live_stacks(events).get((sample_id, reviewer.strip()))
+    return stack[-1].action if stack else None
