@@ -190,7 +190,17 @@ def similar_samples(
     found = top_k(_pool(engine, key), vector, sample_id, k)
     details = _details(engine, [other for other, _ in found])
     return [
-        SimilarSample(other, *details[other][:4], similarity, *details[other][4:])
+        SimilarSample(
+            sample_id=other,
+            batch_id=details[other][0],
+            batch=details[other][1],
+            origin=details[other][2],
+            similarity=similarity,
+            decision=details[other][3],
+            decided_by=details[other][4],
+            prompt=details[other][5],
+            response=details[other][6],
+        )
         for other, similarity in found
         if other in details
     ]
