@@ -10,18 +10,21 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from curation.auth import Action, PermissionDenied
+from curation.auth import Action, Actor, PermissionDenied
 from curation.io.writers.chat import conversation
 from curation.review.agreement import reviewer_agreement
 from curation.review.blind import NOTICE, hides, queue_kinds
 from curation.review.bulk import (
     BoundNotMet,
     bulk_accept_passed,
+    bulk_apply_decision,
     bulk_reject_failures,
     list_bulk_events,
     preview_accept_passed,
+    preview_apply_decision,
     preview_reject_failures,
     rejectable_reasons,
     resume_bulk,
@@ -34,6 +37,7 @@ from curation.review.queues import (
     QUEUE_LABELS,
     Queue,
     assign_round_robin,
+    assign_spot_check,
     cluster_key,
     cluster_labels,
     draw_spot_check,
@@ -45,9 +49,11 @@ from curation.review.queues import (
     spot_check,
     verifier_names,
 )
+from curation.review.reviewers import IDLE_SECONDS, ReviewerMetrics, reviewer_metrics
 from curation.review.sampling import acceptance_summary, zero_failure_sample_size
 from curation.review.settings import SettingsError, review_settings, set_review_settings
-from curation.review.stats import family_slices, reviewer_stats, suggestions, verifier_scores, verifier_slices
+from curation.review.similar import NotEmbedded, SimilarSample, reviewer_decision, similar_samples
+from curation.review.stats import family_slices, suggestions, verifier_scores, verifier_slices
 from pages.common import (
     current_actor,
     engine,
@@ -62,6 +68,8 @@ from pages.common import (
 OUTCOME = {True: "pass", False: "fail", None: "—"}
 VERDICT_ICON = {True: ":material/check:", False: ":material/close:", None: ":material/help:"}
 CONFIDENCES = [0.8, 0.9, 0.95, 0.99]
+#: Similar samples listed on the review card.
+SIMILAR_K = 10
 log = logging.getLogger(__name__)
 
 
@@ -250,6 +258,114 @@ def _show_neighbours(sample_id: int) -> None:
     _show_related(neighbours, empty="No neighbours found.")
 
 
+def _similar_table(similar: list[SimilarSample]) -> None:
+    """Neighbours as a table: plain text cells (model output never renders as HTML)."""
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "sample": s.sample_id,
+                    "similarity": round(s.similarity, 4),
+                    "batch": s.batch,
+                    "set": "reference" if s.is_reference else s.origin,
+                    "decision": s.decision or "undecided",
+                    "decided by": s.decided_by or "",
+                    "prompt": s.prompt,
+                }
+                for s in similar
+            ]
+        ),
+        hide_index=True,
+    )
+
+
+def _apply_similar(actor: Actor, source: int, decision: str, sample_ids: list[int]) -> None:
+    result = bulk_apply_decision(
+        eng, actor, sample_ids, decision, reason=f"like sample {source}", source_sample_id=source
+    )
+    st.session_state["similar_bulk"] = result.bulk_event_id
+    _flash(f"Applied {decision} to {result.count} similar samples (bulk event {result.bulk_event_id}).")
+
+
+def _undo_similar(actor: Actor, bulk_event_id: int) -> None:
+    result = undo_bulk(eng, bulk_event_id, actor.name)
+    st.session_state.pop("similar_bulk", None)
+    _flash(f"Undid bulk event {bulk_event_id}: {result.count} samples undecided again.")
+
+
+def _offer_apply(source: int, similar: list[SimilarSample], decision: str) -> None:
+    """ "Apply my decision to these N": only for a role allowed bulk actions, confirmed first."""
+    actor = current_actor()
+    if actor is None or not actor.can(Action.BULK):
+        st.caption("Applying a decision to many samples at once is a bulk action, for admins.")
+        return
+    open_ids = preview_apply_decision(eng, [s.sample_id for s in similar])
+    if not open_ids:
+        st.caption("Every similar sample is decided already.")
+        return
+    confirmed = st.checkbox(
+        f"{decision.capitalize()} these {len(open_ids)} undecided similar samples as one bulk action "
+        "(undoable)",
+        key=f"similar_confirm_{source}",
+    )
+    st.button(
+        f"Apply my decision to these {len(open_ids)}",
+        key=f"similar_apply_{source}",
+        icon=":material/done_all:",
+        disabled=not confirmed,
+        on_click=_apply_similar,
+        args=(actor, source, decision, open_ids),
+    )
+
+
+def _similar_of(sample_id: int) -> list[SimilarSample] | None:
+    """The similar samples, or None after saying why there are none to show."""
+    try:
+        return similar_samples(eng, sample_id, k=SIMILAR_K, actor=current_actor())
+    except NotEmbedded as exc:
+        st.info(str(exc), icon=":material/info:")
+    except Exception as exc:  # noqa: BLE001 - any failure: the rest of the card still shows
+        log.exception("similar samples of sample %s failed", sample_id)
+        st.error(f"Similar samples could not be loaded: {type(exc).__name__}: {exc}", icon=":material/error:")
+    return None
+
+
+def _similar_section(q: Queue, name: str, sample_id: int) -> None:
+    """Nearest neighbours across every batch and reference set, with their decisions, and
+    the bulk action applying the reviewer's decision to them. A queue moves on once a
+    sample is decided, so the action is also offered for the sample decided last."""
+    similar = _similar_of(sample_id)
+    if similar is not None:
+        if similar:
+            _similar_table(similar)
+        else:
+            st.caption("No other sample has a cached embedding.")
+    mine = reviewer_decision(eng, sample_id, name)
+    if similar and mine in ("accept", "reject"):
+        _offer_apply(sample_id, similar, mine)
+    decided = _queue_state(q, name)["decided"]
+    last = decided[-1] if decided else None
+    last_decision = reviewer_decision(eng, last, name) if last is not None else None
+    if last is not None and last != sample_id and last_decision in ("accept", "reject"):
+        st.markdown(f"**Similar to sample {last}, which you decided: {last_decision}**")
+        previous = _similar_of(last)
+        if previous:
+            _similar_table(previous)
+            _offer_apply(last, previous, last_decision)
+    elif mine is None:
+        st.caption("Decide this sample to apply your decision to its similar samples.")
+    bulk_id = st.session_state.get("similar_bulk")
+    actor = current_actor()
+    if bulk_id is not None and actor is not None and actor.can(Action.BULK):
+        st.button(
+            f"Undo bulk event {bulk_id}",
+            key="similar_undo",
+            icon=":material/undo:",
+            on_click=_undo_similar,
+            args=(actor, bulk_id),
+        )
+
+
 def _live_bound(batch_id: int) -> None:
     summary = acceptance_summary(eng, batch_id, max_error, confidence, with_population=False)
     if not summary.pool:
@@ -411,6 +527,15 @@ def review_panel(q: Queue, name: str) -> None:
         _show_related(card.marks, empty="No diversity marks.")
         st.markdown("**Nearest neighbours**")
         _show_neighbours(sample_id)
+        similar = st.expander(
+            "Similar samples (all batches and reference sets)",
+            key="review_similar",
+            on_change="rerun",
+            icon=":material/travel_explore:",
+        )
+        with similar:
+            if similar.open:
+                _similar_section(q, name, sample_id)
         if sample.metadata:
             with st.expander("Metadata", icon=":material/data_object:"):
                 show_json(sample.metadata)
@@ -598,38 +723,184 @@ def acceptance_tab(batch_id: int, name: str) -> None:
             )
 
 
+def _kappa_text(kappa: float | None) -> str:
+    return "undefined" if kappa is None else f"{kappa:.3f}"
+
+
+def _heatmap(
+    rows: list[str], columns: list[str], cells: dict[tuple[str, str], float | None], key: str
+) -> None:
+    """A kappa heatmap (-1..1); blank where two raters share no judged sample."""
+    z = [[cells.get((r, c)) for c in columns] for r in rows]
+    text = [["" if v is None else f"{v:.2f}" for v in row] for row in z]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=columns,
+            y=rows,
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu",
+            text=text,
+            texttemplate="%{text}",
+            colorbar={"title": "kappa"},
+        )
+    )
+    fig.update_layout(height=120 + 40 * len(rows), margin={"t": 10, "b": 10})
+    st.plotly_chart(fig, key=key)
+
+
+def _reviewer_plots(metrics: ReviewerMetrics) -> None:
+    """Pace, drift of the accept rate, and the kappa heatmaps."""
+    paced = [r for r in metrics.reviewers if r.pace_seconds is not None]
+    if paced:
+        st.markdown("**Pace** (median seconds per decision, idle gaps excluded)")
+        fig = go.Figure(go.Bar(x=[r.reviewer for r in paced], y=[r.pace_seconds for r in paced]))
+        fig.update_layout(height=260, margin={"t": 10, "b": 10}, yaxis_title="seconds")
+        st.plotly_chart(fig, key="reviewers_pace")
+    if metrics.drift:
+        st.markdown("**Drift** (each reviewer's decisions in time order, in slices)")
+        fig = go.Figure()
+        for reviewer_name in dict.fromkeys(d.reviewer for d in metrics.drift):
+            windows = [d for d in metrics.drift if d.reviewer == reviewer_name]
+            fig.add_trace(
+                go.Scatter(
+                    x=[d.window + 1 for d in windows],
+                    y=[d.accept_rate for d in windows],
+                    mode="lines+markers",
+                    name=f"{reviewer_name} accept rate",
+                )
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=[d.window + 1 for d in windows],
+                    y=[d.agreement for d in windows],
+                    mode="lines+markers",
+                    line={"dash": "dot"},
+                    name=f"{reviewer_name} agreement with others",
+                )
+            )
+        fig.update_layout(
+            height=300, margin={"t": 10, "b": 10}, xaxis_title="slice", yaxis={"range": [0, 1.05]}
+        )
+        st.plotly_chart(fig, key="reviewers_drift")
+    names = [r.reviewer for r in metrics.reviewers]
+    if metrics.pairs:
+        st.markdown("**Cohen's kappa between reviewers**")
+        cells: dict[tuple[str, str], float | None] = {(n, n): 1.0 for n in names}
+        for pair in metrics.pairs:
+            cells[(pair.first, pair.second)] = cells[(pair.second, pair.first)] = pair.kappa
+        _heatmap(names, names, cells, "reviewers_kappa")
+    if metrics.verifiers:
+        st.markdown("**Cohen's kappa against verifiers** (current versions; passed = accept)")
+        verifiers = sorted({v.verifier for v in metrics.verifiers})
+        rows = [n for n in names if any(v.reviewer == n for v in metrics.verifiers)]
+        _heatmap(
+            rows, verifiers, {(v.reviewer, v.verifier): v.kappa for v in metrics.verifiers}, "verifiers_kappa"
+        )
+
+
+def _assign_spot_check_form(batch_id: int) -> None:
+    """The admin's spot-check assignment: named reviewers, overlap k."""
+    actor = current_actor()
+    if actor is None or not actor.can(Action.CONFIGURE_BATCH):
+        st.caption("Assigning the spot-check is for admins.")
+        return
+    pool = spot_check(eng, batch_id)
+    if pool is None:
+        st.caption("Draw the spot-check pool first (Acceptance tab, or open the spot-check queue).")
+        return
+    st.caption(f"The pool holds {pool.size} samples; each goes to k distinct reviewers, never twice to one.")
+    names = st.text_input("Reviewers (comma-separated)", key="spot_assign_names", placeholder="ada, bob, cy")
+    overlap = st.number_input("Reviewers per sample (k)", 1, 10, max(1, pool.overlap), key="spot_assign_k")
+    if st.button("Assign the spot-check", key="spot_assign", disabled=not names.strip()):
+        listed = [n.strip() for n in names.split(",") if n.strip()]
+        try:
+            done = assign_spot_check(eng, actor, batch_id, listed, int(overlap))
+            spread = ", ".join(f"{who} {n}" for who, n in done.per_reviewer.items())
+            short = f"; {done.short} short of {done.overlap} reviewers" if done.short else ""
+            _flash(
+                f"Assigned the spot-check with overlap {done.overlap}: {done.created} claims ({spread}){short}."
+            )
+        except ValueError as exc:
+            _flash(str(exc))
+        st.rerun()
+
+
 def reviewers_tab(batch_id: int, name: str) -> None:
+    idle = st.number_input(
+        "Idle after (seconds)",
+        10,
+        24 * 3600,
+        int(IDLE_SECONDS),
+        10,
+        key="reviewers_idle",
+        help="Gaps between two decisions longer than this are breaks: left out of the pace.",
+    )
+    metrics = reviewer_metrics(eng, batch_id, idle_seconds=float(idle))
+    agreement = reviewer_agreement(eng, batch_id)
+    cols = st.columns(3)
+    if agreement.items:
+        method = "Cohen's" if len(agreement.pairs) == 1 else "Fleiss'"
+        cols[0].metric(
+            f"{method} kappa",
+            _kappa_text(agreement.kappa),
+            help=f"{agreement.items} samples decided by two or more reviewers",
+        )
+    else:
+        cols[0].metric("Kappa", "—", help="No sample was decided by two reviewers yet.")
+    cols[1].metric("Reviewers", len(metrics.reviewers))
+    cols[2].metric("Decisions", sum(r.decisions for r in metrics.reviewers))
     titled_table(
         "Reviewers",
         [
             {
                 "reviewer": r.reviewer,
-                "decided": r.decided,
+                "decisions": r.decisions,
+                "pace (median s)": r.pace_seconds,
+                "idle gaps": r.idle_gaps,
+                "accept rate": r.accept_rate,
                 "accepted": r.accepted,
                 "rejected": r.rejected,
                 "skipped": r.skipped,
-                "accept rate": r.accept_rate,
-                "median s between decisions": r.median_seconds,
             }
-            for r in reviewer_stats(eng, batch_id)
+            for r in metrics.reviewers
         ],
         "No decisions in this batch yet.",
+        column_config={
+            "accept rate": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")
+        },
     )
-    agreement = reviewer_agreement(eng, batch_id)
-    st.markdown("**Agreement**")
-    if agreement.items:
-        method = "Cohen's" if len(agreement.pairs) == 1 else "Fleiss'"
-        kappa = (
-            "undefined (everyone gave the same label)"
-            if agreement.kappa is None
-            else f"{agreement.kappa:.3f}"
-        )
-        st.metric(
-            f"{method} kappa", kappa, help=f"{agreement.items} samples decided by two or more reviewers"
-        )
-        st.dataframe(pd.DataFrame([p.__dict__ for p in agreement.pairs]), hide_index=True)
-    else:
-        st.caption("No sample was decided by two reviewers yet: set an overlap on the spot-check pool.")
+    titled_table(
+        "Agreement between reviewers",
+        [
+            {
+                "reviewers": f"{p.first} / {p.second}",
+                "kappa": p.kappa,
+                "observed": p.observed,
+                "samples": p.items,
+            }
+            for p in metrics.pairs
+        ],
+        "No sample was decided by two reviewers yet: assign the spot-check with an overlap.",
+    )
+    titled_table(
+        "Agreement with verifiers",
+        [
+            {
+                "reviewer": v.reviewer,
+                "verifier": v.verifier,
+                "kappa": v.kappa,
+                "observed": v.observed,
+                "samples": v.items,
+            }
+            for v in metrics.verifiers
+        ],
+        "No decided sample has a current verdict.",
+    )
+    _reviewer_plots(metrics)
+    with st.expander("Assign the spot-check (overlap)", icon=":material/group_add:"):
+        _assign_spot_check_form(batch_id)
     with st.expander("Assign samples to reviewers", icon=":material/assignment_ind:"):
         names = st.text_input("Reviewers (comma-separated)", key="assign_names", placeholder="ada, bob")
         count = st.number_input("Samples", 1, 100_000, 50, key="assign_count")

@@ -49,6 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from curation.auth import Action, Actor, writes
 from curation.review.decisions import CLEAR
 from curation.review.sampling import DEFAULT_CONFIDENCE, DEFAULT_MAX_ERROR, acceptance_summary
 from curation.store.db import session_scope
@@ -60,6 +61,10 @@ CHUNK = 10_000
 UNDO = "undo"
 APPLYING, DONE, ABANDONED = "applying", "done", "abandoned"
 ACCEPT_PASSED, REJECT_FAILURES = "accept-passed", "reject-failures"
+#: A reviewer's decision applied to samples they chose (the similar samples of one).
+SIMILAR = "similar"
+#: The decisions `bulk_apply_decision` may apply (a bulk skip says nothing).
+APPLICABLE = ("accept", "reject")
 
 
 class BoundNotMet(ValueError):
@@ -130,6 +135,8 @@ def _selection(spec: dict[str, Any]) -> list[Any]:
         conditions = _passed_selection(spec["batch_id"])
     elif spec["kind"] == REJECT_FAILURES:
         conditions = _failure_selection(spec["batch_id"], spec["verifier"], spec["reason"])
+    elif spec["kind"] == SIMILAR:
+        conditions = [Sample.id.in_(spec["sample_ids"])]
     else:
         raise ValueError(f"unknown bulk selection {spec['kind']!r}")
     return [*conditions, Sample.id <= spec["max_sample_id"]]
@@ -357,6 +364,66 @@ def bulk_reject_failures(
             "note": f"bulk: {verifier}: {reason}",
         }
         event_id = _start(session, reviewer, "reject", rule, spec)
+    return _run(engine, event_id)
+
+
+def preview_apply_decision(engine: Engine, sample_ids: Sequence[int]) -> list[int]:
+    """The undecided ones among `sample_ids` (what `bulk_apply_decision` would decide now)."""
+    ids = sorted({int(sample_id) for sample_id in sample_ids})
+    if not ids:
+        return []
+    with session_scope(engine, write=False) as session:
+        return list(
+            session.scalars(
+                select(Sample.id).where(Sample.id.in_(ids), Sample.decision.is_(None)).order_by(Sample.id)
+            )
+        )
+
+
+@writes(Action.BULK)
+def bulk_apply_decision(
+    engine: Engine,
+    actor: Actor,
+    sample_ids: Sequence[int],
+    decision: str,
+    *,
+    reason: str = "",
+    reason_tags: Sequence[str] = (),
+    source_sample_id: int | None = None,
+) -> BulkResult:
+    """Apply `actor`'s decision to the chosen samples (the "similar samples" of
+    `source_sample_id` on the review card) as one bulk event, undoable with `undo_bulk`.
+
+    Like every bulk action it decides only the samples still undecided: a human's
+    decision is never overridden. `reason` is the note stored with each decision."""
+    if decision not in APPLICABLE:
+        raise ValueError(f"decision must be one of {', '.join(APPLICABLE)}, got {decision!r}")
+    ids = sorted({int(sample_id) for sample_id in sample_ids})
+    if not ids:
+        raise ValueError("choose at least one sample to apply the decision to")
+    with session_scope(engine) as session:
+        found = dict(session.execute(select(Sample.id, Sample.batch_id).where(Sample.id.in_(ids))).all())
+        missing = [sample_id for sample_id in ids if sample_id not in found]
+        if missing:
+            raise KeyError(f"no sample {', '.join(map(str, missing))}")
+        source_batch = None
+        if source_sample_id is not None:
+            source_batch = session.scalar(select(Sample.batch_id).where(Sample.id == source_sample_id))
+        source = f" like sample {source_sample_id}" if source_sample_id is not None else ""
+        rule = f"{decision} {len(ids)} chosen similar sample(s){source}" + (f": {reason}" if reason else "")
+        spec = {
+            "kind": SIMILAR,
+            # The batch the event is listed under (the source sample's, else the first chosen one's).
+            "batch_id": source_batch if source_batch is not None else found[ids[0]],
+            "batch_ids": sorted(set(found.values())),
+            "sample_ids": ids,
+            "source_sample_id": source_sample_id,
+            "decision": "undecided",
+            "max_sample_id": ids[-1],
+            "reason_tags": list(reason_tags),
+            "note": reason or f"bulk: {decision}{source}",
+        }
+        event_id = _start(session, actor.name, decision, rule, spec)
     return _run(engine, event_id)
 
 

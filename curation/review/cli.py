@@ -1,6 +1,9 @@
 """`python -m curation review-stats --batch NAME [--json]`: where the review of a
 batch stands — decisions, the acceptance-sampling plan and bound, verifiers
-against humans, agreement between reviewers, where to sample more."""
+against humans, agreement between reviewers, where to sample more.
+
+`python -m curation review reviewers [--batch NAME] [--json]`: each reviewer's count,
+pace, accept rate, kappa with each other reviewer and each verifier, and drift."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import json
 
 from sqlalchemy import Engine
 
+from curation.review.reviewers import IDLE_SECONDS, ReviewerMetrics, reviewer_metrics
 from curation.review.sampling import DEFAULT_CONFIDENCE, DEFAULT_MAX_ERROR
 from curation.review.stats import ReviewStats, review_stats
 from curation.store.queries import batch_id_by_name
@@ -70,6 +74,49 @@ def format_stats(name: str, stats: ReviewStats) -> str:
     return "\n".join(lines)
 
 
+def format_reviewers(scope: str, metrics: ReviewerMetrics) -> str:
+    """The human-readable report of `reviewer_metrics`."""
+    lines = [
+        f"reviewers of {scope} (pace: median seconds between decisions, gaps over "
+        f"{metrics.idle_seconds:g} s left out as idle)",
+        f"  {'reviewer':<24} {'decisions':>9} {'pace s':>8} {'idle gaps':>9} {'accept rate':>12}",
+    ]
+    for r in metrics.reviewers:
+        lines.append(
+            f"  {r.reviewer:<24} {r.decisions:>9} {_num(r.pace_seconds, 1):>8} {r.idle_gaps:>9} "
+            f"{_pct(r.accept_rate):>12}"
+        )
+    if not metrics.reviewers:
+        lines.append("  (no human decisions yet)")
+    lines += ["", "Cohen's kappa between reviewers (accept / reject on the samples both decided)"]
+    lines += [
+        f"  {p.first} / {p.second}: {_num(p.kappa)} (observed {_pct(p.observed)} on {p.items})"
+        for p in metrics.pairs
+    ] or ["  (no sample was decided by two reviewers)"]
+    lines += ["", "Cohen's kappa against verifiers (current versions; passed = accept)"]
+    lines += [
+        f"  {v.reviewer} / {v.verifier}: {_num(v.kappa)} (observed {_pct(v.observed)} on {v.items})"
+        for v in metrics.verifiers
+    ] or ["  (no decided sample has a current verdict)"]
+    lines += ["", "drift (each reviewer's decisions in time order, in slices)"]
+    for d in metrics.drift:
+        lines.append(
+            f"  {d.reviewer:<24} slice {d.window + 1:>2}: {d.decisions:>5} decisions, accept rate "
+            f"{_pct(d.accept_rate)}, agreement with others {_pct(d.agreement)} ({d.compared} compared)"
+        )
+    return "\n".join(lines)
+
+
+def cmd_review_reviewers(args: argparse.Namespace, engine: Engine) -> int:
+    batch_id = batch_id_by_name(engine, args.batch) if args.batch else None
+    metrics = reviewer_metrics(engine, batch_id, idle_seconds=args.idle_seconds, windows=args.windows)
+    if args.json:
+        print(json.dumps({"batch": args.batch, **metrics.to_dict()}, indent=2, default=str))
+    else:
+        print(format_reviewers(f"batch {args.batch!r}" if args.batch else "all batches", metrics))
+    return 0
+
+
 def cmd_review_stats(args: argparse.Namespace, engine: Engine) -> int:
     batch_id = batch_id_by_name(engine, args.batch)
     stats = review_stats(engine, batch_id, args.max_error, args.confidence)
@@ -92,3 +139,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, help="confidence c (default 0.95)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_review_stats)
+
+    review = subparsers.add_parser("review", help="review reports (reviewers)")
+    commands = review.add_subparsers(dest="review_command", metavar="REPORT", required=True)
+    p = commands.add_parser(
+        "reviewers", help="per reviewer: count, pace, accept rate, kappa with reviewers and verifiers, drift"
+    )
+    p.add_argument("--batch", default=None, help="batch name (default: all batches)")
+    p.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=IDLE_SECONDS,
+        help=f"gaps between decisions longer than this are idle, not pace (default {IDLE_SECONDS:g})",
+    )
+    p.add_argument("--windows", type=int, default=10, help="drift slices per reviewer (default 10: deciles)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_review_reviewers)

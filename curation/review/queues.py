@@ -30,6 +30,7 @@ The verdict-driven queues read current verdicts only (`curation.verification.ver
 from __future__ import annotations
 
 import zlib
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +39,10 @@ import numpy as np
 from sqlalchemy import Engine, Select, String, cast, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
+from curation.auth import Action, Actor, writes
 from curation.review.decisions import decided_by
 from curation.store.db import session_scope
-from curation.store.models import Assignment, Batch, Sample, Verdict
+from curation.store.models import Assignment, Batch, Decision, Sample, Verdict
 from curation.store.queries import HIDDEN_STATUSES
 from curation.verification.versions import current_clause
 
@@ -383,6 +385,96 @@ def claim_spot_check(engine: Engine, batch_id: int, reviewer: str) -> int | None
         if sample_id is not None:
             session.add(Assignment(sample_id=sample_id, reviewer=reviewer, queue=CLAIM_QUEUE))
         return sample_id
+
+
+@dataclass(frozen=True)
+class SpotCheckAssignment:
+    """What `assign_spot_check` did."""
+
+    overlap: int
+    #: Claim rows created (one per sample and reviewer).
+    created: int
+    #: Pool samples that now have `overlap` reviewers.
+    complete: int
+    #: Pool samples left with fewer (not enough named reviewers who had not seen them).
+    short: int
+    #: Claims per named reviewer in this pool after the assignment.
+    per_reviewer: dict[str, int]
+
+
+@writes(Action.CONFIGURE_BATCH)
+def assign_spot_check(
+    engine: Engine, actor: Actor, batch_id: int, reviewers: Sequence[str], overlap: int
+) -> SpotCheckAssignment:
+    """Assign a batch's spot-check pool to the named `reviewers` with overlap k: every
+    pool sample goes to k distinct reviewers, as claims in their spot-check queue.
+
+    Claims a sample already has (anyone's) count towards its k, so running it again, or
+    after the pool grew, only fills what is missing. A reviewer never gets a sample they
+    already hold an assignment for or have decided (even if undone): nobody sees the same
+    sample twice. The least-loaded eligible reviewers are chosen first (ties in the
+    order given), which spreads the pool evenly. The pool's overlap becomes k, so no
+    one else claims beyond it."""
+    names = list(dict.fromkeys(_check_reviewer(name) for name in reviewers))
+    if not names:
+        raise ValueError("name at least one reviewer")
+    if not 1 <= overlap <= len(names):
+        raise ValueError(f"overlap must be between 1 and the {len(names)} reviewer(s) named")
+    with session_scope(engine) as session:
+        _lock_batch(session, batch_id)
+        settings = _spot_check(session, batch_id)
+        if settings is None:
+            raise ValueError("draw the batch's spot-check pool first")
+        if settings.overlap != overlap:
+            session.execute(
+                update(Assignment)
+                .where(Assignment.reviewer == POOL_REVIEWER, Assignment.sample_id.in_(pool_samples(batch_id)))
+                .values(queue=f"pool:{overlap}:{settings.seed}")
+            )
+        pool = list(session.scalars(pool_samples(batch_id).order_by(Assignment.id)))
+        in_pool = pool_samples(batch_id)
+        claimed: dict[int, set[str]] = defaultdict(set)
+        held: set[tuple[int, str]] = set()
+        for sample_id, who, queue_name in session.execute(
+            select(Assignment.sample_id, Assignment.reviewer, Assignment.queue).where(
+                Assignment.sample_id.in_(in_pool), Assignment.reviewer != POOL_REVIEWER
+            )
+        ):
+            held.add((sample_id, who))
+            if queue_name == CLAIM_QUEUE:
+                claimed[sample_id].add(who)
+        seen = set(
+            session.execute(
+                select(Decision.sample_id, Decision.reviewer)
+                .where(Decision.sample_id.in_(in_pool), Decision.reviewer.in_(names))
+                .distinct()
+            ).all()
+        )
+        load = Counter({name: sum(name in who for who in claimed.values()) for name in names})
+        rows = []
+        short = 0
+        for sample_id in pool:
+            need = overlap - len(claimed[sample_id])
+            if need <= 0:
+                continue
+            eligible = [
+                name for name in names if (sample_id, name) not in held and (sample_id, name) not in seen
+            ]
+            eligible.sort(key=lambda name: load[name])
+            chosen = eligible[:need]
+            short += len(chosen) < need
+            for name in chosen:
+                rows.append({"sample_id": sample_id, "reviewer": name, "queue": CLAIM_QUEUE})
+                load[name] += 1
+        if rows:
+            session.execute(insert(Assignment), rows)
+        return SpotCheckAssignment(
+            overlap=overlap,
+            created=len(rows),
+            complete=len(pool) - short,
+            short=short,
+            per_reviewer={name: load[name] for name in names},
+        )
 
 
 def spot_check_remaining(engine: Engine, batch_id: int, reviewer: str) -> int:
