@@ -18,6 +18,7 @@ from curation.review.bulk import (
     undo_bulk,
 )
 from curation.review.decisions import record_decision
+from curation.review.settings import set_review_settings
 from curation.review.similar import NotEmbedded, clear_cache, reviewer_decision, similar_samples
 from curation.store import session_scope
 from curation.store.models import Batch, BulkEvent, Decision, Embedding, Sample
@@ -100,6 +101,24 @@ def test_decisions_are_read_fresh_while_the_pool_is_cached(engine, planted):
     record_decision(engine, a[5], "cy", "accept")
     third = similar_samples(engine, a[0], k=3)[2]
     assert (third.sample_id, third.decision, third.decided_by) == (a[5], "accept", "cy")
+
+
+def test_a_blind_batchs_decisions_are_hidden_from_a_reviewer_who_has_not_decided(engine, planted):
+    a, b, _ = planted
+    batch_b = engine_batch_id(engine, "b")
+    set_review_settings(engine, ADMIN, batch_b, blind=True)
+    as_reviewer = similar_samples(engine, a[0], k=3, actor=REVIEWER)[0]
+    assert (as_reviewer.sample_id, as_reviewer.decision, as_reviewer.decided_by) == (b[3], None, None)
+    as_admin = similar_samples(engine, a[0], k=3, actor=ADMIN)[0]
+    assert (as_admin.decision, as_admin.decided_by) == ("reject", "ada")
+    record_decision(engine, b[3], REVIEWER.name, "accept")
+    decided = similar_samples(engine, a[0], k=3, actor=REVIEWER)[0]
+    assert (decided.decision, decided.decided_by) == ("accept", "bob")
+
+
+def engine_batch_id(engine, name: str) -> int:
+    with session_scope(engine) as session:
+        return session.scalar(select(Batch.id).where(Batch.name == name))
 
 
 def test_hidden_batches_are_left_out(engine, planted):
