@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from curation.auth import Action, Actor, Role
 from curation.io.writers.chat import conversation
 from curation.review.agreement import reviewer_agreement
 from curation.review.bulk import (
@@ -47,13 +48,17 @@ from curation.review.queues import (
 from curation.review.sampling import acceptance_summary, zero_failure_sample_size
 from curation.review.stats import family_slices, reviewer_stats, suggestions, verifier_scores, verifier_slices
 from pages.common import (
+    can,
+    current_actor,
     engine,
+    explain_refusal,
     page_header,
     require_reviewer,
     reviewer,
     show_json,
     show_untrusted,
     titled_table,
+    why_not,
 )
 
 OUTCOME = {True: "pass", False: "fail", None: "—"}
@@ -166,21 +171,22 @@ def _decide(q: Queue, name: str, sample_id: int, action: str) -> None:
     state = _queue_state(q, name)
     tags = st.session_state.get(f"review_tags_{sample_id}", [])
     note = st.session_state.get(f"review_note_{sample_id}", "")
-    record_decision(eng, sample_id, name, action, reason_tags=tags, note=note)
+    actor = current_actor()
+    record_decision(eng, actor, sample_id, action, reason_tags=tags, note=note)
     state["decided"].append(sample_id)
-    state["current"] = next_sample(eng, q, name, after=sample_id)
+    state["current"] = next_sample(eng, actor, q, after=sample_id)
     _flash(f"Sample {sample_id}: {action}")
 
 
 def _next(q: Queue, name: str, sample_id: int) -> None:
-    _queue_state(q, name)["current"] = next_sample(eng, q, name, after=sample_id)
+    _queue_state(q, name)["current"] = next_sample(eng, _reader(name), q, after=sample_id)
 
 
 def _undo(q: Queue, name: str) -> None:
     state = _queue_state(q, name)
     if not state["decided"]:
         return
-    undone = undo_last_decision(eng, name, state["decided"].pop())
+    undone = undo_last_decision(eng, current_actor(), state["decided"].pop())
     if undone is None:
         _flash("Nothing to undo.")
         return
@@ -295,8 +301,16 @@ def _bar_button(
     )
 
 
+def _reader(name: str) -> Actor:
+    """Who reads the queue: the acting user, or (not signed in) a viewer under `name`."""
+    return current_actor() or Actor(name, Role.VIEWER)
+
+
 def _decision_bar(q: Queue, name: str, sample_id: int | None) -> None:
-    disabled = sample_id is None
+    locked = why_not(Action.DECIDE)
+    if locked:
+        st.caption(locked)
+    disabled = sample_id is None or locked is not None
     spot = q.kind == "spot-check"
     accept, reject, skip, undo, following = st.columns(5)
     _bar_button(accept, "Accept", "check", "a", _decide, (q, name, sample_id, "accept"), disabled)
@@ -304,7 +318,7 @@ def _decision_bar(q: Queue, name: str, sample_id: int | None) -> None:
     skip_help = "Recorded: the sample leaves the queue without a verdict."
     _bar_button(skip, "Skip", "skip_next", "s", _decide, (q, name, sample_id, "skip"), disabled, skip_help)
     undo_help = "Undo your last decision in this queue (appends an event)."
-    nothing_to_undo = not _queue_state(q, name)["decided"]
+    nothing_to_undo = not _queue_state(q, name)["decided"] or locked is not None
     _bar_button(undo, "Undo", "undo", "u", _undo, (q, name), nothing_to_undo, undo_help)
     next_help = (
         "Random spot-check samples are read in order (skip records a skip)."
@@ -338,11 +352,11 @@ def _offer_next_queue(q: Queue, name: str) -> None:
 @st.fragment
 def review_panel(q: Queue, name: str) -> None:
     """The card: one sample and its decision buttons. Deciding reruns only this."""
-    if q.kind == "spot-check" and spot_check(eng, q.batch_id) is None:
-        draw_spot_check(eng, q.batch_id, zero_failure_sample_size(max_error, confidence))
+    if q.kind == "spot-check" and spot_check(eng, q.batch_id) is None and can(Action.DECIDE):
+        draw_spot_check(eng, current_actor(), q.batch_id, zero_failure_sample_size(max_error, confidence))
     state = _queue_state(q, name)
     if state["current"] is None:
-        state["current"] = next_sample(eng, q, name)
+        state["current"] = next_sample(eng, _reader(name), q)
     if "review_flash" in st.session_state:
         st.toast(st.session_state.pop("review_flash"), icon=":material/check:")
     _live_bound(q.batch_id)
@@ -353,9 +367,12 @@ def review_panel(q: Queue, name: str) -> None:
         if q.kind == "spot-check":
             summary = acceptance_summary(eng, q.batch_id, max_error, confidence, with_population=False)
             if not summary.holds and st.button(
-                f"Draw {max(1, summary.remaining)} more random samples", key="draw_more"
+                f"Draw {max(1, summary.remaining)} more random samples",
+                key="draw_more",
+                disabled=not can(Action.DECIDE),
+                help=why_not(Action.DECIDE),
             ):
-                draw_spot_check(eng, q.batch_id, summary.pool + max(1, summary.remaining))
+                draw_spot_check(eng, current_actor(), q.batch_id, summary.pool + max(1, summary.remaining))
                 st.rerun(scope="fragment")
         if st.button("Check again", key="review_refresh", icon=":material/refresh:"):
             st.rerun(scope="fragment")
@@ -475,8 +492,13 @@ def acceptance_tab(batch_id: int, name: str) -> None:
         overlap = st.number_input(
             "Reviewers per sample (overlap)", 1, 10, pool.overlap if pool else 1, key="pool_overlap"
         )
-        if st.button("Draw / update the pool", key="pool_draw", disabled=not summary.population):
-            result = draw_spot_check(eng, batch_id, int(size), seed=int(seed), overlap=int(overlap))
+        if st.button(
+            "Draw / update the pool",
+            key="pool_draw",
+            disabled=not summary.population or not can(Action.CONFIGURE_BATCH),
+            help=why_not(Action.CONFIGURE_BATCH),
+        ):
+            result = draw_spot_check(eng, current_actor(), batch_id, int(size), seed=int(seed), overlap=int(overlap))
             _flash(f"Spot-check pool: {result.size} samples, overlap {result.overlap}.")
             st.rerun()
     count = preview_accept_passed(eng, batch_id)
@@ -484,17 +506,18 @@ def acceptance_tab(batch_id: int, name: str) -> None:
     confirmed = st.checkbox(
         f"Accept the {count:,} undecided verifier-passed samples of {by_id[batch_id].name} as one bulk action",
         key="confirm_accept_set",
-        disabled=not summary.holds or not count or not name,
+        disabled=not summary.holds or not count or not can(Action.BULK),
+        help=why_not(Action.BULK),
     )
     if st.button(
         "Accept the set",
         type="primary",
         icon=":material/done_all:",
         key="accept_set",
-        disabled=not (summary.holds and confirmed and name and count),
+        disabled=not (summary.holds and confirmed and count and can(Action.BULK)),
     ):
         try:
-            result = bulk_accept_passed(eng, batch_id, name, max_error=max_error, confidence=confidence)
+            result = bulk_accept_passed(eng, current_actor(), batch_id, max_error=max_error, confidence=confidence)
             _flash(f"Accepted {result.count:,} samples (bulk event {result.bulk_event_id}).")
         except BoundNotMet as exc:
             _flash(str(exc))
@@ -586,10 +609,15 @@ def reviewers_tab(batch_id: int, name: str) -> None:
         names = st.text_input("Reviewers (comma-separated)", key="assign_names", placeholder="ada, bob")
         count = st.number_input("Samples", 1, 100_000, 50, key="assign_count")
         per_sample = st.number_input("Reviewers per sample", 1, 10, 1, key="assign_per_sample")
-        if st.button("Assign", key="assign", disabled=not names.strip()):
+        if st.button(
+            "Assign",
+            key="assign",
+            disabled=not names.strip() or not can(Action.CONFIGURE_BATCH),
+            help=why_not(Action.CONFIGURE_BATCH),
+        ):
             listed = [n.strip() for n in names.split(",") if n.strip()]
             try:
-                created = assign_round_robin(eng, batch_id, listed, int(count), per_sample=int(per_sample))
+                created = assign_round_robin(eng, current_actor(), batch_id, listed, int(count), per_sample=int(per_sample))
                 _flash(f"Created {created} assignments.")
             except ValueError as exc:
                 _flash(str(exc))
@@ -614,15 +642,16 @@ def bulk_tab(batch_id: int, name: str) -> None:
         confirmed = st.checkbox(
             f"Reject these {count:,} undecided samples as one bulk action",
             key="confirm_bulk_reject",
-            disabled=not name,
+            disabled=not can(Action.BULK),
+            help=why_not(Action.BULK),
         )
         if st.button(
             "Reject them",
             icon=":material/block:",
             key="bulk_reject",
-            disabled=not (confirmed and name and count),
+            disabled=not (confirmed and count and can(Action.BULK)),
         ):
-            result = bulk_reject_failures(eng, batch_id, verifier, reason, name, reason_tags=tags)
+            result = bulk_reject_failures(eng, current_actor(), batch_id, verifier, reason, reason_tags=tags)
             _flash(f"Rejected {result.count:,} samples (bulk event {result.bulk_event_id}).")
             st.session_state.pop("confirm_bulk_reject", None)
             st.rerun()
@@ -645,17 +674,25 @@ def bulk_tab(batch_id: int, name: str) -> None:
                 "Resume",
                 key=f"resume_bulk_{event.id}",
                 icon=":material/play_arrow:",
-                help="Its process stopped before the end; resuming decides only what is missing.",
+                help=why_not(Action.BULK)
+                or "Its process stopped before the end; resuming decides only what is missing.",
+                disabled=not can(Action.BULK),
             ):
-                result = resume_bulk(eng, event.id)
+                result = resume_bulk(eng, current_actor(), event.id)
                 _flash(f"Bulk event {event.id}: {result.count:,} samples, {result.state}.")
                 st.rerun()
             if (
                 event.action != "undo"
                 and not event.undone_by
-                and st.button("Undo", key=f"undo_bulk_{event.id}", icon=":material/undo:", disabled=not name)
+                and st.button(
+                    "Undo",
+                    key=f"undo_bulk_{event.id}",
+                    icon=":material/undo:",
+                    disabled=not can(Action.BULK),
+                    help=why_not(Action.BULK),
+                )
             ):
-                result = undo_bulk(eng, event.id, name)
+                result = undo_bulk(eng, current_actor(), event.id)
                 _flash(f"Undid bulk event {event.id}: {result.count:,} samples undecided again.")
                 st.rerun()
 
@@ -676,6 +713,5 @@ with tabs[2]:
         reviewers_tab(batch_id, name)
 with tabs[3]:
     if tabs[3].open:
-        if not name:
-            st.info("Enter your reviewer name in the sidebar to run bulk actions.", icon=":material/badge:")
+        explain_refusal(Action.BULK)
         bulk_tab(batch_id, name)

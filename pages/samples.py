@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from curation.auth import Action
 from curation.data import FAMILIES
 from curation.review.decisions import REASON_TAGS, record_decision, undo_last
 from curation.store.queries import (
@@ -13,7 +14,14 @@ from curation.store.queries import (
     list_batches,
     query_samples,
 )
-from pages.common import engine, page_header, require_reviewer, show_json, show_untrusted
+from pages.common import (
+    current_actor,
+    engine,
+    explain_refusal,
+    page_header,
+    show_json,
+    show_untrusted,
+)
 
 page_header("Samples", "Every candidate in the workspace. Select a row to read it in full and decide.")
 
@@ -161,7 +169,7 @@ def sample_panel(sample_id: int) -> None:
             with st.expander("Metadata"):
                 show_json(sample.metadata)
 
-    name = require_reviewer()
+    name = explain_refusal(Action.DECIDE)
     with st.container(border=True):
         tags = st.multiselect("Reasons", REASON_TAGS, key=f"tags_{sample.id}")
         note = st.text_input("Note", key=f"note_{sample.id}", placeholder="optional")
@@ -180,13 +188,13 @@ def sample_panel(sample_id: int) -> None:
         ):
             action = "skip"
         if buttons[3].button("Undo", icon=":material/undo:", disabled=not name, key="undo", shortcut="u"):
-            undone = undo_last(eng, name, sample.id)
+            undone = undo_last(eng, current_actor(), sample.id)
             st.session_state["flash"] = (
                 "Undid your last decision on this sample." if undone else "Nothing to undo here."
             )
             st.rerun()
         if action:
-            record_decision(eng, sample.id, name, action, reason_tags=tags, note=note)
+            record_decision(eng, current_actor(), sample.id, action, reason_tags=tags, note=note)
             st.session_state["flash"] = f"Sample {sample.id}: {action}"
             st.rerun()
 
