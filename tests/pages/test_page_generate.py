@@ -14,6 +14,7 @@ from curation.jobs import get_job, wait_for_job
 from curation.store import open_store, session_scope
 from curation.store.models import Batch
 from curation.testing.openai_server import OpenAICompatServer
+from tests.helpers import ADMIN
 
 APP = str(PROJECT_ROOT / "app.py")
 PAGE = "pages/generate.py"
@@ -115,7 +116,7 @@ def test_a_stopped_run_shows_why_and_resumes_with_the_key_typed_again(workspace)
                 "concurrency": 4,
             },
         }
-        failed = start_generation(workspace, params, api_key="sk-typo-000000000000")
+        failed = start_generation(workspace, ADMIN, params, api_key="sk-typo-000000000000")
         assert wait_for_job(workspace, failed, timeout=120).state == "failed"
         app = run_page(gen_pending_job=failed)
         assert any("rejected the API key" in e.value for e in app.error)
