@@ -105,8 +105,9 @@ def submit_job(
     Dead jobs are reaped first (undoing their partial work); while a live job of the same
     kind works on the same thing (e.g. the same batch), raises JobBusy, and when the
     kind's `check` refuses the start, its ValueError: either way nothing is created."""
+    load_job_modules()
     job_kind = JOB_KINDS.get(kind)
-    require(actor, job_kind.action)
+    require(actor, job_kind.action)  # before the reaper writes anything
     reap_dead_jobs(engine)
     title = details.get("title") or (job_kind.describe(params) if job_kind.describe is not None else "")
     with session_scope(engine) as session:
