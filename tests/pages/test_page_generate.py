@@ -31,6 +31,7 @@ def workspace(monkeypatch, make_store_url):
 def run_page(**state) -> AppTest:
     """The Generate page through the router (a page runs only as app.py routes it)."""
     app = AppTest.from_file(APP, default_timeout=60)
+    state.setdefault("reviewer_name", "ada")  # the acting user (an admin: the suite runs with ASSAY_AUTH=none)
     for key, value in state.items():
         app.session_state[key] = value
     app.run()

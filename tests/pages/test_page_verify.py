@@ -72,6 +72,7 @@ def table_with(app: AppTest, column: str):
 
 def open_page(**state) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=120)
+    state.setdefault("reviewer_name", "ada")  # the acting user (an admin: the suite runs with ASSAY_AUTH=none)
     for key, value in state.items():
         app.session_state[key] = value
     app.run()

@@ -9,6 +9,7 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from curation.auth import ALLOWED, Action, Actor, Role
 from curation.config import PROJECT_ROOT
 from curation.io.importer import import_file
 from curation.jobs import start_job, wait_for_job
@@ -68,7 +69,27 @@ def test_samples_page_requires_a_reviewer_name(make_app, workspace):
     rows, _ = query_samples(workspace, SampleFilter())
     app = make_app("pages/samples.py", open_sample=rows[0].id)
     assert app.button(key="accept").disabled
-    assert any("reviewer name" in info.value for info in app.info)
+    assert any("enter your name in the sidebar" in info.value for info in app.info)
+
+
+@pytest.mark.auth
+@pytest.mark.parametrize(
+    ("page", "keys", "action"),
+    [
+        ("pages/samples.py", ["accept", "reject", "skip", "undo"], Action.DECIDE),
+        ("pages/import_data.py", [], Action.IMPORT),
+    ],
+)
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.REVIEWER, Role.ADMIN])
+def test_pages_disable_what_the_signed_in_role_may_not_do_and_say_why(make_app, workspace, page, keys, action, role):
+    rows, _ = query_samples(workspace, SampleFilter())
+    app = make_app(page, open_sample=rows[0].id, actor=Actor("someone", role))
+    allowed = action in ALLOWED[role]
+    for key in keys:
+        assert app.button(key=key).disabled is not allowed
+    reason = f"Your role ({role.value}) may not {action.value}; ask an admin."
+    shown = [info.value for info in app.info] + [button.help for button in app.button]
+    assert (reason in shown) is not allowed
 
 
 def test_samples_page_filters_and_searches(make_app):
