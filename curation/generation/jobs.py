@@ -50,7 +50,11 @@ def _check(session: Session, params: dict[str, Any]) -> None:
 
 
 @job_kind(
-    "generate", cleanup=_cleanup, describe=_describe, targets=batch_targets, doing="generated",
+    "generate",
+    cleanup=_cleanup,
+    describe=_describe,
+    targets=batch_targets,
+    doing="generated",
     check=_check,
     action=Action.GENERATE,
 )

@@ -193,3 +193,16 @@ def test_a_job_kind_needs_its_own_action(engine, world, role):
 def test_a_non_actor_is_refused(engine, world):
     with pytest.raises(TypeError, match="acting user"):
         record_decision(engine, "a reviewer", world["ids"][2], "accept")
+
+
+def test_a_viewer_reads_the_spot_check_queue_without_claiming(engine, world):
+    from curation.review.queues import Queue, next_sample
+
+    draw_spot_check(engine, ADMIN, world["batch_id"], 3)
+    queue = Queue("spot-check", world["batch_id"])
+    before = row_counts(engine)
+    shown = next_sample(engine, ROLES[Role.VIEWER], queue)
+    assert shown is not None
+    assert row_counts(engine) == before
+    assert next_sample(engine, ROLES[Role.REVIEWER], queue) == shown  # the reviewer claims it
+    assert row_counts(engine)["assignments"] == before["assignments"] + 1

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from curation.export import ExportConfig, run_export, sha256_file
 from curation.io.importer import import_file
@@ -53,11 +53,16 @@ def test_undo_appends_an_event_restoring_the_previous_state(engine, batch):
 
 
 @pytest.mark.parametrize(
-    ("reviewer", "action", "error"), [("", "accept", "reviewer"), ("ada", "maybe", "action")]
+    ("reviewer", "action", "error"),
+    [("ada", "maybe", ValueError("action must be one of")), ("ada", "accept", TypeError("acting user"))],
 )
 def test_bad_decisions_are_refused(engine, batch, reviewer, action, error):
-    with pytest.raises(ValueError, match=error):
-        record_decision(engine, as_user(reviewer), batch[0], action)
+    """A bad action, and a bare name instead of the acting user, change nothing."""
+    actor = as_user(reviewer) if isinstance(error, ValueError) else reviewer
+    with pytest.raises(type(error), match=str(error)):
+        record_decision(engine, actor, batch[0], action)
+    with session_scope(engine, write=False) as session:
+        assert session.scalar(select(func.count()).select_from(Decision)) == 0
 
 
 def test_filters_find_decided_samples(engine, batch):
