@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 
@@ -64,7 +65,7 @@ def cmd_set_role(args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
-def _set_disabled(disabled: bool):  # noqa: ANN202 - a command function
+def _set_disabled(disabled: bool) -> Callable[[argparse.Namespace, Engine], int]:
     def command(args: argparse.Namespace, engine: Engine) -> int:
         set_disabled(engine, command_actor(args, engine), args.name, disabled)
         print(f"{args.name!r} is now {'disabled' if disabled else 'enabled'}")
