@@ -15,9 +15,10 @@ IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
 .PHONY: run test install install-dev system-deps system-deps-run postgres lint benchmarks demo clean-workspace
 
+# The single-user demo: sign-in off (everyone acts as an admin) unless ASSAY_AUTH is set.
 run: install system-deps-run
-	$(PY) -m curation demo
-	ASSAY_AUTH=none $(VENV)/bin/streamlit run app.py --server.headless true --server.port $(PORT)
+	ASSAY_AUTH=$${ASSAY_AUTH-none} $(PY) -m curation demo
+	ASSAY_AUTH=$${ASSAY_AUTH-none} $(VENV)/bin/streamlit run app.py --server.headless true --server.port $(PORT)
 
 test: install-dev system-deps postgres
 	$(VENV)/bin/ruff check .
@@ -70,7 +71,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 
 demo: install
-	$(PY) -m curation demo
+	ASSAY_AUTH=$${ASSAY_AUTH-none} $(PY) -m curation demo
 
 benchmarks: install-dev
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
+from curation.auth import Actor, Role  # noqa: E402
 from curation.review.bulk import bulk_accept_passed, bulk_reject_failures, rejectable_reasons, undo_bulk  # noqa: E402
 from curation.review.context import neighbour_previews, review_card  # noqa: E402
 from curation.review.decisions import record_decision  # noqa: E402
@@ -47,6 +48,9 @@ from curation.store import open_store, session_scope  # noqa: E402
 from curation.store.db import dispose_engines  # noqa: E402
 from curation.store.models import Batch  # noqa: E402
 from curation.testing.review_batches import insert_review_batch, mixed_rows  # noqa: E402
+
+#: Benchmarks act as an admin.
+ADMIN = Actor("bench", Role.ADMIN)
 
 QUEUES = ("disagreement", "failures", "uncertain", "spot-check", "cluster", "undecided")
 rows_out: list[tuple[str, str]] = []
@@ -111,7 +115,7 @@ def page_open(engine: Any, batch_id: int, reviewer: str) -> int | None:
     available_queues(engine, batch_id)
     queue = Queue("disagreement", batch_id)
     acceptance_summary(engine, batch_id, with_population=False)
-    sample_id = next_sample(engine, queue, reviewer)
+    sample_id = next_sample(engine, Actor(reviewer, Role.ADMIN), queue)
     if sample_id is not None:
         review_card(engine, sample_id)
         neighbour_previews(engine, sample_id)
@@ -122,14 +126,14 @@ def page_open(engine: Any, batch_id: int, reviewer: str) -> int | None:
 def round_trips(engine: Any, queue: Queue, reviewer: str, decisions: int) -> list[float]:
     """record_decision + next_sample, as the page's accept / reject callback does."""
     times = []
-    current = next_sample(engine, queue, reviewer)
+    current = next_sample(engine, Actor(reviewer, Role.ADMIN), queue)
     for i in range(decisions):
         if current is None:
             break
         action = "accept" if queue.kind == "spot-check" or i % 3 else "reject"
         start = time.perf_counter()
-        record_decision(engine, current, reviewer, action)
-        current = next_sample(engine, queue, reviewer, after=current)
+        record_decision(engine, Actor(reviewer, Role.ADMIN), current, action)
+        current = next_sample(engine, Actor(reviewer, Role.ADMIN), queue, after=current)
         times.append(time.perf_counter() - start)
     return times
 
@@ -164,7 +168,7 @@ def bench(n: int, decisions: int, rebuild: bool) -> None:
     report("page open: library calls to the first sample (warm median)", ms(statistics.median(warm)))
     report("page open: AppTest run of pages/review.py", ms(app_test_open(url)))
 
-    elapsed, pool = timed(lambda: draw_spot_check(engine, batch_id, decisions + 20, seed=1))
+    elapsed, pool = timed(lambda: draw_spot_check(engine, ADMIN, batch_id, decisions + 20, seed=1))
     report(f"draw the spot-check pool ({pool.size} of the passed set)", ms(elapsed))
     for kind in QUEUES:
         queue = Queue(kind, batch_id, cluster="c7") if kind == "cluster" else Queue(kind, batch_id)
@@ -178,12 +182,12 @@ def bench(n: int, decisions: int, rebuild: bool) -> None:
     report(f"acceptance summary (bound {summary.upper_bound:.2%}, holds={summary.holds})", ms(elapsed))
     elapsed, _ = timed(lambda: review_stats(engine, batch_id))
     report("review-stats: everything for the batch", ms(elapsed))
-    elapsed, accepted = timed(lambda: bulk_accept_passed(engine, batch_id, "bulk"))
+    elapsed, accepted = timed(lambda: bulk_accept_passed(engine, Actor("bulk", Role.ADMIN), batch_id))
     report(f"bulk accept of the passed set ({accepted.count:,} samples)", f"{elapsed:,.2f} s")
-    elapsed, undone = timed(lambda: undo_bulk(engine, accepted.bulk_event_id, "bulk"))
+    elapsed, undone = timed(lambda: undo_bulk(engine, Actor("bulk", Role.ADMIN), accepted.bulk_event_id))
     report(f"undo of that bulk event ({undone.count:,} samples)", f"{elapsed:,.2f} s")
     verifier, reason, _ = next(r for r in rejectable_reasons(engine, batch_id) if r[0] == "checker")
-    elapsed, rejected = timed(lambda: bulk_reject_failures(engine, batch_id, verifier, reason, "bulk"))
+    elapsed, rejected = timed(lambda: bulk_reject_failures(engine, Actor("bulk", Role.ADMIN), batch_id, verifier, reason))
     report(f"bulk reject of one failure reason ({rejected.count:,} samples)", f"{elapsed:,.2f} s")
     dispose_engines()
 

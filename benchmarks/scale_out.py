@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from curation.auth import Actor, Role  # noqa: E402
 from curation.data import SampleRecord  # noqa: E402 - after the path fix, for a plain `python benchmarks/...`
 from curation.executors import ExecutorChoice, ray_session  # noqa: E402
 from curation.io.importer import import_file  # noqa: E402
@@ -45,6 +46,9 @@ from curation.verification.base import Verdict  # noqa: E402
 from curation.verification.distributed import RayChainPipeline  # noqa: E402
 from curation.verification.pipeline import ChainPipeline  # noqa: E402
 from curation.verification.runner import write_verdicts  # noqa: E402
+
+#: Benchmarks act as an admin.
+ADMIN = Actor("bench", Role.ADMIN)
 
 VERIFIER = "code_tests"
 NODE_CORES = 16
@@ -94,7 +98,7 @@ def commit_cost(samples: list[SampleRecord], verdicts: list[dict[str, Verdict]],
         source = Path(folder) / "in.jsonl"
         source.write_text("".join(json.dumps(s.to_dict()) + "\n" for s in samples))
         engine = open_store(f"sqlite:///{folder}/store.db")
-        import_file(engine, source, "bench")
+        import_file(engine, ADMIN, source, "bench")
         with session_scope(engine, write=False) as session:
             ids = list(session.scalars(select(Sample.id).order_by(Sample.id)))
         started = time.perf_counter()

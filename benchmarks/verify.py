@@ -26,6 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from curation.auth import Actor, Role
+
+#: Benchmarks act as an admin.
+ADMIN = Actor("bench", Role.ADMIN)
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -123,7 +128,7 @@ def end_to_end(n: int, jobs: int, db: str | None) -> dict[str, Any]:
                 handle.write(json.dumps(record) + "\n")
         engine = open_store(db or f"sqlite:///{tmp}/bench.db")
         name = f"bench mixed {int(time.time())}"
-        import_file(engine, path, name)
+        import_file(engine, ADMIN, path, name)
         started, cpu = time.perf_counter(), _cpu_seconds()
         job = run_verification(engine, {"batches": [name], "jobs": jobs})
         store_s = time.perf_counter() - started

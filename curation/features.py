@@ -15,6 +15,7 @@ import importlib.util
 from types import ModuleType
 
 DEFAULT_FEATURES: tuple[str, ...] = (
+    "curation.auth",
     "curation.io",
     "curation.jobs",
     "curation.generation",

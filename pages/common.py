@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from curation.auth import AUTH_ENV, Actor, auth_disabled, authenticate, open_actor
+from curation.auth import AUTH_ENV, Action, Actor, auth_disabled, authenticate, open_actor
 from curation.auth.accounts import user_count
 from curation.auth.sessions import oidc_actor, oidc_signed_in_at, oidc_user_name, session_expired
 from curation.config import database_url, redact_url
@@ -218,6 +218,31 @@ def _sign_out() -> None:
     st.rerun()
 
 
+def can(action: Action) -> bool:
+    """Whether the acting user may `action` (False when no one is signed in). The library
+    refuses it anyway; pages use this to disable the control and say why (`why_not`)."""
+    actor = current_actor()
+    return actor is not None and actor.can(action)
+
+
+def why_not(action: Action) -> str | None:
+    """Why the acting user may not `action` (a sentence for a disabled control's help), or None."""
+    actor = current_actor()
+    if actor is None:
+        return f"Sign in (or enter your name in the sidebar) to {action.value}."
+    if not actor.can(action):
+        return f"Your role ({actor.role.value}) may not {action.value}; ask an admin."
+    return None
+
+
+def explain_refusal(action: Action) -> bool:
+    """Show why the acting user may not `action` (an info line) and return False; True if they may."""
+    reason = why_not(action)
+    if reason is not None:
+        st.info(reason, icon=":material/lock:")
+    return reason is None
+
+
 #: The URL query parameter that keeps the reviewer name across reloads and deep links.
 REVIEWER_PARAM = "reviewer"
 
@@ -363,9 +388,13 @@ def job_status(
                         " · ".join(f"{k}: {v}" for k, v in job.counters.items() if not isinstance(v, dict))
                     )
                 if st.button(
-                    "Cancel", key=f"{key}_cancel", icon=":material/stop:", disabled=job.cancel_requested
+                    "Cancel",
+                    key=f"{key}_cancel",
+                    icon=":material/stop:",
+                    disabled=job.cancel_requested or not can(Action.MANAGE_JOBS),
+                    help=why_not(Action.MANAGE_JOBS),
                 ):
-                    cancel_job(eng, job_id)
+                    cancel_job(eng, current_actor(), job_id)
                     st.rerun(scope="fragment")
         elif job.state == "succeeded":
             with st.status(label, state="complete", expanded=False):
@@ -382,11 +411,14 @@ def job_status(
                     st.write(job.message)
                 if show_executor:
                     executor_caption(job)
-                if st.button("Resume", key=f"{key}_resume", icon=":material/replay:"):
-                    if (
-                        start_from_page(lambda: resume_job(eng, job_id, created_by=reviewer()), key=key)
-                        is not None
-                    ):
+                if st.button(
+                    "Resume",
+                    key=f"{key}_resume",
+                    icon=":material/replay:",
+                    disabled=not can(Action.MANAGE_JOBS),
+                    help=why_not(Action.MANAGE_JOBS),
+                ):
+                    if start_from_page(lambda: resume_job(eng, current_actor(), job_id), key=key) is not None:
                         st.rerun()
 
     _panel()

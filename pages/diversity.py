@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from curation.auth import Action
 from curation.diversity.service import (
     MARK_KINDS,
     Selection,
@@ -24,14 +25,14 @@ from curation.diversity.thresholds import DiversityThresholds
 from curation.review.blind import NOTICE, hidden_batch_ids, visible_sample
 from curation.store.queries import get_sample, list_batches
 from pages.common import (
+    can,
     current_actor,
     engine,
     job_status,
     page_header,
-    require_reviewer,
-    reviewer,
     show_untrusted,
     start_from_page,
+    why_not,
 )
 
 page_header(
@@ -91,23 +92,33 @@ with st.container(border=True):
         "(all-MiniLM-L6-v2, cached per text)"
     )
     b = st.columns(4)
+    locked = not can(Action.ANALYSE)
     jobs = {
         "embed_batch": b[0].button(
-            "Embed batch", icon=":material/scatter_plot:", disabled=embedded == total, key="diversity_embed"
+            "Embed batch", icon=":material/scatter_plot:", disabled=embedded == total or locked,
+            help=why_not(Action.ANALYSE),
+            key="diversity_embed",
         ),
         "embed_reference": b[1].button(
             "Embed reference set",
             icon=":material/library_books:",
-            disabled=ref_embedded == ref_total,
+            disabled=ref_embedded == ref_total or locked,
+            help=why_not(Action.ANALYSE),
             key="diversity_embed_ref",
         ),
-        "dedup": b[2].button("Find duplicates", icon=":material/content_copy:", key="diversity_dedup"),
+        "dedup": b[2].button(
+            "Find duplicates",
+            icon=":material/content_copy:",
+            key="diversity_dedup",
+            disabled=locked,
+            help=why_not(Action.ANALYSE),
+        ),
         "snapshot": b[3].button(
             "Save metrics snapshot",
             icon=":material/monitoring:",
             key="diversity_snapshot",
-            disabled=embedded < total or ref_embedded < ref_total,
-            help="Record the metrics of this batch for the trend across generations.",
+            disabled=embedded < total or ref_embedded < ref_total or locked,
+            help=why_not(Action.ANALYSE) or "Record the metrics of this batch for the trend across generations.",
         ),
     }
     params = {
@@ -120,7 +131,7 @@ with st.container(border=True):
         if clicked:
             kind, job_params = params[action]
             start_from_page(
-                partial(start_diversity_job, eng, kind, job_params, created_by=reviewer()),
+                partial(start_diversity_job, eng, current_actor(), kind, job_params),
                 key="diversity_job",
             )
     if st.session_state.get("diversity_job"):
@@ -402,10 +413,11 @@ with tab_dups:
         if picked and picked.selection.rows:
             mark = marks[picked.selection.rows[0]]
             st.session_state["diversity_sample"] = mark.sample_id
-            who = require_reviewer()
             label = "Restore the mark" if mark.overridden_by else "Override: not a duplicate"
-            if st.button(label, key="diversity_override", disabled=not who):
-                override_mark(eng, mark.id, who or "", undo=bool(mark.overridden_by))
+            if st.button(
+                label, key="diversity_override", disabled=not can(Action.DECIDE), help=why_not(Action.DECIDE)
+            ):
+                override_mark(eng, current_actor(), mark.id, undo=bool(mark.overridden_by))
                 st.rerun()
 
 # -- the chosen sample ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from curation.auth import Action
 from curation.config import database_url, default_export_dir
 from curation.data import FAMILIES
 from curation.export import ExportConfig, plan_export, reason_label
@@ -19,6 +20,7 @@ from curation.review.blind import NOTICE, hidden_batch_ids
 from curation.store.queries import list_batches
 from pages.common import (
     batch_multiselect,
+    can,
     current_actor,
     engine,
     job_status,
@@ -27,6 +29,7 @@ from pages.common import (
     show_untrusted,
     split_by_origin,
     start_from_page,
+    why_not,
 )
 
 page_header(
@@ -216,11 +219,15 @@ with export_tab:
     else:
         blocked = True
 
-    go = st.button("Export", type="primary", icon=":material/download:", disabled=blocked)
+    go = st.button(
+        "Export",
+        type="primary",
+        icon=":material/download:",
+        disabled=blocked or not can(Action.EXPORT),
+        help=why_not(Action.EXPORT),
+    )
     if go and config is not None:
-        start_from_page(
-            lambda: start_job(eng, "export", config.to_dict(), created_by=reviewer()), key="export_job"
-        )
+        start_from_page(lambda: start_job(eng, current_actor(), "export", config.to_dict()), key="export_job")
 
     if "export_job" in st.session_state:
         job_id = st.session_state["export_job"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from curation.auth import Action
 from curation.config import DATA_DIR
 from curation.generation.estimate import estimate_generation
 from curation.generation.launch import (
@@ -24,7 +25,15 @@ from curation.generation.templates import TemplateError, allowed_variables, defa
 from curation.jobs import cancel_job, get_job, list_jobs, reap_dead_jobs
 from curation.teachers.base import TeacherError
 from curation.teachers.simulated import LABEL as SIMULATED_LABEL
-from pages.common import engine, page_header, reviewer, show_untrusted, start_from_page
+from pages.common import (
+    can,
+    current_actor,
+    engine,
+    page_header,
+    show_untrusted,
+    start_from_page,
+    why_not,
+)
 
 UPLOAD_DIR = DATA_DIR / "uploads"
 FAMILIES = {"Math": "math", "Code": "code", "Instruction following": "instruction", "Open-ended": "open"}
@@ -283,12 +292,15 @@ if ready and teacher["kind"] == "openai":
         st.caption(f"No cost estimate: {exc}")
 
 if st.button(
-    "Start generation", type="primary", icon=":material/play_arrow:", disabled=not ready, key="gen_start"
+    "Start generation",
+    type="primary",
+    icon=":material/play_arrow:",
+    disabled=not ready or not can(Action.GENERATE),
+    help=why_not(Action.GENERATE),
+    key="gen_start",
 ):
     try:
-        st.session_state["gen_pending_job"] = start_generation(
-            engine(), params, api_key=api_key, created_by=reviewer()
-        )
+        st.session_state["gen_pending_job"] = start_generation(engine(), current_actor(), params, api_key=api_key)
     except ValueError as exc:
         st.error(str(exc), icon=":material/error:")
 
@@ -346,9 +358,13 @@ def progress_panel(job_id: int) -> None:
         st.caption("failures by kind: " + ", ".join(f"{k} {v}" for k, v in counters["failures"].items()))
     if job.active:
         if st.button(
-            "Cancel", icon=":material/stop:", disabled=job.cancel_requested, key=f"gen_cancel_{job_id}"
+            "Cancel",
+            icon=":material/stop:",
+            disabled=job.cancel_requested or not can(Action.MANAGE_JOBS),
+            help=why_not(Action.MANAGE_JOBS),
+            key=f"gen_cancel_{job_id}",
         ):
-            cancel_job(eng, job_id)
+            cancel_job(eng, current_actor(), job_id)
             st.rerun(scope="fragment")
         return
     if job.state == "succeeded":
@@ -365,8 +381,14 @@ def progress_panel(job_id: int) -> None:
             st.text_input("API key for the resumed run", type="password", key=f"gen_resume_key_{job_id}")
             or None
         )
-    if st.button("Resume", icon=":material/replay:", key=f"gen_resume_{job_id}"):
-        resume = partial(resume_generation, eng, job_id, api_key=key, created_by=reviewer())
+    if st.button(
+        "Resume",
+        icon=":material/replay:",
+        key=f"gen_resume_{job_id}",
+        disabled=not can(Action.GENERATE),
+        help=why_not(Action.GENERATE),
+    ):
+        resume = partial(resume_generation, eng, current_actor(), job_id, api_key=key)
         if start_from_page(resume, key="gen_pending_job") is not None:
             st.rerun()
 

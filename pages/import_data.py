@@ -5,9 +5,18 @@ from pathlib import Path
 
 import streamlit as st
 
+from curation.auth import Action
 from curation.config import DATA_DIR
 from curation.jobs import start_job
-from pages.common import engine, job_status, page_header, reviewer, start_from_page
+from pages.common import (
+    can,
+    current_actor,
+    engine,
+    job_status,
+    page_header,
+    start_from_page,
+    why_not,
+)
 
 UPLOAD_DIR = DATA_DIR / "uploads"
 KINDS = {
@@ -40,7 +49,13 @@ with st.form("import_form", clear_on_submit=False):
     kind_label = st.radio("Kind of data", list(KINDS), horizontal=True)
     default_name = Path(upload.name).stem if upload else ""
     batch_name = st.text_input("Batch name", placeholder=default_name or "e.g. math-gen-2026-11")
-    submitted = st.form_submit_button("Import", type="primary", icon=":material/upload:")
+    submitted = st.form_submit_button(
+        "Import",
+        type="primary",
+        icon=":material/upload:",
+        disabled=not can(Action.IMPORT),
+        help=why_not(Action.IMPORT),
+    )
 
 if submitted:
     if upload is None:
@@ -52,9 +67,7 @@ if submitted:
         target.parent.mkdir(parents=True)
         target.write_bytes(upload.getbuffer())
         params = {"path": str(target), "batch": name, "origin": KINDS[kind_label]}
-        start_from_page(
-            lambda: start_job(engine(), "import", params, created_by=reviewer()), key="import_job"
-        )
+        start_from_page(lambda: start_job(engine(), current_actor(), "import", params), key="import_job")
 
 if "import_job" in st.session_state:
     st.subheader("Progress")

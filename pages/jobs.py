@@ -3,8 +3,17 @@
 import pandas as pd
 import streamlit as st
 
+from curation.auth import Action
 from curation.jobs import cancel_job, list_jobs, resume_job
-from pages.common import STATE_ICONS, engine, page_header, reviewer, start_from_page
+from pages.common import (
+    STATE_ICONS,
+    can,
+    current_actor,
+    engine,
+    page_header,
+    start_from_page,
+    why_not,
+)
 
 page_header(
     "Jobs",
@@ -56,8 +65,14 @@ def jobs_table() -> None:
             target = st.selectbox(
                 "Running job", active, format_func=lambda j: f"{j.id}: {j.title}", key="cancel_pick"
             )
-            if st.button("Cancel job", icon=":material/stop:", key="cancel_job"):
-                cancel_job(eng, target.id)
+            if st.button(
+                "Cancel job",
+                icon=":material/stop:",
+                key="cancel_job",
+                disabled=not can(Action.MANAGE_JOBS),
+                help=why_not(Action.MANAGE_JOBS),
+            ):
+                cancel_job(eng, current_actor(), target.id)
                 st.toast(f"Asked job {target.id} to stop.")
     with cols[1]:
         if stopped:
@@ -67,10 +82,14 @@ def jobs_table() -> None:
                 format_func=lambda j: f"{STATE_ICONS.get(j.state, '')} {j.id}: {j.title}",
                 key="resume_pick",
             )
-            if st.button("Resume job", icon=":material/replay:", key="resume_job"):
-                new_id = start_from_page(
-                    lambda: resume_job(eng, target.id, created_by=reviewer()), key="resumed_job"
-                )
+            if st.button(
+                "Resume job",
+                icon=":material/replay:",
+                key="resume_job",
+                disabled=not can(Action.MANAGE_JOBS),
+                help=why_not(Action.MANAGE_JOBS),
+            ):
+                new_id = start_from_page(lambda: resume_job(eng, current_actor(), target.id), key="resumed_job")
                 if new_id is not None:
                     st.toast(f"Started job {new_id}; it only does what is missing.")
 

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from curation.auth import Action, Actor, PermissionDenied
+from curation.auth import Action, Actor, PermissionDenied, Role
 from curation.io.writers.chat import conversation
 from curation.review.agreement import reviewer_agreement
 from curation.review.blind import NOTICE, hides, queue_kinds
@@ -55,14 +55,17 @@ from curation.review.settings import SettingsError, review_settings, set_review_
 from curation.review.similar import NotEmbedded, SimilarSample, reviewer_decision, similar_samples
 from curation.review.stats import family_slices, suggestions, verifier_scores, verifier_slices
 from pages.common import (
+    can,
     current_actor,
     engine,
+    explain_refusal,
     page_header,
     require_reviewer,
     reviewer,
     show_json,
     show_untrusted,
     titled_table,
+    why_not,
 )
 
 OUTCOME = {True: "pass", False: "fail", None: "—"}
@@ -166,21 +169,22 @@ def _decide(q: Queue, name: str, sample_id: int, action: str) -> None:
     state = _queue_state(q, name)
     tags = st.session_state.get(f"review_tags_{sample_id}", [])
     note = st.session_state.get(f"review_note_{sample_id}", "")
-    record_decision(eng, sample_id, name, action, reason_tags=tags, note=note)
+    actor = current_actor()
+    record_decision(eng, actor, sample_id, action, reason_tags=tags, note=note)
     state["decided"].append(sample_id)
-    state["current"] = next_sample(eng, q, name, after=sample_id)
+    state["current"] = next_sample(eng, actor, q, after=sample_id)
     _flash(f"Sample {sample_id}: {action}")
 
 
 def _next(q: Queue, name: str, sample_id: int) -> None:
-    _queue_state(q, name)["current"] = next_sample(eng, q, name, after=sample_id)
+    _queue_state(q, name)["current"] = next_sample(eng, _reader(name), q, after=sample_id)
 
 
 def _undo(q: Queue, name: str) -> None:
     state = _queue_state(q, name)
     if not state["decided"]:
         return
-    undone = undo_last_decision(eng, name, state["decided"].pop())
+    undone = undo_last_decision(eng, current_actor(), state["decided"].pop())
     if undone is None:
         _flash("Nothing to undo.")
         return
@@ -288,7 +292,7 @@ def _apply_similar(actor: Actor, source: int, decision: str, sample_ids: list[in
 
 
 def _undo_similar(actor: Actor, bulk_event_id: int) -> None:
-    result = undo_bulk(eng, bulk_event_id, actor.name)
+    result = undo_bulk(eng, actor, bulk_event_id)
     st.session_state.pop("similar_bulk", None)
     _flash(f"Undid bulk event {bulk_event_id}: {result.count} samples undecided again.")
 
@@ -403,8 +407,16 @@ def _bar_button(
     )
 
 
+def _reader(name: str) -> Actor:
+    """Who reads the queue: the acting user, or (not signed in) a viewer under `name`."""
+    return current_actor() or Actor(name, Role.VIEWER)
+
+
 def _decision_bar(q: Queue, name: str, sample_id: int | None) -> None:
-    disabled = sample_id is None
+    locked = why_not(Action.DECIDE)
+    if locked:
+        st.caption(locked)
+    disabled = sample_id is None or locked is not None
     spot = q.kind == "spot-check"
     accept, reject, skip, undo, following = st.columns(5)
     _bar_button(accept, "Accept", "check", "a", _decide, (q, name, sample_id, "accept"), disabled)
@@ -412,7 +424,7 @@ def _decision_bar(q: Queue, name: str, sample_id: int | None) -> None:
     skip_help = "Recorded: the sample leaves the queue without a verdict."
     _bar_button(skip, "Skip", "skip_next", "s", _decide, (q, name, sample_id, "skip"), disabled, skip_help)
     undo_help = "Undo your last decision in this queue (appends an event)."
-    nothing_to_undo = not _queue_state(q, name)["decided"]
+    nothing_to_undo = not _queue_state(q, name)["decided"] or locked is not None
     _bar_button(undo, "Undo", "undo", "u", _undo, (q, name), nothing_to_undo, undo_help)
     next_help = (
         "Random spot-check samples are read in order (skip records a skip)."
@@ -446,11 +458,11 @@ def _offer_next_queue(q: Queue, name: str) -> None:
 @st.fragment
 def review_panel(q: Queue, name: str) -> None:
     """The card: one sample and its decision buttons. Deciding reruns only this."""
-    if q.kind == "spot-check" and spot_check(eng, q.batch_id) is None:
-        draw_spot_check(eng, q.batch_id, zero_failure_sample_size(max_error, confidence))
+    if q.kind == "spot-check" and spot_check(eng, q.batch_id) is None and can(Action.DECIDE):
+        draw_spot_check(eng, current_actor(), q.batch_id, zero_failure_sample_size(max_error, confidence))
     state = _queue_state(q, name)
     if state["current"] is None:
-        state["current"] = next_sample(eng, q, name)
+        state["current"] = next_sample(eng, _reader(name), q)
     if "review_flash" in st.session_state:
         st.toast(st.session_state.pop("review_flash"), icon=":material/check:")
     if not q.blind:
@@ -462,9 +474,12 @@ def review_panel(q: Queue, name: str) -> None:
         if q.kind == "spot-check":
             summary = acceptance_summary(eng, q.batch_id, max_error, confidence, with_population=False)
             if not summary.holds and st.button(
-                f"Draw {max(1, summary.remaining)} more random samples", key="draw_more"
+                f"Draw {max(1, summary.remaining)} more random samples",
+                key="draw_more",
+                disabled=not can(Action.DECIDE),
+                help=why_not(Action.DECIDE),
             ):
-                draw_spot_check(eng, q.batch_id, summary.pool + max(1, summary.remaining))
+                draw_spot_check(eng, current_actor(), q.batch_id, summary.pool + max(1, summary.remaining))
                 st.rerun(scope="fragment")
         if st.button("Check again", key="review_refresh", icon=":material/refresh:"):
             st.rerun(scope="fragment")
@@ -648,8 +663,13 @@ def acceptance_tab(batch_id: int, name: str) -> None:
         overlap = st.number_input(
             "Reviewers per sample (overlap)", 1, 10, pool.overlap if pool else 1, key="pool_overlap"
         )
-        if st.button("Draw / update the pool", key="pool_draw", disabled=not summary.population):
-            result = draw_spot_check(eng, batch_id, int(size), seed=int(seed), overlap=int(overlap))
+        if st.button(
+            "Draw / update the pool",
+            key="pool_draw",
+            disabled=not summary.population or not can(Action.CONFIGURE_BATCH),
+            help=why_not(Action.CONFIGURE_BATCH),
+        ):
+            result = draw_spot_check(eng, current_actor(), batch_id, int(size), seed=int(seed), overlap=int(overlap))
             _flash(f"Spot-check pool: {result.size} samples, overlap {result.overlap}.")
             st.rerun()
     count = preview_accept_passed(eng, batch_id)
@@ -657,17 +677,18 @@ def acceptance_tab(batch_id: int, name: str) -> None:
     confirmed = st.checkbox(
         f"Accept the {count:,} undecided verifier-passed samples of {by_id[batch_id].name} as one bulk action",
         key="confirm_accept_set",
-        disabled=not summary.holds or not count or not name,
+        disabled=not summary.holds or not count or not can(Action.BULK),
+        help=why_not(Action.BULK),
     )
     if st.button(
         "Accept the set",
         type="primary",
         icon=":material/done_all:",
         key="accept_set",
-        disabled=not (summary.holds and confirmed and name and count),
+        disabled=not (summary.holds and confirmed and count and can(Action.BULK)),
     ):
         try:
-            result = bulk_accept_passed(eng, batch_id, name, max_error=max_error, confidence=confidence)
+            result = bulk_accept_passed(eng, current_actor(), batch_id, max_error=max_error, confidence=confidence)
             _flash(f"Accepted {result.count:,} samples (bulk event {result.bulk_event_id}).")
         except BoundNotMet as exc:
             _flash(str(exc))
@@ -905,10 +926,15 @@ def reviewers_tab(batch_id: int, name: str) -> None:
         names = st.text_input("Reviewers (comma-separated)", key="assign_names", placeholder="ada, bob")
         count = st.number_input("Samples", 1, 100_000, 50, key="assign_count")
         per_sample = st.number_input("Reviewers per sample", 1, 10, 1, key="assign_per_sample")
-        if st.button("Assign", key="assign", disabled=not names.strip()):
+        if st.button(
+            "Assign",
+            key="assign",
+            disabled=not names.strip() or not can(Action.CONFIGURE_BATCH),
+            help=why_not(Action.CONFIGURE_BATCH),
+        ):
             listed = [n.strip() for n in names.split(",") if n.strip()]
             try:
-                created = assign_round_robin(eng, batch_id, listed, int(count), per_sample=int(per_sample))
+                created = assign_round_robin(eng, current_actor(), batch_id, listed, int(count), per_sample=int(per_sample))
                 _flash(f"Created {created} assignments.")
             except ValueError as exc:
                 _flash(str(exc))
@@ -933,15 +959,16 @@ def bulk_tab(batch_id: int, name: str) -> None:
         confirmed = st.checkbox(
             f"Reject these {count:,} undecided samples as one bulk action",
             key="confirm_bulk_reject",
-            disabled=not name,
+            disabled=not can(Action.BULK),
+            help=why_not(Action.BULK),
         )
         if st.button(
             "Reject them",
             icon=":material/block:",
             key="bulk_reject",
-            disabled=not (confirmed and name and count),
+            disabled=not (confirmed and count and can(Action.BULK)),
         ):
-            result = bulk_reject_failures(eng, batch_id, verifier, reason, name, reason_tags=tags)
+            result = bulk_reject_failures(eng, current_actor(), batch_id, verifier, reason, reason_tags=tags)
             _flash(f"Rejected {result.count:,} samples (bulk event {result.bulk_event_id}).")
             st.session_state.pop("confirm_bulk_reject", None)
             st.rerun()
@@ -964,17 +991,25 @@ def bulk_tab(batch_id: int, name: str) -> None:
                 "Resume",
                 key=f"resume_bulk_{event.id}",
                 icon=":material/play_arrow:",
-                help="Its process stopped before the end; resuming decides only what is missing.",
+                help=why_not(Action.BULK)
+                or "Its process stopped before the end; resuming decides only what is missing.",
+                disabled=not can(Action.BULK),
             ):
-                result = resume_bulk(eng, event.id)
+                result = resume_bulk(eng, current_actor(), event.id)
                 _flash(f"Bulk event {event.id}: {result.count:,} samples, {result.state}.")
                 st.rerun()
             if (
                 event.action != "undo"
                 and not event.undone_by
-                and st.button("Undo", key=f"undo_bulk_{event.id}", icon=":material/undo:", disabled=not name)
+                and st.button(
+                    "Undo",
+                    key=f"undo_bulk_{event.id}",
+                    icon=":material/undo:",
+                    disabled=not can(Action.BULK),
+                    help=why_not(Action.BULK),
+                )
             ):
-                result = undo_bulk(eng, event.id, name)
+                result = undo_bulk(eng, current_actor(), event.id)
                 _flash(f"Undid bulk event {event.id}: {result.count:,} samples undecided again.")
                 st.rerun()
 
@@ -1007,8 +1042,5 @@ with tabs[3]:
         if blind:
             st.info(NOTICE, icon=":material/visibility_off:")
         else:
-            if not name:
-                st.info(
-                    "Enter your reviewer name in the sidebar to run bulk actions.", icon=":material/badge:"
-                )
+            explain_refusal(Action.BULK)
             bulk_tab(batch_id, name)

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from curation.auth import Action
 from curation.data import FAMILIES
 from curation.review.blind import NOTICE, redact_rows, visible_filter, visible_sample
 from curation.review.decisions import record_decision, undo_last
@@ -15,7 +16,14 @@ from curation.store.queries import (
     list_batches,
     query_samples,
 )
-from pages.common import current_actor, engine, page_header, require_reviewer, show_json, show_untrusted
+from pages.common import (
+    current_actor,
+    engine,
+    explain_refusal,
+    page_header,
+    show_json,
+    show_untrusted,
+)
 
 page_header("Samples", "Every candidate in the workspace. Select a row to read it in full and decide.")
 
@@ -170,7 +178,7 @@ def sample_panel(sample_id: int) -> None:
             with st.expander("Metadata"):
                 show_json(sample.metadata)
 
-    name = require_reviewer()
+    name = explain_refusal(Action.DECIDE)
     with st.container(border=True):
         tags = st.multiselect(
             "Reasons", review_settings(eng, sample.batch_id).reason_tags, key=f"tags_{sample.id}"
@@ -191,13 +199,13 @@ def sample_panel(sample_id: int) -> None:
         ):
             action = "skip"
         if buttons[3].button("Undo", icon=":material/undo:", disabled=not name, key="undo", shortcut="u"):
-            undone = undo_last(eng, name, sample.id)
+            undone = undo_last(eng, current_actor(), sample.id)
             st.session_state["flash"] = (
                 "Undid your last decision on this sample." if undone else "Nothing to undo here."
             )
             st.rerun()
         if action:
-            record_decision(eng, sample.id, name, action, reason_tags=tags, note=note)
+            record_decision(eng, current_actor(), sample.id, action, reason_tags=tags, note=note)
             st.session_state["flash"] = f"Sample {sample.id}: {action}"
             st.rerun()
 

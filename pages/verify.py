@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from curation.auth import Action
 from curation.data import FAMILIES
 from curation.review.blind import NOTICE, hidden_batch_ids, visible_sample
 from curation.store.queries import get_sample, list_batches
@@ -23,7 +24,16 @@ from curation.verification.report import (
     verifier_summary,
     verifier_versions,
 )
-from pages.common import current_actor, engine, job_status, page_header, reviewer, show_json, show_untrusted
+from pages.common import (
+    can,
+    current_actor,
+    engine,
+    job_status,
+    page_header,
+    show_json,
+    show_untrusted,
+    why_not,
+)
 
 page_header(
     "Verify",
@@ -82,16 +92,21 @@ with st.container(border=True):
     else:
         st.caption(f"Judge: {judge.model} at {judge.endpoint}")
     if st.button(
-        "Verify", type="primary", icon=":material/fact_check:", disabled=not chosen, key="verify_start"
+        "Verify",
+        type="primary",
+        icon=":material/fact_check:",
+        disabled=not chosen or not can(Action.VERIFY),
+        help=why_not(Action.VERIFY),
+        key="verify_start",
     ):
         try:
             st.session_state["verify_job"] = start_verification(
                 eng,
+                current_actor(),
                 chosen,
                 verifiers=verifiers or None,
                 jobs=int(jobs),
                 reverify=reverify,
-                created_by=reviewer(),
             )
         except (ValueError, KeyError) as exc:
             st.error(str(exc.args[0] if exc.args else exc), icon=":material/error:")

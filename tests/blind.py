@@ -59,5 +59,5 @@ def make_blind_batch(
     batch_id, ids = insert_review_batch(engine, name, blind_rows(kinds, canary))
     set_review_settings(engine, ADMIN, batch_id, blind=blind, guidelines=GUIDELINES, reason_tags=TAGS)
     for position in others_decide:
-        record_decision(engine, ids[position], "bob", "reject", note=f"{DECISION_CANARY} bob rejected")
+        record_decision(engine, Actor("bob", Role.REVIEWER), ids[position], "reject", note=f"{DECISION_CANARY} bob rejected")
     return batch_id, ids

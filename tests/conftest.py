@@ -15,10 +15,26 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from curation.auth import AUTH_ENV, USER_ENV
 from curation.store import open_store
 from curation.store.db import dispose_engines
 from tests.helpers import sample_records, write_jsonl
 from tests.raycluster import LoopbackCluster, loopback_cluster, ray_unavailable
+
+# Sign-in is off for the suite (every caller acts as an admin), and for the processes
+# tests start (CLI, workers, the app), unless a test is marked `@pytest.mark.auth`.
+os.environ.setdefault(AUTH_ENV, "none")
+
+
+@pytest.fixture(autouse=True)
+def _auth_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`@pytest.mark.auth` tests run with sign-in on and no acting user named."""
+    if request.node.get_closest_marker("auth") is not None:
+        monkeypatch.delenv(AUTH_ENV, raising=False)
+        monkeypatch.delenv(USER_ENV, raising=False)
+    else:
+        monkeypatch.setenv(AUTH_ENV, "none")
+
 
 PG_ADMIN_URL = os.environ.get("ASSAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 _pg_problem: list[str | None] = []

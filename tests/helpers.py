@@ -12,10 +12,19 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.auth import Actor, Role
 from curation.config import PROJECT_ROOT
 from curation.data import content_hash
 from curation.store import session_scope
 from curation.store.models import Batch, Decision, Sample, Verdict
+
+#: The acting user of tests that are not about roles.
+ADMIN = Actor("admin", Role.ADMIN)
+
+
+def as_user(name: str, role: Role = Role.ADMIN) -> Actor:
+    """An acting user named `name` (the name decisions are stored under)."""
+    return Actor(name, role)
 
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli, write_jsonl
+from tests.helpers import as_user, cli, write_jsonl
 
 
 def _commands(help_text: str) -> list[str]:
@@ -53,7 +53,7 @@ def test_import_then_export_round_trip(store_url, records_file, tmp_path):
     engine = open_store(store_url)
     rows, _ = query_samples(engine, SampleFilter())
     for row in rows[:2]:
-        record_decision(engine, row.id, "ada", "accept")
+        record_decision(engine, as_user("ada"), row.id, "accept")
     out = tmp_path / "accepted.jsonl"
     result = cli("export", "--out", str(out), db=store_url)
     assert result.returncode == 0, result.stderr

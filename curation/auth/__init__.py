@@ -12,7 +12,15 @@ from curation.auth.accounts import (
     set_password,
     set_role,
 )
-from curation.auth.identity import AUTH_ENV, USER_ENV, IdentityError, auth_disabled, cli_actor, open_actor
+from curation.auth.identity import (
+    AUTH_ENV,
+    USER_ENV,
+    IdentityError,
+    auth_disabled,
+    cli_actor,
+    command_actor,
+    open_actor,
+)
 from curation.auth.roles import (
     ALLOWED,
     WRITE_FUNCTIONS,
@@ -40,6 +48,7 @@ __all__ = [
     "auth_disabled",
     "authenticate",
     "cli_actor",
+    "command_actor",
     "find_actor",
     "list_users",
     "open_actor",

@@ -49,7 +49,7 @@ def _check_name(name: str) -> str:
 
 
 def user_count(engine: Engine) -> int:
-    with session_scope(engine) as session:
+    with session_scope(engine, write=False) as session:
         return session.scalar(select(func.count()).select_from(User)) or 0
 
 
@@ -111,14 +111,14 @@ def set_disabled(engine: Engine, actor: Actor, name: str, disabled: bool) -> Non
 
 
 def list_users(engine: Engine) -> list[UserView]:
-    with session_scope(engine) as session:
+    with session_scope(engine, write=False) as session:
         users = session.scalars(select(User).order_by(User.name)).all()
         return [UserView(u.name, Role(u.role), u.password_hash is not None, u.disabled) for u in users]
 
 
 def find_actor(engine: Engine, name: str) -> Actor | None:
     """The enabled user `name` as an acting user, or None."""
-    with session_scope(engine) as session:
+    with session_scope(engine, write=False) as session:
         user = session.scalar(select(User).where(User.name == name.strip()))
         if user is None or user.disabled:
             return None
@@ -128,7 +128,7 @@ def find_actor(engine: Engine, name: str) -> Actor | None:
 def authenticate(engine: Engine, name: str, password: str) -> Actor | None:
     """The local account `name` if `password` matches its hash, else None (the same
     answer for an unknown name, a wrong password and a disabled account)."""
-    with session_scope(engine) as session:
+    with session_scope(engine, write=False) as session:
         user = session.scalar(select(User).where(User.name == name.strip()))
         if user is None or user.disabled or user.password_hash is None:
             _hasher.hash("timing-equaliser")  # an unknown name costs what a wrong password does

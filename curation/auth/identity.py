@@ -4,6 +4,7 @@ explicitly) turns sign-in off: everyone is an admin under the name given, or "lo
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from sqlalchemy import Engine
@@ -47,3 +48,8 @@ def cli_actor(engine: Engine, name: str | None = None) -> Actor:
             f"no enabled user named {name!r} (python -m curation users add {name} --role ...)"
         )
     return actor
+
+
+def command_actor(args: argparse.Namespace, engine: Engine) -> Actor:
+    """`cli_actor` for a parsed command line (its `--as NAME`, if any)."""
+    return cli_actor(engine, getattr(args, "as_user", None))

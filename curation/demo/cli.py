@@ -7,12 +7,13 @@ import sys
 
 from sqlalchemy import Engine
 
+from curation.auth import command_actor
 from curation.demo.workspace import ensure_demo_workspace
 
 
 def cmd_demo(args: argparse.Namespace, engine: Engine) -> int:
     created = ensure_demo_workspace(
-        engine, force=args.force, say=lambda message: print(f"demo: {message}", file=sys.stderr)
+        engine, command_actor(args, engine), force=args.force, say=lambda message: print(f"demo: {message}", file=sys.stderr)
     )
     print("demo workspace: " + (", ".join(created) if created else "already populated, nothing to do"))
     return 0

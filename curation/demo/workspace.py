@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine, select
 
+from curation.auth.roles import Action, Actor, writes
 from curation.config import DEMO_DIR
 from curation.diversity.service import Selection, compute_diversity, embed_selection, resolve_batch, run_dedup
 from curation.generation.demo import DEMO_BATCHES, create_demo_batches
@@ -23,8 +24,9 @@ def _say(message: str) -> None:
     return None
 
 
+@writes(Action.IMPORT)
 def ensure_demo_workspace(
-    engine: Engine, *, force: bool = False, say: Callable[[str], None] = _say
+    engine: Engine, actor: Actor, *, force: bool = False, say: Callable[[str], None] = _say
 ) -> list[str]:
     """Populate an empty workspace (or add what is missing with `force`). Returns the batches created."""
     with session_scope(engine, write=False) as session:
@@ -36,11 +38,11 @@ def ensure_demo_workspace(
         name = "reference: " + path.stem.removeprefix("reference_").replace("_", " ")
         if name not in existing:
             say(f"importing the real reference set {name!r}")
-            import_file(engine, path, name, origin="real", source=f"bundled:{path.name}")
+            import_file(engine, actor, path, name, origin="real", source=f"bundled:{path.name}")
             created.append(name)
     if EXAMPLE_BATCH not in existing:
         import_file(
-            engine, DEMO_DIR / "example_batch.jsonl", EXAMPLE_BATCH, source="bundled:example_batch.jsonl"
+            engine, actor, DEMO_DIR / "example_batch.jsonl", EXAMPLE_BATCH, source="bundled:example_batch.jsonl"
         )
         created.append(EXAMPLE_BATCH)
     say("generating the demo batches with the simulated teacher (offline)")

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.auth import Action, command_actor, require
 from curation.diversity.embed import DEFAULT_MODEL, TEXT_MODES
 from curation.diversity.service import (
     SCOPES,
@@ -47,7 +48,7 @@ def cmd_embed(args: argparse.Namespace, engine: Engine) -> int:
         "mode": args.text_mode,
         **choice.to_params(),
     }
-    job = run_job_with_progress(engine, submit_job(engine, "embed", params, created_by="cli"))
+    job = run_job_with_progress(engine, submit_job(engine, command_actor(args, engine), "embed", params))
     if job.state != "succeeded":
         return 1
     stats = job.result
@@ -74,7 +75,7 @@ def cmd_dedup(args: argparse.Namespace, engine: Engine) -> int:
         "mode": args.text_mode,
         **choice.to_params(),
     }
-    job = run_job_with_progress(engine, submit_job(engine, "dedup", params))
+    job = run_job_with_progress(engine, submit_job(engine, command_actor(args, engine), "dedup", params))
     if job.state != "succeeded":
         return 1
     result = job.result
@@ -130,6 +131,8 @@ def print_report(result: Any) -> None:
 
 
 def cmd_diversity(args: argparse.Namespace, engine: Engine) -> int:
+    if not args.no_save:
+        require(command_actor(args, engine), Action.ANALYSE)  # the metric snapshot is a write
     info = resolve_batch(engine, args.batch)
     selection = Selection(batch_ids=(info.id,), decisions=tuple(args.decision or ()))
     result = compute_diversity(
@@ -150,6 +153,7 @@ def cmd_diversity(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_collapse(args: argparse.Namespace, engine: Engine) -> int:
+    require(command_actor(args, engine), Action.ANALYSE)  # measures unmeasured generations (a write)
     report = collapse_for(engine, args.batch, model=args.model, mode=args.text_mode, progress=print_progress)
     end_progress()
     if args.json:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from curation.auth.roles import Action
 from curation.diversity.ray_embed import RayEmbedPool
 from curation.diversity.service import (
     SCOPES,
@@ -41,7 +42,13 @@ def _describe_embed(params: dict[str, Any]) -> str:
     return f"Embed {embed_target(params)}"
 
 
-@job_kind("embed", describe=_describe_embed, targets=lambda p: [embed_target(p)], doing="embedded")
+@job_kind(
+    "embed",
+    describe=_describe_embed,
+    targets=lambda p: [embed_target(p)],
+    doing="embedded",
+    action=Action.ANALYSE,
+)
 def run_embed(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """Embed what is missing, here or on Ray (`params["executor"]`); either way this
     process is the only one that writes vectors to the cache."""
@@ -71,6 +78,7 @@ def run_embed(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     describe=lambda p: f"Find duplicates in batch {p.get('batch')!r}",
     targets=batch_targets,
     doing="deduplicated",
+    action=Action.ANALYSE,
 )
 def run_dedup_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """On Ray this process is the driver: MinHash signatures are computed by Ray tasks,
@@ -99,7 +107,9 @@ def run_dedup_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         return {**run(), "executor": record}
 
 
-@job_kind("diversity", describe=lambda p: f"Diversity metrics of batch {p.get('batch')!r}")
+@job_kind(
+    "diversity", describe=lambda p: f"Diversity metrics of batch {p.get('batch')!r}", action=Action.ANALYSE
+)
 def run_diversity_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     info = resolve_batch(ctx.engine, params["batch"])
     result = compute_diversity(

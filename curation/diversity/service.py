@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from curation.auth.roles import Action, Actor, writes
 from curation.diversity import dedup
 from curation.diversity.collapse import CollapseReport, GenerationPoint, collapse_report, real_share_of
 from curation.diversity.embed import (
@@ -601,11 +602,11 @@ def list_marks(engine: Engine, batch_id: int, kinds: Sequence[str] = MARK_KINDS)
         ]
 
 
-def override_mark(engine: Engine, mark_id: int, reviewer: str, *, undo: bool = False) -> None:
-    """A reviewer decides a finding does not apply (or, with undo, that it does again)."""
-    reviewer = reviewer.strip()
-    if not reviewer and not undo:
-        raise ValueError("a reviewer name is required to override a mark")
+@writes(Action.DECIDE)
+def override_mark(engine: Engine, actor: Actor, mark_id: int, *, undo: bool = False) -> None:
+    """A reviewer decides a finding does not apply (or, with undo, that it does again);
+    the override is stored under `actor`'s name."""
+    reviewer = actor.name
     with session_scope(engine) as session:
         changed = session.execute(
             update(Mark)
@@ -1212,10 +1213,11 @@ def embed_scope(
     return Selection(batch_ids=(info.id,)), f"batch {info.name!r}"
 
 
-def start_diversity_job(engine: Engine, kind: str, params: dict[str, Any], *, created_by: str = "") -> int:
+@writes(Action.ANALYSE)
+def start_diversity_job(engine: Engine, actor: Actor, kind: str, params: dict[str, Any], *, created_by: str = "") -> int:
     """Start an "embed", "dedup" or "diversity" job in a worker process; returns its id."""
     if kind not in ("embed", "dedup", "diversity"):
         raise ValueError(f"not a diversity job kind: {kind!r}")
     if kind != "embed" or not (params.get("reference") or params.get("eval")):
         resolve_batch(engine, params["batch"])
-    return start_job(engine, kind, params, created_by=created_by)
+    return start_job(engine, actor, kind, params, created_by=created_by)

@@ -8,6 +8,7 @@ import sys
 
 from sqlalchemy import Engine
 
+from curation.auth import command_actor
 from curation.export import ExportConfig, plan_export, reason_label, run_export
 from curation.export.candidates import CANDIDATE_RULES
 from curation.export.reconcile import cost_table, reconcile
@@ -68,8 +69,9 @@ def cmd_export(args: argparse.Namespace, engine: Engine) -> int:
         plan = plan_export(engine, config)
         _print_plan(plan.summary())
         return 0 if plan.ok else 1
+    actor = command_actor(args, engine)
     refuse_if_busy(engine, "export", config.to_dict())
-    result = run_export(engine, config, progress=print_progress)
+    result = run_export(engine, actor, config, progress=print_progress)
     end_progress()
     for name, digest in result.files.items():
         print(f"{result.out_dir / name}  sha256 {digest}")

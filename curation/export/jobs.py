@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from curation.auth.roles import Action
 from curation.executors import ExecutorChoice, executor_record
 from curation.export.config import ExportConfig
 from curation.export.run import run_export
@@ -15,12 +16,14 @@ def _describe(params: dict[str, Any]) -> str:
 
 
 @job_kind(
-    "export", describe=_describe, targets=lambda p: [f"export destination {p['out']!r}"], doing="written"
+    "export", describe=_describe, targets=lambda p: [f"export destination {p['out']!r}"], doing="written",
+    action=Action.EXPORT,
 )
 def run_export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     where = {"executor": executor_record(ExecutorChoice.from_params(params))}
     result = run_export(
         ctx.engine,
+        ctx.actor,
         ExportConfig.from_dict(params),
         progress=lambda done, total, message: ctx.progress(done, total, message, where),
     )

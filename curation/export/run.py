@@ -21,6 +21,7 @@ from sqlalchemy import BigInteger, Engine, String, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from curation import __version__
+from curation.auth.roles import Action, Actor, writes
 from curation.export.candidates import rule_record
 from curation.export.card import dataset_card
 from curation.export.config import ExportConfig
@@ -164,7 +165,8 @@ def _manifest_head(
     }
 
 
-def run_export(engine: Engine, config: ExportConfig, progress: Progress | None = None) -> ExportResult:
+@writes(Action.EXPORT)
+def run_export(engine: Engine, actor: Actor, config: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """Plan, then write the files, the Export row and links, the manifest and the card.
 
     Raises ValueError when the plan has errors (nothing is written then)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from curation.auth import command_actor
 from curation.generation.estimate import estimate_generation
 from curation.generation.params import GenerationParams
 from curation.generation.run import teacher_models
@@ -256,7 +257,7 @@ def run_generate_command(args: argparse.Namespace, engine: Engine) -> int:
     if exists and not args.resume:
         raise ValueError(f"batch {args.batch!r} already exists; pass --resume to continue it")
     print(estimate_generation(engine, params).describe(), flush=True)
-    job_id = submit_job(engine, "generate", params, created_by="cli")
+    job_id = submit_job(engine, command_actor(args, engine), "generate", params)
     job = run_job_with_progress(engine, job_id)
     if job.state != "succeeded":
         return 1

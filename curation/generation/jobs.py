@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from curation.auth.roles import Action
 from curation.generation.params import GenerationParams
 from curation.generation.run import check_can_continue, run_generation
 from curation.jobs.registry import JobContext, batch_targets, job_kind
@@ -49,7 +50,13 @@ def _check(session: Session, params: dict[str, Any]) -> None:
 
 
 @job_kind(
-    "generate", cleanup=_cleanup, describe=_describe, targets=batch_targets, doing="generated", check=_check
+    "generate",
+    cleanup=_cleanup,
+    describe=_describe,
+    targets=batch_targets,
+    doing="generated",
+    check=_check,
+    action=Action.GENERATE,
 )
 def run_generate(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return run_generation(ctx.engine, params, progress=ctx.progress, job_id=ctx.job_id)

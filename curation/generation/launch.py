@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.auth.roles import Action, Actor, writes
 from curation.generation.params import GenerationParams
 from curation.jobs import get_job, resume_job, start_job
 from curation.sources.reasoning_gym_source import MATH_DATASETS
@@ -41,28 +42,30 @@ def math_datasets() -> list[str]:
     return sorted(MATH_DATASETS)
 
 
+@writes(Action.GENERATE)
 def start_generation(
-    engine: Engine, params: dict[str, Any], *, api_key: str | None = None, created_by: str = ""
+    engine: Engine, actor: Actor, params: dict[str, Any], *, api_key: str | None = None, created_by: str = ""
 ) -> int:
     """Validate `params` and start a "generate" job in a worker process; returns the job id.
     With `api_key`, the worker receives it through a one-off environment variable."""
     checked = GenerationParams.from_dict(params).to_dict()
     if not api_key:
-        return start_job(engine, "generate", checked, created_by=created_by)
+        return start_job(engine, actor, "generate", checked, created_by=created_by)
     var = SESSION_KEY_PREFIX + secrets.token_hex(6).upper()
     checked["teacher"]["api_key_env"] = var
-    return start_job(engine, "generate", checked, created_by=created_by, env={var: api_key})
+    return start_job(engine, actor, "generate", checked, created_by=created_by, env={var: api_key})
 
 
+@writes(Action.GENERATE)
 def resume_generation(
-    engine: Engine, job_id: int, *, api_key: str | None = None, created_by: str = ""
+    engine: Engine, actor: Actor, job_id: int, *, api_key: str | None = None, created_by: str = ""
 ) -> int:
     """Resume a failed, stopped or cancelled generation (only what is missing is requested).
     A run started with a typed-in key needs that key again (`api_key`)."""
     var = (get_job(engine, job_id).params.get("teacher") or {}).get("api_key_env")
     if api_key and var:
-        return resume_job(engine, job_id, created_by=created_by, env={var: api_key})
-    return resume_job(engine, job_id, created_by=created_by)
+        return resume_job(engine, actor, job_id, created_by=created_by, env={var: api_key})
+    return resume_job(engine, actor, job_id, created_by=created_by)
 
 
 def needs_session_key(params: dict[str, Any]) -> bool:

@@ -6,6 +6,7 @@ import argparse
 
 from sqlalchemy import Engine
 
+from curation.auth import command_actor
 from curation.io.importer import import_file
 from curation.jobs import refuse_if_busy
 from curation.jobs.console import end_progress, print_progress
@@ -13,8 +14,9 @@ from curation.jobs.console import end_progress, print_progress
 
 def cmd_import(args: argparse.Namespace, engine: Engine) -> int:
     origin = "real" if args.reference else "eval" if args.eval else "synthetic"
+    actor = command_actor(args, engine)
     refuse_if_busy(engine, "import", {"batch": args.batch})
-    result = import_file(engine, args.file, args.batch, origin=origin, progress=print_progress)
+    result = import_file(engine, actor, args.file, args.batch, origin=origin, progress=print_progress)
     end_progress()
     families = ", ".join(f"{k}: {v}" for k, v in sorted(result["families"].items()))
     print(f"imported {result['imported']} records into {origin} batch {result['batch']!r} ({families})")

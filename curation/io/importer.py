@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
 
+from curation.auth.roles import Action, Actor, writes
 from curation.io.interchange import RecordScan, detect_format
 from curation.store.db import session_scope
 from curation.store.models import Batch, Sample, utcnow
@@ -30,8 +31,10 @@ def _no_progress(_done: int, _total: int | None, _message: str) -> None:
     return None
 
 
+@writes(Action.IMPORT)
 def import_file(
     engine: Engine,
+    actor: Actor,
     path: str | Path,
     batch_name: str,
     *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from curation.auth.roles import Action
 from curation.io.importer import discard_partial_import, import_file
 from curation.jobs.registry import JobContext, batch_targets, job_kind
 
@@ -15,11 +16,13 @@ def _describe(params: dict[str, Any]) -> str:
 
 
 @job_kind(
-    "import", cleanup=discard_partial_import, describe=_describe, targets=batch_targets, doing="imported"
+    "import", cleanup=discard_partial_import, describe=_describe, targets=batch_targets, doing="imported",
+    action=Action.IMPORT,
 )
 def run_import(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return import_file(
         ctx.engine,
+        ctx.actor,
         params["path"],
         params["batch"],
         origin=params.get("origin", "synthetic"),

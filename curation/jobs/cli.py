@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.auth import command_actor
 from curation.jobs.runner import cancel_job, list_jobs, resume_job, run_job, wait_for_job
 
 
@@ -25,13 +26,13 @@ def cmd_jobs(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, engine: Engine) -> int:
-    cancel_job(engine, args.job_id)
+    cancel_job(engine, command_actor(args, engine), args.job_id)
     print(f"asked job {args.job_id} to stop")
     return 0
 
 
 def cmd_resume(args: argparse.Namespace, engine: Engine) -> int:
-    job_id = resume_job(engine, args.job_id, created_by="cli")
+    job_id = resume_job(engine, command_actor(args, engine), args.job_id)
     print(f"started job {job_id} (resuming {args.job_id})")
     if args.wait:
         job = wait_for_job(engine, job_id, timeout=24 * 3600)

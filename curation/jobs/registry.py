@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
+from curation.auth.roles import Action, Actor, Role
 from curation.features import feature_modules
 from curation.registry import Registry
 from curation.store.db import session_scope
@@ -26,8 +27,18 @@ class JobContext:
     Progress writes are throttled (at most every `min_interval` seconds) so a job
     reporting every row does not hammer the store."""
 
-    def __init__(self, engine: Engine, job_id: int, params: dict[str, Any], min_interval: float = 0.5):
+    def __init__(
+        self,
+        engine: Engine,
+        job_id: int,
+        params: dict[str, Any],
+        min_interval: float = 0.5,
+        actor: Actor | None = None,
+    ):
         self.engine = engine
+        #: Who the job acts as: its submitter, whose role was checked when it was submitted
+        #: (`submit_job`), so the job's own write calls pass.
+        self.actor = actor or Actor(f"job {job_id}", Role.ADMIN)
         self.job_id = job_id
         self.params = params
         self.min_interval = min_interval
@@ -96,6 +107,8 @@ class JobKind:
     #: Refuses a start that cannot go ahead, by raising ValueError, before its job row is
     #: created (so a refused start leaves no failed job behind).
     check: Callable[[Session, dict[str, Any]], None] | None = None
+    #: What the submitter's role must allow (checked by `submit_job`).
+    action: Action = Action.MANAGE_JOBS
 
     def undo(self, engine: Engine, params: dict[str, Any]) -> None:
         """Undo a failed, cancelled or dead job's partial work (the kind's `cleanup`)."""
@@ -113,8 +126,10 @@ def job_kind(
     targets: Callable[[dict[str, Any]], Iterable[str]] = _no_targets,
     doing: str = "worked on",
     check: Callable[[Session, dict[str, Any]], None] | None = None,
+    action: Action = Action.MANAGE_JOBS,
 ) -> Callable[[Callable], Callable]:
-    """Register a function `run(ctx, params) -> result dict` as a job kind."""
+    """Register a function `run(ctx, params) -> result dict` as a job kind; submitting
+    one needs a role that allows `action`."""
 
     def decorate(func: Callable) -> Callable:
         kind = JobKind(
@@ -125,6 +140,7 @@ def job_kind(
             targets=targets,
             doing=doing,
             check=check,
+            action=action,
         )
         JOB_KINDS.register(name)(kind)
         return func

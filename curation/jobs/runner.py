@@ -23,6 +23,7 @@ from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Engine, select, update
 
+from curation.auth.roles import Action, Actor, Role, require, writes
 from curation.config import PROJECT_ROOT
 from curation.jobs.liveness import (
     ACTIVE_STATES,
@@ -91,15 +92,23 @@ class JobDetails(TypedDict, total=False):
     resumed_from: int | None
 
 
-def submit_job(engine: Engine, kind: str, params: dict[str, Any], **details: Unpack[JobDetails]) -> int:
+@writes(Action.MANAGE_JOBS)
+def submit_job(
+    engine: Engine, actor: Actor, kind: str, params: dict[str, Any], **details: Unpack[JobDetails]
+) -> int:
     """Create a queued job row, owned by this process until a worker claims it (so a
     job whose owner dies before it starts is reaped at once, not after minutes).
+
+    `actor`'s role must allow the kind's action too (generate, import, verify, ...): the
+    job's worker then runs without further checks. `created_by` defaults to their name.
 
     Dead jobs are reaped first (undoing their partial work); while a live job of the same
     kind works on the same thing (e.g. the same batch), raises JobBusy, and when the
     kind's `check` refuses the start, its ValueError: either way nothing is created."""
-    reap_dead_jobs(engine)
+    load_job_modules()
     job_kind = JOB_KINDS.get(kind)
+    require(actor, job_kind.action)  # before the reaper writes anything
+    reap_dead_jobs(engine)
     title = details.get("title") or (job_kind.describe(params) if job_kind.describe is not None else "")
     with session_scope(engine) as session:
         lock_submissions(session)
@@ -110,7 +119,7 @@ def submit_job(engine: Engine, kind: str, params: dict[str, Any], **details: Unp
             kind=kind,
             params=params,
             title=title or kind,
-            created_by=details.get("created_by", ""),
+            created_by=details.get("created_by") or actor.name,
             resumed_from=details.get("resumed_from"),
             state="queued",
             **process_identity(os.getpid()),
@@ -120,8 +129,10 @@ def submit_job(engine: Engine, kind: str, params: dict[str, Any], **details: Unp
         return job.id
 
 
+@writes(Action.MANAGE_JOBS)
 def start_job(
     engine: Engine,
+    actor: Actor,
     kind: str,
     params: dict[str, Any],
     *,
@@ -132,7 +143,7 @@ def start_job(
 
     `env` adds variables to the worker's environment only (e.g. an API key typed
     into the page): never stored with the job, never visible to other workers."""
-    job_id = submit_job(engine, kind, params, **details)
+    job_id = submit_job(engine, actor, kind, params, **details)
     spawn_worker(engine, job_id, env=env)
     return job_id
 
@@ -209,7 +220,7 @@ def run_job(engine: Engine, job_id: int, *, echo: bool = False) -> JobView:
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(engine, job_id, stop), daemon=True)
     beat.start()
-    ctx = JobContext(engine, job_id, params, min_interval=0.0 if echo else 0.5)
+    ctx = JobContext(engine, job_id, params, min_interval=0.0 if echo else 0.5, actor=_job_actor(engine, job_id))
     try:
         result = kind.run(ctx, params) or {}
     except JobCancelled:
@@ -228,6 +239,13 @@ def run_job(engine: Engine, job_id: int, *, echo: bool = False) -> JobView:
     finally:
         stop.set()
     return get_job(engine, job_id)
+
+
+def _job_actor(engine: Engine, job_id: int) -> Actor:
+    """Who a worker acts as: the job's submitter, with the authority `submit_job` checked."""
+    with session_scope(engine, write=False) as session:
+        name = (session.get(Job, job_id).created_by or "").strip()
+    return Actor(name or f"job {job_id}", Role.ADMIN)
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -254,7 +272,8 @@ def list_jobs(engine: Engine, limit: int = 50, kind: str | None = None) -> list[
         return [_view(job) for job in session.scalars(query)]
 
 
-def cancel_job(engine: Engine, job_id: int) -> None:
+@writes(Action.MANAGE_JOBS)
+def cancel_job(engine: Engine, actor: Actor, job_id: int) -> None:
     """Ask a job to stop; a queued job is cancelled at once."""
     with session_scope(engine) as session:
         session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
@@ -265,8 +284,9 @@ def cancel_job(engine: Engine, job_id: int) -> None:
         )
 
 
+@writes(Action.MANAGE_JOBS)
 def resume_job(
-    engine: Engine, job_id: int, *, created_by: str = "", env: dict[str, str] | None = None
+    engine: Engine, actor: Actor, job_id: int, *, created_by: str = "", env: dict[str, str] | None = None
 ) -> int:
     """Start a new job with the same kind and parameters as a failed or cancelled one.
     Job kinds are written so that a rerun only does what is missing. Dead jobs are
@@ -276,7 +296,7 @@ def resume_job(
     if old.active:
         raise ValueError(f"job {job_id} is still {old.state}")
     return start_job(
-        engine, old.kind, old.params, title=old.title, created_by=created_by, resumed_from=job_id, env=env
+        engine, actor, old.kind, old.params, title=old.title, created_by=created_by, resumed_from=job_id, env=env
     )
 
 

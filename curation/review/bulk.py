@@ -49,7 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from curation.auth import Action, Actor, writes
+from curation.auth.roles import Action, Actor, writes
 from curation.review.decisions import CLEAR
 from curation.review.sampling import DEFAULT_CONFIDENCE, DEFAULT_MAX_ERROR, acceptance_summary
 from curation.store.db import session_scope
@@ -78,13 +78,6 @@ class BulkResult:
     count: int
     rule: str
     state: str = DONE
-
-
-def _check_reviewer(reviewer: str) -> str:
-    reviewer = reviewer.strip()
-    if not reviewer:
-        raise ValueError("a reviewer name is required for a bulk action")
-    return reviewer
 
 
 def _batch_name(session: Session, batch_id: int) -> str:
@@ -277,7 +270,8 @@ def _run(engine: Engine, bulk_event_id: int) -> BulkResult:
             return BulkResult(event.id, event.action, event.count or 0, event.rule, state)
 
 
-def resume_bulk(engine: Engine, bulk_event_id: int) -> BulkResult:
+@writes(Action.BULK)
+def resume_bulk(engine: Engine, actor: Actor, bulk_event_id: int) -> BulkResult:
     """Finish a bulk event a dead process left "applying" (a no-op for finished ones)."""
     return _run(engine, bulk_event_id)
 
@@ -295,17 +289,19 @@ def _max_sample_id(session: Session, batch_id: int) -> int:
     return session.scalar(select(func.max(Sample.id)).where(Sample.batch_id == batch_id)) or 0
 
 
+@writes(Action.BULK)
 def bulk_accept_passed(
     engine: Engine,
+    actor: Actor,
     batch_id: int,
-    reviewer: str,
     *,
     max_error: float = DEFAULT_MAX_ERROR,
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> BulkResult:
     """Accept all undecided verifier-passed samples of a batch, once the spot-check
-    supports "error rate ≤ max_error at `confidence`". Raises BoundNotMet otherwise."""
-    reviewer = _check_reviewer(reviewer)
+    supports "error rate ≤ max_error at `confidence`". Raises BoundNotMet otherwise.
+    The event and its decisions are stored under `actor`'s name."""
+    reviewer = actor.name
     summary = acceptance_summary(engine, batch_id, max_error, confidence, with_population=False)
     if not summary.holds:
         raise BoundNotMet(
@@ -338,17 +334,18 @@ def bulk_accept_passed(
     return _run(engine, event_id)
 
 
+@writes(Action.BULK)
 def bulk_reject_failures(
     engine: Engine,
+    actor: Actor,
     batch_id: int,
     verifier: str,
     reason: str,
-    reviewer: str,
     *,
     reason_tags: Sequence[str] = (),
 ) -> BulkResult:
     """Reject all undecided samples of a batch that `verifier` failed with exactly `reason`."""
-    reviewer = _check_reviewer(reviewer)
+    reviewer = actor.name
     with session_scope(engine) as session:
         name = _batch_name(session, batch_id)
         rule = f"reject the samples of batch {name!r} that {verifier} failed with reason {reason!r}"
@@ -427,12 +424,13 @@ def bulk_apply_decision(
     return _run(engine, event_id)
 
 
-def undo_bulk(engine: Engine, bulk_event_id: int, reviewer: str) -> BulkResult:
+@writes(Action.BULK)
+def undo_bulk(engine: Engine, actor: Actor, bulk_event_id: int) -> BulkResult:
     """Undo a bulk action: each of its decisions that is still its sample's latest
     event gets a reversing event (the sample becomes undecided again), under a new
     BulkEvent of action "undo". Samples decided again since are left alone. An
     event still applying is stopped first."""
-    reviewer = _check_reviewer(reviewer)
+    reviewer = actor.name
     with session_scope(engine) as session:
         original = session.get(BulkEvent, bulk_event_id, with_for_update=True)
         if original is None:

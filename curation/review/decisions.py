@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, exists, select, update
 from sqlalchemy.orm import aliased
 
+from curation.auth.roles import Action, Actor, writes
 from curation.store.db import session_scope
 from curation.store.models import Decision, Sample
 
@@ -34,22 +35,22 @@ REASON_TAGS = (
 _UNDO = aliased(Decision)
 
 
+@writes(Action.DECIDE)
 def record_decision(
     engine: Engine,
+    actor: Actor,
     sample_id: int,
-    reviewer: str,
     action: str,
     *,
     reason_tags: Sequence[str] = (),
     note: str = "",
     bulk_event_id: int | None = None,
 ) -> int:
-    """Append a decision event and update the sample's current decision. Returns the event id."""
+    """Append a decision event by `actor` (stored under their name) and update the
+    sample's current decision. Returns the event id."""
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
-    reviewer = reviewer.strip()
-    if not reviewer:
-        raise ValueError("a reviewer name is required to record a decision")
+    reviewer = actor.name
     with session_scope(engine) as session:
         # Lock the sample row so concurrent events on it commit in id order (PostgreSQL;
         # SQLite's BEGIN IMMEDIATE already serialises writers).
@@ -78,19 +79,22 @@ def _sync_current(session, sample_id: int) -> None:  # noqa: ANN001 - a Session
     session.execute(update(Sample).where(Sample.id == sample_id).values(decision=current))
 
 
-def undo_last(engine: Engine, reviewer: str, sample_id: int | None = None) -> int | None:
-    """Undo `reviewer`'s latest decision (on `sample_id` if given): appends an event
+@writes(Action.DECIDE)
+def undo_last(engine: Engine, actor: Actor, sample_id: int | None = None) -> int | None:
+    """Undo `actor`'s latest decision (on `sample_id` if given): appends an event
     restoring what the sample's decision was before it. Returns the undone event id.
 
     Decisions made by a bulk action are undone with the bulk event
     (`curation.review.bulk.undo_bulk`), never one by one here."""
-    undone = undo_last_decision(engine, reviewer, sample_id)
+    undone = undo_last_decision(engine, actor, sample_id)
     return None if undone is None else undone[0]
 
 
-def undo_last_decision(engine: Engine, reviewer: str, sample_id: int | None = None) -> tuple[int, int] | None:
+@writes(Action.DECIDE)
+def undo_last_decision(engine: Engine, actor: Actor, sample_id: int | None = None) -> tuple[int, int] | None:
     """Like `undo_last`, returning (undone event id, its sample id) so a caller can
-    show that sample again."""
+    show that sample again. Only the actor's own decisions are undone."""
+    reviewer = actor.name
     with session_scope(engine) as session:
         query = select(Decision).where(
             Decision.reviewer == reviewer,

@@ -39,7 +39,7 @@ import numpy as np
 from sqlalchemy import Engine, Select, String, cast, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from curation.auth import Action, Actor, writes
+from curation.auth.roles import Action, Actor, require, writes
 from curation.review.decisions import decided_by
 from curation.store.db import session_scope
 from curation.store.models import Assignment, Batch, Decision, Sample, Verdict
@@ -236,13 +236,14 @@ def _claims_after(
     return session.scalar(query.where(Assignment.id > after_assignment).limit(1))
 
 
-def next_sample(engine: Engine, queue: Queue, reviewer: str, *, after: int | None = None) -> int | None:
-    """The id of the next sample `reviewer` should read in `queue`, or None when the
+def next_sample(engine: Engine, actor: Actor, queue: Queue, *, after: int | None = None) -> int | None:
+    """The id of the next sample `actor` should read in `queue`, or None when the
     queue is empty for them. `after` is the sample shown last: the queue continues
     after it (and wraps round), which is how "next without deciding" works.
 
-    The spot-check queue may claim a pool sample for the reviewer (a write)."""
-    reviewer = _check_reviewer(reviewer)
+    The spot-check queue claims a pool sample for an actor who may decide (a write);
+    for one who may only read, it shows the next claimable sample without claiming it."""
+    reviewer = _check_reviewer(actor.name)
     shared = _shared(queue, reviewer)
     if shared is not None:
         order_column = Verdict.sample_id if queue.kind in ("uncertain", "disagreement") else Sample.id
@@ -253,7 +254,10 @@ def next_sample(engine: Engine, queue: Queue, reviewer: str, *, after: int | Non
     with session_scope(engine, write=False) as session:
         found = _claims_after(session, claims, reviewer, after)
     if found is None and queue.kind == "spot-check":
-        found = claim_spot_check(engine, queue.batch_id, reviewer)
+        if actor.can(Action.DECIDE):
+            found = claim_spot_check(engine, actor, queue.batch_id)
+        else:
+            found = _peek_spot_check(engine, reviewer, queue.batch_id)
     if found is None and after is not None:
         with session_scope(engine, write=False) as session:
             found = session.scalar(claims.limit(1))
@@ -298,8 +302,9 @@ def _spot_check(session: Session, batch_id: int) -> SpotCheck | None:
     return SpotCheck(batch_id=batch_id, size=sum(n for _, n in rows), overlap=overlap, seed=seed)
 
 
+@writes(Action.DECIDE)
 def draw_spot_check(
-    engine: Engine, batch_id: int, size: int, *, seed: int | None = None, overlap: int | None = None
+    engine: Engine, actor: Actor, batch_id: int, size: int, *, seed: int | None = None, overlap: int | None = None
 ) -> SpotCheck:
     """Grow the batch's spot-check pool to `size` samples drawn uniformly at random
     (without replacement) from its verifier-passed set.
@@ -307,7 +312,12 @@ def draw_spot_check(
     The draw is a permutation of the passed samples' ids seeded by `seed`, taken in
     order, so a pool is reproducible and growing it keeps every earlier sample. The
     seed and overlap of an existing pool are kept unless given; changing the overlap
-    applies to claims made from now on."""
+    applies to claims made from now on.
+
+    Growing the pool is part of reviewing the spot-check queue (a reviewer may); setting
+    its seed or overlap configures the batch's review (an admin)."""
+    if seed is not None or overlap is not None:
+        require(actor, Action.CONFIGURE_BATCH)
     if size < 0:
         raise ValueError("the pool size cannot be negative")
     if overlap is not None and overlap < 1:
@@ -367,10 +377,25 @@ def _claimable(reviewer: str, batch_id: int, overlap: int) -> list[Any]:
     return conditions
 
 
-def claim_spot_check(engine: Engine, batch_id: int, reviewer: str) -> int | None:
-    """Claim the next pool sample for `reviewer`: the first one (in pool order) they
+def _peek_spot_check(engine: Engine, reviewer: str, batch_id: int) -> int | None:
+    """The sample `claim_spot_check` would claim for `reviewer`, without claiming it."""
+    with session_scope(engine, write=False) as session:
+        settings = _spot_check(session, batch_id)
+        if settings is None:
+            return None
+        return session.scalar(
+            select(Assignment.sample_id)
+            .where(*_claimable(reviewer, batch_id, settings.overlap))
+            .order_by(Assignment.id)
+            .limit(1)
+        )
+
+
+@writes(Action.DECIDE)
+def claim_spot_check(engine: Engine, actor: Actor, batch_id: int) -> int | None:
+    """Claim the next pool sample for `actor`: the first one (in pool order) they
     have not claimed or decided, with fewer than `overlap` claims. None when none is left."""
-    reviewer = _check_reviewer(reviewer)
+    reviewer = _check_reviewer(actor.name)
     with session_scope(engine) as session:
         _lock_batch(session, batch_id)
         settings = _spot_check(session, batch_id)
@@ -498,8 +523,9 @@ def spot_check_remaining(engine: Engine, batch_id: int, reviewer: str) -> int:
 # --------------------------------------------------------------------------- assignments
 
 
+@writes(Action.CONFIGURE_BATCH)
 def assign_round_robin(
-    engine: Engine, batch_id: int, reviewers: Sequence[str], count: int, *, per_sample: int = 1
+    engine: Engine, actor: Actor, batch_id: int, reviewers: Sequence[str], count: int, *, per_sample: int = 1
 ) -> int:
     """Assign the next `count` undecided, unassigned samples of a batch (id order) to
     `reviewers` in turn, each sample to `per_sample` of them. Returns rows created."""

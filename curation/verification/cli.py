@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.auth import command_actor
 from curation.executors import (
     add_executor_arguments,
     checked_executor_from_args,
@@ -110,7 +111,7 @@ def cmd_verify(args: argparse.Namespace, engine: Engine) -> int:
     plan = plan_verification(params)
     for name, why in plan.skipped.items():
         print(f"note: {name} skipped: {why}", file=sys.stderr)
-    job_id = submit_job(engine, "verify", params.to_dict(), created_by="cli")
+    job_id = submit_job(engine, command_actor(args, engine), "verify", params.to_dict())
 
     def line(job: JobView) -> str:
         counters = job.counters or {}

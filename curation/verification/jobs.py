@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from curation.auth.roles import Action, Actor, writes
 from curation.executors import ExecutorChoice
 from curation.jobs import start_job
 from curation.jobs.registry import JobContext, batch_targets, job_kind
@@ -26,13 +27,15 @@ def describe(params: dict[str, Any]) -> str:
     return title + (" (re-verify)" if params.get("reverify") else "")
 
 
-@job_kind("verify", describe=describe, targets=batch_targets, doing="verified")
+@job_kind("verify", describe=describe, targets=batch_targets, doing="verified", action=Action.VERIFY)
 def run_verify(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return run_verification(ctx.engine, params, progress=ctx.progress, job_id=ctx.job_id)
 
 
+@writes(Action.VERIFY)
 def start_verification(
     engine: Engine,
+    actor: Actor,
     batches: list[str] | None = None,
     *,
     verifiers: list[str] | None = None,
@@ -56,4 +59,4 @@ def start_verification(
         **(executor or ExecutorChoice()).to_params(),
     )
     plan_verification(params)
-    return start_job(engine, "verify", params.to_dict(), created_by=created_by)
+    return start_job(engine, actor, "verify", params.to_dict(), created_by=created_by)

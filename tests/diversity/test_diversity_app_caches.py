@@ -22,7 +22,7 @@ from curation.diversity.embed import DEFAULT_MODEL, cache_key, encode_vectors
 from curation.io.importer import import_file
 from curation.store import open_store, session_scope
 from curation.store.models import Embedding, Sample
-from tests.helpers import sample_records, write_jsonl
+from tests.helpers import ADMIN, sample_records, write_jsonl
 
 
 class SlowEmbedder:
@@ -106,7 +106,7 @@ def test_the_cache_budgets_from_the_environment_bound_what_the_server_keeps(make
     url = make_store_url("sqlite")
     engine = open_store(url)
     for name in ("a", "b", "c"):
-        import_file(engine, write_jsonl(tmp_path / f"{name}.jsonl", sample_records(5)), name)
+        import_file(engine, ADMIN, write_jsonl(tmp_path / f"{name}.jsonl", sample_records(5)), name)
     with session_scope(engine) as session:
         rows = session.execute(select(Sample.id, Sample.content_hash).order_by(Sample.id)).all()
     vectors = np.random.default_rng(0).standard_normal((5, 20_000)).astype(np.float32)

@@ -12,13 +12,13 @@ from curation.io.importer import import_file
 from curation.review.context import neighbour_previews
 from curation.store import session_scope
 from curation.store.models import Embedding, Sample
-from tests.helpers import sample_records, write_jsonl
+from tests.helpers import ADMIN, sample_records, write_jsonl
 
 
 def test_neighbours_come_from_the_batch_and_the_reference_set_most_similar_first(engine, tmp_path):
-    import_file(engine, write_jsonl(tmp_path / "s.jsonl", sample_records(4)), "synthetic")
+    import_file(engine, ADMIN, write_jsonl(tmp_path / "s.jsonl", sample_records(4)), "synthetic")
     real = [{**r, "prompt": "real " + r["prompt"]} for r in sample_records(2)]
-    import_file(engine, write_jsonl(tmp_path / "r.jsonl", real), "real", origin="real")
+    import_file(engine, ADMIN, write_jsonl(tmp_path / "r.jsonl", real), "real", origin="real")
     # Unit vectors at known angles: the synthetic samples at 0, 10, 20, 30 degrees, the real ones at 12 and 200.
     with session_scope(engine, write=False) as session:
         rows = session.execute(
@@ -45,7 +45,7 @@ def test_neighbours_come_from_the_batch_and_the_reference_set_most_similar_first
 
 
 def test_a_sample_without_embeddings_has_no_neighbours(sqlite_engine, records_file):
-    import_file(sqlite_engine, records_file(3), "b")
+    import_file(sqlite_engine, ADMIN, records_file(3), "b")
     with session_scope(sqlite_engine, write=False) as session:
         sample_id = session.scalar(select(Sample.id))
     assert nearest_neighbours(sqlite_engine, sample_id) == []
@@ -56,7 +56,7 @@ def test_the_neighbour_pools_stay_within_their_budget_dropping_the_least_recentl
 ):
     """One pool per batch used to be kept for the life of the server (up to ~77 MB each)."""
     for name in ("a", "b", "c"):
-        import_file(sqlite_engine, write_jsonl(tmp_path / f"{name}.jsonl", sample_records(5)), name)
+        import_file(sqlite_engine, ADMIN, write_jsonl(tmp_path / f"{name}.jsonl", sample_records(5)), name)
     with session_scope(sqlite_engine) as session:
         rows = session.execute(select(Sample.id, Sample.content_hash).order_by(Sample.id)).all()
         for _sample_id, content_hash in rows:

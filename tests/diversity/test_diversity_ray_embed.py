@@ -20,6 +20,7 @@ from curation.store import open_store
 from curation.store.db import session_scope
 from curation.store.models import Embedding
 from tests.diversity.test_diversity_store import add_batch, embed_cache  # noqa: F401 (module fixture)
+from tests.helpers import ADMIN
 from tests.raycluster import LoopbackCluster, needs_ray
 
 GSM8K = [json.loads(line) for line in (DEMO_DIR / "reference_math.jsonl").read_text().splitlines()]
@@ -50,7 +51,7 @@ def test_ray_embed_fills_the_same_cache_as_the_local_path(
 ) -> None:
     engine = pg_engine
     batch_id = add_batch(engine, tmp_path, "ray", GSM8K[:TEXTS])
-    local = run_job(engine, submit_job(engine, "embed", {"batch": "ray"}))
+    local = run_job(engine, submit_job(engine, ADMIN, "embed", {"batch": "ray"}))
     assert local.state == "succeeded" and local.result["computed"] == TEXTS
     assert local.counters["executor"] == {"executor": "local"}
     local_vectors = cached_vectors(engine)
@@ -58,7 +59,7 @@ def test_ray_embed_fills_the_same_cache_as_the_local_path(
         session.execute(delete(Embedding))
 
     params = {"batch": "ray", "executor": "ray", "ray_address": ray_driver.address}
-    job = run_job(engine, submit_job(engine, "embed", params))
+    job = run_job(engine, submit_job(engine, ADMIN, "embed", params))
 
     assert job.state == "succeeded", job.error
     assert job.result["computed"] == TEXTS

@@ -31,6 +31,7 @@ from curation.diversity.service import (
 from curation.io.importer import import_file
 from curation.store.db import session_scope
 from curation.store.models import Batch, Embedding, MetricSnapshot
+from tests.helpers import ADMIN, as_user
 
 GSM8K = [json.loads(line) for line in (DEMO_DIR / "reference_math.jsonl").read_text().splitlines()]
 
@@ -51,7 +52,7 @@ def add_batch(
 ) -> int:
     path = tmp_path / f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}.jsonl"
     path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "id"}) + "\n" for r in records))
-    return import_file(engine, path, name, origin=origin)["batch_id"]
+    return import_file(engine, ADMIN, path, name, origin=origin)["batch_id"]
 
 
 def narrow_batch(n: int = 32, seed: int = 0) -> list[dict[str, Any]]:
@@ -165,16 +166,16 @@ def test_rerunning_dedup_keeps_marks_and_overrides(engine: Engine, tmp_path: Pat
     assert first["findings"]["exact_duplicate"] == 3 and first["marks"]["added"] == 3
     marks = list_marks(engine, batch_id)
     assert all("Exact duplicate" in m.reason for m in marks)
-    override_mark(engine, marks[0].id, "ada")
+    override_mark(engine, as_user("ada"), marks[0].id)
     second = run_dedup(engine, "dups", scopes=("batch",), semantic=False)
     assert second["marks"] == {"added": 0, "updated": 3, "removed": 0}
     again = {m.id: m for m in list_marks(engine, batch_id)}
     assert set(again) == {m.id for m in marks}
     assert again[marks[0].id].overridden_by == "ada"
-    override_mark(engine, marks[0].id, "ada", undo=True)
+    override_mark(engine, as_user("ada"), marks[0].id, undo=True)
     assert list_marks(engine, batch_id)[0].overridden_by is None
     with pytest.raises(ValueError):
-        override_mark(engine, marks[0].id, " ")
+        override_mark(engine, as_user(" "), marks[0].id)
 
 
 def test_decontamination_finds_a_planted_13_gram(engine: Engine, tmp_path: Path) -> None:
@@ -277,7 +278,7 @@ def test_embed_job_and_cli(sqlite_engine: Engine, tmp_path: Path, capsys: pytest
     engine = sqlite_engine
     add_batch(engine, tmp_path, "reference: math", GSM8K[:40], origin="real")
     add_batch(engine, tmp_path, "narrow", narrow_batch(20))
-    job = run_job(engine, submit_job(engine, "embed", {"batch": "narrow"}))
+    job = run_job(engine, submit_job(engine, ADMIN, "embed", {"batch": "narrow"}))
     assert job.state == "succeeded" and job.result["computed"] == 20
     assert job.title == "Embed batch 'narrow'"
     url = engine.url.render_as_string(hide_password=False)

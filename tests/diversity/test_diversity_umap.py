@@ -13,6 +13,7 @@ import pytest
 
 from curation.diversity import projection
 from curation.diversity.projection import clear_memory_cache, fit_umap
+from tests.helpers import ADMIN
 
 DIM = 384
 EPOCHS = 30
@@ -193,7 +194,7 @@ def mapped_store(sqlite_engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     ):
         path = tmp_path / f"{origin}.jsonl"
         path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "id"}) + "\n" for r in rows))
-        batch_id = import_file(sqlite_engine, path, name, origin=origin)["batch_id"]
+        batch_id = import_file(sqlite_engine, ADMIN, path, name, origin=origin)["batch_id"]
     embed_selection(sqlite_engine, Selection())
     return sqlite_engine, Selection(batch_ids=(batch_id,))
 

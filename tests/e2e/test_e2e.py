@@ -14,7 +14,7 @@ import pytest
 from curation.store import open_store
 from curation.store.queries import SampleFilter, query_samples
 from tests.e2e.browser import SCREENSHOTS, click_row, go, needs_chromium, screenshot, serve, settle
-from tests.helpers import sample_records, write_jsonl
+from tests.helpers import ADMIN, sample_records, write_jsonl
 
 pytestmark = needs_chromium
 
@@ -111,7 +111,7 @@ def test_model_output_is_never_rendered_as_html(page, app_server, tmp_path):
     write_jsonl(tmp_path / "h.jsonl", [{"family": "open", "prompt": "Say hi", "response": hostile}])
     from curation.io.importer import import_file
 
-    import_file(engine, tmp_path / "h.jsonl", "hostile")
+    import_file(engine, ADMIN, tmp_path / "h.jsonl", "hostile")
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     page.goto(base + "/samples")
@@ -132,7 +132,7 @@ def demo_server(make_store_url, tmp_path) -> Iterator[str]:
     from curation.demo import ensure_demo_workspace
 
     store_url = make_store_url("sqlite")
-    ensure_demo_workspace(open_store(store_url))
+    ensure_demo_workspace(open_store(store_url), ADMIN)
     with serve(store_url, tmp_path) as base:
         yield base
 

@@ -15,7 +15,7 @@ from curation.io.importer import import_file
 from curation.store import open_store
 from curation.testing.review_batches import ReviewRow, insert_review_batch
 from tests.e2e.browser import click_row, enter_reviewer, go, needs_chromium, screenshot, settle
-from tests.helpers import sample_records, write_jsonl
+from tests.helpers import ADMIN, sample_records, write_jsonl
 
 pytestmark = needs_chromium
 
@@ -184,7 +184,7 @@ def open_export_with_nothing_accepted(page, app_server, tmp_path) -> None:
     """Export on a workspace of 5 real rows, 3 undecided synthetic samples and no eval set."""
     base, store_url = app_server
     engine = open_store(store_url)
-    import_file(engine, write_jsonl(tmp_path / "real.jsonl", sample_records(5)), "human", origin="real")
+    import_file(engine, ADMIN, write_jsonl(tmp_path / "real.jsonl", sample_records(5)), "human", origin="real")
     insert_review_batch(engine, "undecided", review_rows(PASS, 3))
     page.goto(base + "/export")
     settle(page)
@@ -223,7 +223,7 @@ def test_export_asks_before_an_all_real_dataset(page, app_server, tmp_path):
 def test_no_page_load_requests_anything_from_another_host(page, app_server, tmp_path):
     base, store_url = app_server
     engine = open_store(store_url)
-    import_file(engine, write_jsonl(tmp_path / "real.jsonl", sample_records(5)), "human", origin="real")
+    import_file(engine, ADMIN, write_jsonl(tmp_path / "real.jsonl", sample_records(5)), "human", origin="real")
     insert_review_batch(engine, "batch", [*review_rows(PASS, 2), *review_rows(FAIL, 2)])
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
@@ -252,7 +252,7 @@ def test_the_overview_batch_table_fits_at_1500_px(page, app_server, tmp_path):
     base, store_url = app_server
     engine = open_store(store_url)
     import_file(
-        engine,
+        engine, ADMIN,
         write_jsonl(tmp_path / "real-reference-rows.jsonl", sample_records(5)),
         "human-written-reference",
         origin="real",

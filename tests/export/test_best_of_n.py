@@ -14,7 +14,7 @@ from curation.generation.run import run_generation
 from curation.store import session_scope
 from curation.store.models import Sample
 from curation.verification.runner import run_verification
-from tests.helpers import add_batch, candidate_rows, cli
+from tests.helpers import ADMIN, add_batch, candidate_rows, cli
 
 
 def config(tmp_path: Path, **overrides: Any) -> ExportConfig:
@@ -55,7 +55,7 @@ def test_without_a_rule_every_accepted_candidate_is_kept(engine, tmp_path):
 
 def test_the_manifest_names_the_candidate_rule(engine, tmp_path):
     add_batch(engine, "bon", candidate_rows(2, 4))
-    result = run_export(engine, config(tmp_path, candidates="best"))
+    result = run_export(engine, ADMIN, config(tmp_path, candidates="best"))
     manifest = json.loads(result.manifest_path.read_text())
     assert manifest["candidate_rule"]["rule"] == "best"
     assert "judge score" in manifest["candidate_rule"]["meaning"]
@@ -105,7 +105,7 @@ def test_preference_pairs_put_a_passing_candidate_against_a_failing_one(engine, 
     for row in rows:
         row["verdicts"] = row["verdicts"][:1]  # no judge: verifier evidence only
     add_batch(engine, "bon", rows)
-    result = run_export(engine, config(tmp_path, format="preference", out=str(tmp_path / "pairs.jsonl")))
+    result = run_export(engine, ADMIN, config(tmp_path, format="preference", out=str(tmp_path / "pairs.jsonl")))
     dataset = load_pairs(tmp_path / "pairs.jsonl")
     assert dataset.num_rows == result.rows == 6  # two failing candidates per problem, each paired once
     assert {"prompt", "chosen", "rejected", "provenance"} <= set(dataset.column_names)
@@ -121,7 +121,7 @@ def test_human_decisions_come_first_and_are_never_contradicted(engine, tmp_path)
     # candidate 1 passed but a reviewer rejected it; candidate 2 failed but a reviewer accepted it
     rows[1]["decision"], rows[2]["decision"] = "reject", "accept"
     add_batch(engine, "bon", rows)
-    run_export(engine, config(tmp_path, format="preference"))
+    run_export(engine, ADMIN, config(tmp_path, format="preference"))
     pairs = [json.loads(line) for line in (tmp_path / "out" / "data.jsonl").read_text().splitlines()]
     kinds = [
         (
@@ -143,7 +143,7 @@ def test_judge_scores_make_pairs_when_nothing_else_differs(engine, tmp_path):
         row["passed"] = None
         row["verdicts"] = [row["verdicts"][1]]
     add_batch(engine, "judged", rows)
-    result = run_export(engine, config(tmp_path, format="preference"))
+    result = run_export(engine, ADMIN, config(tmp_path, format="preference"))
     pairs = [json.loads(line) for line in (tmp_path / "out" / "data.jsonl").read_text().splitlines()]
     assert result.rows == 2
     for pair in pairs:
@@ -158,13 +158,13 @@ def test_no_pairs_is_an_error(engine, tmp_path):
         row["passed"], row["verdicts"] = True, []
     add_batch(engine, "same", rows)
     with pytest.raises(ValueError, match="no preference pairs"):
-        run_export(engine, config(tmp_path, format="preference"))
+        run_export(engine, ADMIN, config(tmp_path, format="preference"))
 
 
 def test_judge_pairs_never_prefer_a_failing_candidate_to_a_passing_one(engine, tmp_path):
     rows = candidate_rows(1, 4, decision=None)  # candidates 1 and 3 pass; the judge ranks 3 > 2 > 1 > 0
     add_batch(engine, "bon", rows)
-    run_export(engine, config(tmp_path, format="preference"))
+    run_export(engine, ADMIN, config(tmp_path, format="preference"))
     pairs = [json.loads(line) for line in (tmp_path / "out" / "data.jsonl").read_text().splitlines()]
     assert pairs
     for pair in pairs:
@@ -188,7 +188,7 @@ def test_preference_export_of_a_generated_and_verified_best_of_4_batch(engine, t
     )
     run_verification(engine, {"batches": ["best-of-4"], "verifiers": ["math_answer"], "jobs": 1})
     out = tmp_path / "pairs.jsonl"
-    result = run_export(engine, config(tmp_path, format="preference", out=str(out)))
+    result = run_export(engine, ADMIN, config(tmp_path, format="preference", out=str(out)))
     dataset = load_pairs(out)
     assert dataset.num_rows == result.rows > 0
     for row in dataset:
@@ -218,7 +218,7 @@ def test_the_cli_writes_preference_pairs_and_names_the_candidate_rule(sqlite_eng
 
 def test_candidates_accepted_alike_still_pair_by_verification(engine, tmp_path):
     add_batch(engine, "bon", [{**row, "verdicts": row["verdicts"][:1]} for row in candidate_rows(2, 4)])
-    result = run_export(engine, config(tmp_path, format="preference"))
+    result = run_export(engine, ADMIN, config(tmp_path, format="preference"))
     assert result.counts["pairs_by_evidence"] == {"human": 0, "verifier": 4, "judge": 0}
 
 

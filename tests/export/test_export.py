@@ -17,7 +17,7 @@ from curation.export.textmatch import NgramIndex
 from curation.io.writers import WRITERS
 from curation.store import session_scope
 from curation.store.models import Batch, ExportRow, Mark, Sample, Verdict, utcnow
-from tests.helpers import EVAL_SENTENCE, add_batch, real_rows, synthetic_rows
+from tests.helpers import ADMIN, EVAL_SENTENCE, add_batch, real_rows, synthetic_rows
 
 
 def config(tmp_path: Path, **overrides: Any) -> ExportConfig:
@@ -54,10 +54,10 @@ def test_a_share_that_would_drop_real_rows_is_an_error_unless_allowed(engine, tm
     assert not plan.ok
     assert "needs 360 synthetic rows to keep all 40 real rows" in plan.errors[0]
     with pytest.raises(ValueError, match="allow dropping real rows"):
-        run_export(engine, config(tmp_path, synthetic_share=0.9))
+        run_export(engine, ADMIN, config(tmp_path, synthetic_share=0.9))
     assert not (tmp_path / "out").exists()
 
-    result = run_export(engine, config(tmp_path, synthetic_share=0.9, allow_dropping_real=True))
+    result = run_export(engine, ADMIN, config(tmp_path, synthetic_share=0.9, allow_dropping_real=True))
     manifest = json.loads(result.manifest_path.read_text())
     assert manifest["allow_dropping_real"] is True and manifest["config"]["allow_dropping_real"] is True
     assert (result.counts["synthetic"], result.counts["real"]) == (100, 11)
@@ -96,7 +96,7 @@ def test_cross_dedup_drops_synthetic_copies_of_real_rows(engine, tmp_path):
                 overridden_at=utcnow(),
             )
         )
-    result = run_export(engine, config(tmp_path))
+    result = run_export(engine, ADMIN, config(tmp_path))
     dropped = result.counts["dropped"]
     assert dropped["copy_of_real"] == {"synthetic": 1}
     assert dropped["mark:copy_of_real"] == {"synthetic": 1}
@@ -155,7 +155,7 @@ def test_shuffle_is_deterministic_by_seed_and_the_file_follows_the_plan(engine, 
     assert plan_export(engine, config(tmp_path, seed=7)).ids.tolist() == first
     assert plan_export(engine, config(tmp_path, seed=8)).ids.tolist() != first
     assert sorted(first) != first
-    run_export(engine, config(tmp_path, seed=7))
+    run_export(engine, ADMIN, config(tmp_path, seed=7))
     written = [
         json.loads(line)["provenance"]["sample_id"] for line in (tmp_path / "out" / "data.jsonl").open()
     ]
@@ -165,7 +165,7 @@ def test_shuffle_is_deterministic_by_seed_and_the_file_follows_the_plan(engine, 
 def test_validation_split_is_stratified_by_family_and_source(engine, tmp_path):
     add_batch(engine, "syn", synthetic_rows(50) + synthetic_rows(30, family="code", tag="c"))
     add_batch(engine, "real", real_rows(20), origin="real")
-    result = run_export(engine, config(tmp_path, validation_fraction=0.2))
+    result = run_export(engine, ADMIN, config(tmp_path, validation_fraction=0.2))
     assert result.counts["splits"] == {
         "train": {"synthetic": 64, "real": 16},
         "validation": {"synthetic": 16, "real": 4},
@@ -213,7 +213,7 @@ def test_every_format_loads_back_and_provenance_resolves_to_the_store(engine, tm
     add_batch(engine, "syn", synthetic_rows(12))
     add_batch(engine, "real", real_rows(6), origin="real")
     result = run_export(
-        engine, config(tmp_path, format=fmt, synthetic_share=0.5, validation_fraction=0.25, seed=1)
+        engine, ADMIN, config(tmp_path, format=fmt, synthetic_share=0.5, validation_fraction=0.25, seed=1)
     )
     out = tmp_path / "out"
     rows = _load(fmt, out)
@@ -257,7 +257,7 @@ def test_chat_rows_carry_the_system_prompt_from_metadata(sqlite_engine, tmp_path
     rows = synthetic_rows(2)
     rows[0]["metadata"] = {"system": "You are terse."}
     add_batch(sqlite_engine, "syn", rows)
-    run_export(sqlite_engine, config(tmp_path, format="chat", seed=0))
+    run_export(sqlite_engine, ADMIN, config(tmp_path, format="chat", seed=0))
     lines = [json.loads(line) for line in (tmp_path / "out" / "data.jsonl").open()]
     by_prompt = {line["messages"][-2]["content"]: line["messages"] for line in lines}
     assert by_prompt[rows[0]["prompt"]][0] == {"role": "system", "content": "You are terse."}
@@ -274,7 +274,7 @@ def test_manifest_and_dataset_card_describe_the_export(sqlite_engine, tmp_path):
         origin="eval",
     )
     result = run_export(
-        sqlite_engine, config(tmp_path, format="parquet", synthetic_share=0.5, created_by="ada")
+        sqlite_engine, ADMIN, config(tmp_path, format="parquet", synthetic_share=0.5, created_by="ada")
     )
     manifest = json.loads(result.manifest_path.read_text())
     assert manifest["counts"]["rows"] == 20
@@ -304,12 +304,12 @@ def test_manifest_and_dataset_card_describe_the_export(sqlite_engine, tmp_path):
 
 def test_a_file_path_writes_one_file_and_a_manifest_beside_it(sqlite_engine, tmp_path):
     add_batch(sqlite_engine, "syn", synthetic_rows(3))
-    result = run_export(sqlite_engine, ExportConfig(out=str(tmp_path / "x.parquet"), format="parquet"))
+    result = run_export(sqlite_engine, ADMIN, ExportConfig(out=str(tmp_path / "x.parquet"), format="parquet"))
     assert set(result.files) == {"x.parquet"} and (tmp_path / "x.manifest.json").exists()
     assert len(pd.read_parquet(tmp_path / "x.parquet")) == 3
     with pytest.raises(ValueError, match="needs an output folder"):
         run_export(
-            sqlite_engine,
+            sqlite_engine, ADMIN,
             ExportConfig(out=str(tmp_path / "y.parquet"), format="parquet", validation_fraction=0.5),
         )
 
@@ -376,7 +376,7 @@ def test_bulk_links_are_written_for_every_row(sqlite_engine, tmp_path):
                 for i in range(4500)
             ],
         )
-    result = run_export(sqlite_engine, config(tmp_path, format="parquet"))
+    result = run_export(sqlite_engine, ADMIN, config(tmp_path, format="parquet"))
     assert result.rows == 4500
     with session_scope(sqlite_engine, write=False) as session:
         linked = session.scalars(
@@ -399,14 +399,14 @@ def test_worker_processes_write_the_same_rows_as_the_serial_path(engine, tmp_pat
     add_batch(engine, "syn", synthetic_rows(40))
     add_batch(engine, "real", real_rows(15), origin="real")
     serial = run_export(
-        engine, config(tmp_path, out=str(tmp_path / "serial"), format=fmt, validation_fraction=0.2, seed=5)
+        engine, ADMIN, config(tmp_path, out=str(tmp_path / "serial"), format=fmt, validation_fraction=0.2, seed=5)
     )
     monkeypatch.setattr(parallel, "PARALLEL_MIN_ROWS", 10)
     monkeypatch.setattr(parallel, "PIECE_ROWS", 7)
     monkeypatch.setattr(parallel, "BUCKET_ROWS", 9)
     assert parallel.can_parallelise(engine, 55, WRITERS.get(fmt)())
     forked = run_export(
-        engine, config(tmp_path, out=str(tmp_path / "forked"), format=fmt, validation_fraction=0.2, seed=5)
+        engine, ADMIN, config(tmp_path, out=str(tmp_path / "forked"), format=fmt, validation_fraction=0.2, seed=5)
     )
     assert forked.counts == serial.counts and forked.rows == 55
     manifests = [json.loads(r.manifest_path.read_text()) for r in (serial, forked)]

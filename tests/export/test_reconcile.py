@@ -12,7 +12,7 @@ from curation.export.reconcile import UNEXPLAINED, cost_table, reconcile, templa
 from curation.review.decisions import record_decision
 from curation.store import session_scope
 from curation.store.models import ExportRow, GenerationRequest, Mark, utcnow
-from tests.helpers import add_batch, real_rows, synthetic_rows
+from tests.helpers import ADMIN, add_batch, as_user, real_rows, synthetic_rows
 
 
 def generated_batch(engine):
@@ -63,13 +63,13 @@ def test_reconciliation_columns_add_up_with_reasons(engine, tmp_path):
     with session_scope(engine) as session:
         session.add(Mark(sample_id=ids[2], kind="copy_of_real"))
     # accepted & unmarked: ids 1, 3..7; a share of 40% with 6 real rows keeps 4 of them
-    export = run_export(engine, ExportConfig(out=str(tmp_path / "e"), synthetic_share=0.4))
+    export = run_export(engine, ADMIN, ExportConfig(out=str(tmp_path / "e"), synthetic_share=0.4))
     with session_scope(engine, write=False) as session:
         exported = set(
             session.scalars(select(ExportRow.sample_id).where(ExportRow.export_id == export.export_id))
         )
-    record_decision(engine, ids[11], "ada", "accept")  # after the export
-    record_decision(engine, min(exported & set(ids)), "ada", "reject")  # exported, rejected since
+    record_decision(engine, as_user("ada"), ids[11], "accept")  # after the export
+    record_decision(engine, as_user("ada"), min(exported & set(ids)), "reject")  # exported, rejected since
 
     report = reconcile(engine)
     assert report.export_id == export.export_id
@@ -137,7 +137,7 @@ def test_real_rows_dropped_by_an_export_are_explained(sqlite_engine, tmp_path):
     rows[0]["decision"] = "reject"
     add_batch(sqlite_engine, "human", rows, origin="real")
     run_export(
-        sqlite_engine, ExportConfig(out=str(tmp_path / "e"), synthetic_share=0.5, allow_dropping_real=True)
+        sqlite_engine, ADMIN, ExportConfig(out=str(tmp_path / "e"), synthetic_share=0.5, allow_dropping_real=True)
     )
     report = reconcile(sqlite_engine, batch="human")
     human = report.batches[0]
@@ -152,7 +152,7 @@ def test_real_rows_dropped_by_an_export_are_explained(sqlite_engine, tmp_path):
 def test_batches_outside_the_export_are_explained(sqlite_engine, tmp_path):
     add_batch(sqlite_engine, "a", synthetic_rows(3, tag="a"))
     add_batch(sqlite_engine, "b", synthetic_rows(2, tag="b"))
-    run_export(sqlite_engine, ExportConfig(out=str(tmp_path / "e"), batches=["a"]))
+    run_export(sqlite_engine, ADMIN, ExportConfig(out=str(tmp_path / "e"), batches=["a"]))
     add_batch(sqlite_engine, "c", synthetic_rows(2, tag="c"))
     report = reconcile(sqlite_engine)
     reasons = {b.batch: b.step("exported").reasons for b in report.batches}
@@ -197,7 +197,7 @@ def test_cli_reconcile_prints_a_table_and_json(store_url, tmp_path):
 
     engine = open_store(store_url)
     generated_batch(engine)
-    run_export(engine, ExportConfig(out=str(tmp_path / "e")))
+    run_export(engine, ADMIN, ExportConfig(out=str(tmp_path / "e")))
     text = cli("reconcile", db=store_url)
     assert text.returncode == 0, text.stderr
     assert "failed generation: timeout" in text.stdout and "cost per accepted sample" in text.stdout

@@ -17,6 +17,7 @@ from curation.store import session_scope
 from curation.store.models import Sample
 from curation.testing.openai_server import OpenAICompatServer
 from curation.verification.instruction import InstructionVerifier
+from tests.helpers import ADMIN
 
 KEY_ENV = "ASSAY_TEST_TEACHER_KEY"
 
@@ -122,7 +123,7 @@ def test_chat_export_writes_the_conversation_and_datasets_loads_it(engine, tmp_p
         for sample in session.scalars(select(Sample)):
             sample.decision = "accept"
     out = tmp_path / "chat.jsonl"
-    run_export(engine, ExportConfig(out=str(out), format="chat", reference_sets=[], eval_sets=[]))
+    run_export(engine, ADMIN, ExportConfig(out=str(out), format="chat", reference_sets=[], eval_sets=[]))
     dataset = load_dataset("json", data_files=str(out), split="train")
     assert dataset.num_rows == 4
     stored = {s.id: s.meta["messages"] for s in samples(engine)}

@@ -18,6 +18,7 @@ from curation.jobs import get_job, resume_job, start_job, wait_for_job
 from curation.store import session_scope
 from curation.store.models import Base, Batch, GenerationRequest, Job, ResponseCache, Sample
 from curation.testing.openai_server import OpenAICompatServer
+from tests.helpers import ADMIN
 
 KEY = "sk-test-4f9c2a7e51b8d3c6a0e9f1b2"
 KEY_ENV = "ASSAY_TEST_TEACHER_KEY"
@@ -218,7 +219,7 @@ def test_killed_worker_is_reaped_and_resume_requests_only_what_is_missing(engine
     monkeypatch.setenv(KEY_ENV, KEY)
     server.configure(latency=0.05)
     job_params = params(server, count=200, n=2, teacher={"concurrency": 4})
-    job_id = start_job(engine, "generate", job_params)
+    job_id = start_job(engine, ADMIN, "generate", job_params)
     assert KEY not in repr(get_job(engine, job_id).params)
     _wait_until(lambda: counts(engine).get("ok", 0) >= 60)
     with session_scope(engine, write=False) as session:
@@ -232,7 +233,7 @@ def test_killed_worker_is_reaped_and_resume_requests_only_what_is_missing(engine
     answered = before.get("ok", 0)
     assert 60 <= answered < 400
     requests_before = server.stats.chat_requests
-    resumed = wait_for_job(engine, resume_job(engine, job_id), timeout=180)
+    resumed = wait_for_job(engine, resume_job(engine, ADMIN, job_id), timeout=180)
     assert resumed.state == "succeeded", resumed.error
     assert counts(engine) == {"samples": 400, "distinct_slots": 400, "ok": 400}
     missing_items = (400 - answered) // 2
@@ -255,9 +256,9 @@ def test_cancel_stops_the_batch_and_keeps_what_was_answered(sqlite_engine, serve
 
     monkeypatch.setenv(KEY_ENV, KEY)
     server.configure(latency=0.05)
-    job_id = start_job(sqlite_engine, "generate", params(server, count=400, teacher={"concurrency": 2}))
+    job_id = start_job(sqlite_engine, ADMIN, "generate", params(server, count=400, teacher={"concurrency": 2}))
     _wait_until(lambda: counts(sqlite_engine).get("ok", 0) >= 10)
-    cancel_job(sqlite_engine, job_id)
+    cancel_job(sqlite_engine, ADMIN, job_id)
     job = wait_for_job(sqlite_engine, job_id, timeout=60)
     assert job.state == "cancelled"
     batch = batch_row(sqlite_engine)
@@ -344,7 +345,7 @@ def test_shards_of_a_killed_worker_stop_and_resume_completes(sqlite_engine, serv
     monkeypatch.setenv(KEY_ENV, KEY)
     server.configure(latency=0.05)
     job_id = start_job(
-        sqlite_engine, "generate", params(server, count=300, teacher={"processes": 2, "concurrency": 4})
+        sqlite_engine, ADMIN, "generate", params(server, count=300, teacher={"processes": 2, "concurrency": 4})
     )
     _wait_until(lambda: counts(sqlite_engine).get("ok", 0) >= 40)
     with session_scope(sqlite_engine, write=False) as session:
@@ -354,7 +355,7 @@ def test_shards_of_a_killed_worker_stop_and_resume_completes(sqlite_engine, serv
     _wait_until(lambda: _settled(server), timeout=60)  # the orphaned shard noticed and exited
     answered = counts(sqlite_engine)["ok"]
     requests_before = server.stats.chat_requests
-    resumed = wait_for_job(sqlite_engine, resume_job(sqlite_engine, job_id), timeout=180)
+    resumed = wait_for_job(sqlite_engine, resume_job(sqlite_engine, ADMIN, job_id), timeout=180)
     assert resumed.state == "succeeded", resumed.error
     assert counts(sqlite_engine) == {"samples": 300, "distinct_slots": 300, "ok": 300}
     retried = sum(resumed.result["run"]["errors_by_kind"].values())

@@ -25,6 +25,7 @@ from curation.store.models import Batch, Job
 from curation.teachers import make_teacher
 from curation.testing.openai_server import OpenAICompatServer
 from tests.generation.test_generation import counts
+from tests.helpers import ADMIN
 from tests.jobs.test_crash_resume import kill_group, start_command, wait_for
 
 KEY_ENV = "ASSAY_BATCH_TEST_KEY"
@@ -60,7 +61,7 @@ def generation(server: OpenAICompatServer, *, batch: str = "b", count: int = 100
 
 
 def run_as_job(engine, params: dict[str, Any]):
-    return run_job(engine, submit_job(engine, "generate", params, created_by="test"))
+    return run_job(engine, submit_job(engine, ADMIN, "generate", params, created_by="test"))
 
 
 def batch_stats(engine, batch: str = "b") -> dict[str, Any]:

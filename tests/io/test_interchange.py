@@ -13,7 +13,7 @@ from curation.io.importer import import_file
 from curation.io.interchange import InterchangeError, iter_records, validate_file
 from curation.store import session_scope
 from curation.store.models import Base
-from tests.helpers import sample_records, write_jsonl
+from tests.helpers import ADMIN, sample_records, write_jsonl
 
 GOOD = {"family": "math", "prompt": "1+1?", "response": "2", "reference": {"answer": "2"}}
 
@@ -68,7 +68,7 @@ def test_bad_line_names_line_and_field_and_imports_nothing(engine, tmp_path: Pat
     before = table_counts(engine)
     path = write_jsonl(tmp_path / "in.jsonl", [GOOD, GOOD, bad, GOOD])
     with pytest.raises(InterchangeError) as caught:
-        import_file(engine, path, "broken")
+        import_file(engine, ADMIN, path, "broken")
     error = caught.value
     assert error.line == 3
     assert error.field == field
@@ -81,14 +81,14 @@ def test_bad_utf8_names_the_line(sqlite_engine, tmp_path: Path):
     path = tmp_path / "in.jsonl"
     path.write_bytes(json.dumps(GOOD).encode() + b"\n" + b'{"family": "math", "prompt": "caf\xe9"}\n')
     with pytest.raises(InterchangeError, match="line 2: not valid UTF-8"):
-        import_file(sqlite_engine, path, "b")
+        import_file(sqlite_engine, ADMIN, path, "b")
     assert table_counts(sqlite_engine)["samples"] == 0
 
 
 def test_duplicate_ids_are_refused(sqlite_engine, tmp_path: Path):
     path = write_jsonl(tmp_path / "in.jsonl", [{**GOOD, "id": "a"}, {**GOOD, "id": "b"}, {**GOOD, "id": "a"}])
     with pytest.raises(InterchangeError) as caught:
-        import_file(sqlite_engine, path, "b")
+        import_file(sqlite_engine, ADMIN, path, "b")
     assert (caught.value.line, caught.value.field) == (3, "id")
     assert "first on line 1" in str(caught.value)
 
@@ -110,9 +110,9 @@ def test_empty_file_is_an_error(tmp_path: Path):
 
 
 def test_existing_batch_name_is_refused(sqlite_engine, records_file):
-    import_file(sqlite_engine, records_file(3), "b")
+    import_file(sqlite_engine, ADMIN, records_file(3), "b")
     with pytest.raises(ValueError, match="already exists"):
-        import_file(sqlite_engine, records_file(3, name="other.jsonl"), "b")
+        import_file(sqlite_engine, ADMIN, records_file(3, name="other.jsonl"), "b")
     assert table_counts(sqlite_engine)["samples"] == 3
 
 
@@ -163,7 +163,7 @@ def test_parquet_error_names_the_row(tmp_path: Path):
 def test_import_keeps_every_field(engine, records_file):
     from curation.store.queries import SampleFilter, get_sample, query_samples
 
-    result = import_file(engine, records_file(7), "seven")
+    result = import_file(engine, ADMIN, records_file(7), "seven")
     assert result["imported"] == 7
     rows, total = query_samples(engine, SampleFilter())
     assert total == 7

@@ -296,10 +296,11 @@ def test_embed_killed_then_rerun_at_once_embeds_only_what_is_missing(store_url):
 #: watches it as the page's progress fragment does (reap, read, once a second).
 APP_SERVER = """
 import json, sys, time
+from curation.auth import Actor
 from curation.jobs import get_job, reap_dead_jobs, start_job
 from curation.store import open_store
 engine = open_store(sys.argv[1])
-job_id = start_job(engine, "generate", json.loads(sys.argv[2]), created_by="app")
+job_id = start_job(engine, Actor("app", "admin"), "generate", json.loads(sys.argv[2]))
 print(job_id, flush=True)
 while True:
     reap_dead_jobs(engine)

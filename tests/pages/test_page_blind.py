@@ -115,7 +115,7 @@ def test_an_admin_sees_the_verdicts(workspace, name):
 
 def test_after_deciding_the_reviewer_sees_that_sample(workspace):
     engine, batch_id, ids = workspace
-    record_decision(engine, ids[1], REVIEWER.name, "accept")
+    record_decision(engine, REVIEWER, ids[1], "accept")
     app = run_page(PAGES["samples"], REVIEWER, open_sample=ids[1])
     assert CANARY in payload(app._tree).decode("utf-8", "replace")
     app = run_page(PAGES["samples"], REVIEWER, open_sample=ids[2])

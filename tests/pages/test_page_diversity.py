@@ -17,6 +17,7 @@ from curation.diversity.service import Selection, embed_selection, list_marks, r
 from curation.io.importer import import_file
 from curation.jobs import list_jobs, wait_for_job
 from curation.store import open_store
+from tests.helpers import ADMIN
 
 APP = str(PROJECT_ROOT / "app.py")
 GSM8K = [json.loads(line) for line in (DEMO_DIR / "reference_math.jsonl").read_text().splitlines()]
@@ -62,8 +63,8 @@ def workspace(monkeypatch: pytest.MonkeyPatch, make_store_url, tmp_path: Path) -
     url = make_store_url("sqlite")
     monkeypatch.setenv("ASSAY_DATABASE_URL", url)
     engine = open_store(url)
-    import_file(engine, _write(tmp_path / "ref.jsonl", GSM8K[:40]), "reference: math", origin="real")
-    import_file(engine, _write(tmp_path / "narrow.jsonl", _narrow(24) + _narrow(24)[:2]), "narrow")
+    import_file(engine, ADMIN, _write(tmp_path / "ref.jsonl", GSM8K[:40]), "reference: math", origin="real")
+    import_file(engine, ADMIN, _write(tmp_path / "narrow.jsonl", _narrow(24) + _narrow(24)[:2]), "narrow")
     embed_selection(engine, Selection())
     return engine
 
@@ -130,7 +131,7 @@ def test_page_without_reference_says_what_to_do(
 ) -> None:
     url = make_store_url("sqlite")
     monkeypatch.setenv("ASSAY_DATABASE_URL", url)
-    import_file(open_store(url), _write(tmp_path / "b.jsonl", GSM8K[:3]), "lonely")
+    import_file(open_store(url), ADMIN, _write(tmp_path / "b.jsonl", GSM8K[:3]), "lonely")
     app = open_page()
     assert any("reference set" in i.value for i in app.info)
 

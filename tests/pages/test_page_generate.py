@@ -14,6 +14,7 @@ from curation.jobs import get_job, wait_for_job
 from curation.store import open_store, session_scope
 from curation.store.models import Batch
 from curation.testing.openai_server import OpenAICompatServer
+from tests.helpers import ADMIN
 
 APP = str(PROJECT_ROOT / "app.py")
 PAGE = "pages/generate.py"
@@ -30,6 +31,7 @@ def workspace(monkeypatch, make_store_url):
 def run_page(**state) -> AppTest:
     """The Generate page through the router (a page runs only as app.py routes it)."""
     app = AppTest.from_file(APP, default_timeout=60)
+    state.setdefault("reviewer_name", "ada")  # the acting user (an admin: the suite runs with ASSAY_AUTH=none)
     for key, value in state.items():
         app.session_state[key] = value
     app.run()
@@ -115,7 +117,7 @@ def test_a_stopped_run_shows_why_and_resumes_with_the_key_typed_again(workspace)
                 "concurrency": 4,
             },
         }
-        failed = start_generation(workspace, params, api_key="sk-typo-000000000000")
+        failed = start_generation(workspace, ADMIN, params, api_key="sk-typo-000000000000")
         assert wait_for_job(workspace, failed, timeout=120).state == "failed"
         app = run_page(gen_pending_job=failed)
         assert any("rejected the API key" in e.value for e in app.error)

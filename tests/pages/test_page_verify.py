@@ -18,7 +18,7 @@ from curation.store import open_store
 from curation.store.db import session_scope
 from curation.store.models import Job, Sample, Verdict, utcnow
 from curation.verification.runner import run_verification
-from tests.helpers import sample_records, write_jsonl
+from tests.helpers import ADMIN, sample_records, write_jsonl
 
 APP = str(PROJECT_ROOT / "app.py")
 PAGE = "pages/verify.py"
@@ -56,7 +56,7 @@ def workspace(monkeypatch, make_store_url, tmp_path):
     monkeypatch.setenv("ASSAY_DATABASE_URL", url)
     monkeypatch.delenv("ASSAY_JUDGE_BASE_URL", raising=False)
     engine = open_store(url)
-    import_file(engine, write_jsonl(tmp_path / "b.jsonl", records()), "batch <one>")
+    import_file(engine, ADMIN, write_jsonl(tmp_path / "b.jsonl", records()), "batch <one>")
     return engine
 
 
@@ -72,6 +72,7 @@ def table_with(app: AppTest, column: str):
 
 def open_page(**state) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=120)
+    state.setdefault("reviewer_name", "ada")  # the acting user (an admin: the suite runs with ASSAY_AUTH=none)
     for key, value in state.items():
         app.session_state[key] = value
     app.run()
@@ -159,7 +160,7 @@ def test_a_job_on_ray_shows_the_cluster(workspace):
         "ray_address": "10.0.0.5:6379",
         "cluster": {"nodes": 2, "cpus": 32, "gpus": 1, "per_node": []},
     }
-    job_id = submit_job(workspace, "verify", {"batches": ["batch <one>"]})
+    job_id = submit_job(workspace, ADMIN, "verify", {"batches": ["batch <one>"]})
     with session_scope(workspace) as session:
         session.execute(
             update(Job)
@@ -179,7 +180,7 @@ def test_the_start_button_goes_ahead_past_a_dead_job_and_names_a_live_one(worksp
     app = open_page()
     app.multiselect(key="verify_batches").select("batch <one>").run()
     app.number_input(key="verify_jobs").set_value(1).run()
-    holder = submit_job(workspace, "verify", {"batches": ["batch <one>"]})
+    holder = submit_job(workspace, ADMIN, "verify", {"batches": ["batch <one>"]})
     pid = os.getpid() if holder_alive else 2**22 + 1
     with session_scope(workspace) as session:
         session.execute(

@@ -9,6 +9,7 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from curation.auth import ALLOWED, Action, Actor, Role
 from curation.config import PROJECT_ROOT
 from curation.io.importer import import_file
 from curation.jobs import start_job, wait_for_job
@@ -16,7 +17,7 @@ from curation.review.decisions import record_decision
 from curation.store import open_store
 from curation.store.queries import SampleFilter, get_sample, query_samples
 from pages import FOLDER, PAGES
-from tests.helpers import write_jsonl
+from tests.helpers import ADMIN, as_user, write_jsonl
 
 APP = str(PROJECT_ROOT / "app.py")
 
@@ -27,7 +28,7 @@ def workspace(monkeypatch, make_store_url, records_file):
     url = make_store_url("sqlite")
     monkeypatch.setenv("ASSAY_DATABASE_URL", url)
     engine = open_store(url)
-    import_file(engine, records_file(12), "batch one")
+    import_file(engine, ADMIN, records_file(12), "batch one")
     return engine
 
 
@@ -68,7 +69,27 @@ def test_samples_page_requires_a_reviewer_name(make_app, workspace):
     rows, _ = query_samples(workspace, SampleFilter())
     app = make_app("pages/samples.py", open_sample=rows[0].id)
     assert app.button(key="accept").disabled
-    assert any("reviewer name" in info.value for info in app.info)
+    assert any("enter your name in the sidebar" in info.value for info in app.info)
+
+
+@pytest.mark.auth
+@pytest.mark.parametrize(
+    ("page", "keys", "action"),
+    [
+        ("pages/samples.py", ["accept", "reject", "skip", "undo"], Action.DECIDE),
+        ("pages/import_data.py", [], Action.IMPORT),
+    ],
+)
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.REVIEWER, Role.ADMIN])
+def test_pages_disable_what_the_signed_in_role_may_not_do_and_say_why(make_app, workspace, page, keys, action, role):
+    rows, _ = query_samples(workspace, SampleFilter())
+    app = make_app(page, open_sample=rows[0].id, actor=Actor("someone", role))
+    allowed = action in ALLOWED[role]
+    for key in keys:
+        assert app.button(key=key).disabled is not allowed
+    reason = f"Your role ({role.value}) may not {action.value}; ask an admin."
+    shown = [info.value for info in app.info] + [button.help for button in app.button]
+    assert (reason in shown) is not allowed
 
 
 def test_samples_page_filters_and_searches(make_app):
@@ -82,7 +103,7 @@ def test_import_page_shows_a_failed_import_with_line_and_field(make_app, workspa
         tmp_path / "bad.jsonl",
         [{"family": "math", "prompt": "p", "response": "r"}, {"family": "math", "prompt": 3, "response": ""}],
     )
-    job_id = start_job(workspace, "import", {"path": str(path), "batch": "bad"})
+    job_id = start_job(workspace, ADMIN, "import", {"path": str(path), "batch": "bad"})
     wait_for_job(workspace, job_id)
     app = make_app("pages/import_data.py", import_job=job_id)
     assert [error.value for error in app.error] == [
@@ -92,7 +113,7 @@ def test_import_page_shows_a_failed_import_with_line_and_field(make_app, workspa
 
 def test_export_page_exports_accepted_samples(make_app, workspace, tmp_path):
     rows, _ = query_samples(workspace, SampleFilter())
-    record_decision(workspace, rows[0].id, "ada", "accept")
+    record_decision(workspace, as_user("ada"), rows[0].id, "accept")
     app = make_app("pages/export.py", reviewer_name="ada")
     app.text_input[0].set_value(str(tmp_path / "out"))
     app.button[0].click().run()
@@ -105,7 +126,7 @@ def test_export_page_exports_accepted_samples(make_app, workspace, tmp_path):
 def test_jobs_page_lists_jobs(make_app, workspace, records_file):
     wait_for_job(
         workspace,
-        start_job(workspace, "import", {"path": str(records_file(3, name="x.jsonl")), "batch": "x"}),
+        start_job(workspace, ADMIN, "import", {"path": str(records_file(3, name="x.jsonl")), "batch": "x"}),
     )
     app = make_app("pages/jobs.py")
     assert len(app.dataframe) == 1

@@ -14,6 +14,7 @@ from curation.store.db import session_scope
 from curation.store.models import Mark
 from curation.store.queries import get_sample
 from curation.testing.review_batches import ReviewRow, insert_review_batch
+from tests.helpers import ADMIN, as_user
 
 APP = str(PROJECT_ROOT / "app.py")
 PAGE = "pages/review.py"
@@ -106,7 +107,7 @@ def test_spot_check_queue_draws_the_pool_and_shows_the_live_bound(workspace):
     assert current_decision(engine, first) == "accept"
     assert any("Spot-check: 1 of 59 read" in p.proto.text for p in app.get("progress"))
     # Another reviewer's queue never serves the sample ada holds.
-    assert next_sample(engine, Queue("spot-check", batch_id), "bob") not in (
+    assert next_sample(engine, as_user("bob"), Queue("spot-check", batch_id)) not in (
         first,
         int(shown(app).split()[1]),
     )
@@ -117,12 +118,12 @@ def test_accept_the_set_is_offered_only_once_the_bound_holds(workspace):
     app = run_page(reviewer_name="ada", review_tab="Acceptance")
     assert app.button(key="accept_set").disabled
     assert any("Not yet: read 59 more" in w.value for w in app.warning)
-    draw_spot_check(engine, batch_id, 59)
+    draw_spot_check(engine, ADMIN, batch_id, 59)
     queue = Queue("spot-check", batch_id)
     from curation.review.decisions import record_decision
 
-    while (sample_id := next_sample(engine, queue, "bob")) is not None:
-        record_decision(engine, sample_id, "bob", "accept")
+    while (sample_id := next_sample(engine, as_user("bob"), queue)) is not None:
+        record_decision(engine, as_user("bob"), sample_id, "accept")
     app.run()
     assert any("The bound holds" in s.value for s in app.success)
     app.checkbox(key="confirm_accept_set").check().run()
@@ -137,8 +138,8 @@ def test_every_tab_renders(workspace, tab):
     engine, _, ids = workspace
     from curation.review.decisions import record_decision
 
-    record_decision(engine, ids[0], "ada", "accept")
-    record_decision(engine, ids[0], "bob", "reject")
+    record_decision(engine, as_user("ada"), ids[0], "accept")
+    record_decision(engine, as_user("bob"), ids[0], "reject")
     app = run_page(reviewer_name="ada", review_tab=tab)
     assert not app.exception
 

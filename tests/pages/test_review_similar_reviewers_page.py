@@ -29,6 +29,8 @@ DISAGREE = [("checker", False, "wrong final answer"), ("judge", True, "good")]
 PASS = [("checker", True, "correct"), ("judge", True, "good")]
 DIM = 6
 
+ADMIN = Actor("root", Role.ADMIN)
+
 
 @pytest.fixture
 def workspace(monkeypatch, make_store_url):
@@ -165,7 +167,7 @@ def test_admin_assigns_the_spot_check_with_overlap(workspace, monkeypatch):
     monkeypatch.setenv("ASSAY_AUTH", "none")
     engine, _, older = workspace
     batch_older = get_sample(engine, older[0]).batch_id
-    draw_spot_check(engine, batch_older, 4)
+    draw_spot_check(engine, ADMIN, batch_older, 4)
     app = run_page(reviewer_name="root", review_batch=batch_older, review_tab="Reviewers")
     app.text_input(key="spot_assign_names").set_value("ada, bob, cy").run()
     app.number_input(key="spot_assign_k").set_value(2).run()

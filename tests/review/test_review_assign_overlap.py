@@ -35,7 +35,7 @@ def pool(engine):
     batch_id, _ = insert_review_batch(
         engine, "b", [ReviewRow(prompt=f"p{i}", response=f"r{i}", verdicts=PASS) for i in range(30)]
     )
-    draw_spot_check(engine, batch_id, 20, seed=4)
+    draw_spot_check(engine, ADMIN, batch_id, 20, seed=4)
     with session_scope(engine, write=False) as session:
         ids = list(session.scalars(pool_samples(batch_id).order_by(Assignment.id)))
     return batch_id, ids
@@ -56,10 +56,10 @@ def claims(engine, batch_id) -> dict[int, list[str]]:
 def drain(engine, batch_id, reviewer):
     served = []
     queue = Queue("spot-check", batch_id)
-    while (sample_id := next_sample(engine, queue, reviewer)) is not None:
+    while (sample_id := next_sample(engine, Actor(reviewer, Role.REVIEWER), queue)) is not None:
         assert sample_id not in served, f"{reviewer} saw sample {sample_id} twice"
         served.append(sample_id)
-        record_decision(engine, sample_id, reviewer, "accept")
+        record_decision(engine, Actor(reviewer, Role.REVIEWER), sample_id, "accept")
     return served
 
 
@@ -87,8 +87,8 @@ def test_each_pool_sample_goes_to_k_distinct_reviewers_evenly(engine, pool, over
 def test_existing_claims_and_decisions_count_and_nobody_gets_a_sample_twice(engine, pool):
     batch_id, ids = pool
     # bob decided the first pool sample elsewhere; eve (not named) claimed the next one.
-    record_decision(engine, ids[0], "bob", "reject")
-    assert next_sample(engine, Queue("spot-check", batch_id), "eve") == ids[1]
+    record_decision(engine, Actor("bob", Role.REVIEWER), ids[0], "reject")
+    assert next_sample(engine, Actor("eve", Role.REVIEWER), Queue("spot-check", batch_id)) == ids[1]
     done = assign_spot_check(engine, ADMIN, batch_id, ["ada", "bob", "cy"], 2)
     assert (done.created, done.short) == (2 + 1 + 18 * 2, 0)
     given = claims(engine, batch_id)
@@ -97,7 +97,7 @@ def test_existing_claims_and_decisions_count_and_nobody_gets_a_sample_twice(engi
     assert all(len(set(who)) == len(who) == 2 for who in given.values())
     # Again: nothing left to do. After the pool grows, only the new samples are assigned.
     assert assign_spot_check(engine, ADMIN, batch_id, ["ada", "bob", "cy"], 2).created == 0
-    draw_spot_check(engine, batch_id, 25)
+    draw_spot_check(engine, ADMIN, batch_id, 25)
     assert assign_spot_check(engine, ADMIN, batch_id, ["ada", "bob", "cy"], 2).created == 10
     assert all(len(set(who)) == len(who) == 2 for who in claims(engine, batch_id).values())
     assert len(claims(engine, batch_id)) == 25
@@ -105,7 +105,7 @@ def test_existing_claims_and_decisions_count_and_nobody_gets_a_sample_twice(engi
 
 def test_too_few_unseen_reviewers_leaves_a_sample_short(engine, pool):
     batch_id, ids = pool
-    record_decision(engine, ids[3], "ada", "accept")
+    record_decision(engine, ADMIN, ids[3], "accept")
     done = assign_spot_check(engine, ADMIN, batch_id, ["ada", "bob"], 2)
     assert (done.short, done.complete) == (1, 19)
     assert claims(engine, batch_id)[ids[3]] == ["bob"]

@@ -124,7 +124,7 @@ def test_a_reviewer_sees_nothing_hidden_until_deciding(engine, actor):
 
 def test_after_deciding_the_reviewer_sees_everything(engine):
     batch_id, ids = make_blind_batch(engine)
-    record_decision(engine, ids[1], REVIEWER.name, "accept")
+    record_decision(engine, REVIEWER, ids[1], "accept")
     card = review_card(engine, ids[1], REVIEWER)
     assert not card.hidden
     assert {v["reason"] for v in card.sample.verdicts} == {
@@ -159,7 +159,7 @@ def test_queues_offered_on_a_blind_batch(engine):
         "undecided",
     ]
     assert queue_kinds(engine, REVIEWER, batch_id) == ["cluster", "undecided"]
-    assign_round_robin(engine, batch_id, ["rita"], 3)
+    assign_round_robin(engine, ADMIN, batch_id, ["rita"], 3)
     assert queue_kinds(engine, REVIEWER, batch_id) == ["cluster", "assigned", "undecided"]
     assert set(queue_kinds(engine, REVIEWER, batch_id)) <= set(BLIND_QUEUE_KINDS)
     with pytest.raises(ValueError, match="blind queue"):
@@ -169,10 +169,11 @@ def test_queues_offered_on_a_blind_batch(engine):
 def _walk(engine, queue, reviewer) -> list[int]:
     """The queue's order without deciding anything: next after next until it wraps."""
     served: list[int] = []
-    current = next_sample(engine, queue, reviewer)
+    actor = Actor(reviewer, Role.REVIEWER)
+    current = next_sample(engine, actor, queue)
     while current is not None and current not in served:
         served.append(current)
-        current = next_sample(engine, queue, reviewer, after=current)
+        current = next_sample(engine, actor, queue, after=current)
     return served
 
 
@@ -211,7 +212,7 @@ def test_blind_queue_serves_what_the_reviewer_has_not_decided(engine):
     batch_id, ids = make_blind_batch(engine)
     queue = visible_queue(engine, REVIEWER, Queue("disagreement", batch_id))
     assert queue == Queue("undecided", batch_id, blind=True)
-    record_decision(engine, ids[0], REVIEWER.name, "accept")
+    record_decision(engine, REVIEWER, ids[0], "accept")
     assert _walk(engine, queue, REVIEWER.name) == ids[1:]
     # An admin's queue is untouched.
     assert visible_queue(engine, ADMIN, Queue("disagreement", batch_id)) == Queue("disagreement", batch_id)
@@ -230,7 +231,7 @@ def test_filters_and_rows_of_a_blind_batch(engine):
         SampleFilter(search="Blind"),
         False,
     )
-    record_decision(engine, ids[0], REVIEWER.name, "accept")
+    record_decision(engine, REVIEWER, ids[0], "accept")
     rows, _ = query_samples(engine, SampleFilter())
     shown, hidden = redact_rows(engine, REVIEWER, rows)
     assert hidden == set(ids[1:])

@@ -25,6 +25,7 @@ from curation.review.stats import verifier_scores
 from curation.store import session_scope
 from curation.store.models import BulkEvent, Decision, Sample, Verdict
 from curation.testing.review_batches import insert_review_batch, mixed_rows
+from tests.helpers import ADMIN, as_user
 
 
 @pytest.fixture
@@ -38,9 +39,9 @@ def spot_check(engine, batch_id, reads, *, reject=(), reviewer="ada"):
     queue = Queue("spot-check", batch_id)
     read = []
     for position in range(reads):
-        sample_id = next_sample(engine, queue, reviewer)
+        sample_id = next_sample(engine, as_user(reviewer), queue)
         assert sample_id is not None
-        record_decision(engine, sample_id, reviewer, "reject" if position in reject else "accept")
+        record_decision(engine, as_user(reviewer), sample_id, "reject" if position in reject else "accept")
         read.append(sample_id)
     return read
 
@@ -54,12 +55,12 @@ def states(engine, batch_id):
 
 def test_bulk_accept_is_refused_until_the_bound_holds(engine, batch):
     batch_id, _ = batch
-    draw_spot_check(engine, batch_id, 120, seed=5)
+    draw_spot_check(engine, ADMIN, batch_id, 120, seed=5)
     with pytest.raises(BoundNotMet, match="read 59 more"):
-        bulk_accept_passed(engine, batch_id, "ada")
+        bulk_accept_passed(engine, as_user("ada"), batch_id)
     spot_check(engine, batch_id, 58)
     with pytest.raises(BoundNotMet, match="read 1 more"):
-        bulk_accept_passed(engine, batch_id, "ada")
+        bulk_accept_passed(engine, as_user("ada"), batch_id)
     assert not acceptance_summary(engine, batch_id).holds
     spot_check(engine, batch_id, 1)
     assert acceptance_summary(engine, batch_id).holds
@@ -69,19 +70,19 @@ def test_bulk_accept_is_refused_until_the_bound_holds(engine, batch):
 
 def test_a_failure_raises_the_number_of_reads_needed(engine, batch):
     batch_id, _ = batch
-    draw_spot_check(engine, batch_id, 120, seed=5)
+    draw_spot_check(engine, ADMIN, batch_id, 120, seed=5)
     spot_check(engine, batch_id, 59, reject={10})
     summary = acceptance_summary(engine, batch_id)
     assert (summary.reviewed, summary.failures, summary.required, summary.remaining) == (59, 1, 93, 34)
     with pytest.raises(BoundNotMet):
-        bulk_accept_passed(engine, batch_id, "ada")
+        bulk_accept_passed(engine, as_user("ada"), batch_id)
     spot_check(engine, batch_id, 34)
-    assert bulk_accept_passed(engine, batch_id, "ada").count > 0
+    assert bulk_accept_passed(engine, as_user("ada"), batch_id).count > 0
 
 
 def test_bulk_accept_is_one_event_with_a_decision_per_sample(engine, batch):
     batch_id, _ = batch
-    draw_spot_check(engine, batch_id, 59, seed=5)
+    draw_spot_check(engine, ADMIN, batch_id, 59, seed=5)
     read = spot_check(engine, batch_id, 59)
     failed = [sid for sid, d in states(engine, batch_id).items() if d is None]
     with session_scope(engine, write=False) as session:
@@ -90,10 +91,10 @@ def test_bulk_accept_is_one_event_with_a_decision_per_sample(engine, batch):
                 Sample.batch_id == batch_id, Sample.passed.is_(True), Sample.id.not_in(read)
             )
         )
-    record_decision(engine, outside, "bob", "reject")  # a human's opinion outside the spot-check stays
+    record_decision(engine, as_user("bob"), outside, "reject")  # a human's opinion outside the spot-check stays
     expected = preview_accept_passed(engine, batch_id)
     scores_before = verifier_scores(engine, batch_id)
-    result = bulk_accept_passed(engine, batch_id, "carol")
+    result = bulk_accept_passed(engine, as_user("carol"), batch_id)
     assert result.count == expected > 0
     with session_scope(engine, write=False) as session:
         event = session.get(BulkEvent, result.bulk_event_id)
@@ -119,21 +120,21 @@ def test_bulk_accept_is_one_event_with_a_decision_per_sample(engine, batch):
     assert all(current_decision(engine, sid) == after[sid] for sid in list(bulk_ids)[:20])
     # Bulk decisions are no evidence about the verifiers, nor are they undone one by one.
     assert verifier_scores(engine, batch_id) == scores_before
-    assert undo_last(engine, "carol") is None
+    assert undo_last(engine, as_user("carol")) is None
 
 
 def test_undo_of_a_bulk_event_appends_reversing_events(engine, batch):
     batch_id, _ = batch
-    draw_spot_check(engine, batch_id, 59, seed=5)
+    draw_spot_check(engine, ADMIN, batch_id, 59, seed=5)
     spot_check(engine, batch_id, 59)
     before = states(engine, batch_id)
-    result = bulk_accept_passed(engine, batch_id, "carol")
+    result = bulk_accept_passed(engine, as_user("carol"), batch_id)
     with session_scope(engine, write=False) as session:
         bulk_ids = list(
             session.scalars(select(Decision.sample_id).where(Decision.bulk_event_id == result.bulk_event_id))
         )
-    record_decision(engine, bulk_ids[0], "bob", "reject")  # re-decided since: left alone
-    undo = undo_bulk(engine, result.bulk_event_id, "carol")
+    record_decision(engine, as_user("bob"), bulk_ids[0], "reject")  # re-decided since: left alone
+    undo = undo_bulk(engine, as_user("carol"), result.bulk_event_id)
     assert (undo.action, undo.count) == ("undo", len(bulk_ids) - 1)
     after = states(engine, batch_id)
     assert after[bulk_ids[0]] == "reject"
@@ -159,9 +160,9 @@ def test_undo_of_a_bulk_event_appends_reversing_events(engine, batch):
     events = list_bulk_events(engine, batch_id)
     assert [(e.action, e.undone_by) for e in events] == [("undo", None), ("accept", undo.bulk_event_id)]
     with pytest.raises(ValueError, match="already undone"):
-        undo_bulk(engine, result.bulk_event_id, "carol")
+        undo_bulk(engine, as_user("carol"), result.bulk_event_id)
     with pytest.raises(ValueError, match="cannot be undone"):
-        undo_bulk(engine, undo.bulk_event_id, "carol")
+        undo_bulk(engine, as_user("carol"), undo.bulk_event_id)
 
 
 def test_bulk_reject_failures_of_one_verifier_and_reason(engine, batch):
@@ -182,10 +183,10 @@ def test_bulk_reject_failures_of_one_verifier_and_reason(engine, batch):
             )
         )
     human = sorted(matching)[0]
-    record_decision(engine, human, "ada", "accept")
+    record_decision(engine, as_user("ada"), human, "accept")
     assert preview_reject_failures(engine, batch_id, "checker", "tests failed") == len(matching) - 1
     result = bulk_reject_failures(
-        engine, batch_id, "checker", "tests failed", "ada", reason_tags=["wrong answer"]
+        engine, as_user("ada"), batch_id, "checker", "tests failed", reason_tags=["wrong answer"]
     )
     assert result.count == len(matching) - 1
     after = states(engine, batch_id)
@@ -196,13 +197,13 @@ def test_bulk_reject_failures_of_one_verifier_and_reason(engine, batch):
             select(Decision.reason_tags).where(Decision.bulk_event_id == result.bulk_event_id)
         )
         assert all(t == ["wrong answer"] for t in tags)
-    undo_bulk(engine, result.bulk_event_id, "ada")
+    undo_bulk(engine, as_user("ada"), result.bulk_event_id)
     assert {sid for sid, d in states(engine, batch_id).items() if d == "reject"} == set()
 
 
-def test_bulk_actions_need_a_reviewer(engine, batch):
-    with pytest.raises(ValueError, match="reviewer"):
-        bulk_reject_failures(engine, batch[0], "checker", "tests failed", " ")
+def test_bulk_actions_need_an_acting_user(engine, batch):
+    with pytest.raises(TypeError, match="acting user"):
+        bulk_reject_failures(engine, "ada", batch[0], "checker", "tests failed")
 
 
 def test_a_bulk_action_cut_short_is_resumed_without_double_decisions(engine, batch, monkeypatch):
@@ -223,14 +224,14 @@ def test_a_bulk_action_cut_short_is_resumed_without_double_decisions(engine, bat
     monkeypatch.setattr(bulk, "_apply_chunk", dying_chunk)
     expected = preview_reject_failures(engine, batch_id, "checker", "tests failed")
     with pytest.raises(KeyboardInterrupt):
-        bulk_reject_failures(engine, batch_id, "checker", "tests failed", "ada")
+        bulk_reject_failures(engine, as_user("ada"), batch_id, "checker", "tests failed")
     [event] = list_bulk_events(engine, batch_id)
     assert (event.state, event.count) == ("applying", 14)
     assert sum(d == "reject" for d in states(engine, batch_id).values()) == 14
     monkeypatch.setattr(bulk, "_apply_chunk", real_chunk)
-    result = resume_bulk(engine, event.id)
+    result = resume_bulk(engine, ADMIN, event.id)
     assert (result.state, result.count) == ("done", expected)
-    assert resume_bulk(engine, event.id).count == expected  # idempotent
+    assert resume_bulk(engine, ADMIN, event.id).count == expected  # idempotent
     with session_scope(engine, write=False) as session:
         per_sample = session.execute(
             select(Decision.sample_id, func.count())
@@ -255,11 +256,11 @@ def test_undoing_an_unfinished_bulk_action_stops_it(engine, batch, monkeypatch):
 
     monkeypatch.setattr(bulk, "_apply_chunk", dying_chunk)
     with pytest.raises(SystemExit):
-        bulk_reject_failures(engine, batch_id, "checker", "tests failed", "ada")
+        bulk_reject_failures(engine, as_user("ada"), batch_id, "checker", "tests failed")
     monkeypatch.setattr(bulk, "_apply_chunk", real_chunk)
     [event] = list_bulk_events(engine, batch_id)
-    undo = undo_bulk(engine, event.id, "ada")
+    undo = undo_bulk(engine, as_user("ada"), event.id)
     assert undo.count == event.count == 5
-    assert resume_bulk(engine, event.id).state == "abandoned"
+    assert resume_bulk(engine, ADMIN, event.id).state == "abandoned"
     assert all(d is None for d in states(engine, batch_id).values())
     assert [e.state for e in list_bulk_events(engine, batch_id)] == ["done", "abandoned"]

@@ -28,6 +28,7 @@ from curation.review.queues import (
 from curation.store import open_store, session_scope
 from curation.store.models import Assignment, Decision, Sample
 from curation.testing.review_batches import ReviewRow, insert_review_batch, mixed_rows
+from tests.helpers import ADMIN, as_user
 
 PASS = [("quality", True, "ok"), ("checker", True, "correct"), ("judge", True, "good")]
 VERDICTS = {
@@ -77,10 +78,10 @@ def ids_of(ids, *kinds):
 def drain(engine, queue, reviewer, action="accept"):
     """Decide everything the queue serves, in order."""
     served = []
-    while (sample_id := next_sample(engine, queue, reviewer)) is not None:
+    while (sample_id := next_sample(engine, as_user(reviewer), queue)) is not None:
         assert sample_id not in served, "a decided sample came back"
         served.append(sample_id)
-        record_decision(engine, sample_id, reviewer, action)
+        record_decision(engine, as_user(reviewer), sample_id, action)
     return served
 
 
@@ -97,15 +98,15 @@ def test_shared_queues_serve_in_order_and_skip_decided(engine, batch, kind, expe
     batch_id, ids = batch
     wanted = ids_of(ids, *expected)
     # Someone already decided the first one (in another queue): it is not served.
-    record_decision(engine, wanted[0], "bob", "reject")
+    record_decision(engine, as_user("bob"), wanted[0], "reject")
     queue = Queue(kind, batch_id)
     assert drain(engine, queue, "ada") == wanted[1:]
-    assert next_sample(engine, queue, "ada") is None
+    assert next_sample(engine, as_user("ada"), queue) is None
 
 
 def test_queue_counts_match_what_each_queue_serves(engine, batch):
     batch_id, ids = batch
-    record_decision(engine, ids_of(ids, "disagree")[0], "bob", "reject")
+    record_decision(engine, as_user("bob"), ids_of(ids, "disagree")[0], "reject")
     counts = queue_counts(engine, batch_id, "ada", available_queues(engine, batch_id))
     assert counts == {
         "disagreement": 1,
@@ -143,7 +144,7 @@ def test_next_without_deciding_walks_the_queue_and_wraps(engine, batch):
     failures = ids_of(ids, "disagree", "fail", "judge-fails")
     walked, current = [], None
     for _ in range(len(failures) + 1):
-        current = next_sample(engine, queue, "ada", after=current)
+        current = next_sample(engine, as_user("ada"), queue, after=current)
         walked.append(current)
     assert walked == failures + failures[:1]
     assert queue_remaining(engine, queue, "ada") == len(failures)
@@ -189,8 +190,8 @@ def test_spot_check_pool_is_seeded_reproducible_and_drawn_from_the_passed_set(en
             )
             return [sample_ids.index(sid) for sid in rows]
 
-    draw_spot_check(engine, batch_id, 20, seed=7)
-    draw_spot_check(other, other_batch, 20, seed=7)
+    draw_spot_check(engine, ADMIN, batch_id, 20, seed=7)
+    draw_spot_check(other, ADMIN, other_batch, 20, seed=7)
     first = pool(engine, batch_id, ids)
     assert first == pool(other, other_batch, other_ids)
     assert len(set(first)) == 20
@@ -199,36 +200,36 @@ def test_spot_check_pool_is_seeded_reproducible_and_drawn_from_the_passed_set(en
             session.scalars(select(Sample.id).where(Sample.batch_id == batch_id, Sample.passed.is_(True)))
         )
     assert {ids[i] for i in first} <= passed
-    grown = draw_spot_check(engine, batch_id, 35)
+    grown = draw_spot_check(engine, ADMIN, batch_id, 35)
     assert (grown.size, grown.seed, grown.overlap) == (35, 7, 1)
     assert pool(engine, batch_id, ids)[:20] == first
     batch_2, ids_2 = insert_review_batch(engine, "big-2", mixed_rows(300))
-    draw_spot_check(engine, batch_2, 20, seed=8)
+    draw_spot_check(engine, ADMIN, batch_2, 20, seed=8)
     assert pool(engine, batch_2, ids_2) != first
 
 
 def test_spot_check_reviewers_get_different_samples_and_keep_their_claims(engine, batch):
     batch_id, ids = batch
-    draw_spot_check(engine, batch_id, 4, seed=1)
+    draw_spot_check(engine, ADMIN, batch_id, 4, seed=1)
     queue = Queue("spot-check", batch_id)
-    ada = next_sample(engine, queue, "ada")
-    bob = next_sample(engine, queue, "bob")
+    ada = next_sample(engine, as_user("ada"), queue)
+    bob = next_sample(engine, as_user("bob"), queue)
     assert ada != bob
     # Asking again without deciding returns the open claim, not a new sample.
-    assert next_sample(engine, queue, "ada") == ada
-    record_decision(engine, ada, "ada", "accept")
-    second = next_sample(engine, queue, "ada")
+    assert next_sample(engine, as_user("ada"), queue) == ada
+    record_decision(engine, as_user("ada"), ada, "accept")
+    second = next_sample(engine, as_user("ada"), queue)
     assert second not in (ada, bob)
     # Undo reopens the sample for its reviewer, first in their claim order.
-    undo_last(engine, "ada", ada)
-    assert next_sample(engine, queue, "ada") == ada
+    undo_last(engine, as_user("ada"), ada)
+    assert next_sample(engine, as_user("ada"), queue) == ada
     assert queue_remaining(engine, queue, "ada") == 3  # two open claims, one claimable
     assert queue_remaining(engine, queue, "bob") == 2
 
 
 def test_overlap_sends_each_spot_check_sample_to_k_reviewers(engine, batch):
     batch_id, _ = batch
-    draw_spot_check(engine, batch_id, 3, seed=2, overlap=2)
+    draw_spot_check(engine, ADMIN, batch_id, 3, seed=2, overlap=2)
     assert spot_check(engine, batch_id).overlap == 2
     queue = Queue("spot-check", batch_id)
     served = {name: drain(engine, queue, name) for name in ("ada", "bob", "cy")}
@@ -240,29 +241,29 @@ def test_overlap_sends_each_spot_check_sample_to_k_reviewers(engine, batch):
 
 def test_assigned_queue_serves_each_reviewer_their_samples(engine, batch):
     batch_id, ids = batch
-    assert assign_round_robin(engine, batch_id, ["ada", "bob"], 6) == 6
+    assert assign_round_robin(engine, ADMIN, batch_id, ["ada", "bob"], 6) == 6
     assert "assigned" in available_queues(engine, batch_id)
     queue = Queue("assigned", batch_id)
     assert queue_remaining(engine, queue, "ada") == 3
     assert drain(engine, queue, "ada") == ids[0:6:2]
     assert drain(engine, queue, "bob") == ids[1:6:2]
     # The next call assigns fresh samples, never those already assigned.
-    assert assign_round_robin(engine, batch_id, ["ada"], 2) == 2
+    assert assign_round_robin(engine, ADMIN, batch_id, ["ada"], 2) == 2
     assert drain(engine, queue, "ada") == ids[6:8]
 
 
 @pytest.mark.parametrize("name", ["", "  ", "@spot-check"])
 def test_reserved_or_empty_reviewer_names_are_refused(engine, batch, name):
     with pytest.raises(ValueError):
-        next_sample(engine, Queue("undecided", batch[0]), name)
+        next_sample(engine, as_user(name), Queue("undecided", batch[0]))
 
 
 def _review_spot_check(url: str, batch_id: int, reviewer: str, start) -> None:  # noqa: ANN001 - a Barrier
     engine = open_store(url)
     queue = Queue("spot-check", batch_id)
     start.wait(timeout=120)
-    while (sample_id := next_sample(engine, queue, reviewer)) is not None:
-        record_decision(engine, sample_id, reviewer, ("accept", "reject")[sample_id % 2])
+    while (sample_id := next_sample(engine, as_user(reviewer), queue)) is not None:
+        record_decision(engine, as_user(reviewer), sample_id, ("accept", "reject")[sample_id % 2])
 
 
 @pytest.mark.parametrize("overlap", [1, 2])
@@ -272,7 +273,7 @@ def test_concurrent_reviewers_pull_from_the_spot_check_without_collisions(store_
     every decision is recorded."""
     engine = open_store(store_url)
     batch_id, _ = insert_review_batch(engine, "shared", mixed_rows(200))
-    pool = draw_spot_check(engine, batch_id, 40, seed=3, overlap=overlap).size
+    pool = draw_spot_check(engine, ADMIN, batch_id, 40, seed=3, overlap=overlap).size
     ctx = multiprocessing.get_context("spawn")
     reviewers = ["ada", "bob", "cy"]
     start = ctx.Barrier(len(reviewers))
@@ -297,7 +298,7 @@ def test_concurrent_reviewers_pull_from_the_spot_check_without_collisions(store_
     assert len(per_sample) == pool and set(per_sample.values()) == {overlap}
     assert {n for _, n in claims} == {overlap}
     assert len({reviewer for _, reviewer in decided}) > 1, "the reviewers did not overlap in time"
-    assert next_sample(engine, Queue("spot-check", batch_id), "ada") is None
+    assert next_sample(engine, as_user("ada"), Queue("spot-check", batch_id)) is None
     with session_scope(engine, write=False) as session:
         decisions = session.scalars(select(Sample.decision).where(Sample.id.in_(list(per_sample))))
         assert set(decisions) <= {"accept", "reject"}

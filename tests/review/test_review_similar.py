@@ -98,7 +98,7 @@ def test_the_planted_near_duplicates_come_first_across_batches_and_references(en
 def test_decisions_are_read_fresh_while_the_pool_is_cached(engine, planted):
     a, b, _ = planted
     assert similar_samples(engine, a[0], k=3)[2].decision is None
-    record_decision(engine, a[5], "cy", "accept")
+    record_decision(engine, Actor("cy", Role.REVIEWER), a[5], "accept")
     third = similar_samples(engine, a[0], k=3)[2]
     assert (third.sample_id, third.decision, third.decided_by) == (a[5], "accept", "cy")
 
@@ -111,7 +111,7 @@ def test_a_blind_batchs_decisions_are_hidden_from_a_reviewer_who_has_not_decided
     assert (as_reviewer.sample_id, as_reviewer.decision, as_reviewer.decided_by) == (b[3], None, None)
     as_admin = similar_samples(engine, a[0], k=3, actor=ADMIN)[0]
     assert (as_admin.decision, as_admin.decided_by) == ("reject", "ada")
-    record_decision(engine, b[3], REVIEWER.name, "accept")
+    record_decision(engine, REVIEWER, b[3], "accept")
     decided = similar_samples(engine, a[0], k=3, actor=REVIEWER)[0]
     assert (decided.decision, decided.decided_by) == ("accept", "bob")
 
@@ -141,7 +141,7 @@ def test_a_sample_without_a_cached_embedding_says_how_to_embed_it(engine, plante
 
 def test_apply_my_decision_is_one_bulk_event_and_undoes_as_one(engine, planted):
     a, b, ref = planted
-    record_decision(engine, a[0], "ada", "reject")
+    record_decision(engine, ADMIN, a[0], "reject")
     assert reviewer_decision(engine, a[0], "ada") == "reject"
     assert reviewer_decision(engine, a[0], "bob") is None
     found = [s.sample_id for s in similar_samples(engine, a[0], k=3)]
@@ -165,7 +165,7 @@ def test_apply_my_decision_is_one_bulk_event_and_undoes_as_one(engine, planted):
     listed = list_bulk_events(engine, batch_id=None)
     assert [e.id for e in listed] == [result.bulk_event_id]
 
-    undone = undo_bulk(engine, result.bulk_event_id, "ada")
+    undone = undo_bulk(engine, ADMIN, result.bulk_event_id)
     assert undone.count == 2
     with session_scope(engine, write=False) as session:
         decisions = dict(

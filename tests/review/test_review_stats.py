@@ -18,6 +18,7 @@ from curation.store import session_scope
 from curation.store.models import Decision
 from curation.testing.review_batches import ReviewRow, insert_review_batch
 from curation.verification.judge import JudgeVerifier
+from tests.helpers import ADMIN, as_user
 
 #: The label of the judge's current version (the review batch writes registered verifiers at it).
 JUDGE = f"judge v{JudgeVerifier.version}"
@@ -45,7 +46,7 @@ def judged(engine):
     batch_id, ids = insert_review_batch(engine, "judged", rows)
     for sample_id, (_, _, decision) in zip(ids, CASES, strict=True):
         if decision:
-            record_decision(engine, sample_id, "ada", decision)
+            record_decision(engine, as_user("ada"), sample_id, decision)
     return batch_id, ids
 
 
@@ -71,10 +72,10 @@ def test_verifier_precision_and_recall_against_humans(engine, judged):
 
 def test_reviewer_stats_count_live_decisions_and_median_pace(engine, judged):
     batch_id, ids = judged
-    record_decision(engine, ids[7], "bob", "accept")
-    record_decision(engine, ids[0], "bob", "reject")
-    record_decision(engine, ids[1], "bob", "reject")
-    undo_last(engine, "bob", ids[1])
+    record_decision(engine, as_user("bob"), ids[7], "accept")
+    record_decision(engine, as_user("bob"), ids[0], "reject")
+    record_decision(engine, as_user("bob"), ids[1], "reject")
+    undo_last(engine, as_user("bob"), ids[1])
     start = datetime(2026, 1, 1, tzinfo=UTC)
     with session_scope(engine) as session:
         for offset, event_id in zip([0, 10, 14, 3600 + 14], [9, 10, 11, 12], strict=True):
@@ -98,9 +99,9 @@ def test_agreement_uses_each_reviewers_live_decisions(engine, judged):
     batch_id, ids = judged
     # bob on the first four of ada's (accept, accept, reject, reject): accept, reject, reject, reject
     for sample_id, action in zip(ids[:4], ["accept", "reject", "reject", "accept"], strict=True):
-        record_decision(engine, sample_id, "bob", action)
-    undo_last(engine, "bob", ids[3])
-    record_decision(engine, ids[3], "bob", "reject")
+        record_decision(engine, as_user("bob"), sample_id, action)
+    undo_last(engine, as_user("bob"), ids[3])
+    record_decision(engine, as_user("bob"), ids[3], "reject")
     labels = live_labels(engine, batch_id)
     assert labels[ids[3]] == {"ada": "reject", "bob": "reject"}
     agreement = reviewer_agreement(engine, batch_id)
@@ -110,8 +111,8 @@ def test_agreement_uses_each_reviewers_live_decisions(engine, judged):
 
 def test_review_stats_command_prints_plan_bound_verifiers_and_agreement(store_url, engine, judged, capsys):
     batch_id, ids = judged
-    record_decision(engine, ids[0], "bob", "accept")
-    draw_spot_check(engine, batch_id, 3, seed=1)
+    record_decision(engine, as_user("bob"), ids[0], "accept")
+    draw_spot_check(engine, ADMIN, batch_id, 3, seed=1)
     assert main(["--db", store_url, "review-stats", "--batch", "judged"]) == 0
     out = capsys.readouterr().out
     assert "zero-failure plan: read                   59" in out

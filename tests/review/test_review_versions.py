@@ -23,7 +23,7 @@ from curation.store.models import Verdict
 from curation.store.queries import get_sample
 from curation.verification.report import failure_reasons
 from curation.verification.versions import current_only, current_versions
-from tests.helpers import add_batch
+from tests.helpers import ADMIN, add_batch, as_user
 
 QUALITY = current_versions()["quality"]
 MATH = current_versions()["math_answer"]
@@ -76,7 +76,7 @@ def test_bulk_reject_by_reason_leaves_samples_the_current_version_passes(engine)
     batch_id, ids = versioned_batch(engine)
     assert ("quality", "too short", 1) in rejectable_reasons(engine, batch_id)
     assert preview_reject_failures(engine, batch_id, "quality", "too short") == 1
-    result = bulk_reject_failures(engine, batch_id, "quality", "too short", "ada")
+    result = bulk_reject_failures(engine, as_user("ada"), batch_id, "quality", "too short")
     assert result.count == 1
     assert get_sample(engine, ids["failing"]).decision == "reject"
     assert get_sample(engine, ids["fixed"]).decision is None
@@ -87,15 +87,15 @@ def test_bulk_accept_follows_the_outcome_of_the_current_versions(engine):
     verdicts: an old failing verdict does not hold back a sample the current version
     passes, and an old passing one does not let through a sample it fails."""
     batch_id, ids = versioned_batch(engine, passing=8)
-    pool = draw_spot_check(engine, batch_id, 3, seed=1)
+    pool = draw_spot_check(engine, ADMIN, batch_id, 3, seed=1)
     with session_scope(engine, write=False) as session:
         drawn = set(session.scalars(pool_samples(batch_id)))
     assert pool.size == 3 and not drawn & {ids["stale"], ids["fixed"]}, (
         "precondition: the pool is fine samples"
     )
     for _ in range(3):
-        record_decision(engine, next_sample(engine, Queue("spot-check", batch_id), "ada"), "ada", "accept")
-    result = bulk_accept_passed(engine, batch_id, "bob", max_error=0.5, confidence=0.8)
+        record_decision(engine, as_user("ada"), next_sample(engine, as_user("ada"), Queue("spot-check", batch_id)), "accept")
+    result = bulk_accept_passed(engine, as_user("bob"), batch_id, max_error=0.5, confidence=0.8)
     assert result.count == 2 + 8 - 3
     assert get_sample(engine, ids["fixed"]).decision == "accept"
     assert get_sample(engine, ids["failing"]).decision is None
@@ -114,16 +114,16 @@ def test_queues_serve_what_the_current_versions_say(engine, kind, verifier, expe
     batch_id, ids = versioned_batch(engine)
     queue = Queue(kind, batch_id, verifier=verifier)
     served = []
-    while (sample_id := next_sample(engine, queue, "ada")) is not None:
+    while (sample_id := next_sample(engine, as_user("ada"), queue)) is not None:
         served.append(sample_id)
-        record_decision(engine, sample_id, "ada", "skip")
+        record_decision(engine, as_user("ada"), sample_id, "skip")
     assert served == [ids[name] for name in expected]
 
 
 def test_an_old_null_verdict_does_not_make_a_sample_uncertain(engine):
     batch_id, (sample_id,) = add_batch(engine, "versions", [{"prompt": "p", "passed": True}])
     add_verdicts(engine, sample_id, ("quality", OLD, None, "error"), ("quality", QUALITY, True, "ok"))
-    assert next_sample(engine, Queue("uncertain", batch_id), "ada") is None
+    assert next_sample(engine, as_user("ada"), Queue("uncertain", batch_id)) is None
 
 
 def test_sample_detail_and_failure_reasons_show_current_verdicts(engine):
@@ -148,7 +148,7 @@ def test_export_rows_carry_current_verdicts(engine):
 def test_verifier_scores_count_current_versions(engine):
     batch_id, ids = versioned_batch(engine)
     for name in ("fixed", "failing"):
-        record_decision(engine, ids[name], "ada", "reject")
+        record_decision(engine, as_user("ada"), ids[name], "reject")
     names = {score.verifier: score for score in verifier_scores(engine, batch_id)}
     assert f"quality v{OLD}" not in names
     assert (names[f"quality v{QUALITY}"].fp, names[f"quality v{QUALITY}"].tn) == (1, 1)
@@ -183,7 +183,7 @@ def test_one_failure_reasons_rule_grouped_for_reports_exact_for_bulk(engine):
             ("quality", OLD, True, "ok"),
             ("quality", QUALITY, False, f"too long ({words} words)"),
         )
-    record_decision(engine, ids[0], "ada", "reject")
+    record_decision(engine, as_user("ada"), ids[0], "reject")
     assert failure_reasons(engine, [batch_id]) == [("quality", "too long (# words)", 3)]
     assert failure_reasons(engine, [batch_id], decisions=["undecided"]) == [
         ("quality", "too long (# words)", 2)

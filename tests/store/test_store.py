@@ -15,6 +15,7 @@ from curation.store import open_store, session_scope
 from curation.store.db import make_engine
 from curation.store.migrate import current_revision, head_revision, upgrade
 from curation.store.models import Base, Batch, Decision, Sample
+from tests.helpers import ADMIN, as_user
 
 
 def test_schema_is_at_head_and_matches_models(engine):
@@ -45,7 +46,7 @@ def test_sample_slot_is_unique(engine):
 
 
 def test_deleting_a_batch_cascades_to_its_samples(engine, records_file):
-    import_file(engine, records_file(5), "b")
+    import_file(engine, ADMIN, records_file(5), "b")
     with session_scope(engine) as session:
         session.delete(session.scalar(select(Batch).where(Batch.name == "b")))
     with session_scope(engine, write=False) as session:
@@ -88,7 +89,7 @@ def _decide_many(url: str, sample_ids: list[int], reviewer: str, rounds: int) ->
     for round_number in range(rounds):
         for sample_id in sample_ids:
             action = ("accept", "reject")[(round_number + sample_id) % 2]
-            record_decision(engine, sample_id, reviewer, action, note=f"round {round_number}")
+            record_decision(engine, as_user(reviewer), sample_id, action, note=f"round {round_number}")
     engine.dispose()
 
 
@@ -96,7 +97,7 @@ def test_concurrent_reviewers_never_lose_a_decision(store_url, records_file):
     """Four reviewer processes decide the same samples at once; every event is kept
     and each sample's current decision is its latest event."""
     engine = open_store(store_url)
-    import_file(engine, records_file(10), "shared")
+    import_file(engine, ADMIN, records_file(10), "shared")
     with session_scope(engine, write=False) as session:
         ids = list(session.scalars(select(Sample.id).order_by(Sample.id)))
     reviewers, rounds = 4, 15

@@ -21,6 +21,7 @@ from curation.store import session_scope
 from curation.store.models import Batch, Sample
 from curation.teachers.base import ChatRequest, TeacherConfig
 from curation.teachers.simulated import CODE_FAULTS, MATH_FAULTS, SimulatedTeacher, mutate
+from tests.helpers import ADMIN
 
 SOURCES = {
     "math": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 150}},
@@ -297,7 +298,7 @@ def test_few_shot_lineage_from_reference_then_accepted_samples(sqlite_engine, tm
     from tests.helpers import sample_records, write_jsonl
 
     path = write_jsonl(tmp_path / "ref.jsonl", sample_records(12))
-    import_file(sqlite_engine, path, "reference math", origin="real")
+    import_file(sqlite_engine, ADMIN, path, "reference math", origin="real")
     base = {
         "family": "math",
         "source": {"kind": "reasoning_gym", "datasets": {"basic_arithmetic": 10}},

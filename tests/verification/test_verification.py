@@ -41,7 +41,7 @@ from curation.verification.report import (
 )
 from curation.verification.runner import refresh_outcomes, run_verification
 from curation.verification.verify_file import verify_file
-from tests.helpers import sample_records, write_jsonl
+from tests.helpers import ADMIN, as_user, sample_records, write_jsonl
 
 SANDBOX = resolve_mode()[0] is not None
 ADD_PROMPT = 'def add(a, b):\n    """Return a + b."""\n'
@@ -128,7 +128,7 @@ def mixed_records() -> list[dict[str, Any]]:
 
 def import_records(engine, tmp_path: Path, records: list[dict[str, Any]], batch: str) -> int:
     clean = [{k: v for k, v in r.items() if k != "expect"} for r in records]
-    import_file(engine, write_jsonl(tmp_path / f"{batch}.jsonl", clean), batch)
+    import_file(engine, ADMIN, write_jsonl(tmp_path / f"{batch}.jsonl", clean), batch)
     return batch_id_by_name(engine, batch)
 
 
@@ -191,7 +191,7 @@ def test_registry_holds_every_verifier():
 def test_verify_job_writes_verdicts_and_outcomes(engine, tmp_path):
     records = mixed_records()
     batch_id = import_records(engine, tmp_path, records, "mixed")
-    job_id = start_verification(engine, ["mixed"], jobs=2)
+    job_id = start_verification(engine, ADMIN, ["mixed"], jobs=2)
     job = wait_for_job(engine, job_id, timeout=600)
     assert job.state == "succeeded", job.error
     assert job.title == "Verify mixed"
@@ -224,7 +224,7 @@ def test_verify_job_writes_verdicts_and_outcomes(engine, tmp_path):
     rows_, total = verdict_table(engine, VerdictFilter(batch_ids=[batch_id], failed_by="ifeval"))
     assert total == 1 and rows_[0].verdicts == {"quality": True, "ifeval": False}
 
-    again = wait_for_job(engine, start_verification(engine, ["mixed"]), timeout=600)
+    again = wait_for_job(engine, start_verification(engine, ADMIN, ["mixed"]), timeout=600)
     assert again.state == "succeeded", again.error
     assert again.result["samples"] == 0, "only what is missing is verified"
     assert max(verdict_keys(engine).values()) == 1
@@ -248,7 +248,7 @@ KILL_N = 3000
 
 def test_killed_job_is_reaped_and_resumed_without_duplicates(engine, tmp_path):
     import_records(engine, tmp_path, sample_records(KILL_N), "big")
-    job_id = start_job(engine, "verify", {"batches": ["big"], "jobs": 2, "chunk_size": 64})
+    job_id = start_job(engine, ADMIN, "verify", {"batches": ["big"], "jobs": 2, "chunk_size": 64})
     deadline = time.monotonic() + 300
     while get_job(engine, job_id).progress_done < 128:
         assert time.monotonic() < deadline, "the job made no progress"
@@ -266,7 +266,7 @@ def test_killed_job_is_reaped_and_resumed_without_duplicates(engine, tmp_path):
     assert count(engine, Verdict) == done_before, "committed verdicts are kept"
     assert done_before % 2 == 0, "a sample's verdicts are committed together"
 
-    resumed = wait_for_job(engine, resume_job(engine, job_id), timeout=600)
+    resumed = wait_for_job(engine, resume_job(engine, ADMIN, job_id), timeout=600)
     assert resumed.state == "succeeded", resumed.error
     assert resumed.resumed_from == job_id
     assert resumed.result["samples"] == KILL_N - done_before // 2
@@ -311,8 +311,8 @@ def test_new_version_keeps_old_verdicts_and_lists_flips(engine, tmp_path, toy):
     }
     with session_scope(engine, write=False) as session:
         ids = dict(session.execute(select(Sample.external_id, Sample.id)).all())
-    record_decision(engine, ids["r3"], "ada", "accept")
-    record_decision(engine, ids["r20"], "ada", "reject")
+    record_decision(engine, as_user("ada"), ids["r3"], "accept")
+    record_decision(engine, as_user("ada"), ids["r20"], "reject")
 
     toy.version = "2"
     assert run_verification(engine, params)["samples"] == 30, "a new version verifies everything again"
