@@ -48,8 +48,11 @@ from curation.verification.versions import current_clause
 
 QUEUE_KINDS = ("disagreement", "uncertain", "spot-check", "failures", "cluster", "assigned", "undecided")
 #: The queues of a blind batch for a reviewer who may not see verdicts: none is
-#: ordered or filtered by a verdict or by someone else's decision.
-BLIND_QUEUE_KINDS = ("cluster", "assigned", "undecided")
+#: ordered or filtered by a verdict or by someone else's decision. The spot-check is
+#: offered once an admin has drawn its pool: a seeded random draw from the samples the
+#: verifiers passed (what acceptance sampling bounds), served in the draw's order, so
+#: it tells a reviewer that its samples passed and nothing of any sample's verdicts.
+BLIND_QUEUE_KINDS = ("spot-check", "cluster", "assigned", "undecided")
 QUEUE_LABELS = {
     "disagreement": "Disagreement first",
     "uncertain": "Uncertain (a verifier could not judge)",
@@ -618,8 +621,11 @@ def verifier_names(engine: Engine) -> list[str]:
 
 def available_queues(engine: Engine, batch_id: int, *, blind: bool = False) -> list[str]:
     """The queue kinds that make sense for this batch (cluster and assigned only
-    when the batch has cluster labels / assignments; `BLIND_QUEUE_KINDS` when blind)."""
+    when the batch has cluster labels / assignments; `BLIND_QUEUE_KINDS` when blind,
+    the spot-check among them only once its pool is drawn)."""
     kinds = list(BLIND_QUEUE_KINDS if blind else QUEUE_KINDS)
+    if blind and spot_check(engine, batch_id) is None:
+        kinds.remove("spot-check")
     if cluster_key(engine, batch_id) is None:
         kinds.remove("cluster")
     if not has_assignments(engine, batch_id):

@@ -24,6 +24,7 @@ from curation.review.queues import (
     QUEUE_KINDS,
     Queue,
     assign_round_robin,
+    draw_spot_check,
     next_sample,
     queue_counts,
 )
@@ -162,6 +163,8 @@ def test_queues_offered_on_a_blind_batch(engine):
     assign_round_robin(engine, ADMIN, batch_id, ["rita"], 3)
     assert queue_kinds(engine, REVIEWER, batch_id) == ["cluster", "assigned", "undecided"]
     assert set(queue_kinds(engine, REVIEWER, batch_id)) <= set(BLIND_QUEUE_KINDS)
+    draw_spot_check(engine, ADMIN, batch_id, 3, overlap=2)
+    assert queue_kinds(engine, REVIEWER, batch_id) == ["spot-check", "cluster", "assigned", "undecided"]
     with pytest.raises(ValueError, match="blind queue"):
         Queue("disagreement", batch_id, blind=True)
 
