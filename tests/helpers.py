@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,9 @@ def real_rows(n: int, family: str = "math", tag: str = "r") -> list[dict[str, An
         }
         for i in range(n)
     ]
+
+
+def signed_in(actor: Actor) -> dict[str, Any]:
+    """Session state of a browser session signed in as `actor` just now (the keys
+    `pages.common` keeps: the acting user and when the session began)."""
+    return {"actor": actor, "signed_in_at": time.time()}

@@ -19,6 +19,7 @@ from curation.store.db import session_scope
 from curation.store.models import Batch
 from curation.testing.review_batches import insert_review_batch
 from tests.blind import ADMIN, CANARY, DECISION_CANARY, REVIEWER, TAGS, blind_rows, make_blind_batch
+from tests.helpers import signed_in
 
 APP = str(PROJECT_ROOT / "app.py")
 PAGES = {
@@ -64,7 +65,8 @@ def session_text(app: AppTest) -> str:
 
 def run_page(page: str, actor, **state) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=90)
-    app.session_state["actor"] = actor
+    for key, value in signed_in(actor).items():
+        app.session_state[key] = value
     app.session_state["reviewer_name"] = actor.name
     for key, value in state.items():
         app.session_state[key] = value

@@ -17,7 +17,7 @@ from curation.review.decisions import record_decision
 from curation.store import open_store
 from curation.store.queries import SampleFilter, get_sample, query_samples
 from pages import FOLDER, PAGES
-from tests.helpers import ADMIN, as_user, write_jsonl
+from tests.helpers import ADMIN, as_user, signed_in, write_jsonl
 
 APP = str(PROJECT_ROOT / "app.py")
 
@@ -83,7 +83,7 @@ def test_samples_page_requires_a_reviewer_name(make_app, workspace):
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.REVIEWER, Role.ADMIN])
 def test_pages_disable_what_the_signed_in_role_may_not_do_and_say_why(make_app, workspace, page, keys, action, role):
     rows, _ = query_samples(workspace, SampleFilter())
-    app = make_app(page, open_sample=rows[0].id, actor=Actor("someone", role))
+    app = make_app(page, open_sample=rows[0].id, **signed_in(Actor("someone", role)))
     allowed = action in ALLOWED[role]
     for key in keys:
         assert app.button(key=key).disabled is not allowed

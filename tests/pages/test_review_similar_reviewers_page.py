@@ -22,6 +22,7 @@ from curation.store.db import session_scope
 from curation.store.models import Assignment, BulkEvent, Decision, Embedding, Sample
 from curation.store.queries import get_sample
 from curation.testing.review_batches import ReviewRow, insert_review_batch
+from tests.helpers import signed_in
 
 APP = str(PROJECT_ROOT / "app.py")
 PAGE = "pages/review.py"
@@ -72,6 +73,8 @@ def workspace(monkeypatch, make_store_url):
 
 def run_page(**state) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=90)
+    if "actor" in state:
+        state = {**state, **signed_in(state["actor"])}
     for key, value in state.items():
         app.session_state[key] = value
     app.run()

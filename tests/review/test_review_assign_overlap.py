@@ -105,7 +105,7 @@ def test_existing_claims_and_decisions_count_and_nobody_gets_a_sample_twice(engi
 
 def test_too_few_unseen_reviewers_leaves_a_sample_short(engine, pool):
     batch_id, ids = pool
-    record_decision(engine, ADMIN, ids[3], "accept")
+    record_decision(engine, Actor("ada", Role.REVIEWER), ids[3], "accept")
     done = assign_spot_check(engine, ADMIN, batch_id, ["ada", "bob"], 2)
     assert (done.short, done.complete) == (1, 19)
     assert claims(engine, batch_id)[ids[3]] == ["bob"]
