@@ -23,6 +23,7 @@ from pages.common import (
     can,
     current_actor,
     engine,
+    explain_refusal,
     job_status,
     page_header,
     reviewer,
@@ -40,6 +41,7 @@ page_header(
 
 eng = engine()
 if hidden_batch_ids(eng, current_actor()):
+    explain_refusal(Action.EXPORT)
     # The plan, its counts and the reconciliation are all made of verdicts and decisions;
     # exporting is for admins, who see every batch.
     st.info(f"{NOTICE}: the export plan is shown to admins only.", icon=":material/visibility_off:")

@@ -840,12 +840,13 @@ def _assign_spot_check_form(batch_id: int) -> None:
             done = assign_spot_check(eng, actor, batch_id, listed, int(overlap))
             spread = ", ".join(f"{who} {n}" for who, n in done.per_reviewer.items())
             short = f"; {done.short} short of {done.overlap} reviewers" if done.short else ""
-            _flash(
+            st.session_state["spot_assign_result"] = (
                 f"Assigned the spot-check with overlap {done.overlap}: {done.created} claims ({spread}){short}."
             )
         except ValueError as exc:
-            _flash(str(exc))
-        st.rerun()
+            st.session_state["spot_assign_result"] = str(exc)
+    if "spot_assign_result" in st.session_state:
+        st.text(st.session_state["spot_assign_result"])  # plain text: it holds reviewer names
 
 
 def reviewers_tab(batch_id: int, name: str) -> None:
@@ -872,6 +873,11 @@ def reviewers_tab(batch_id: int, name: str) -> None:
         cols[0].metric("Kappa", "—", help="No sample was decided by two reviewers yet.")
     cols[1].metric("Reviewers", len(metrics.reviewers))
     cols[2].metric("Decisions", sum(r.decisions for r in metrics.reviewers))
+    if metrics.reviewers:
+        paces = ", ".join(
+            f"{r.reviewer} {'—' if r.pace_seconds is None else f'{r.pace_seconds:.1f} s'}" for r in metrics.reviewers
+        )
+        st.text(f"Pace (median seconds per decision, idle gaps left out): {paces}")  # plain text: names
     titled_table(
         "Reviewers",
         [

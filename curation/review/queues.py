@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Select, String, cast, exists, func, insert, select, text, update
+from sqlalchemy import Engine, Select, String, cast, delete, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from curation.auth.roles import Action, Actor, require, writes
@@ -437,8 +437,10 @@ def assign_spot_check(
     """Assign a batch's spot-check pool to the named `reviewers` with overlap k: every
     pool sample goes to k distinct reviewers, as claims in their spot-check queue.
 
-    Claims a sample already has (anyone's) count towards its k, so running it again, or
-    after the pool grew, only fills what is missing. A reviewer never gets a sample they
+    Claims a sample already has count towards its k, so running it again, or after the
+    pool grew, only fills what is missing; an open claim of someone not named (an admin
+    who only looked at the queue, say) is released rather than counted, while a claim
+    its holder has decided stays and counts. A reviewer never gets a sample they
     already hold an assignment for or have decided (even if undone): nobody sees the same
     sample twice. The least-loaded eligible reviewers are chosen first (ties in the
     order given), which spreads the pool evenly. The pool's overlap becomes k, so no
@@ -461,23 +463,27 @@ def assign_spot_check(
             )
         pool = list(session.scalars(pool_samples(batch_id).order_by(Assignment.id)))
         in_pool = pool_samples(batch_id)
+        seen = set(
+            session.execute(
+                select(Decision.sample_id, Decision.reviewer).where(Decision.sample_id.in_(in_pool)).distinct()
+            ).all()
+        )
         claimed: dict[int, set[str]] = defaultdict(set)
         held: set[tuple[int, str]] = set()
-        for sample_id, who, queue_name in session.execute(
-            select(Assignment.sample_id, Assignment.reviewer, Assignment.queue).where(
+        released: list[int] = []
+        for assignment_id, sample_id, who, queue_name in session.execute(
+            select(Assignment.id, Assignment.sample_id, Assignment.reviewer, Assignment.queue).where(
                 Assignment.sample_id.in_(in_pool), Assignment.reviewer != POOL_REVIEWER
             )
         ):
+            if queue_name == CLAIM_QUEUE and who not in names and (sample_id, who) not in seen:
+                released.append(assignment_id)
+                continue
             held.add((sample_id, who))
             if queue_name == CLAIM_QUEUE:
                 claimed[sample_id].add(who)
-        seen = set(
-            session.execute(
-                select(Decision.sample_id, Decision.reviewer)
-                .where(Decision.sample_id.in_(in_pool), Decision.reviewer.in_(names))
-                .distinct()
-            ).all()
-        )
+        if released:
+            session.execute(delete(Assignment).where(Assignment.id.in_(released)))
         load = Counter({name: sum(name in who for who in claimed.values()) for name in names})
         rows = []
         short = 0

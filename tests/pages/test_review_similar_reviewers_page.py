@@ -176,6 +176,7 @@ def test_admin_assigns_the_spot_check_with_overlap(workspace, monkeypatch):
     app.number_input(key="spot_assign_k").set_value(2).run()
     app.button(key="spot_assign").click().run()
     assert not app.exception
+    assert any("Assigned the spot-check with overlap 2: 8 claims" in t.value for t in app.text)
     with session_scope(engine, write=False) as session:
         claims = session.execute(
             select(Assignment.sample_id, func.count())

@@ -86,14 +86,19 @@ def test_each_pool_sample_goes_to_k_distinct_reviewers_evenly(engine, pool, over
 
 def test_existing_claims_and_decisions_count_and_nobody_gets_a_sample_twice(engine, pool):
     batch_id, ids = pool
-    # bob decided the first pool sample elsewhere; eve (not named) claimed the next one.
+    # bob decided the first pool sample elsewhere; eve (not named) opened the spot-check
+    # queue and holds an open claim on the next one; fay (not named) claimed and decided the third.
     record_decision(engine, Actor("bob", Role.REVIEWER), ids[0], "reject")
     assert next_sample(engine, Actor("eve", Role.REVIEWER), Queue("spot-check", batch_id)) == ids[1]
+    fay = Actor("fay", Role.REVIEWER)
+    assert next_sample(engine, fay, Queue("spot-check", batch_id)) == ids[2]
+    record_decision(engine, fay, ids[2], "accept")
     done = assign_spot_check(engine, ADMIN, batch_id, ["ada", "bob", "cy"], 2)
-    assert (done.created, done.short) == (2 + 1 + 18 * 2, 0)
+    assert (done.created, done.short) == (2 + 2 + 1 + 17 * 2, 0)
     given = claims(engine, batch_id)
     assert sorted(given[ids[0]]) == ["ada", "cy"]
-    assert "eve" in given[ids[1]] and len(given[ids[1]]) == 2
+    assert "eve" not in given[ids[1]] and len(given[ids[1]]) == 2  # the open claim was released
+    assert "fay" in given[ids[2]] and len(given[ids[2]]) == 2  # a decided claim counts
     assert all(len(set(who)) == len(who) == 2 for who in given.values())
     # Again: nothing left to do. After the pool grows, only the new samples are assigned.
     assert assign_spot_check(engine, ADMIN, batch_id, ["ada", "bob", "cy"], 2).created == 0
