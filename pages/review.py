@@ -1045,8 +1045,8 @@ with tabs[2]:
             reviewers_tab(batch_id, name)
 with tabs[3]:
     if tabs[3].open:
+        explain_refusal(Action.BULK)
         if blind:
             st.info(NOTICE, icon=":material/visibility_off:")
         else:
-            explain_refusal(Action.BULK)
             bulk_tab(batch_id, name)
