@@ -10,18 +10,60 @@ share a list. HNSW was measured slower to build on 2 cores and is not used.
 from __future__ import annotations
 
 import math
+import mmap
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 EXACT_MAX = 20_000
 NPROBE = 16
+#: HNSW parameters (chosen by measurement, see the module docstring).
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 64
+#: Rows added to / searched in an index at a time; pages of a memory-mapped input are
+#: released after each block, so a memory-mapped matrix never becomes resident as a whole.
+BLOCK_ROWS = 32_768
 
 
 def _faiss() -> Any:
     import faiss  # heavy: loaded only for a search
 
     return faiss
+
+
+def _mapping(x: np.ndarray) -> mmap.mmap | None:
+    """The mmap a (memory-mapped) array's data lives in, if any."""
+    base: Any = x
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    return base
+
+
+def release_pages(x: np.ndarray) -> None:
+    """Drop the resident pages of a memory-mapped, read-only array from this process (the
+    kernel keeps them in the page cache; a later read faults them back in). A no-op for
+    arrays in ordinary memory."""
+    mapping = _mapping(x)
+    if mapping is None or not x.size or not x.flags.c_contiguous:
+        return
+    start_address = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    first = x.ctypes.data - start_address
+    last = first + x.nbytes
+    page = mmap.PAGESIZE
+    first -= first % page
+    last = min(len(mapping), -(-last // page) * page)
+    mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
+
+
+def blocks(x: np.ndarray, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+    """(start row, contiguous float32 block) of `x`, releasing a memory-mapped block's pages
+    once the caller is done with it."""
+    for start in range(0, len(x), rows):
+        part = x[start : start + rows]
+        yield start, np.ascontiguousarray(part, dtype=np.float32)
+        release_pages(part)
 
 
 def n_lists(n: int) -> int:
@@ -70,28 +112,78 @@ def build_index(
     return index
 
 
+def build_graph(
+    base: np.ndarray,
+    *,
+    m: int = HNSW_M,
+    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    ef_search: int = HNSW_EF_SEARCH,
+) -> Any:
+    """An HNSW inner-product index (faiss IndexHNSWFlat) over `base` ((n, d), rows
+    L2-normalised), added block by block: a memory-mapped `base` is read once and its pages
+    are released, so the index holds the only resident copy of the vectors."""
+    faiss = _faiss()
+    index = faiss.IndexHNSWFlat(base.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
+    index.hnsw.efSearch = ef_search
+    for _, part in blocks(base):
+        index.add(part)
+    return index
+
+
+def build_exact(base: np.ndarray) -> Any:
+    """An exact inner-product index (IndexFlatIP), added block by block like `build_graph`."""
+    index = _faiss().IndexFlatIP(base.shape[1])
+    for _, part in blocks(base):
+        index.add(part)
+    return index
+
+
+def stored_vectors(index: Any) -> np.ndarray:
+    """The (ntotal, d) float32 vectors inside a flat or HNSW-flat index, as a view (no copy;
+    valid while `index` lives). A self-search reads its queries from here, so the vectors
+    are not held a second time."""
+    faiss = _faiss()
+    flat = faiss.downcast_index(index.storage) if hasattr(index, "storage") else index
+    if not index.ntotal:
+        return np.zeros((0, index.d), dtype=np.float32)
+    return faiss.rev_swig_ptr(flat.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+
+
 def search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(similarities, indices), each (len(queries), k); index -1 / similarity -inf where fewer exist."""
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    """(similarities, indices), each (len(queries), k); index -1 / similarity -inf where fewer
+    exist. Queries are searched block by block (a memory-mapped matrix is not made resident)."""
     k = max(1, min(k, index.ntotal)) if index.ntotal else 1
+    sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    idx = np.full((len(queries), k), -1, dtype=np.int64)
     if not len(queries) or not index.ntotal:
-        return np.full((len(queries), k), -np.inf, dtype=np.float32), np.full(
-            (len(queries), k), -1, dtype=np.int64
-        )
-    sims, idx = index.search(queries, k)
-    sims = np.where(idx < 0, -np.inf, sims).astype(np.float32)
+        return sims, idx
+    for start, part in blocks(queries):
+        s, i = index.search(part, k)
+        sims[start : start + len(part)] = np.where(i < 0, -np.inf, s)
+        idx[start : start + len(part)] = i
     return sims, idx
 
 
 def knn(
-    base: np.ndarray, queries: np.ndarray | None = None, k: int = 5, *, exact: bool | None = None
+    base: np.ndarray,
+    queries: np.ndarray | None = None,
+    k: int = 5,
+    *,
+    exact: bool | None = None,
+    exact_max: int = EXACT_MAX,
+    ef_search: int = HNSW_EF_SEARCH,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest `base` rows of each query. Without `queries`, the base searches itself and
-    each row's own entry is removed (so column 0 is its nearest *other* row)."""
-    index = build_index(base, exact=exact)
+    """k nearest `base` rows of each query: exact up to `exact_max` base rows (or when
+    `exact`), else through an HNSW graph. Without `queries`, the base searches itself (its
+    queries read from the index's own copy) and each row's own entry is removed (so column 0
+    is its nearest *other* row). `base` and `queries` may be memory-mapped."""
+    if exact is None:
+        exact = len(base) <= exact_max
+    index = build_exact(base) if exact else build_graph(base, ef_search=ef_search)
     if queries is not None:
         return search(index, queries, k)
-    sims, idx = search(index, base, k + 1)
+    sims, idx = search(index, stored_vectors(index), k + 1)
     return drop_self(sims, idx, k)
 
 
