@@ -120,7 +120,9 @@ def child(path: Path, exact_queries: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/assay-neighbours"))
     parser.add_argument("--exact-queries", type=int, default=2000)
@@ -157,7 +159,9 @@ def main() -> None:
         print(json.dumps(row), flush=True)
 
     print()
-    print("| n | build | search | total | peak RSS | vectors | pair recall (planted, cos ≥ 0.95) | recall@10 vs exact | load |")
+    print(
+        "| n | build | search | total | peak RSS | vectors | pair recall (planted, cos ≥ 0.95) | recall@10 vs exact | load |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in rows:
         print(

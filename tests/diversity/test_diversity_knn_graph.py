@@ -113,7 +113,8 @@ def test_memory_mapped_input_gives_the_same_neighbours(
     np.testing.assert_array_equal(sims_map, sims_mem)
     queries = np.load(path, mmap_mode="r")[:300]
     np.testing.assert_array_equal(
-        knn.knn(mapped, queries, k=5, exact_max=exact_max)[1], knn.knn(x, x[:300], k=5, exact_max=exact_max)[1]
+        knn.knn(mapped, queries, k=5, exact_max=exact_max)[1],
+        knn.knn(x, x[:300], k=5, exact_max=exact_max)[1],
     )
 
 
