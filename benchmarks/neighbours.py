@@ -93,6 +93,12 @@ def child(path: Path, exact_queries: int) -> dict:
     sims, idx = knn.drop_self(sims, idx, K)
     done = time.perf_counter()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"n={n:,}: build {built - start:.1f} s, search {done - built:.1f} s, peak RSS {rss_mb:.0f} MB, "
+        f"load {os.getloadavg()[0]:.1f}; checking recall…",
+        file=sys.stderr,
+        flush=True,
+    )
     del index
     found = ((idx[copies] == sources[:, None]) & (sims[copies] >= THRESHOLD)).any(axis=1)
     rng = np.random.default_rng(1)
@@ -150,7 +156,7 @@ def main() -> None:
         out = subprocess.run(
             [sys.executable, __file__, "--child", str(path), "--exact-queries", str(args.exact_queries)],
             check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,
             text=True,
         )
         row = json.loads(out.stdout.strip().splitlines()[-1])
