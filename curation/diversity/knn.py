@@ -37,6 +37,7 @@ Memory: `build_graph` / `build_exact` / `search` take memory-mapped matrices (se
 self-search reads its queries from the index's own copy (`stored_vectors`): peak memory
 is one copy of the vectors plus the graph (M=16: 2·M int32 links per vector at level 0).
 """
+
 from __future__ import annotations
 
 import math
