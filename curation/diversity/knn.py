@@ -21,7 +21,13 @@ queries):
     HNSW M16 efC40 (rerun), ef 64  84.0 s   40.6 s   0.9980       0.9863     8.7
                     efSearch 128            172.4 s   1.0000       0.9884     9.2
     usearch 2.26.6 f32 M16 efC40  171.8 s   57.2 s   0.8320 (efSearch 16)   7.6
-MEASURED_MORE
+    HNSW M16 efC40 efSearch 96    131.4 s  223.5 s   0.9950       0.9820*    9.0
+    (* recall@10 of the neighbour list without self, 1,000 planted queries; the row from
+    benchmarks/neighbours.py, other helpers' test suites running unniced)
+
+M=32 and efConstruction=80 were started in the same measurement script but stopped
+unfinished when the machine's load reached 9–12 (each 100k build then took minutes), so
+M and efConstruction are the cheapest of the grid, not a measured optimum among the four.
 
 The IVF index is quicker at 100k but grows like n^1.5 (about 31× to 1M); the graph grows
 like n·log n. usearch (not a dependency; measured from a scratch install) built no faster
@@ -29,8 +35,8 @@ on 2 cores and found fewer planted pairs at equal efSearch, so it is not used. P
 pairs are the cheap case for a graph (a copy links to its source when inserted); the
 recall that falls first with a low efSearch is the rest of the k=10 list, so efSearch is
 set above the measured knee (64) for margin at 1M. HNSW insertion on several threads
-links the graph a little differently run to run (the dedup decisions on planted pairs do
-not change; see tests/diversity/test_diversity_knn_graph.py).
+links the graph a little differently run to run (pair recall 0.995–0.998 over the runs
+above at 100k; tests/diversity/test_diversity_knn_graph.py holds the graph to exact search).
 
 Memory: `build_graph` / `build_exact` / `search` take memory-mapped matrices (see
 `vectorfile`) and read them block by block, releasing each block's pages, and a
