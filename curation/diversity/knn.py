@@ -7,11 +7,14 @@ neighbours of a set, semantic dedup, matches against another set) searches an HN
 (IndexIVFFlat, about 4·√n lists, ``nprobe`` probed) remains for the metrics, which share one
 trained quantizer between sets; its cost grows like n^1.5 (22× from 10k to 100k).
 
-Parameters chosen by measurement (issue 14; 2026-12-06, 2 shared cores, load 1.6–9.2,
-100k clustered 384-d unit vectors with 1 % planted near-copies at cosine 0.96–0.995,
-all-neighbours k=10; "pair recall" = share of planted copies whose source is among their
-neighbours, the semantic-dedup decision; recall@11 against exact search on the planted
-queries):
+Parameters chosen by measurement (issue 14; 2026-12-06, 2 shared cores). Data: clustered
+384-d unit vectors (isotropic noise around each cluster centre, cosine ~0.3–0.6 within a
+cluster, ~0 across) with 1 % planted near-copies at cosine 0.96–0.995; all-neighbours
+k=10; "pair recall" = share of planted copies whose source is among their neighbours at
+cosine ≥ 0.95 (the semantic-dedup decision); recall@10/11 against exact search on the
+planted queries.
+
+100k vectors in 2,000 clusters (50 per cluster):
 
     index                         build    search   pair recall  recall@11  load
     IVF (previous), nprobe 16      11.5 s   12.7 s   1.0000       0.9916     1.6
@@ -21,27 +24,36 @@ queries):
     HNSW M16 efC40 (rerun), ef 64  84.0 s   40.6 s   0.9980       0.9863     8.7
                     efSearch 128            172.4 s   1.0000       0.9884     9.2
     usearch 2.26.6 f32 M16 efC40  171.8 s   57.2 s   0.8320 (efSearch 16)   7.6
-    HNSW M16 efC40 efSearch 96    131.4 s  223.5 s   0.9950       0.9820*    9.0
-    (* recall@10 of the neighbour list without self, 1,000 planted queries; the row from
-    benchmarks/neighbours.py, other helpers' test suites running unniced)
 
-M=32 and efConstruction=80 were started in the same measurement script but stopped
-unfinished when the machine's load reached 9–12 (each 100k build then took minutes), so
-M and efConstruction are the cheapest of the grid, not a measured optimum among the four.
+M16 efC40 efSearch 96 then failed at 1M (benchmarks/neighbours.py, 2,000 clusters of
+~500): pair recall 0.6586, recall@10 0.5986. Within a cluster of isotropic noise all
+members are about equally far apart, so a greedy graph search has no gradient towards a
+copy's source; the denser the clusters, the worse. Searching for the planted copies at
+the 1M density (500 per cluster), load ~2 (all-search time estimated from the copies):
 
-The IVF index is quicker at 100k but grows like n^1.5 (about 31× to 1M); the graph grows
-like n·log n. usearch (not a dependency; measured from a scratch install) built no faster
-on 2 cores and found fewer planted pairs at equal efSearch, so it is not used. Planted
-pairs are the cheap case for a graph (a copy links to its source when inserted); the
-recall that falls first with a low efSearch is the rest of the k=10 list, so efSearch is
-set above the measured knee (64) for margin at 1M. HNSW insertion on several threads
-links the graph a little differently run to run (pair recall 0.995–0.998 over the runs
-above at 100k; tests/diversity/test_diversity_knn_graph.py holds the graph to exact search).
+    n     clusters  index                         build   all-search  pair recall
+    100k  200       HNSW M16 efC40, efSearch 96     8.6 s   15.7 s     0.9590
+                                    efSearch 256            22.0 s     0.9750
+    100k  200       HNSW M32 efC40, efSearch 96    10.4 s   15.1 s     0.9820
+                                    efSearch 256            24.0 s     0.9890
+    100k  200       HNSW M16 efC80, efSearch 96    13.6 s   12.7 s     0.9970
+                                    efSearch 256            21.2 s     0.9980
+    100k  200       HNSW M32 efC80, efSearch 96    14.5 s   13.9 s     1.0000
+    300k  600       HNSW M32 efC80, efSearch 96    64.9 s   54.3 s     0.9977
+                                    efSearch 160            63.1 s     0.9997
+
+efConstruction matters most (a copy is linked to its source when inserted), then M;
+efSearch 160 keeps the margin at 300k for little search time. Hence M=32,
+efConstruction=80, efSearch=160. The IVF index is quicker at 100k but grows like n^1.5
+(about 31× to 1M). usearch (not a dependency; measured from a scratch install) built no
+faster on 2 cores and found fewer planted pairs at equal efSearch, so it is not used.
+HNSW insertion on several threads links the graph a little differently run to run
+(tests/diversity/test_diversity_knn_graph.py holds the graph to exact search).
 
 Memory: `build_graph` / `build_exact` / `search` take memory-mapped matrices (see
 `vectorfile`) and read them block by block, releasing each block's pages, and a
 self-search reads its queries from the index's own copy (`stored_vectors`): peak memory
-is one copy of the vectors plus the graph (M=16: 2·M int32 links per vector at level 0).
+is one copy of the vectors plus the graph (2·M int32 links per vector at level 0, 256 bytes at M=32).
 """
 
 from __future__ import annotations
@@ -56,9 +68,9 @@ import numpy as np
 EXACT_MAX = 20_000
 NPROBE = 16
 #: HNSW parameters (chosen by measurement, see the module docstring).
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 40
-HNSW_EF_SEARCH = 96
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 160
 #: Rows added to / searched in an index at a time; pages of a memory-mapped input are
 #: released after each block, so a memory-mapped matrix never becomes resident as a whole.
 BLOCK_ROWS = 32_768
