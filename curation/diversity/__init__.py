@@ -6,7 +6,9 @@ imported inside functions, never when this package is imported):
 
 * `text` — normalisation, word tokens, stable n-gram hashes (shared by dedup and metrics).
 * `embed` — sentence embeddings (all-MiniLM-L6-v2 offline by default) with a fast path.
-* `knn` — exact / approximate nearest neighbours on L2-normalised vectors (faiss).
+* `knn` — nearest neighbours on L2-normalised vectors (faiss): exact for small sets, an
+  HNSW graph above `knn.EXACT_MAX` (IVF for the metrics).
+* `vectorfile` — memory-mapped float32 sidecar matrices of cached vectors for big searches.
 * `dedup` — exact, MinHash-LSH near-duplicate, semantic and 13-gram contamination finders.
 * `metrics` — Vendi, distinct-n, nearest-neighbour cosine, spread, PRDC, cluster
   occupancy, lengths; warnings with the thresholds of `DiversityThresholds`.

@@ -10,7 +10,8 @@ samples, the reference set or an evaluation set) each query gets its best match.
   (`minhash`: vectorised signatures, computed in worker processes or Ray tasks
   for big sets, or read from the store; bands chosen for recall); every candidate
   is then verified with the exact Jaccard, so the decision is the documented one.
-* semantic — embedding cosine ≥ 0.95 through a faiss index (`knn`).
+* semantic — embedding cosine ≥ 0.95 through a faiss index (`knn`: exact for small
+  sets, an HNSW graph above `knn.EXACT_MAX`).
 * contamination — a shared word 13-gram with an evaluation set.
 """
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.diversity.knn import knn
+from curation.diversity.knn import EXACT_MAX, knn
 from curation.diversity.minhash import (
     MinHashParams,
     compute_signatures,
@@ -228,13 +229,19 @@ def near_matches(
 
 
 def semantic_duplicates(
-    vectors: np.ndarray, *, threshold: float = 0.95, k: int = 10, skip: np.ndarray | None = None
+    vectors: np.ndarray,
+    *,
+    threshold: float = 0.95,
+    k: int = 10,
+    skip: np.ndarray | None = None,
+    exact_max: int = EXACT_MAX,
 ) -> list[Finding]:
-    """Within-set pairs at cosine ≥ threshold (each row's k nearest checked)."""
+    """Within-set pairs at cosine ≥ threshold (each row's k nearest checked: exactly up to
+    `exact_max` rows, else through the HNSW graph of `knn`). `vectors` may be memory-mapped."""
     n = len(vectors)
     if n < 2:
         return []
-    sims, idx = knn(vectors, k=min(k, n - 1))
+    sims, idx = knn(vectors, k=min(k, n - 1), exact_max=exact_max)
     rows, cols = np.nonzero((sims >= threshold) & (idx >= 0))
     pairs = {}
     for r, c in zip(rows, cols, strict=True):
@@ -244,10 +251,14 @@ def semantic_duplicates(
     return _greedy_keep_first(n, [(i, j, s) for (i, j), s in pairs.items()], "semantic", skip)
 
 
-def semantic_matches(queries: np.ndarray, targets: np.ndarray, *, threshold: float = 0.95) -> list[Finding]:
+def semantic_matches(
+    queries: np.ndarray, targets: np.ndarray, *, threshold: float = 0.95, exact_max: int = EXACT_MAX
+) -> list[Finding]:
+    """Each query's most similar target at cosine ≥ threshold (exact up to `exact_max`
+    targets, else through the HNSW graph of `knn`)."""
     if not len(queries) or not len(targets):
         return []
-    sims, idx = knn(targets, queries, k=1)
+    sims, idx = knn(targets, queries, k=1, exact_max=exact_max)
     hits = np.flatnonzero((sims[:, 0] >= threshold) & (idx[:, 0] >= 0))
     return [Finding(int(i), int(idx[i, 0]), "semantic", float(sims[i, 0])) for i in hits]
 

@@ -39,7 +39,8 @@ def _load_pool(engine: Engine, batch_id: int, key: str) -> Pool | None:
     table = load_samples(engine, Selection(batch_ids=(batch_id, *real)))
     if len(table) == 0 or len(table) > MAX_CANDIDATES:
         return None
-    vectors, present = load_vectors(engine, table, key)
+    # The pool is held in memory (in the LRU) anyway: no sidecar file for it.
+    vectors, present = load_vectors(engine, table, key, spill_rows=MAX_CANDIDATES)
     ids = table.ids[present]
     matrix = vectors[present].astype(np.float32, copy=False)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from curation.auth.roles import Action, Actor, writes
-from curation.diversity import dedup
+from curation.diversity import dedup, vectorfile
 from curation.diversity.collapse import CollapseReport, GenerationPoint, collapse_report, real_share_of
 from curation.diversity.embed import (
     DEFAULT_MODEL,
@@ -31,6 +31,7 @@ from curation.diversity.embed import (
     encode_vectors,
     get_embedder,
 )
+from curation.diversity.knn import EXACT_MAX
 from curation.diversity.metrics import (
     MAX_SAMPLES,
     DiversityReport,
@@ -61,6 +62,8 @@ SCOPES = tuple(SCOPE_KINDS)
 MARK_KINDS = tuple(k for kinds in SCOPE_KINDS.values() for k in kinds)
 WITHIN_KIND = {"exact": "exact_duplicate", "near": "near_duplicate", "semantic": "semantic_duplicate"}
 EMBED_CHUNK = 4096
+#: Above this many rows, vectors are read through a memory-mapped sidecar file (`vectorfile`).
+SPILL_ROWS = EXACT_MAX
 _IN_CHUNK = 900
 
 
@@ -388,8 +391,18 @@ def embed_selection(
     return stats
 
 
-def load_vectors(engine: Engine, table: SampleTable, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """(vectors (n, d) float32, present mask) for the rows of `table`, from the cache."""
+def load_vectors(
+    engine: Engine, table: SampleTable, key: str, *, spill_rows: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors (n, d) float32, present mask) for the rows of `table`, from the cache.
+
+    Above `spill_rows` (default `SPILL_ROWS`) rows, and when every row has a vector, the
+    matrix is a read-only memory map of a float32 sidecar file (see `vectorfile`), written
+    on first use."""
+    if len(table) > (SPILL_ROWS if spill_rows is None else spill_rows):
+        mapped = _mapped_vectors(engine, table, key)
+        if mapped is not None:
+            return mapped, np.ones(len(table), dtype=bool)
     wanted = sorted(set(table.content_hashes))
     found: dict[str, tuple[int, bytes]] = {}
     with session_scope(engine, write=False) as session:
@@ -409,6 +422,51 @@ def load_vectors(engine: Engine, table: SampleTable, key: str) -> tuple[np.ndarr
     if len(rows):
         vectors[rows] = decode_vectors([found[table.content_hashes[i]][1] for i in rows], dim)
     return vectors, present
+
+
+def _mapped_vectors(engine: Engine, table: SampleTable, key: str) -> np.ndarray | None:
+    """The memory-mapped float32 matrix of `table`'s vectors, decoded from the cache chunk by
+    chunk into a sidecar file when not there yet; None when some row has no vector."""
+    store = engine.url.render_as_string(hide_password=True)
+    directory = vectorfile.directory_for(engine.url.render_as_string(hide_password=False))
+    path = vectorfile.matrix_path(directory, store, key, table.content_hashes)
+    matrix = vectorfile.open_matrix(path)
+    if matrix is not None:
+        return matrix
+    first: dict[str, int] = {}
+    copies: list[tuple[int, int]] = []
+    for i, h in enumerate(table.content_hashes):
+        j = first.setdefault(h, i)
+        if j != i:
+            copies.append((i, j))
+    with session_scope(engine, write=False) as session:
+        dim = session.scalar(select(Embedding.dim).where(Embedding.model == key).limit(1))
+        if dim is None:
+            return None
+        out, partial = vectorfile.create_matrix(path, len(table), dim)
+        filled = 0
+        try:
+            for chunk in _chunks(sorted(first)):
+                rows, blobs = [], []
+                for h, blob in session.execute(
+                    select(Embedding.content_hash, Embedding.vector).where(
+                        Embedding.model == key, Embedding.content_hash.in_(chunk)
+                    )
+                ):
+                    rows.append(first[h])
+                    blobs.append(blob)
+                if rows:
+                    out[np.array(rows)] = decode_vectors(blobs, dim)
+                    filled += len(rows)
+            if filled < len(first):
+                vectorfile.discard(partial)
+                return None
+            for i, j in copies:
+                out[i] = out[j]
+        except BaseException:
+            vectorfile.discard(partial)
+            raise
+    return vectorfile.finish(out, partial, path)
 
 
 def vectors_for(
