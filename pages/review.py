@@ -169,7 +169,10 @@ def _decide(q: Queue, name: str, sample_id: int, action: str) -> None:
     state = _queue_state(q, name)
     tags = st.session_state.get(f"review_tags_{sample_id}", [])
     note = st.session_state.get(f"review_note_{sample_id}", "")
-    actor = current_actor()
+    actor = current_actor()  # at click time: a session may have expired since the page was drawn
+    if actor is None:
+        _flash("Your session expired: sign in again to decide.")
+        return
     record_decision(eng, actor, sample_id, action, reason_tags=tags, note=note)
     state["decided"].append(sample_id)
     state["current"] = next_sample(eng, actor, q, after=sample_id)
@@ -184,7 +187,11 @@ def _undo(q: Queue, name: str) -> None:
     state = _queue_state(q, name)
     if not state["decided"]:
         return
-    undone = undo_last_decision(eng, current_actor(), state["decided"].pop())
+    actor = current_actor()
+    if actor is None:
+        _flash("Your session expired: sign in again to undo.")
+        return
+    undone = undo_last_decision(eng, actor, state["decided"].pop())
     if undone is None:
         _flash("Nothing to undo.")
         return

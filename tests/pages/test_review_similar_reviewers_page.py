@@ -191,3 +191,14 @@ def test_the_assignment_form_is_for_admins_only(workspace, monkeypatch):
     app = run_page(reviewer_name="bob", actor=Actor("bob", Role.REVIEWER), review_tab="Reviewers")
     assert any("Assigning the spot-check is for admins." in c.value for c in app.caption)
     assert not [b for b in app.button if b.key == "spot_assign"]
+
+
+def test_a_decision_clicked_after_the_session_expired_is_not_recorded(workspace, monkeypatch):
+    monkeypatch.delenv("ASSAY_AUTH", raising=False)
+    engine, ids, _ = workspace
+    app = run_page(reviewer_name="bob", actor=Actor("bob", Role.REVIEWER))
+    app.session_state["signed_in_at"] = 0.0  # the session ran out while the page was open
+    app.button(key="review_accept").click().run()
+    assert not app.exception
+    assert get_sample(engine, ids[0]).decision is None
+    assert [h.value for h in app.subheader] == ["Sign in"]  # the sign-in screen, not the page
