@@ -80,7 +80,7 @@ def oidc_actor(engine: Engine, claims: Mapping[str, object]) -> Actor | None:
     email = claims.get("email")
     if not isinstance(email, str) or not email.strip():
         return None
-    with session_scope(engine) as session:
+    with session_scope(engine, write=False) as session:
         users = session.scalars(
             select(User).where(func.lower(User.email) == email.strip().lower(), User.disabled.is_(False))
         ).all()
