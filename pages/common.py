@@ -90,10 +90,10 @@ def _start_session(actor: Actor, signed_in_at: float | None = None) -> None:
 def current_actor() -> Actor | None:
     """The acting user of this browser session, None until someone signs in and again
     once the sign-in is `ASSAY_SESSION_HOURS` old. With `ASSAY_AUTH=none` (the
-    single-user demo) it is an admin under the sidebar's name."""
+    single-user demo) it is an admin under the sidebar's name, "local" until one is
+    typed: exporting or generating needs no name, deciding asks for one first."""
     if auth_disabled():
-        name = reviewer()
-        return open_actor(name) if name else None
+        return open_actor(reviewer())
     actor = st.session_state.get(ACTOR_KEY)
     if not isinstance(actor, Actor):
         return None

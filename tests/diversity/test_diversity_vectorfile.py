@@ -17,6 +17,7 @@ from curation.diversity.service import Selection, load_samples, load_vectors, ru
 from curation.io.importer import import_file
 from curation.store.db import session_scope
 from curation.store.models import Embedding
+from tests.helpers import ADMIN
 
 DIM = 16
 KEY = cache_key("test-model")
@@ -35,7 +36,7 @@ def add_batch(engine: Engine, tmp_path: Path, n: int) -> int:
     records[7] = dict(records[3])
     path = tmp_path / "batch.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return import_file(engine, path, "spill", origin="synthetic")["batch_id"]
+    return import_file(engine, ADMIN, path, "spill", origin="synthetic")["batch_id"]
 
 
 def cache(

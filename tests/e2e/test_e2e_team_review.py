@@ -30,7 +30,12 @@ from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, go, needs_chromium, scree
 
 pytestmark = needs_chromium
 
-PASSWORDS = {"ann": "ann-password-1", "rita": "rita-password-1", "rob": "rob-password-1", "vic": "vic-password-1"}
+PASSWORDS = {
+    "ann": "ann-password-1",
+    "rita": "rita-password-1",
+    "rob": "rob-password-1",
+    "vic": "vic-password-1",
+}
 ADMIN = Actor("ann", Role.ADMIN)
 VIEWER = Actor("vic", Role.VIEWER)
 #: Six samples the verifiers passed (the spot-check pool) and two they failed, one of
@@ -127,108 +132,110 @@ def team_store(make_store_url):
     return url, engine, batch_id, ids
 
 
-def test_a_team_reviews_a_blind_overlap_two_spot_check(team_store, tmp_path):
+@pytest.fixture
+def team_app(request, team_store, tmp_path):
+    """The real app on the team's store with sign-in on, and a Chromium to open contexts
+    in: (base URL, browser). On a failure every open context leaves a screenshot."""
     from playwright.sync_api import sync_playwright
 
-    url, engine, batch_id, ids = team_store
+    url = team_store[0]
     with serve(url, tmp_path, env={"ASSAY_AUTH": None}) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            admin = Session(browser, base, "ann")
-            admin.open_review()
-            admin.page.get_by_role("tab", name="Reviewers", exact=True).click()
-            settle(admin.page)
-            admin.page.get_by_text("Assign the spot-check (overlap)", exact=True).click()
-            admin.page.get_by_placeholder("ada, bob, cy", exact=True).fill("rita, rob")
-            admin.page.get_by_label("Reviewers per sample (k)", exact=True).fill("2")
-            admin.page.get_by_label("Reviewers per sample (k)", exact=True).press("Enter")
-            settle(admin.page)
-            admin.page.get_by_role("button", name="Assign the spot-check", exact=True).click()
-            admin.page.get_by_text("Assigned the spot-check with overlap 2: 12 claims (rita 6, rob 6).", exact=True).wait_for()
-            with session_scope(engine) as session:
-                claims = session.query(Assignment.sample_id, Assignment.reviewer).filter(
-                    Assignment.reviewer.in_(["rita", "rob"])
-                )
-                given: dict[int, set[str]] = {}
-                for sample_id, reviewer in claims:
-                    given.setdefault(sample_id, set()).add(reviewer)
-            assert len(given) == 6 and all(who == {"rita", "rob"} for who in given.values())
-
-            reviewers = {name: Session(browser, base, name) for name in KEYS}
-            served = {}
-            for name, person in reviewers.items():
-                person.open_review()
-                assert person.page.get_by_text("blind batch: verdicts hidden until you decide").count()
-                served[name] = work_the_spot_check(person, KEYS[name])
-                screenshot(person.page, f"team-{name}-done")
-            # Each pool sample went to both reviewers, and neither saw one twice.
-            assert sorted(served["rita"]) == sorted(served["rob"]) == sorted(given)
-            with session_scope(engine) as session:
-                decided = session.query(Decision.sample_id, Decision.reviewer, Decision.action).filter(
-                    Decision.reviewer.in_(["rita", "rob"])
-                )
-                by_reviewer = {(r, s): a for s, r, a in decided}
-            for name, keys in KEYS.items():
-                expected = ["accept" if key == "a" else "reject" for key in keys]
-                assert [by_reviewer[(name, s)] for s in served[name]] == expected
-            for person in reviewers.values():
-                for tab in ("Acceptance", "Reviewers", "Bulk actions"):
-                    person.page.get_by_role("tab", name=tab, exact=True).click()
-                    settle(person.page)
-                    person.assert_no_verdicts(f"the {tab} tab")
-                go(person.page, "Samples")
-                person.assert_no_verdicts("Samples")
-
-            kappa = reviewer_agreement(engine, batch_id).kappa
-            metrics = {m.reviewer: m for m in reviewer_metrics(engine, batch_id).reviewers}
-            go(admin.page, "Overview")
-            admin.open_review()
-            admin.page.get_by_role("tab", name="Reviewers", exact=True).click()
-            settle(admin.page)
-            kappa_metric = admin.page.get_by_test_id("stMetric").filter(has_text="kappa")
-            assert f"{kappa:.3f}" in kappa_metric.inner_text()
-            pace_line = admin.page.get_by_text("Pace (median seconds per decision, idle gaps left out):", exact=False).inner_text()
-            for name in KEYS:
-                assert f"{name} {metrics[name].pace_seconds:.1f} s" in pace_line
-            screenshot(admin.page, "team-admin-reviewers")
-        except Exception:
-            for person in OPEN:
-                screenshot(person.page, f"FAILED-team-{person.name}")
-            raise
+            yield base, browser
+            report = getattr(request.node, "rep_call", None)
+            if report is not None and report.failed:
+                for person in OPEN:
+                    screenshot(person.page, f"FAILED-team-{person.name}")
         finally:
             OPEN.clear()
             browser.close()
 
 
-def test_a_viewer_is_refused_deciding_bulk_actions_and_export(team_store, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_a_team_reviews_a_blind_overlap_two_spot_check(team_store, team_app):
     url, engine, batch_id, ids = team_store
-    with serve(url, tmp_path, env={"ASSAY_AUTH": None}) as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            viewer = Session(browser, base, "vic")
-            viewer.open_review()
-            page = viewer.page
-            page.get_by_text("Your role (viewer) may not decide samples; ask an admin.").first.wait_for()
-            assert page.get_by_role("button", name=re.compile("Accept(?!ance)")).first.is_disabled()
-            shown = viewer.current_sample()
-            viewer.press("a")
-            settle(page)
-            assert viewer.current_sample() == shown
-            page.get_by_role("tab", name="Bulk actions", exact=True).click()
-            settle(page)
-            page.get_by_text("Your role (viewer) may not run bulk actions; ask an admin.").first.wait_for()
-            go(page, "Export")
-            page.get_by_text("Your role (viewer) may not export", exact=False).first.wait_for()
-            viewer.assert_no_verdicts("the viewer's pages")
-        except Exception:
-            for person in OPEN:
-                screenshot(person.page, f"FAILED-team-{person.name}")
-            raise
-        finally:
-            OPEN.clear()
-            browser.close()
+    base, browser = team_app
+    admin = Session(browser, base, "ann")
+    admin.open_review()
+    admin.page.get_by_role("tab", name="Reviewers", exact=True).click()
+    settle(admin.page)
+    admin.page.get_by_text("Assign the spot-check (overlap)", exact=True).click()
+    admin.page.get_by_placeholder("ada, bob, cy", exact=True).fill("rita, rob")
+    admin.page.get_by_label("Reviewers per sample (k)", exact=True).fill("2")
+    admin.page.get_by_label("Reviewers per sample (k)", exact=True).press("Enter")
+    settle(admin.page)
+    admin.page.get_by_role("button", name="Assign the spot-check", exact=True).click()
+    admin.page.get_by_text(
+        "Assigned the spot-check with overlap 2: 12 claims (rita 6, rob 6).", exact=True
+    ).wait_for()
+    with session_scope(engine) as session:
+        claims = session.query(Assignment.sample_id, Assignment.reviewer).filter(
+            Assignment.reviewer.in_(["rita", "rob"])
+        )
+        given: dict[int, set[str]] = {}
+        for sample_id, reviewer in claims:
+            given.setdefault(sample_id, set()).add(reviewer)
+    assert len(given) == 6 and all(who == {"rita", "rob"} for who in given.values())
+
+    reviewers = {name: Session(browser, base, name) for name in KEYS}
+    served = {}
+    for name, person in reviewers.items():
+        person.open_review()
+        assert person.page.get_by_text("blind batch: verdicts hidden until you decide").count()
+        served[name] = work_the_spot_check(person, KEYS[name])
+        screenshot(person.page, f"team-{name}-done")
+    # Each pool sample went to both reviewers, and neither saw one twice.
+    assert sorted(served["rita"]) == sorted(served["rob"]) == sorted(given)
+    with session_scope(engine) as session:
+        decided = session.query(Decision.sample_id, Decision.reviewer, Decision.action).filter(
+            Decision.reviewer.in_(["rita", "rob"])
+        )
+        by_reviewer = {(r, s): a for s, r, a in decided}
+    for name, keys in KEYS.items():
+        expected = ["accept" if key == "a" else "reject" for key in keys]
+        assert [by_reviewer[(name, s)] for s in served[name]] == expected
+    for person in reviewers.values():
+        for tab in ("Acceptance", "Reviewers", "Bulk actions"):
+            person.page.get_by_role("tab", name=tab, exact=True).click()
+            settle(person.page)
+            person.assert_no_verdicts(f"the {tab} tab")
+        go(person.page, "Samples")
+        person.assert_no_verdicts("Samples")
+
+    kappa = reviewer_agreement(engine, batch_id).kappa
+    metrics = {m.reviewer: m for m in reviewer_metrics(engine, batch_id).reviewers}
+    go(admin.page, "Overview")
+    admin.open_review()
+    admin.page.get_by_role("tab", name="Reviewers", exact=True).click()
+    settle(admin.page)
+    kappa_metric = admin.page.get_by_test_id("stMetric").filter(has_text="kappa")
+    assert f"{kappa:.3f}" in kappa_metric.inner_text()
+    pace_line = admin.page.get_by_text(
+        "Pace (median seconds per decision, idle gaps left out):", exact=False
+    ).inner_text()
+    for name in KEYS:
+        assert f"{name} {metrics[name].pace_seconds:.1f} s" in pace_line
+    screenshot(admin.page, "team-admin-reviewers")
+
+
+def test_a_viewer_is_refused_deciding_bulk_actions_and_export(team_store, team_app, tmp_path):
+    url, engine, batch_id, ids = team_store
+    base, browser = team_app
+    viewer = Session(browser, base, "vic")
+    viewer.open_review()
+    page = viewer.page
+    page.get_by_text("Your role (viewer) may not decide samples; ask an admin.").first.wait_for()
+    assert page.get_by_role("button", name=re.compile("Accept(?!ance)")).first.is_disabled()
+    shown = viewer.current_sample()
+    viewer.press("a")
+    settle(page)
+    assert viewer.current_sample() == shown
+    page.get_by_role("tab", name="Bulk actions", exact=True).click()
+    settle(page)
+    page.get_by_text("Your role (viewer) may not run bulk actions; ask an admin.").first.wait_for()
+    go(page, "Export")
+    page.get_by_text("Your role (viewer) may not export", exact=False).first.wait_for()
+    viewer.assert_no_verdicts("the viewer's pages")
     with session_scope(engine) as session:
         assert session.query(Decision).filter(Decision.reviewer == "vic").count() == 0
     # The library refuses the same acts, before anything changes.
