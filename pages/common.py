@@ -225,6 +225,12 @@ def can(action: Action) -> bool:
     return actor is not None and actor.can(action)
 
 
+def permitted(action: Action, *, blocked: bool = False) -> dict[str, Any]:
+    """A control's `disabled` and `help` for `action`: disabled when `blocked` or when the
+    acting user may not (the help then says why), e.g. `st.button("Export", **permitted(Action.EXPORT))`."""
+    return {"disabled": blocked or not can(action), "help": why_not(action)}
+
+
 def why_not(action: Action) -> str | None:
     """Why the acting user may not `action` (a sentence for a disabled control's help), or None."""
     actor = current_actor()
@@ -391,8 +397,7 @@ def job_status(
                     "Cancel",
                     key=f"{key}_cancel",
                     icon=":material/stop:",
-                    disabled=job.cancel_requested or not can(Action.MANAGE_JOBS),
-                    help=why_not(Action.MANAGE_JOBS),
+                    **permitted(Action.MANAGE_JOBS, blocked=job.cancel_requested),
                 ):
                     cancel_job(eng, current_actor(), job_id)
                     st.rerun(scope="fragment")
@@ -415,8 +420,7 @@ def job_status(
                     "Resume",
                     key=f"{key}_resume",
                     icon=":material/replay:",
-                    disabled=not can(Action.MANAGE_JOBS),
-                    help=why_not(Action.MANAGE_JOBS),
+                    **permitted(Action.MANAGE_JOBS),
                 ):
                     if start_from_page(lambda: resume_job(eng, current_actor(), job_id), key=key) is not None:
                         st.rerun()

@@ -95,7 +95,9 @@ with st.container(border=True):
     locked = not can(Action.ANALYSE)
     jobs = {
         "embed_batch": b[0].button(
-            "Embed batch", icon=":material/scatter_plot:", disabled=embedded == total or locked,
+            "Embed batch",
+            icon=":material/scatter_plot:",
+            disabled=embedded == total or locked,
             help=why_not(Action.ANALYSE),
             key="diversity_embed",
         ),
@@ -118,7 +120,8 @@ with st.container(border=True):
             icon=":material/monitoring:",
             key="diversity_snapshot",
             disabled=embedded < total or ref_embedded < ref_total or locked,
-            help=why_not(Action.ANALYSE) or "Record the metrics of this batch for the trend across generations.",
+            help=why_not(Action.ANALYSE)
+            or "Record the metrics of this batch for the trend across generations.",
         ),
     }
     params = {

@@ -20,17 +20,16 @@ from curation.review.blind import NOTICE, hidden_batch_ids
 from curation.store.queries import list_batches
 from pages.common import (
     batch_multiselect,
-    can,
     current_actor,
     engine,
     explain_refusal,
     job_status,
     page_header,
+    permitted,
     reviewer,
     show_untrusted,
     split_by_origin,
     start_from_page,
-    why_not,
 )
 
 page_header(
@@ -225,8 +224,7 @@ with export_tab:
         "Export",
         type="primary",
         icon=":material/download:",
-        disabled=blocked or not can(Action.EXPORT),
-        help=why_not(Action.EXPORT),
+        **permitted(Action.EXPORT, blocked=blocked),
     )
     if go and config is not None:
         start_from_page(lambda: start_job(eng, current_actor(), "export", config.to_dict()), key="export_job")

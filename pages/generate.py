@@ -26,13 +26,12 @@ from curation.jobs import cancel_job, get_job, list_jobs, reap_dead_jobs
 from curation.teachers.base import TeacherError
 from curation.teachers.simulated import LABEL as SIMULATED_LABEL
 from pages.common import (
-    can,
     current_actor,
     engine,
     page_header,
+    permitted,
     show_untrusted,
     start_from_page,
-    why_not,
 )
 
 UPLOAD_DIR = DATA_DIR / "uploads"
@@ -295,12 +294,13 @@ if st.button(
     "Start generation",
     type="primary",
     icon=":material/play_arrow:",
-    disabled=not ready or not can(Action.GENERATE),
-    help=why_not(Action.GENERATE),
+    **permitted(Action.GENERATE, blocked=not ready),
     key="gen_start",
 ):
     try:
-        st.session_state["gen_pending_job"] = start_generation(engine(), current_actor(), params, api_key=api_key)
+        st.session_state["gen_pending_job"] = start_generation(
+            engine(), current_actor(), params, api_key=api_key
+        )
     except ValueError as exc:
         st.error(str(exc), icon=":material/error:")
 
@@ -360,8 +360,7 @@ def progress_panel(job_id: int) -> None:
         if st.button(
             "Cancel",
             icon=":material/stop:",
-            disabled=job.cancel_requested or not can(Action.MANAGE_JOBS),
-            help=why_not(Action.MANAGE_JOBS),
+            **permitted(Action.MANAGE_JOBS, blocked=job.cancel_requested),
             key=f"gen_cancel_{job_id}",
         ):
             cancel_job(eng, current_actor(), job_id)
@@ -385,8 +384,7 @@ def progress_panel(job_id: int) -> None:
         "Resume",
         icon=":material/replay:",
         key=f"gen_resume_{job_id}",
-        disabled=not can(Action.GENERATE),
-        help=why_not(Action.GENERATE),
+        **permitted(Action.GENERATE),
     ):
         resume = partial(resume_generation, eng, current_actor(), job_id, api_key=key)
         if start_from_page(resume, key="gen_pending_job") is not None:

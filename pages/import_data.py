@@ -9,13 +9,12 @@ from curation.auth import Action
 from curation.config import DATA_DIR
 from curation.jobs import start_job
 from pages.common import (
-    can,
     current_actor,
     engine,
     job_status,
     page_header,
+    permitted,
     start_from_page,
-    why_not,
 )
 
 UPLOAD_DIR = DATA_DIR / "uploads"
@@ -53,8 +52,7 @@ with st.form("import_form", clear_on_submit=False):
         "Import",
         type="primary",
         icon=":material/upload:",
-        disabled=not can(Action.IMPORT),
-        help=why_not(Action.IMPORT),
+        **permitted(Action.IMPORT),
     )
 
 if submitted:

@@ -7,12 +7,11 @@ from curation.auth import Action
 from curation.jobs import cancel_job, list_jobs, resume_job
 from pages.common import (
     STATE_ICONS,
-    can,
     current_actor,
     engine,
     page_header,
+    permitted,
     start_from_page,
-    why_not,
 )
 
 page_header(
@@ -69,8 +68,7 @@ def jobs_table() -> None:
                 "Cancel job",
                 icon=":material/stop:",
                 key="cancel_job",
-                disabled=not can(Action.MANAGE_JOBS),
-                help=why_not(Action.MANAGE_JOBS),
+                **permitted(Action.MANAGE_JOBS),
             ):
                 cancel_job(eng, current_actor(), target.id)
                 st.toast(f"Asked job {target.id} to stop.")
@@ -86,10 +84,11 @@ def jobs_table() -> None:
                 "Resume job",
                 icon=":material/replay:",
                 key="resume_job",
-                disabled=not can(Action.MANAGE_JOBS),
-                help=why_not(Action.MANAGE_JOBS),
+                **permitted(Action.MANAGE_JOBS),
             ):
-                new_id = start_from_page(lambda: resume_job(eng, current_actor(), target.id), key="resumed_job")
+                new_id = start_from_page(
+                    lambda: resume_job(eng, current_actor(), target.id), key="resumed_job"
+                )
                 if new_id is not None:
                     st.toast(f"Started job {new_id}; it only does what is missing.")
 

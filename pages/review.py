@@ -60,6 +60,7 @@ from pages.common import (
     engine,
     explain_refusal,
     page_header,
+    permitted,
     require_reviewer,
     reviewer,
     show_json,
@@ -483,8 +484,7 @@ def review_panel(q: Queue, name: str) -> None:
             if not summary.holds and st.button(
                 f"Draw {max(1, summary.remaining)} more random samples",
                 key="draw_more",
-                disabled=not can(Action.DECIDE),
-                help=why_not(Action.DECIDE),
+                **permitted(Action.DECIDE),
             ):
                 draw_spot_check(eng, current_actor(), q.batch_id, summary.pool + max(1, summary.remaining))
                 st.rerun(scope="fragment")
@@ -673,10 +673,11 @@ def acceptance_tab(batch_id: int, name: str) -> None:
         if st.button(
             "Draw / update the pool",
             key="pool_draw",
-            disabled=not summary.population or not can(Action.CONFIGURE_BATCH),
-            help=why_not(Action.CONFIGURE_BATCH),
+            **permitted(Action.CONFIGURE_BATCH, blocked=not summary.population),
         ):
-            result = draw_spot_check(eng, current_actor(), batch_id, int(size), seed=int(seed), overlap=int(overlap))
+            result = draw_spot_check(
+                eng, current_actor(), batch_id, int(size), seed=int(seed), overlap=int(overlap)
+            )
             _flash(f"Spot-check pool: {result.size} samples, overlap {result.overlap}.")
             st.rerun()
     count = preview_accept_passed(eng, batch_id)
@@ -684,8 +685,7 @@ def acceptance_tab(batch_id: int, name: str) -> None:
     confirmed = st.checkbox(
         f"Accept the {count:,} undecided verifier-passed samples of {by_id[batch_id].name} as one bulk action",
         key="confirm_accept_set",
-        disabled=not summary.holds or not count or not can(Action.BULK),
-        help=why_not(Action.BULK),
+        **permitted(Action.BULK, blocked=not summary.holds or not count),
     )
     if st.button(
         "Accept the set",
@@ -695,7 +695,9 @@ def acceptance_tab(batch_id: int, name: str) -> None:
         disabled=not (summary.holds and confirmed and count and can(Action.BULK)),
     ):
         try:
-            result = bulk_accept_passed(eng, current_actor(), batch_id, max_error=max_error, confidence=confidence)
+            result = bulk_accept_passed(
+                eng, current_actor(), batch_id, max_error=max_error, confidence=confidence
+            )
             _flash(f"Accepted {result.count:,} samples (bulk event {result.bulk_event_id}).")
         except BoundNotMet as exc:
             _flash(str(exc))
@@ -882,7 +884,8 @@ def reviewers_tab(batch_id: int, name: str) -> None:
     cols[2].metric("Decisions", sum(r.decisions for r in metrics.reviewers))
     if metrics.reviewers:
         paces = ", ".join(
-            f"{r.reviewer} {'—' if r.pace_seconds is None else f'{r.pace_seconds:.1f} s'}" for r in metrics.reviewers
+            f"{r.reviewer} {'—' if r.pace_seconds is None else f'{r.pace_seconds:.1f} s'}"
+            for r in metrics.reviewers
         )
         st.text(f"Pace (median seconds per decision, idle gaps left out): {paces}")  # plain text: names
     titled_table(
@@ -942,12 +945,13 @@ def reviewers_tab(batch_id: int, name: str) -> None:
         if st.button(
             "Assign",
             key="assign",
-            disabled=not names.strip() or not can(Action.CONFIGURE_BATCH),
-            help=why_not(Action.CONFIGURE_BATCH),
+            **permitted(Action.CONFIGURE_BATCH, blocked=not names.strip()),
         ):
             listed = [n.strip() for n in names.split(",") if n.strip()]
             try:
-                created = assign_round_robin(eng, current_actor(), batch_id, listed, int(count), per_sample=int(per_sample))
+                created = assign_round_robin(
+                    eng, current_actor(), batch_id, listed, int(count), per_sample=int(per_sample)
+                )
                 _flash(f"Created {created} assignments.")
             except ValueError as exc:
                 _flash(str(exc))
@@ -972,8 +976,7 @@ def bulk_tab(batch_id: int, name: str) -> None:
         confirmed = st.checkbox(
             f"Reject these {count:,} undecided samples as one bulk action",
             key="confirm_bulk_reject",
-            disabled=not can(Action.BULK),
-            help=why_not(Action.BULK),
+            **permitted(Action.BULK),
         )
         if st.button(
             "Reject them",
@@ -1018,8 +1021,7 @@ def bulk_tab(batch_id: int, name: str) -> None:
                     "Undo",
                     key=f"undo_bulk_{event.id}",
                     icon=":material/undo:",
-                    disabled=not can(Action.BULK),
-                    help=why_not(Action.BULK),
+                    **permitted(Action.BULK),
                 )
             ):
                 result = undo_bulk(eng, current_actor(), event.id)
@@ -1038,18 +1040,13 @@ with tabs[0]:
     if tabs[0].open:
         if require_reviewer():
             review_panel(queue, name)
-with tabs[1]:
-    if tabs[1].open:
-        if blind:
-            st.info(NOTICE, icon=":material/visibility_off:")
-        else:
-            acceptance_tab(batch_id, name)
-with tabs[2]:
-    if tabs[2].open:
-        if blind:
-            st.info(NOTICE, icon=":material/visibility_off:")
-        else:
-            reviewers_tab(batch_id, name)
+for tab, show in ((tabs[1], acceptance_tab), (tabs[2], reviewers_tab)):
+    with tab:
+        if tab.open:
+            if blind:
+                st.info(NOTICE, icon=":material/visibility_off:")
+            else:
+                show(batch_id, name)
 with tabs[3]:
     if tabs[3].open:
         explain_refusal(Action.BULK)

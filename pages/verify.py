@@ -25,14 +25,13 @@ from curation.verification.report import (
     verifier_versions,
 )
 from pages.common import (
-    can,
     current_actor,
     engine,
     job_status,
     page_header,
+    permitted,
     show_json,
     show_untrusted,
-    why_not,
 )
 
 page_header(
@@ -95,8 +94,7 @@ with st.container(border=True):
         "Verify",
         type="primary",
         icon=":material/fact_check:",
-        disabled=not chosen or not can(Action.VERIFY),
-        help=why_not(Action.VERIFY),
+        **permitted(Action.VERIFY, blocked=not chosen),
         key="verify_start",
     ):
         try:
