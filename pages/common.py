@@ -221,8 +221,7 @@ def _sign_out() -> None:
 def can(action: Action) -> bool:
     """Whether the acting user may `action` (False when no one is signed in). The library
     refuses it anyway; pages use this to disable the control and say why (`why_not`)."""
-    actor = current_actor()
-    return actor is not None and actor.can(action)
+    return why_not(action) is None
 
 
 def permitted(action: Action, *, blocked: bool = False) -> dict[str, Any]:
@@ -234,7 +233,8 @@ def permitted(action: Action, *, blocked: bool = False) -> dict[str, Any]:
 def why_not(action: Action) -> str | None:
     """Why the acting user may not `action` (a sentence for a disabled control's help), or None."""
     actor = current_actor()
-    if actor is None:
+    # A decision is stored under a person's name: in the demo, the one typed in the sidebar.
+    if actor is None or (action is Action.DECIDE and not reviewer()):
         return f"Sign in (or enter your name in the sidebar) to {action.value}."
     if not actor.can(action):
         return f"Your role ({actor.role.value}) may not {action.value}; ask an admin."
