@@ -188,3 +188,19 @@ def signed_in(actor: Actor) -> dict[str, Any]:
     """Session state of a browser session signed in as `actor` just now (the keys
     `pages.common` keeps: the acting user and when the session began)."""
     return {"actor": actor, "signed_in_at": time.time()}
+
+
+def run_app_page(page: str, **state: Any) -> Any:
+    """The app under `AppTest`, switched to `page` after one run, with `state` in its
+    session (an `actor` given there is signed in just now); asserts the page raised nothing."""
+    from streamlit.testing.v1 import AppTest  # loaded by the page tests only
+
+    if "actor" in state:
+        state = {**state, **signed_in(state["actor"])}
+    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=90)
+    for key, value in state.items():
+        app.session_state[key] = value
+    app.run()
+    app.switch_page(page).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app

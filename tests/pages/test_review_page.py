@@ -14,7 +14,7 @@ from curation.store.db import session_scope
 from curation.store.models import Mark
 from curation.store.queries import get_sample
 from curation.testing.review_batches import ReviewRow, insert_review_batch
-from tests.helpers import ADMIN, as_user
+from tests.helpers import ADMIN, as_user, run_app_page
 
 APP = str(PROJECT_ROOT / "app.py")
 PAGE = "pages/review.py"
@@ -52,13 +52,7 @@ def workspace(monkeypatch, make_store_url):
 
 
 def run_page(**state) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=90)
-    for key, value in state.items():
-        app.session_state[key] = value
-    app.run()
-    app.switch_page(PAGE).run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return run_app_page(PAGE, **state)
 
 
 def shown(app: AppTest) -> str:

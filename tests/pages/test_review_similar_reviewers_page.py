@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from curation.auth import Actor, Role
-from curation.config import PROJECT_ROOT
 from curation.diversity.embed import DEFAULT_MODEL, cache_key, encode_vectors
 from curation.review.queues import CLAIM_QUEUE, draw_spot_check, pool_samples
 from curation.review.similar import clear_cache
@@ -22,9 +21,8 @@ from curation.store.db import session_scope
 from curation.store.models import Assignment, BulkEvent, Decision, Embedding, Sample
 from curation.store.queries import get_sample
 from curation.testing.review_batches import ReviewRow, insert_review_batch
-from tests.helpers import signed_in
+from tests.helpers import run_app_page
 
-APP = str(PROJECT_ROOT / "app.py")
 PAGE = "pages/review.py"
 DISAGREE = [("checker", False, "wrong final answer"), ("judge", True, "good")]
 PASS = [("checker", True, "correct"), ("judge", True, "good")]
@@ -72,15 +70,7 @@ def workspace(monkeypatch, make_store_url):
 
 
 def run_page(**state) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=90)
-    if "actor" in state:
-        state = {**state, **signed_in(state["actor"])}
-    for key, value in state.items():
-        app.session_state[key] = value
-    app.run()
-    app.switch_page(PAGE).run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return run_app_page(PAGE, **state)
 
 
 def similar_frames(app: AppTest) -> list:
