@@ -35,6 +35,10 @@ def _configure_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-A
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # 64 MB of page cache (default 2 MB) per connection, taken only as pages are read:
+    # bulk writes of cache rows with random keys otherwise spill pages to the WAL
+    # mid-transaction and write them again.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 
