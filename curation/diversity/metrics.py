@@ -226,7 +226,8 @@ def _entry(syn: float | None, ref: float | None, ratio: bool = True) -> dict[str
     return {"synthetic": syn, "reference": ref, "ratio": _clean(r)}
 
 
-def _subsample(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
+def subsample(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    """m of n row indices, sorted, drawn without replacement (all n when m >= n)."""
     return np.arange(n) if m >= n else np.sort(rng.choice(n, m, replace=False))
 
 
@@ -256,8 +257,8 @@ def compare(
     report = DiversityReport(len(syn_x), len(ref_x), m, thresholds=t.to_dict(), seed=seed)
     if m == 0:
         return report
-    si = _subsample(len(syn_x), m, rng)
-    ri = _subsample(len(ref_x), m, rng)
+    si = subsample(len(syn_x), m, rng)
+    ri = subsample(len(ref_x), m, rng)
     s, r = syn_x[si], ref_x[ri]
 
     centre = r.mean(axis=0)

@@ -37,6 +37,7 @@ from curation.diversity.metrics import (
     compare,
     default_clusters,
     fit_clusters,
+    subsample,
 )
 from curation.diversity.minhash import CHUNK_TEXTS, MinHashParams, compute_signatures
 from curation.diversity.projection import fit_pca, fit_umap, sample_points
@@ -973,6 +974,12 @@ def compute_diversity(
         raise ValueError(
             "there is no reference set: import real data with origin 'real' first (see `python -m curation demo`)"
         )
+    total = len(syn)
+    compared = min(total, len(ref), max_samples)
+    if total > compared:
+        # The metrics compare equal-size samples, so only those are embedded: a batch of
+        # a million against a reference of 5,000 embeds 5,000 texts, not a million.
+        syn = syn.subset(subsample(total, compared, np.random.default_rng(seed)))
     progress(1, 3, "embedding what is missing")
     syn_x = vectors_for(engine, syn, model=model, mode=mode, embed_missing=embed_missing)
     ref_x = vectors_for(engine, ref, model=model, mode=mode, embed_missing=embed_missing)
@@ -988,6 +995,7 @@ def compute_diversity(
         seed=seed,
         max_samples=max_samples,
     )
+    report.n_synthetic = total
     if label is None:
         names = sorted(set(syn.batch_names))
         label = f"batch {names[0]!r}" if len(names) == 1 else selection.describe()

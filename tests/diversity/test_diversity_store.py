@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from curation.config import DEMO_DIR
 from curation.diversity import embed as embed_module
@@ -214,6 +214,18 @@ def test_narrowed_batch_warns_and_diverse_batch_does_not(engine: Engine, tmp_pat
         snaps = session.scalars(select(MetricSnapshot).order_by(MetricSnapshot.id)).all()
     assert [(s.batch_id, s.scope) for s in snaps] == [(diverse, "batch"), (narrow, "batch")]
     assert snaps[1].metrics["warnings"] and snaps[1].model == "all-MiniLM-L6-v2"
+
+
+def test_metrics_of_a_large_batch_embed_only_the_compared_sample(engine: Engine, tmp_path: Path) -> None:
+    add_batch(engine, tmp_path, "reference: math", GSM8K[:20], origin="real")
+    big = add_batch(engine, tmp_path, "big", GSM8K[20:80])
+    result = compute_diversity(engine, Selection(batch_ids=(big,)))
+    assert (result.report.n_synthetic, result.report.n_compared) == (60, 20) and result.report.sampled
+    with session_scope(engine, write=False) as session:
+        cached = session.scalar(select(func.count()).select_from(Embedding))
+    assert cached == 40  # 20 reference + the 20 compared synthetic samples, not all 60
+    again = compute_diversity(engine, Selection(batch_ids=(big,)))
+    assert list(again.synthetic.ids) == list(result.synthetic.ids)  # the same seeded sample
 
 
 def test_collapse_monitor_follows_the_lineage(engine: Engine, tmp_path: Path) -> None:
