@@ -170,6 +170,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Stages:
     os.environ["ASSAY_VECTOR_DIR"] = str(workdir / "vectors")
     from sqlalchemy import func, select
 
+    from curation.diversity.embed import get_embedder
     from curation.diversity.service import Selection, embed_selection, resolve_batch
     from curation.review.bulk import bulk_accept_passed
     from curation.review.decisions import record_decision
@@ -189,7 +190,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Stages:
         note["note"] = f"{n + args.reference:,} rows"
     with stages.stage("verify") as note:
         out = curation(workspace, "verify", "--batch", BATCH)
-        note["note"] = out.strip().splitlines()[-1][:120] if out.strip() else ""
+        overall = next((line.split() for line in out.splitlines() if line.split()[:1] == ["overall"]), [])
+        note["note"] = "passed / failed / unjudged: " + " / ".join(overall[1:4]) if overall else out[-200:]
     engine = open_store(workspace)
     batch = resolve_batch(engine, BATCH)
     with stages.stage("embed") as note:
@@ -200,10 +202,13 @@ def run(args: argparse.Namespace, workdir: Path) -> Stages:
             ids = list(session.scalars(select(Sample.id).where(Sample.batch_id == batch.id)))
         picked = random.Random(3).sample(ids, min(args.embed_sample, len(ids)))
         started = time.perf_counter()
+        get_embedder().encode(["the model is loaded before the rate is measured"])
+        load_seconds = time.perf_counter() - started
+        started = time.perf_counter()
         stats = embed_selection(engine, Selection(batch_ids=(batch.id,), sample_ids=tuple(picked)))
         sample_seconds = time.perf_counter() - started
         note["note"] = (
-            f"reference {args.reference:,} in {reference_seconds:,.1f} s; batch sample "
+            f"reference {args.reference:,} in {reference_seconds:,.1f} s; model load {load_seconds:,.1f} s; batch sample "
             f"{stats.computed:,} in {sample_seconds:,.1f} s ({stats.backend}): "
             + extrapolated(sample_seconds, stats.computed, n)
         )
@@ -245,7 +250,11 @@ def run(args: argparse.Namespace, workdir: Path) -> Stages:
             accepted_rows = session.scalar(
                 select(func.count(Sample.id)).where(Sample.batch_id == batch.id, Sample.decision == "accept")
             )
-        note["note"] = f"{manifest.get('rows', manifest.get('counts', '?'))} rows; {accepted_rows:,} accepted in the store"
+        counts = manifest.get("counts", {})
+        note["note"] = (
+            f"{counts.get('rows', 0):,} rows ({counts.get('synthetic', 0):,} synthetic, {counts.get('real', 0):,} real, "
+            f"dropped {json.dumps(counts.get('dropped', {}))}); {accepted_rows:,} accepted in the store"
+        )
     engine.dispose()
     stages.memory.stop()
     return stages
