@@ -45,7 +45,9 @@ the 1M density (500 per cluster), load ~2 (all-search time estimated from the co
 efConstruction matters most (a copy is linked to its source when inserted), then M;
 efSearch 160 keeps the margin at 300k for little search time. Hence M=32,
 efConstruction=80, efSearch=160: at 1M (2,000 clusters, benchmarks/neighbours.py, load ~3)
-pair recall 0.9942, recall@10 0.989, build 631.5 s + search 491.1 s, peak RSS 2,043 MB. The IVF index is quicker at 100k but grows like n^1.5
+pair recall 0.9942, recall@10 0.989, build 631.5 s + search 491.1 s, peak RSS 2,043 MB; on a
+quiet machine (load 1.2–2.1) 100k took 54.0 s and 1M 362.1 s (build 165.0 s + search
+197.1 s): growth 6.7×. The IVF index is quicker at 100k but grows like n^1.5
 (about 31× to 1M). usearch (not a dependency; measured from a scratch install) built no
 faster on 2 cores and found fewer planted pairs at equal efSearch, so it is not used.
 HNSW insertion on several threads links the graph a little differently run to run
