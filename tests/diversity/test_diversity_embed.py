@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from curation.config import DEMO_DIR
+from curation.diversity import dedup
 from curation.diversity import embed as embed_module
 from curation.diversity.embed import (
     Embedder,
@@ -65,6 +66,24 @@ def test_own_path_matches_the_baseline_row_by_row(
     assert cosine.min() >= (0.999 if bf16 else 0.99999)
     np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
     assert seen[-1] == (len(texts), len(texts)) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_fast_path_makes_the_same_semantic_dedup_decisions(minilm: Embedder, bf16: bool) -> None:
+    rows = GSM8K[:60]
+    texts = [embedding_text(r["prompt"], r["response"]) for r in rows]
+    # Planted near-copies: a sentence added, or the prompt's first word dropped.
+    texts += [t + " Please check your work." for t in texts[:10]]
+    texts += [embedding_text(" ".join(r["prompt"].split()[1:]), r["response"]) for r in rows[10:20]]
+    baseline = minilm.encode_baseline(texts)
+    minilm.threads = 2
+    fast = minilm._encode_own(texts, bf16=bf16, lean=True)
+    # The test means something only if no pair sits on the threshold's edge.
+    sims = baseline @ baseline.T
+    np.fill_diagonal(sims, 0.0)
+    assert not ((sims > 0.945) & (sims < 0.955)).any()
+    decided = [{(f.index, f.other) for f in dedup.semantic_duplicates(x)} for x in (baseline, fast)]
+    assert len(decided[0]) >= 10 and decided[0] == decided[1]
 
 
 def test_batches_cover_every_row_once_and_feed_every_thread(minilm: Embedder) -> None:
