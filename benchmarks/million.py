@@ -50,6 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.review import app_test_open  # noqa: E402
 from benchmarks.verify_instruction import build_samples  # noqa: E402
 from benchmarks.verify_math import make_samples  # noqa: E402
 from curation.auth import Actor, Role  # noqa: E402
@@ -224,7 +225,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Stages:
             f"{len(report.get('warnings', []))} warnings"
         )
     with stages.stage("review") as note:
-        page_seconds = review_page_open(workspace)
+        page_seconds = app_test_open(workspace)
         draw_spot_check(engine, ADMIN, batch.id, SPOT_CHECK, seed=1)
         trips = []
         while True:
@@ -258,23 +259,6 @@ def run(args: argparse.Namespace, workdir: Path) -> Stages:
     engine.dispose()
     stages.memory.stop()
     return stages
-
-
-def review_page_open(workspace: str) -> float:
-    """Seconds from switching to pages/review.py until it has drawn the first sample."""
-    from streamlit.testing.v1 import AppTest
-
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
-    app.session_state["reviewer_name"] = "page"
-    app.run()
-    start = time.perf_counter()
-    app.switch_page("pages/review.py").run()
-    elapsed = time.perf_counter() - start
-    if app.exception:
-        raise SystemExit(f"the review page failed: {[e.value for e in app.exception]}")
-    if not any(h.value.startswith("Sample ") for h in app.subheader):
-        raise SystemExit("the review page showed no sample")
-    return elapsed
 
 
 def main(argv: list[str] | None = None) -> int:
