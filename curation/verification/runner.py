@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -253,6 +254,15 @@ def _done(session: Any, sample_ids: list[int], plan: Plan, cutoff: datetime | No
     return {(sample_id, name) for sample_id, name in session.execute(query)}
 
 
+def _selected_ids(engine: Engine, selection: Sequence[ColumnElement[bool]]) -> array[int]:
+    """Ids of the selected samples in id order, read once (8 bytes each)."""
+    with session_scope(engine, write=False) as session:
+        rows = session.execute(
+            select(Sample.id).where(*selection).order_by(Sample.id).execution_options(yield_per=65_536)
+        )
+        return array("q", (row[0] for row in rows))
+
+
 def _chunks_with_work(
     engine: Engine,
     selection: Sequence[ColumnElement[bool]],
@@ -262,20 +272,22 @@ def _chunks_with_work(
     size: int,
 ) -> Iterator[tuple[list[SampleRecord], list[tuple[str, ...]], list[tuple[int, str]]]]:
     """The samples with work, in id order, `size` looked at a time: (records, the verifiers
-    each still needs, (sample id, family) keys)."""
-    after = 0
-    while True:
+    each still needs, (sample id, family) keys).
+
+    The selection's ids are read once and walked `size` at a time by primary key. Asking
+    the database for "the next `size` samples with work after id X" instead made SQLite
+    search the batch index and sort the whole batch for every chunk (0.76 s per chunk at 1M
+    samples, so verification slowed to about 200 samples/s as the batch grew)."""
+    ids = _selected_ids(engine, selection)
+    for start in range(0, len(ids), size):
+        part = ids[start : start + size].tolist()
         with session_scope(engine, write=False) as session:
             rows = session.execute(
-                select(*_RECORD_COLUMNS)
-                .where(*selection, needs, Sample.id > after)
-                .order_by(Sample.id)
-                .limit(size)
+                select(*_RECORD_COLUMNS).where(Sample.id.in_(part), needs).order_by(Sample.id)
             ).all()
             if not rows:
-                return
+                continue
             done = _done(session, [row.id for row in rows], plan, cutoff)
-        after = rows[-1].id
         todo = [
             (row, tuple(name for name in plan.chains.get(row.family, ()) if (row.id, name) not in done))
             for row in rows
