@@ -99,6 +99,15 @@ class ShingleSets:
         return inter / (len(a) + len(b) - inter)
 
 
+#: Candidates whose MinHash estimate of the Jaccard is below threshold − margin are not
+#: checked exactly. Measured on 100k templated math and instruction texts (2,280 pairs at
+#: exact Jaccard ≥ 0.8): exact − estimate had mean 0.037, standard deviation 0.037 and
+#: maximum 0.163; a margin of 0.15 lost one pair, 0.2 none. 0.25 keeps a wide berth.
+ESTIMATE_MARGIN = 0.25
+#: Candidate pairs estimated at a time (two 128-column uint32 rows each: 256 MB a block).
+ESTIMATE_BLOCK = 262_144
+
+
 @dataclass
 class NearDupIndex:
     """Signatures and LSH bands of one corpus; candidates verified with the exact Jaccard.
@@ -138,9 +147,20 @@ class NearDupIndex:
         return lsh_candidate_pairs(self.sig, self.bands, self.rows, has if active is None else has & active)
 
     def verified_pairs(
-        self, threshold: float, active: np.ndarray | None = None
+        self, threshold: float, active: np.ndarray | None = None, *, margin: float = ESTIMATE_MARGIN
     ) -> list[tuple[int, int, float]]:
+        """Candidate pairs whose exact Jaccard is ≥ threshold. Candidates whose MinHash
+        estimate is below `threshold - margin` are dropped first, block by block: templated
+        text puts millions of pairs in shared buckets, and checking each exactly in Python
+        took tens of GB at 1M samples."""
         pairs = self.candidate_pairs(active)
+        if margin < 1.0 and len(pairs):
+            keep = np.zeros(len(pairs), dtype=bool)
+            for start in range(0, len(pairs), ESTIMATE_BLOCK):
+                block = pairs[start : start + ESTIMATE_BLOCK]
+                agree = (self.sig[block[:, 0]] == self.sig[block[:, 1]]).mean(axis=1)
+                keep[start : start + len(block)] = agree >= threshold - margin
+            pairs = pairs[keep]
         if not len(pairs):
             return []
         docs = np.unique(pairs)

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from benchmarks.diversity import generate
+from benchmarks.verify_instruction import build_samples
 from curation.cli import main
 from curation.diversity import dedup, minhash
 from curation.diversity.service import list_marks, minhash_signatures_for, resolve_batch
@@ -56,6 +57,18 @@ def test_recall_of_planted_near_duplicates_at_jaccard_0_8() -> None:
     due = {i for k, (i, _) in enumerate(pairs) if sets.jaccard(2 * k, 2 * k + 1) >= 0.8}
     assert len(due) > 100
     assert len(found & due) / len(due) >= 0.97
+
+
+def test_the_estimate_prefilter_keeps_every_pair_of_a_templated_corpus() -> None:
+    """Templated text (shared sentences in shuffled order) fills LSH buckets with candidates;
+    dropping those whose MinHash estimate is far below the threshold loses none of the pairs
+    the exact check would keep."""
+    texts = [s.prompt + "\n" + s.response for s in build_samples(20_000, seed=4)]
+    index = dedup.NearDupIndex.build(texts)
+    candidates = len(index.candidate_pairs())
+    exact = index.verified_pairs(0.8, margin=1.0)
+    assert candidates > 20 * len(exact) > 0
+    assert index.verified_pairs(0.8) == exact
 
 
 def test_worker_processes_give_the_signatures_of_one_process() -> None:
