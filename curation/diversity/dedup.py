@@ -147,13 +147,21 @@ class NearDupIndex:
         return lsh_candidate_pairs(self.sig, self.bands, self.rows, has if active is None else has & active)
 
     def verified_pairs(
-        self, threshold: float, active: np.ndarray | None = None, *, margin: float = ESTIMATE_MARGIN
+        self,
+        threshold: float,
+        active: np.ndarray | None = None,
+        *,
+        margin: float = ESTIMATE_MARGIN,
+        cross_at: int | None = None,
     ) -> list[tuple[int, int, float]]:
-        """Candidate pairs whose exact Jaccard is ≥ threshold. Candidates whose MinHash
-        estimate is below `threshold - margin` are dropped first, block by block: templated
-        text puts millions of pairs in shared buckets, and checking each exactly in Python
-        took tens of GB at 1M samples."""
+        """Candidate pairs whose exact Jaccard is ≥ threshold; with `cross_at`, only pairs
+        (i, j) with i < cross_at ≤ j. Candidates whose MinHash estimate is below
+        `threshold - margin` are dropped first, block by block: templated text puts millions
+        of pairs in shared buckets, and checking each exactly in Python took tens of GB at
+        1M samples."""
         pairs = self.candidate_pairs(active)
+        if cross_at is not None:
+            pairs = pairs[(pairs[:, 0] < cross_at) & (pairs[:, 1] >= cross_at)]
         if margin < 1.0 and len(pairs):
             keep = np.zeros(len(pairs), dtype=bool)
             for start in range(0, len(pairs), ESTIMATE_BLOCK):
@@ -237,11 +245,10 @@ def near_matches(
     )
     nq = len(queries)
     best: dict[int, tuple[float, int]] = {}
-    for i, j, score in index.verified_pairs(threshold):
-        if i < nq <= j:
-            current = best.get(i)
-            if current is None or score > current[0]:
-                best[i] = (score, j - nq)
+    for i, j, score in index.verified_pairs(threshold, cross_at=nq):
+        current = best.get(i)
+        if current is None or score > current[0]:
+            best[i] = (score, j - nq)
     return [Finding(i, j, "near", s) for i, (s, j) in sorted(best.items())]
 
 
