@@ -104,8 +104,6 @@ class ShingleSets:
 #: exact Jaccard ≥ 0.8): exact − estimate had mean 0.037, standard deviation 0.037 and
 #: maximum 0.163; a margin of 0.15 lost one pair, 0.2 none. 0.25 keeps a wide berth.
 ESTIMATE_MARGIN = 0.25
-#: Candidate pairs estimated at a time (two 128-column uint32 rows each: 256 MB a block).
-ESTIMATE_BLOCK = 262_144
 
 
 @dataclass
@@ -141,10 +139,13 @@ class NearDupIndex:
         bands, rows = lsh_params(threshold, num_perm)
         return cls(texts, sig, params, bands, rows)
 
-    def candidate_pairs(self, active: np.ndarray | None = None) -> np.ndarray:
-        """(m, 2) pairs sharing an LSH band; a function of the signatures only."""
+    def candidate_pairs(self, active: np.ndarray | None = None, *, min_agreement: float | None = None) -> np.ndarray:
+        """(m, 2) pairs sharing an LSH band (and agreeing on `min_agreement` of their
+        signatures); a function of the signatures only."""
         has = ~empty_rows(self.sig)
-        return lsh_candidate_pairs(self.sig, self.bands, self.rows, has if active is None else has & active)
+        return lsh_candidate_pairs(
+            self.sig, self.bands, self.rows, has if active is None else has & active, min_agreement=min_agreement
+        )
 
     def verified_pairs(
         self,
@@ -159,16 +160,9 @@ class NearDupIndex:
         `threshold - margin` are dropped first, block by block: templated text puts millions
         of pairs in shared buckets, and checking each exactly in Python took tens of GB at
         1M samples."""
-        pairs = self.candidate_pairs(active)
+        pairs = self.candidate_pairs(active, min_agreement=threshold - margin if margin < 1.0 else None)
         if cross_at is not None:
             pairs = pairs[(pairs[:, 0] < cross_at) & (pairs[:, 1] >= cross_at)]
-        if margin < 1.0 and len(pairs):
-            keep = np.zeros(len(pairs), dtype=bool)
-            for start in range(0, len(pairs), ESTIMATE_BLOCK):
-                block = pairs[start : start + ESTIMATE_BLOCK]
-                agree = (self.sig[block[:, 0]] == self.sig[block[:, 1]]).mean(axis=1)
-                keep[start : start + len(block)] = agree >= threshold - margin
-            pairs = pairs[keep]
         if not len(pairs):
             return []
         docs = np.unique(pairs)

@@ -45,6 +45,11 @@ LSH_RECALL_AT_THRESHOLD = 0.97
 #: Within an LSH bucket, all pairs are checked up to this size; bigger buckets
 #: (templated data) are checked against their first and previous member only.
 ALL_PAIRS_BUCKET = 32
+#: Candidate pairs whose signature agreement is computed at a time (two 128-column uint32
+#: rows each: 256 MB a block).
+AGREEMENT_BLOCK = 262_144
+#: Texts whose shingles are hashed at a time (see `shingle_hashes`).
+SHINGLE_CHUNK_TEXTS = 16_384
 #: Shingles per signature block: 128 permutations × 4096 × 4 bytes = 2 MB, cache-sized.
 _BLOCK_SHINGLES = 4096
 #: Texts turned into words and shingles at a time inside one chunk.
@@ -139,11 +144,25 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return _mix64(hashes), offsets
 
 
-def shingle_hashes(texts: Sequence[str], ngram: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def shingle_hashes(
+    texts: Sequence[str], ngram: int = 5, *, chunk_texts: int = SHINGLE_CHUNK_TEXTS
+) -> tuple[np.ndarray, np.ndarray]:
     """(hashes, offsets) of every word `ngram`-gram of every text; a text with fewer
-    words (but at least one) gives one hash of all its words."""
-    tokens, offsets = word_hashes(texts)
-    return token_ngram_hashes(tokens, offsets, ngram, short_docs="whole")
+    words (but at least one) gives one hash of all its words. Texts are hashed
+    `chunk_texts` at a time: `word_hashes` holds about 40 bytes per character while it
+    works (27 GB for a million texts of 700 characters at once)."""
+    hashes: list[np.ndarray] = []
+    offsets: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+    done = 0
+    for start in range(0, len(texts), chunk_texts):
+        tokens, token_offsets = word_hashes(texts[start : start + chunk_texts])
+        part, part_offsets = token_ngram_hashes(tokens, token_offsets, ngram, short_docs="whole")
+        hashes.append(part)
+        offsets.append(part_offsets[1:] + done)
+        done += len(part)
+    if not hashes:
+        return np.zeros(0, dtype=np.uint64), offsets[0]
+    return np.concatenate(hashes), np.concatenate(offsets)
 
 
 # -- signatures --------------------------------------------------------------------------
@@ -301,38 +320,67 @@ def _band_keys(sig: np.ndarray, bands: int, rows: int, block_rows: int = 16_384)
     return keys
 
 
-def lsh_candidate_pairs(
-    sig: np.ndarray, bands: int, rows: int, active: np.ndarray | None = None
-) -> np.ndarray:
-    """(m, 2) int64 pairs (i < j), sorted, that share at least one LSH band.
+def _agreeing(sig: np.ndarray, pairs: np.ndarray, min_agreement: float) -> np.ndarray:
+    """The pairs whose signatures agree on at least `min_agreement` of their entries
+    (the MinHash estimate of their Jaccard), estimated `AGREEMENT_BLOCK` pairs at a time."""
+    keep = np.zeros(len(pairs), dtype=bool)
+    for start in range(0, len(pairs), AGREEMENT_BLOCK):
+        block = pairs[start : start + AGREEMENT_BLOCK]
+        keep[start : start + len(block)] = (sig[block[:, 0]] == sig[block[:, 1]]).mean(axis=1) >= min_agreement
+    return pairs[keep]
 
+
+def _bucket_pairs(order: np.ndarray, keys: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """(m, 2) pairs of documents sharing a key (one band): all pairs within a bucket of up
+    to ALL_PAIRS_BUCKET members, the first and previous member within a bigger one."""
+    sorted_keys = keys[order]
+    boundaries = np.flatnonzero(np.diff(sorted_keys)) + 1
+    starts = np.concatenate(([0], boundaries))
+    sizes = np.diff(np.concatenate((starts, [len(order)])))
+    chunks: list[np.ndarray] = [np.zeros((0, 2), dtype=np.int64)]
+    pairs_of_two = starts[sizes == 2]
+    if len(pairs_of_two):
+        chunks.append(np.stack([docs[order[pairs_of_two]], docs[order[pairs_of_two + 1]]], axis=1))
+    big = sizes > 2
+    for s, size in zip(starts[big], sizes[big], strict=True):
+        members = docs[order[s : s + size]]
+        if len(members) <= ALL_PAIRS_BUCKET:
+            i, j = np.triu_indices(len(members), k=1)
+            chunks.append(np.stack([members[i], members[j]], axis=1))
+        else:
+            chunks.append(np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1))
+            chunks.append(np.stack([members[:-1], members[1:]], axis=1))
+    pairs = np.concatenate(chunks).astype(np.int64)
+    pairs.sort(axis=1)
+    return pairs[pairs[:, 0] != pairs[:, 1]]
+
+
+def lsh_candidate_pairs(
+    sig: np.ndarray,
+    bands: int,
+    rows: int,
+    active: np.ndarray | None = None,
+    *,
+    min_agreement: float | None = None,
+) -> np.ndarray:
+    """(m, 2) int64 pairs (i < j), sorted, that share at least one LSH band and, with
+    `min_agreement`, whose signatures agree on at least that share of their entries.
+
+    The agreement filter runs on each band's pairs as they are made, so memory holds the
+    pairs that pass it rather than every pair in every shared bucket (templated text fills
+    buckets: at 1M samples those were hundreds of millions of pairs).
     A pure function of the signatures: the same signatures give the same pairs."""
     docs = np.arange(len(sig)) if active is None else np.flatnonzero(active)
     if len(docs) < 2:
         return np.zeros((0, 2), dtype=np.int64)
-    chunks: list[np.ndarray] = []
-    all_keys = _band_keys(sig if active is None else sig[docs], bands, rows)
-    for keys in all_keys:
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        boundaries = np.flatnonzero(np.diff(sorted_keys)) + 1
-        starts = np.concatenate(([0], boundaries))
-        sizes = np.diff(np.concatenate((starts, [len(order)])))
-        pairs_of_two = starts[sizes == 2]
-        if len(pairs_of_two):
-            chunks.append(np.stack([docs[order[pairs_of_two]], docs[order[pairs_of_two + 1]]], axis=1))
-        big = sizes > 2
-        for s, size in zip(starts[big], sizes[big], strict=True):
-            members = docs[order[s : s + size]]
-            if len(members) <= ALL_PAIRS_BUCKET:
-                i, j = np.triu_indices(len(members), k=1)
-                chunks.append(np.stack([members[i], members[j]], axis=1))
-            else:
-                chunks.append(np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1))
-                chunks.append(np.stack([members[:-1], members[1:]], axis=1))
-    if not chunks:
-        return np.zeros((0, 2), dtype=np.int64)
-    pairs = np.concatenate(chunks).astype(np.int64)
-    pairs.sort(axis=1)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    return np.unique(pairs, axis=0)
+    n = np.int64(len(sig))
+    kept: list[np.ndarray] = []
+    for keys in _band_keys(sig if active is None else sig[docs], bands, rows):
+        pairs = _bucket_pairs(np.argsort(keys, kind="stable"), keys, docs)
+        codes = np.unique(pairs[:, 0] * n + pairs[:, 1])  # one int64 per pair: a cheaper unique
+        pairs = np.stack([codes // n, codes % n], axis=1)
+        if min_agreement is not None and len(pairs):
+            pairs = _agreeing(sig, pairs, min_agreement)
+        kept.append(pairs[:, 0] * n + pairs[:, 1])
+    codes = np.unique(np.concatenate(kept))
+    return np.stack([codes // n, codes % n], axis=1)

@@ -49,6 +49,15 @@ def test_words_are_the_words_of_normalised_words() -> None:
     assert len(set(by_word.values())) == len(by_word)
 
 
+def test_shingles_hashed_in_chunks_equal_one_pass() -> None:
+    texts, _ = generate(500, seed=2)
+    texts += MIXED
+    whole = minhash.shingle_hashes(texts, chunk_texts=len(texts))
+    chunked = minhash.shingle_hashes(texts, chunk_texts=7)
+    assert len(whole[1]) == len(texts) + 1
+    assert (whole[0] == chunked[0]).all() and (whole[1] == chunked[1]).all()
+
+
 def test_recall_of_planted_near_duplicates_at_jaccard_0_8() -> None:
     texts, planted = generate(6000, seed=3)
     found = {f.index for f in dedup.near_duplicates(texts)}
