@@ -5,8 +5,9 @@
 
 Every stage runs what a user runs: the `python -m curation` commands as child processes
 against one SQLite workspace, and the library calls the Review page makes. Per stage it
-prints the wall time and the peak resident memory of the whole process tree (this script,
-the commands it starts and their worker processes, summed, sampled every 0.2 s):
+prints the wall time and the peak memory of the whole process tree (this script, the
+commands it starts and their worker processes: proportional set sizes, summed, sampled
+every 0.2 s):
 
 1. write    a JSONL file of n synthetic samples, half math (a boxed answer, about 20 %
             wrong) and half instruction following (IFEval constraints), from the
@@ -58,35 +59,42 @@ from curation.auth import Actor, Role  # noqa: E402
 ADMIN = Actor("bench", Role.ADMIN)
 BATCH = "million"
 SPOT_CHECK = 120
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _tree_rss(root: int) -> int:
-    """Resident bytes of `root` and all its descendants, summed (read from /proc)."""
+def _pss(pid: int) -> int:
+    """Proportional set size of a process in bytes: its private pages plus its share of
+    pages it shares (forked workers share their parent's pages; summing RSS would count
+    those once per process)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _tree_memory(root: int) -> int:
+    """Memory of `root` and all its descendants (summed proportional set sizes)."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             stat = Path(f"/proc/{entry.name}/stat").read_text()
-            statm = Path(f"/proc/{entry.name}/statm").read_text()
         except OSError:
             continue
-        pid = int(entry.name)
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(pid)
-        rss[pid] = int(statm.split()[1]) * PAGE
+        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        total += _pss(pid)
         todo.extend(children.get(pid, ()))
     return total
 
 
 class PeakMemory:
-    """Samples the process tree's resident memory in a thread; `peak` since `reset`."""
+    """Samples the process tree's memory (PSS) in a thread; `peak` since `reset`."""
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval = interval
@@ -99,12 +107,12 @@ class PeakMemory:
     def _run(self) -> None:
         me = os.getpid()
         while not self._stop.wait(self.interval):
-            now = _tree_rss(me)
+            now = _tree_memory(me)
             self.peak = max(self.peak, now)
             self.overall = max(self.overall, now)
 
     def reset(self) -> None:
-        self.peak = _tree_rss(os.getpid())
+        self.peak = _tree_memory(os.getpid())
 
     def stop(self) -> None:
         self._stop.set()
@@ -129,7 +137,7 @@ class Stages:
         yield note
         seconds = time.perf_counter() - start
         self.rows.append((name, seconds, self.memory.peak, note["note"]))
-        print(f"   {name}: {seconds:,.1f} s, peak RSS {self.memory.peak / 2**20:,.0f} MB  {note['note']}", flush=True)
+        print(f"   {name}: {seconds:,.1f} s, peak PSS {self.memory.peak / 2**20:,.0f} MB  {note['note']}", flush=True)
 
 
 def curation(workspace: str, *args: str) -> str:
@@ -279,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     total = time.perf_counter() - started
-    print(f"\n{'stage':<9} {'seconds':>9} {'peak RSS MB':>12}  notes")
+    print(f"\n{'stage':<9} {'seconds':>9} {'peak PSS MB':>12}  notes")
     for name, seconds, peak, text in stages.rows:
         print(f"{name:<9} {seconds:>9,.1f} {peak / 2**20:>12,.0f}  {text}")
     print(f"{'total':<9} {total:>9,.1f} {stages.memory.overall / 2**20:>12,.0f}  peak of the whole run; limit 24 GiB")

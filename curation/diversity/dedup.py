@@ -139,12 +139,23 @@ class NearDupIndex:
         bands, rows = lsh_params(threshold, num_perm)
         return cls(texts, sig, params, bands, rows)
 
-    def candidate_pairs(self, active: np.ndarray | None = None, *, min_agreement: float | None = None) -> np.ndarray:
-        """(m, 2) pairs sharing an LSH band (and agreeing on `min_agreement` of their
-        signatures); a function of the signatures only."""
+    def candidate_pairs(
+        self,
+        active: np.ndarray | None = None,
+        *,
+        min_agreement: float | None = None,
+        cross_at: int | None = None,
+    ) -> np.ndarray:
+        """(m, 2) pairs sharing an LSH band (see `lsh_candidate_pairs` for the filters); a
+        function of the signatures only."""
         has = ~empty_rows(self.sig)
         return lsh_candidate_pairs(
-            self.sig, self.bands, self.rows, has if active is None else has & active, min_agreement=min_agreement
+            self.sig,
+            self.bands,
+            self.rows,
+            has if active is None else has & active,
+            min_agreement=min_agreement,
+            cross_at=cross_at,
         )
 
     def verified_pairs(
@@ -160,9 +171,9 @@ class NearDupIndex:
         `threshold - margin` are dropped first, block by block: templated text puts millions
         of pairs in shared buckets, and checking each exactly in Python took tens of GB at
         1M samples."""
-        pairs = self.candidate_pairs(active, min_agreement=threshold - margin if margin < 1.0 else None)
-        if cross_at is not None:
-            pairs = pairs[(pairs[:, 0] < cross_at) & (pairs[:, 1] >= cross_at)]
+        pairs = self.candidate_pairs(
+            active, min_agreement=threshold - margin if margin < 1.0 else None, cross_at=cross_at
+        )
         if not len(pairs):
             return []
         docs = np.unique(pairs)

@@ -362,9 +362,11 @@ def lsh_candidate_pairs(
     active: np.ndarray | None = None,
     *,
     min_agreement: float | None = None,
+    cross_at: int | None = None,
 ) -> np.ndarray:
     """(m, 2) int64 pairs (i < j), sorted, that share at least one LSH band and, with
-    `min_agreement`, whose signatures agree on at least that share of their entries.
+    `min_agreement`, whose signatures agree on at least that share of their entries; with
+    `cross_at`, only pairs with i < cross_at ≤ j (matches of one set against another).
 
     The agreement filter runs on each band's pairs as they are made, so memory holds the
     pairs that pass it rather than every pair in every shared bucket (templated text fills
@@ -379,6 +381,8 @@ def lsh_candidate_pairs(
         pairs = _bucket_pairs(np.argsort(keys, kind="stable"), keys, docs)
         codes = np.unique(pairs[:, 0] * n + pairs[:, 1])  # one int64 per pair: a cheaper unique
         pairs = np.stack([codes // n, codes % n], axis=1)
+        if cross_at is not None:
+            pairs = pairs[(pairs[:, 0] < cross_at) & (pairs[:, 1] >= cross_at)]
         if min_agreement is not None and len(pairs):
             pairs = _agreeing(sig, pairs, min_agreement)
         kept.append(pairs[:, 0] * n + pairs[:, 1])
