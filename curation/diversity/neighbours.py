@@ -5,7 +5,7 @@ embedded here; a batch that was never embedded has no neighbours to show)."""
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from curation.diversity.embed import DEFAULT_MODEL, cache_key
 from curation.diversity.lru import ByteBudgetLRU, budget_from_env
@@ -31,14 +31,22 @@ _pools: ByteBudgetLRU[tuple[str, int], Pool | None] = ByteBudgetLRU(
 )
 
 
+def _real_batches(engine: Engine) -> tuple[int, ...]:
+    with session_scope(engine, write=False) as session:
+        return tuple(session.scalars(select(Batch.id).where(Batch.origin == "real")))
+
+
 def _load_pool(engine: Engine, batch_id: int, key: str) -> Pool | None:
     """(sample ids, unit vectors) of the batch plus the reference sets; None when there is
     nothing to search or too much to search per card."""
+    selection = Selection(batch_ids=(batch_id, *_real_batches(engine)))
     with session_scope(engine, write=False) as session:
-        real = tuple(session.scalars(select(Batch.id).where(Batch.origin == "real")))
-    table = load_samples(engine, Selection(batch_ids=(batch_id, *real)))
-    if len(table) == 0 or len(table) > MAX_CANDIDATES:
+        # Counted first: loading a million samples only to find the pool too big took 15 s
+        # per card (the review page's first draw at 1M).
+        size = session.scalar(selection.where(select(func.count(Sample.id)))) or 0
+    if size == 0 or size > MAX_CANDIDATES:
         return None
+    table = load_samples(engine, selection)
     # The pool is held in memory (in the LRU) anyway: no sidecar file for it.
     vectors, present = load_vectors(engine, table, key, spill_rows=MAX_CANDIDATES)
     ids = table.ids[present]

@@ -78,3 +78,19 @@ def test_the_neighbour_pools_stay_within_their_budget_dropping_the_least_recentl
         assert len(nearest_neighbours(sqlite_engine, sample_id)) == 4
     assert len(neighbours._pools) == 2
     assert neighbours._pools.total_bytes <= 2 * one_pool
+
+
+def test_a_batch_too_big_to_search_per_card_is_not_loaded(sqlite_engine, records_file, monkeypatch):
+    """The pool's size is counted before any sample is read: at 1M samples, reading them all
+    to find the pool too big made the review page take 15 s to open."""
+    import_file(sqlite_engine, ADMIN, records_file(5), "big")
+    with session_scope(sqlite_engine, write=False) as session:
+        sample_id = session.scalar(select(Sample.id))
+    monkeypatch.setattr(neighbours, "MAX_CANDIDATES", 4)
+    monkeypatch.setattr(neighbours, "_pools", neighbours.ByteBudgetLRU(10**9, neighbours._pool_bytes))
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("samples were loaded for a pool that is too big")
+
+    monkeypatch.setattr(neighbours, "load_samples", refuse)
+    assert nearest_neighbours(sqlite_engine, sample_id) == []
