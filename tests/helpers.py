@@ -190,14 +190,14 @@ def signed_in(actor: Actor) -> dict[str, Any]:
     return {"actor": actor, "signed_in_at": time.time()}
 
 
-def run_app_page(page: str, **state: Any) -> Any:
+def run_app_page(page: str, *, timeout: float = 90, **state: Any) -> Any:
     """The app under `AppTest`, switched to `page` after one run, with `state` in its
     session (an `actor` given there is signed in just now); asserts the page raised nothing."""
     from streamlit.testing.v1 import AppTest  # loaded by the page tests only
 
     if "actor" in state:
         state = {**state, **signed_in(state["actor"])}
-    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=90)
+    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=timeout)
     for key, value in state.items():
         app.session_state[key] = value
     app.run()

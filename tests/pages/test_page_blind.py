@@ -10,7 +10,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block, Node
 
-from curation.config import PROJECT_ROOT
 from curation.review.blind import NOTICE
 from curation.review.decisions import record_decision
 from curation.review.settings import review_settings
@@ -19,9 +18,8 @@ from curation.store.db import session_scope
 from curation.store.models import Batch
 from curation.testing.review_batches import insert_review_batch
 from tests.blind import ADMIN, CANARY, DECISION_CANARY, REVIEWER, TAGS, blind_rows, make_blind_batch
-from tests.helpers import signed_in
+from tests.helpers import run_app_page
 
-APP = str(PROJECT_ROOT / "app.py")
 PAGES = {
     "overview": "pages/home.py",
     "samples": "pages/samples.py",
@@ -64,16 +62,7 @@ def session_text(app: AppTest) -> str:
 
 
 def run_page(page: str, actor, **state) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=90)
-    for key, value in signed_in(actor).items():
-        app.session_state[key] = value
-    app.session_state["reviewer_name"] = actor.name
-    for key, value in state.items():
-        app.session_state[key] = value
-    app.run()
-    app.switch_page(page).run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return run_app_page(page, **{"actor": actor, "reviewer_name": actor.name, **state})
 
 
 def page_state(name: str, batch_id: int, ids: list[int]) -> list[dict]:

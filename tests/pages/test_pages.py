@@ -17,9 +17,7 @@ from curation.review.decisions import record_decision
 from curation.store import open_store
 from curation.store.queries import SampleFilter, get_sample, query_samples
 from pages import FOLDER, PAGES
-from tests.helpers import ADMIN, as_user, signed_in, write_jsonl
-
-APP = str(PROJECT_ROOT / "app.py")
+from tests.helpers import ADMIN, as_user, run_app_page, signed_in, write_jsonl
 
 
 @pytest.fixture
@@ -37,13 +35,7 @@ def make_app(workspace):
     """Factory: the app, switched to `page`, with optional session state, after one run."""
 
     def factory(page: str, **state) -> AppTest:
-        app = AppTest.from_file(APP, default_timeout=60)
-        for key, value in state.items():
-            app.session_state[key] = value
-        app.run()
-        app.switch_page(page).run()
-        assert not app.exception, [e.value for e in app.exception]
-        return app
+        return run_app_page(page, timeout=60, **state)
 
     return factory
 
