@@ -9,14 +9,12 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from curation.config import PROJECT_ROOT
 from curation.jobs import get_job, wait_for_job
 from curation.store import open_store, session_scope
 from curation.store.models import Batch
 from curation.testing.openai_server import OpenAICompatServer
-from tests.helpers import ADMIN
+from tests.helpers import ADMIN, run_app_page
 
-APP = str(PROJECT_ROOT / "app.py")
 PAGE = "pages/generate.py"
 KEY = "sk-page-test-a1b2c3d4e5f60718"
 
@@ -30,14 +28,8 @@ def workspace(monkeypatch, make_store_url):
 
 def run_page(**state) -> AppTest:
     """The Generate page through the router (a page runs only as app.py routes it)."""
-    app = AppTest.from_file(APP, default_timeout=60)
     state.setdefault("reviewer_name", "ada")  # the acting user (an admin: the suite runs with ASSAY_AUTH=none)
-    for key, value in state.items():
-        app.session_state[key] = value
-    app.run()
-    app.switch_page(PAGE).run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return run_app_page(PAGE, timeout=60, **state)
 
 
 def metric(app: AppTest, label: str) -> str:

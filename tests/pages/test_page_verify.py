@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
-from curation.config import PROJECT_ROOT
 from curation.io.importer import import_file
 from curation.jobs import get_job, submit_job, wait_for_job
 from curation.jobs.liveness import process_start_token
@@ -18,9 +17,8 @@ from curation.store import open_store
 from curation.store.db import session_scope
 from curation.store.models import Job, Sample, Verdict, utcnow
 from curation.verification.runner import run_verification
-from tests.helpers import ADMIN, sample_records, write_jsonl
+from tests.helpers import ADMIN, run_app_page, sample_records, write_jsonl
 
-APP = str(PROJECT_ROOT / "app.py")
 PAGE = "pages/verify.py"
 SANDBOX = resolve_mode()[0] is not None
 
@@ -71,14 +69,8 @@ def table_with(app: AppTest, column: str):
 
 
 def open_page(**state) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=120)
     state.setdefault("reviewer_name", "ada")  # the acting user (an admin: the suite runs with ASSAY_AUTH=none)
-    for key, value in state.items():
-        app.session_state[key] = value
-    app.run()
-    app.switch_page(PAGE).run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return run_app_page(PAGE, timeout=120, **state)
 
 
 def test_start_verification_from_the_page(workspace):
