@@ -151,8 +151,9 @@ def curation(workspace: str, *args: str) -> str:
     return done.stdout
 
 
-def write_records(path: Path, n: int, seed: int, origin_note: str) -> None:
-    """n records, math and instruction alternating, written in pieces to bound memory."""
+def write_records(path: Path, n: int, seed: int, id_prefix: str) -> None:
+    """n records with ids `id_prefix`0, 1, …: pieces of 50,000, each half math and half
+    instruction, generated and written one piece at a time to bound memory."""
     piece = 50_000
     rng = random.Random(seed)
     with open(path, "w", encoding="utf-8") as handle:
@@ -162,7 +163,7 @@ def write_records(path: Path, n: int, seed: int, origin_note: str) -> None:
             instruction = build_samples(count // 2, seed=rng.randrange(2**31))
             for k, sample in enumerate([*math, *instruction]):
                 record = sample.to_dict()
-                record["id"] = f"{origin_note}{start + k}"
+                record["id"] = f"{id_prefix}{start + k}"
                 handle.write(json.dumps(record) + "\n")
 
 
@@ -190,8 +191,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Stages:
     stages = Stages()
     batch_file, reference_file = workdir / "batch.jsonl", workdir / "reference.jsonl"
     with stages.stage("write") as note:
-        write_records(batch_file, n, seed=1, origin_note="s")
-        write_records(reference_file, args.reference, seed=2, origin_note="r")
+        write_records(batch_file, n, seed=1, id_prefix="s")
+        write_records(reference_file, args.reference, seed=2, id_prefix="r")
         note["note"] = f"{batch_file.stat().st_size / 2**20:,.0f} MB, {n:,} samples + {args.reference:,} reference"
     with stages.stage("import") as note:
         curation(workspace, "import", "--batch", BATCH, str(batch_file))
