@@ -31,16 +31,12 @@ _pools: ByteBudgetLRU[tuple[str, int], Pool | None] = ByteBudgetLRU(
 )
 
 
-def _real_batches(engine: Engine) -> tuple[int, ...]:
-    with session_scope(engine, write=False) as session:
-        return tuple(session.scalars(select(Batch.id).where(Batch.origin == "real")))
-
-
 def _load_pool(engine: Engine, batch_id: int, key: str) -> Pool | None:
     """(sample ids, unit vectors) of the batch plus the reference sets; None when there is
     nothing to search or too much to search per card."""
-    selection = Selection(batch_ids=(batch_id, *_real_batches(engine)))
     with session_scope(engine, write=False) as session:
+        real = tuple(session.scalars(select(Batch.id).where(Batch.origin == "real")))
+        selection = Selection(batch_ids=(batch_id, *real))
         # Counted first: loading a million samples only to find the pool too big took 15 s
         # per card (the review page's first draw at 1M).
         size = session.scalar(selection.where(select(func.count(Sample.id)))) or 0

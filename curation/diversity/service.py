@@ -570,6 +570,8 @@ def minhash_signatures_for(
     pending: list[dict[str, Any]] = []
 
     def store_pending() -> None:
+        if not pending:  # a rerun with every signature stored takes no write lock
+            return
         with session_scope(engine) as session:
             _insert_new(session, MinHashSignature, pending)
         pending.clear()
