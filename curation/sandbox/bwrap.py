@@ -634,6 +634,39 @@ IDLE_SECONDS = 30.0
 #: The fork server's CPU rlimit; each judge lowers its own to the run's backstop.
 _SERVER_CPU_SECONDS = 600
 _ANSWER_SECONDS = 10.0
+#: How long a closed sandbox may take to end by itself before it is killed.
+_CLOSE_SECONDS = 2.0
+
+
+def _kill_children(pid: int) -> bool:
+    """SIGKILL the children of `pid` (which must be ours, not yet reaped, so its
+    children stay its own until it reaps them); False if none were found."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            children = [int(child) for child in fh.read().split()]
+    except (OSError, ValueError):
+        return False
+    for child in children:
+        try:
+            pidfd = os.pidfd_open(child)
+        except OSError:
+            continue
+        try:
+            if _parent_pid(child) == pid:  # the pidfd pins it: not a reused pid
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except OSError:
+            pass
+        finally:
+            os.close(pidfd)
+    return bool(children)
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @dataclass
@@ -650,12 +683,17 @@ class ForkServerSandbox:
     idle_since: float = 0.0
 
     def kill(self) -> None:
+        """End the sandbox by killing its pid 1, the fork server: the kernel then ends
+        every other process of the sandbox, and bwrap, pid 1's parent, reaps it and
+        exits. Killing bwrap instead would orphan pid 1 to the host's init, and until
+        that init reaps it (a second or more on some hosts) the uid slot is not free."""
         if self.proc.poll() is not None:
             return  # reaped (perhaps by sweep_uid): its pid may belong to someone else now
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if not _kill_children(self.proc.pid):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def answered(self) -> bool:
         """Has the fork server answered (the run is over and the sandbox swept)?"""
@@ -673,9 +711,16 @@ class ForkServerSandbox:
         return (status, clean is True) if type(status) is int else None
 
     def close(self) -> None:
-        self.control.close()
-        self.kill()
-        self.proc.wait()
+        self.control.close()  # the fork server returns, the sandbox ends, bwrap exits
+        try:
+            self.proc.wait(timeout=_CLOSE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            try:
+                self.proc.wait(timeout=_CLOSE_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
         if self.slot is not None:
             self.slot.dirty = True  # sweep the uid before the slot is used again
         self.slot_hold.close()

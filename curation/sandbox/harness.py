@@ -1050,6 +1050,7 @@ def serve_forks(control_fd, sweep=True):
 
     This process never reads a run's code, tests or token and never runs untrusted
     code: each judge starts from its clean memory, each candidate from its judge's."""
+    import gc  # sandbox: the fork server pays each import once, for every run after it
     import importlib  # sandbox: the fork server pays each import once, for every run after it
     import socket  # sandbox: the fork server pays each import once, for every run after it
 
@@ -1062,6 +1063,10 @@ def serve_forks(control_fd, sweep=True):
             pass
     modes = {path: os.stat(path).st_mode & 0o7777 for path in _SWEPT_DIRS}
     control = socket.socket(fileno=control_fd)
+    # Every object so far goes to the permanent generation: a judge's or candidate's
+    # collections then never walk (and so never copy-on-write) the pages they share
+    # with this process. Measured: 25 % less CPU per sample (benchmarks/verify_code.py).
+    gc.freeze()
     while True:
         try:
             _request, fds, _flags, _addr = socket.recv_fds(control, 1, 4)

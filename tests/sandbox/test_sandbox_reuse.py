@@ -136,3 +136,55 @@ def test_posix_message_queues_cannot_be_created(one_slot: Callable[[CodeJob], Co
     )
     result = one_slot(queue)
     assert result.passed is True, result.details["tests"]
+
+
+
+POOL_BASE = 61940  # one_slot's uid
+
+
+@pytest.fixture
+def left_at_release(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The processes of the uid found each time a slot is swept (when it is taken
+    after a crash and when it is released)."""
+    found: list[list[int]] = []
+    sweep = sandbox_bwrap.sweep_uid
+
+    def recording_sweep(uid: int, timeout: float = 10.0) -> bool:
+        found.append(sandbox_bwrap.uid_processes(uid))
+        return sweep(uid, timeout)
+
+    monkeypatch.setattr(sandbox_bwrap, "sweep_uid", recording_sweep)
+    return found
+
+
+@needs_sandbox
+def test_a_closed_sandbox_leaves_no_process_of_its_uid(
+    one_slot: Callable[[CodeJob], CodeResult], left_at_release: list[list[int]]
+) -> None:
+    """Closing lets the fork server end and bwrap reap it: nothing is left for the
+    host's init to reap (a zombie of the uid would hold the slot until init got round
+    to it, a second or more on some hosts)."""
+    assert one_slot(FIND_TRACES).passed is True
+    sandbox_bwrap.SHELF.close_all()
+    assert left_at_release and not any(left_at_release), left_at_release
+
+
+@needs_sandbox
+def test_a_sandbox_killed_mid_run_leaves_no_process_of_its_uid(
+    tmp_path: Path, left_at_release: list[list[int]]
+) -> None:
+    """A run the host has to stop (here: too much output) kills the sandbox's pid 1;
+    no process of the sandbox is left when its slot is released, and the next run gets
+    a new sandbox."""
+    pool = UidPool(base=POOL_BASE, size=1, lock_dir=tmp_path)
+    limits = SandboxLimits(cpu_seconds=2.0, max_output_bytes=1 << 16)
+    flood = CodeJob("def flood():\n    while True:\n        print('x' * 4096)\n", "flood()\n")
+    try:
+        first = run_code(flood, limits=limits, pool=pool)
+        assert first.reason.startswith("output limit exceeded"), first.reason
+        second = run_code(FIND_TRACES, limits=limits, pool=pool)
+        assert second.passed is True, second.details
+        assert second.details["fork_server"]["pid"] != first.details["fork_server"]["pid"]
+    finally:
+        sandbox_bwrap.SHELF.close_all()
+    assert len(left_at_release) >= 2 and not any(left_at_release), left_at_release
