@@ -271,15 +271,15 @@ def uid_processes(uid: int) -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit() and _real_uid(int(name)) == uid]
 
 
-def _kill_pid_of_uid(pid: int, uid: int) -> None:
-    """SIGKILL `pid` only if it still belongs to `uid`: the pidfd pins the process, so
-    a pid reused in between cannot be hit."""
+def _kill_if(pid: int, still_it: Callable[[int], bool]) -> None:
+    """SIGKILL `pid` only if `still_it(pid)` holds once a pidfd pins the process, so a
+    pid reused in between cannot be hit."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
         return
     try:
-        if _real_uid(pid) == uid:
+        if still_it(pid):
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     except OSError:
         pass
@@ -301,7 +301,7 @@ def sweep_uid(uid: int, timeout: float = 10.0) -> bool:
         if time.monotonic() > deadline:
             return False
         for pid in pids:
-            _kill_pid_of_uid(pid, uid)
+            _kill_if(pid, lambda p: _real_uid(p) == uid)
             _reap_if_own_child(pid)
         time.sleep(0.01)
 
@@ -647,17 +647,7 @@ def _kill_children(pid: int) -> bool:
     except (OSError, ValueError):
         return False
     for child in children:
-        try:
-            pidfd = os.pidfd_open(child)
-        except OSError:
-            continue
-        try:
-            if _parent_pid(child) == pid:  # the pidfd pins it: not a reused pid
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        except OSError:
-            pass
-        finally:
-            os.close(pidfd)
+        _kill_if(child, lambda p: _parent_pid(p) == pid)
     return bool(children)
 
 
