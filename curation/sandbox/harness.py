@@ -1065,7 +1065,7 @@ def serve_forks(control_fd, sweep=True):
     control = socket.socket(fileno=control_fd)
     # Every object so far goes to the permanent generation: a judge's or candidate's
     # collections then never walk (and so never copy-on-write) the pages they share
-    # with this process. Measured: 25 % less CPU per sample (benchmarks/verify_code.py).
+    # with this process: 20-25 % less CPU per sample, measured (BENCHMARKS.md).
     gc.freeze()
     while True:
         try:
