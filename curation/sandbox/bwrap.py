@@ -680,10 +680,11 @@ class ForkServerSandbox:
         if self.proc.poll() is not None:
             return  # reaped (perhaps by sweep_uid): its pid may belong to someone else now
         if not _kill_children(self.proc.pid):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            self._kill_bwrap()
+
+    def _kill_bwrap(self) -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def answered(self) -> bool:
         """Has the fork server answered (the run is over and the sandbox swept)?"""
@@ -709,8 +710,7 @@ class ForkServerSandbox:
             try:
                 self.proc.wait(timeout=_CLOSE_SECONDS)
             except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self._kill_bwrap()
                 self.proc.wait()
         if self.slot is not None:
             self.slot.dirty = True  # sweep the uid before the slot is used again

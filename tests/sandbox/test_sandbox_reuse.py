@@ -66,10 +66,13 @@ FIND_TRACES = CodeJob(
 )
 
 
+POOL_BASE = 61940  # the uid of the one-slot pools here
+
+
 @pytest.fixture
 def one_slot(tmp_path: Path) -> Iterator[Callable[[CodeJob], CodeResult]]:
     """run(job) on a uid pool of one slot; its sandboxes are closed afterwards."""
-    pool = UidPool(base=61940, size=1, lock_dir=tmp_path)
+    pool = UidPool(base=POOL_BASE, size=1, lock_dir=tmp_path)
     yield lambda job: run_code(job, limits=SandboxLimits(cpu_seconds=2.0), pool=pool)
     sandbox_bwrap.SHELF.close_all()
 
@@ -137,9 +140,6 @@ def test_posix_message_queues_cannot_be_created(one_slot: Callable[[CodeJob], Co
     result = one_slot(queue)
     assert result.passed is True, result.details["tests"]
 
-
-
-POOL_BASE = 61940  # one_slot's uid
 
 
 @pytest.fixture
